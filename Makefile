@@ -1,0 +1,35 @@
+# raystack: two commands for a fresh machine, `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.raystack-installed
+# The CPU wheel of torch lies on disk on this kind of machine; an unpinned torch would
+# pull several GB of CUDA libraries, so it goes in first where no GPU is present.
+TORCH_CPU ?= torch==2.13.0
+HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+PYTEST_ARGS ?=
+
+.PHONY: install test demo lint bench test-gpu-extras clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@start=$$(date +%s); \
+	test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+	if [ -z "$(HAS_CUDA)" ]; then $(PY) -m pip install -q $(TORCH_CPU); fi; \
+	$(PY) -m pip install -q -e '.[test,dev]'; \
+	echo "install: $$(( $$(date +%s) - start )) s, venv $$(du -sh $(VENV) | cut -f1)"
+	@touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: install
+	$(PY) jobs/demo.py --out demo-out
+
+lint: install
+	$(VENV)/bin/ruff check raystack jobs bench tests
+
+clean:
+	rm -rf $(VENV) .venv-gpu-extras demo-out .pytest_cache

@@ -1,0 +1,86 @@
+"""Pure scoring math of the evaluation protocol (DESIGN.md section 5), free of Ray and models.
+
+Shapes: ``psnr(pred, target)`` takes (B, C, H, W) tensors in [-1, 1] and returns (B,)
+PSNR in dB; the per-video functions take 1-D arrays over the frames of one video.
+
+    psnr(torch.zeros(2, 3, 8, 8), torch.full((2, 3, 8, 8), 0.1))  # -> tensor([26.0206, 26.0206])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# An exact prediction would give an infinite PSNR; clamping the MSE caps it at 100 dB so
+# per-video min-max normalisation stays finite.
+MSE_FLOOR = 1e-10
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample PSNR of images in [-1, 1]: mapped to [0, 1], ``10 log10(1 / mse)`` over C*H*W."""
+    if pred.shape != target.shape:
+        msg = f"psnr: pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}"
+        raise ValueError(msg)
+    p = (pred.float() + 1.0) * 0.5
+    t = (target.float() + 1.0) * 0.5
+    mse = (p - t).pow(2).flatten(1).mean(dim=1).clamp_min(MSE_FLOOR)
+    return 10.0 * torch.log10(1.0 / mse)
+
+
+def psnr_np(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """NumPy twin of :func:`psnr` for (B, ...) arrays in [-1, 1]."""
+    p = (np.asarray(pred, dtype=np.float64) + 1.0) * 0.5
+    t = (np.asarray(target, dtype=np.float64) + 1.0) * 0.5
+    mse = np.maximum(((p - t) ** 2).reshape(len(p), -1).mean(axis=1), MSE_FLOOR)
+    return 10.0 * np.log10(1.0 / mse)
+
+
+def minmax_normalise(x: np.ndarray) -> np.ndarray:
+    """Min-max normalise one video's scores to [0, 1].
+
+    A constant series (one frame, or a perfectly flat video) has no spread to normalise;
+    it maps to all ones, i.e. "as normal as this video gets", rather than NaN.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return x
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo <= 0.0:
+        return np.ones_like(x)
+    return (x - lo) / (hi - lo)
+
+
+def anomaly_from_psnr(psnr_values: np.ndarray) -> np.ndarray:
+    """Anomaly score of one video: 1 - min-max normalised PSNR (high PSNR = normal)."""
+    return 1.0 - minmax_normalise(psnr_values)
+
+
+def gaussian_smooth(x: np.ndarray, sigma: float = 10.0) -> np.ndarray:
+    """Temporal smoothing of one video's scores, exactly scipy's gaussian_filter1d.
+
+    ``mode='mirror', truncate=4`` as the protocol fixes; ``sigma <= 0`` returns the input.
+    (The public VADMamba code used cv2.GaussianBlur, whose 1-D meaning changed in OpenCV 5.)
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    x = np.asarray(x, dtype=np.float64)
+    if sigma <= 0 or x.size == 0:
+        return x.copy()
+    return gaussian_filter1d(x, sigma=sigma, mode="mirror", truncate=4.0)
+
+
+def video_anomaly_scores(psnr_values: np.ndarray, sigma: float = 10.0) -> np.ndarray:
+    """Protocol score of one video: normalise, invert, then smooth."""
+    return gaussian_smooth(anomaly_from_psnr(psnr_values), sigma)
+
+
+def weighted_fusion(a: np.ndarray, b: np.ndarray, alpha: float) -> np.ndarray:
+    """Fixed-weight fusion ``alpha * a + (1 - alpha) * b`` of two aligned score arrays.
+
+    Uses no labels, so it is the default fusion (VADMamba's per-video choice by test AUC
+    lives only in evaluation, as the ``oracle`` mode).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        msg = f"fusion alpha must be in [0, 1], got {alpha}"
+        raise ValueError(msg)
+    return alpha * np.asarray(a, dtype=np.float64) + (1.0 - alpha) * np.asarray(b, dtype=np.float64)
