@@ -31,5 +31,10 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check raystack jobs bench tests
 
+# A second venv (.venv-gpu-extras, ~7 GB) with torch 2.14.1 + torchvision + ptlflow runs
+# the ptlflow adapter for real on CPU; the main suite never needs it.
+test-gpu-extras:
+	bash infra/gpu-extras/run.sh
+
 clean:
 	rm -rf $(VENV) .venv-gpu-extras demo-out .pytest_cache
