@@ -1,0 +1,39 @@
+"""A tiny real archive and a store of score rows with one clear dip per video."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from raystack.store import Store, table_schema
+
+
+@pytest.fixture(scope="session")
+def scanned_store(tmp_path_factory):
+    """A tiny real archive, its probed videos table, and score rows with one clear dip."""
+    from raystack.archive import probe_archive
+    from raystack.synth import synthesize
+
+    root = tmp_path_factory.mktemp("report")
+    synthesize(root / "arch", n_train=0, n_test=2, frames=40, size=(64, 64), seed=3)
+    videos = probe_archive(str(root / "arch" / "test"))
+    store = Store(root / "store")
+    store.write_table("videos", "r1", "videos", videos)
+    rng = np.random.default_rng(0)
+    dips = {}
+    for row in videos.to_pylist():
+        n = row["frames"]
+        frames = np.arange(16, n)
+        psnr = 32 + rng.normal(0, 0.05, len(frames))
+        dip = (frames >= 25) & (frames <= 32)
+        psnr[dip] -= 6
+        dips[row["video_id"]] = (25, 32)
+        for model, off in (("fp", 0.0), ("fr", 1.0)):
+            t = pa.table({
+                "run_id": ["r1"] * len(frames), "video_id": [row["video_id"]] * len(frames),
+                "frame": frames, "timestamp_s": frames / row["fps"], "model": [model] * len(frames),
+                "psnr": (psnr + off).astype(np.float32), "aux": [None] * len(frames)},
+                schema=table_schema("scores"))
+            store.write_table("scores", "r1", f"{row['video_id']}-{model}", t)
+    return store, videos, dips
