@@ -10,7 +10,7 @@ TORCH_CPU ?= torch==2.13.0
 HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 PYTEST_ARGS ?=
 
-.PHONY: install test demo lint bench test-gpu-extras clean
+.PHONY: install test demo lint bench test-gpu-extras clean browser
 
 install: $(STAMP)
 
@@ -22,8 +22,15 @@ $(STAMP): pyproject.toml
 	echo "install: $$(( $$(date +%s) - start )) s, venv $$(du -sh $(VENV) | cut -f1)"
 	@touch $(STAMP)
 
-test: install
+test: install browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Debian's chromium opens the HTML report in the tests (headless); best effort, so a
+# machine without apt or root still runs the rest of the suite (that one test then skips).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1) \
+	  || echo "note: chromium could not be installed; the report's browser test will be skipped"; }
 
 demo: install
 	$(PY) jobs/demo.py --out demo-out
