@@ -140,15 +140,18 @@ def _summary_rows(data: dict, opts: ReportOptions) -> list[tuple[str, str]]:
         thr_text += f" (calibrated on normal footage: {opts.threshold_name})"
     rows += [("threshold", thr_text), ("smoothing sigma", f"{opts.sigma:g} frames"),
              ("events", f"{len(data['events'])} (min {opts.min_frames} frames, merge gap {opts.merge_gap})")]
-    started, ended = info.get("started_at"), info.get("finished_at") or info.get("ended_at")
-    wall = info.get("wall_s")
-    if wall:
-        rows.append(("wall time", f"{wall:.1f} s ({frames_scored / wall:.1f} frames/s)"))
-    elif started and ended:
-        rows.append(("started / ended", f"{started} / {ended}"))
-    for key in ("checkpoints", "checkpoint_hashes", "code_version", "schema_version"):
-        if key in info:
-            rows.append((key.replace("_", " "), json.dumps(info[key]) if not isinstance(info[key], str) else info[key]))
+    # A resumed run has several invocations; its throughput is over all of them.
+    wall = sum(float(i.get("wall_s") or 0.0) for i in info.get("invocations", []))
+    if wall > 0:
+        rows.append(("wall time", f"{wall:.1f} s ({frames_scored / wall:.1f} frames/s end to end)"))
+    if info.get("started_at"):
+        rows.append(("started / finished", f"{info['started_at']} / {info.get('finished_at') or '-'}"))
+    models = info.get("models") or {}
+    for stream, ck in (models.get("checkpoints") or {}).items():
+        rows.append((f"model {stream}", f"{ck.get('path')} (preset {ck.get('preset')}, "
+                                        f"sha256 {str(ck.get('sha256'))[:12]})"))
+    if info.get("code_version"):
+        rows.append(("code version", str(info["code_version"])))
     return rows
 
 
