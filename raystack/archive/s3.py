@@ -60,7 +60,8 @@ def s3_client(retries: str = "standard", max_attempts: int = 5) -> Any:
                 "response_checksum_validation": "when_required",
             }
         config = Config(retries={"mode": retries, "max_attempts": max_attempts}, **extra)
-        cache[key] = boto3.session.Session().client("s3", endpoint_url=endpoint_url(), config=config)
+        session = boto3.session.Session()
+        cache[key] = session.client("s3", endpoint_url=endpoint_url(), config=config)
     return cache[key]
 
 

@@ -1,0 +1,268 @@
+"""Decode throughput on the synthetic archive: decord vs PyAV, sequential and random.
+
+For each archive variant (codec x resolution) it measures, as the median of several
+repeats, frames per second of:
+
+* sequential reads in 32-frame chunks through raystack's readers (``DecordReader``,
+  ``PyAVReader``), with the frames resized to 256x256 and at source size;
+* the raw libraries without raystack around them (decord ``vr[i]`` and ``get_batch``,
+  PyAV ``to_ndarray`` and swscale-side resizing), to see what the wrappers cost;
+* random access: 16-frame clips at random starts, through each reader.
+
+The sequential reader of :func:`raystack.decode.open_reader` is chosen from these
+numbers (``SEQUENTIAL_BACKEND``). Results go to ``bench/results/decode.json``.
+
+    flock /tmp/raystack-cpu.lock .venv/bin/python bench/decode_bench.py
+    flock /tmp/raystack-cpu.lock .venv/bin/python bench/decode_bench.py --frames 150 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from raystack.decode import DecordReader, PyAVReader, resize_rgb  # noqa: E402
+from raystack.synth import synthesize  # noqa: E402
+
+CHUNK = 32
+OUT_SIZE = (256, 256)
+
+
+def machine() -> dict:
+    import av
+    import cv2
+    import decord
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cpus_available": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "decord": decord.__version__,
+        "av": av.__version__,
+        "ffmpeg_in_av": ".".join(map(str, av.library_versions["libavcodec"])),
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": commit,
+    }
+
+
+def seq_reader(cls, size, threads: int = 0):
+    def run(path: Path) -> None:
+        with cls(str(path), size=size, threads=threads) as r:
+            for a in range(0, r.num_frames, CHUNK):
+                r.read(a, min(a + CHUNK, r.num_frames))
+
+    return run
+
+
+def raw_decord_index(size):
+    def run(path: Path) -> None:
+        import decord
+
+        vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
+        for i in range(len(vr)):
+            resize_rgb(vr[i].asnumpy(), size)
+
+    return run
+
+
+def raw_decord_batch(size):
+    def run(path: Path) -> None:
+        import decord
+
+        vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
+        for a in range(0, len(vr), CHUNK):
+            for f in vr.get_batch(list(range(a, min(a + CHUNK, len(vr))))).asnumpy():
+                resize_rgb(f, size)
+
+    return run
+
+
+def raw_pyav(size, swscale: bool = False):
+    def run(path: Path) -> None:
+        import av
+
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            s.thread_type = "AUTO"
+            for f in c.decode(s):
+                if swscale and size:
+                    f.reformat(
+                        width=size[0], height=size[1], format="rgb24", interpolation="AREA"
+                    ).to_ndarray()
+                else:
+                    resize_rgb(f.to_ndarray(format="rgb24"), size)
+
+    return run
+
+
+def random_clips(cls, frames: int, n: int = 12, length: int = 16):
+    starts = np.random.default_rng(0).integers(0, frames - length, n)
+
+    def run(path: Path) -> None:
+        with cls(str(path), size=OUT_SIZE) as r:
+            for s in starts:
+                r.read(int(s), int(s) + length)
+
+    return run, n * length
+
+
+def bench_variant(files: list[Path], frames: int, repeats: int) -> dict:
+    """Frames/s of every configuration; repeats are interleaved across configurations so
+    that load from other processes on a shared machine hits all of them alike."""
+    cases: dict[str, tuple] = {}
+    for size, tag in ((OUT_SIZE, "256"), (None, "src")):
+        for threads, ttag in ((0, ""), (1, "_1thread")):
+            cases[f"seq_decord_reader_{tag}{ttag}"] = (
+                seq_reader(DecordReader, size, threads),
+                frames,
+            )
+            cases[f"seq_pyav_reader_{tag}{ttag}"] = (seq_reader(PyAVReader, size, threads), frames)
+    cases["raw_decord_index_256"] = (raw_decord_index(OUT_SIZE), frames)
+    cases["raw_decord_batch32_256"] = (raw_decord_batch(OUT_SIZE), frames)
+    cases["raw_pyav_256"] = (raw_pyav(OUT_SIZE), frames)
+    cases["raw_pyav_swscale_256"] = (raw_pyav(OUT_SIZE, swscale=True), frames)
+    for cls, name in ((DecordReader, "decord"), (PyAVReader, "pyav")):
+        cases[f"random16_{name}_reader_256"] = random_clips(cls, frames)
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(repeats):
+        for k, (fn, _n) in cases.items():
+            t = time.perf_counter()
+            for p in files:
+                fn(p)
+            times[k].append(time.perf_counter() - t)
+    res: dict[str, dict[str, float]] = {}
+    for k, (_fn, n) in cases.items():
+        total = n * len(files)
+        res[k] = {
+            "median": round(total / statistics.median(times[k]), 1),
+            "best": round(total / min(times[k]), 1),
+        }
+    for tag in ("256", "src", "256_1thread", "src_1thread"):
+        a, b = res[f"seq_pyav_reader_{tag}"], res[f"seq_decord_reader_{tag}"]
+        res[f"ratio_pyav_over_decord_seq_{tag}"] = {
+            s: round(a[s] / b[s], 3) for s in ("median", "best")
+        }
+    return res
+
+
+def open_cost(path: Path, repeats: int) -> dict:
+    """Seconds to open a reader (decord indexes every packet; PyAV reads the header)."""
+    out = {"frames": None, "bytes": path.stat().st_size}
+    for cls, name in ((DecordReader, "decord"), (PyAVReader, "pyav")):
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            with cls(str(path), size=OUT_SIZE) as r:
+                times.append(time.perf_counter() - t)
+                out["frames"] = r.num_frames
+        out[f"{name}_open_s"] = round(statistics.median(times), 5)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=300, help="frames per video")
+    ap.add_argument("--videos", type=int, default=2, help="videos per variant")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--long-frames", type=int, default=6000, help="frames of the open-cost video")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "decode.json"))
+    args = ap.parse_args()
+
+    variants = [("mpeg4", (256, 256)), ("mpeg4", (640, 480)), ("h264", (640, 480))]
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for codec, size in variants:
+            name = f"{codec}_{size[0]}x{size[1]}"
+            root = Path(tmp) / name
+            synthesize(
+                root,
+                seed=0,
+                n_train=args.videos,
+                n_test=0,
+                frames=args.frames,
+                size=size,
+                codec=codec,
+            )
+            files = sorted((root / "train").glob("*.mp4"))
+            results[name] = bench_variant(files, args.frames, args.repeats)
+            print(f"done {name}", file=sys.stderr)
+        # Opening cost against length: decord's open scans the whole file.
+        opens = {
+            "mpeg4_256x256_short": open_cost(
+                sorted((Path(tmp) / "mpeg4_256x256" / "train").glob("*.mp4"))[0], args.repeats
+            )
+        }
+        long_root = Path(tmp) / "long"
+        synthesize(long_root, seed=0, n_train=1, n_test=0, frames=args.long_frames)
+        opens["mpeg4_256x256_long"] = open_cost(
+            next((long_root / "train").glob("*.mp4")), args.repeats
+        )
+
+    keys = list(next(iter(results.values())))
+    width = max(map(len, keys))
+    print(
+        f"{'frames/s: median (best) of ' + str(args.repeats):<{width}}  "
+        + "  ".join(f"{n:>20}" for n in results)
+    )
+    for k in keys:
+        cells = [f"{results[n][k]['median']:.2f} ({results[n][k]['best']:.2f})" for n in results]
+        print(f"{k:<{width}}  " + "  ".join(f"{c:>20}" for c in cells))
+    print("\nopen cost (median s):")
+    for k, v in opens.items():
+        print(
+            f"  {k}: {v['frames']} frames, {v['bytes'] / 1e6:.1f} MB: "
+            f"decord {v['decord_open_s'] * 1e3:.1f} ms, pyav {v['pyav_open_s'] * 1e3:.1f} ms"
+        )
+
+    doc = {
+        "benchmark": "decode",
+        "machine": machine(),
+        "params": {
+            "frames_per_video": args.frames,
+            "videos_per_variant": args.videos,
+            "repeats": args.repeats,
+            "chunk": CHUNK,
+            "out_size": list(OUT_SIZE),
+            "archive": "raystack.synth train videos, seed 0, bit rate ~1 bit/pixel",
+            "threads": "library defaults (PyAV thread_type AUTO, decord num_threads=0) "
+            "unless the name says _1thread",
+        },
+        "units": "frames per second over all videos of a variant: median and best of the "
+        "interleaved repeats; ratio_* are PyAV/decord ratios of those",
+        "results": results,
+        "open_cost": opens,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

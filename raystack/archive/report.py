@@ -1,0 +1,101 @@
+"""Show or save the ``videos`` table: a rich table for people, csv/json/parquet for tools.
+
+print_videos(table)                               # rich table, then the probe errors
+write_videos(table, "json", None)                 # JSON records on stdout
+write_videos(table, "parquet", "videos.parquet")
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def _json_default(obj: object) -> str:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    msg = f"cannot write {type(obj).__name__} as JSON"
+    raise TypeError(msg)
+
+
+def write_videos(table: pa.Table, fmt: str, out: str | Path | None) -> None:
+    """Write ``table`` as csv, json (a list of records) or parquet to ``out`` or stdout.
+
+    Raises:
+        ValueError: unknown format, or parquet without an output file.
+    """
+    if fmt not in FORMATS[1:]:
+        msg = f"unknown format {fmt!r}; choose one of {FORMATS}"
+        raise ValueError(msg)
+    if fmt == "parquet":
+        if out is None:
+            msg = "parquet is binary: give an output file (--out videos.parquet)"
+            raise ValueError(msg)
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, str(out))
+        return
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        buf = io.BytesIO()
+        pcsv.write_csv(table, buf)
+        text = buf.getvalue().decode()
+    else:
+        text = json.dumps(table.to_pylist(), indent=2, default=_json_default) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text)
+
+
+def print_videos(table: pa.Table, console=None) -> None:
+    """Print ``table`` as a rich table, then each probe error in full."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    # A narrow terminal (or a pipe, 80 columns) drops the id; csv/json always have it.
+    wide = console.width >= 120
+    cols = ["relpath", "kind", "frames", "fps", "size", "codec", "duration"]
+    cols += ["video_id", "status"] if wide else ["status"]
+    view = Table(title=f"{table.num_rows} videos")
+    for name in cols:
+        right = name in ("frames", "fps", "size", "duration")
+        fold = name == "relpath"
+        view.add_column(
+            name,
+            justify="right" if right else "left",
+            no_wrap=not fold,
+            min_width=12 if fold else len(name),
+            overflow="fold",
+        )
+    rows = table.to_pylist()
+    for r in rows:
+        cells = {
+            "relpath": r["relpath"],
+            "kind": r["kind"],
+            "frames": "" if r["frames"] is None else str(r["frames"]),
+            "fps": "" if r["fps"] is None else f"{r['fps']:g}",
+            "size": "" if r["width"] is None else f"{r['width']}x{r['height']}",
+            "codec": r["codec"] or "",
+            "duration": "" if r["duration_s"] is None else f"{r['duration_s']:.1f} s",
+            "video_id": r["video_id"],
+            "status": "[green]ok[/green]"
+            if r["probe_error"] is None
+            else "[bold red]error[/bold red]",
+        }
+        view.add_row(*(cells[c] for c in cols))
+    console.print(view)
+    bad = [r for r in rows if r["probe_error"] is not None]
+    if bad:
+        console.print(f"[bold red]{len(bad)} of {len(rows)} videos cannot be read:[/bold red]")
+        for r in bad:
+            console.print(f"  [red]{r['relpath']}[/red]: {r['probe_error']}", highlight=False)

@@ -1,0 +1,503 @@
+"""Decode clips of a video file or a frame folder: RGB, resized, optionally in [-1, 1].
+
+Three readers share one interface (:class:`VideoReader`): decord (random access, and
+sequential reads of ordinary files: fastest here, see ``bench/decode_bench.py``), PyAV
+(sequential segments of very long files, which it opens without indexing them), and an
+image-folder reader for UCSD/Avenue-style frame folders. S3 videos are fetched to the
+local cache first; S3 frame folders fetch only the images a read asks for.
+
+    with open_reader("cam01.mp4", size=(256, 256), sequential=True) as r:
+        clip = r.read(0, 32)                 # uint8 (32, 256, 256, 3), RGB
+    x = to_model_range(clip)                 # float32 in [-1, 1], same shape
+
+Every failure a file can cause raises :class:`~raystack.errors.UndecodableVideoError`
+naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from raystack.errors import UndecodableVideoError
+
+# Which reader serves which access pattern (bench/decode_bench.py, results in
+# bench/results/decode.json). On the synthetic archive decord decoded sequential 32-frame
+# chunks resized to 256x256 as fast as or faster than PyAV in every variant (PyAV/decord
+# 0.60-0.95; DESIGN.md's "PyAV 2x faster" did not hold), so it serves sequential reads too.
+# But decord's open reads every packet of the file to build its index (12 ms for a
+# 6,000-frame, 27 MB file from the page cache, PyAV 1.4 ms; at disk speed if cold), and a scan
+# opens a long file once per segment; past LONG_VIDEO_BYTES that pass costs more than
+# decord's decode advantage over a segment, and PyAV, which opens in ~2 ms and seeks by
+# timestamp, reads sequential segments instead.
+SEQUENTIAL_BACKEND = "decord"
+LONG_VIDEO_SEQUENTIAL_BACKEND = "pyav"
+LONG_VIDEO_BYTES = 1 << 30
+RANDOM_BACKEND = "decord"
+BACKENDS = ("decord", "pyav")
+
+
+def to_model_range(frames_uint8: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> float32 in [-1, 1] (0 -> -1, 255 -> 1), same shape."""
+    return frames_uint8.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+
+
+def resize_rgb(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Resize one (H, W, 3) uint8 frame to ``size`` = (width, height); None keeps it.
+
+    Every reader resizes through here so that switching readers never changes pixels.
+    Bilinear, as ``cv2.resize``'s default in the public VADMamba/MNAD data loaders (the
+    evaluation protocol's preprocessing); INTER_AREA would alias less but took 1.3 ms per
+    640x480 frame here against 0.11 ms, more than decoding the frame.
+    """
+    if size is None or (frame.shape[1], frame.shape[0]) == tuple(size):
+        return np.ascontiguousarray(frame)
+    import cv2
+
+    return cv2.resize(frame, tuple(size), interpolation=cv2.INTER_LINEAR)
+
+
+def _check_size(size: Any) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    w, h = (int(v) for v in size)
+    if w <= 0 or h <= 0:
+        msg = f"size must be (width, height) with positive values, got {size!r}"
+        raise ValueError(msg)
+    return (w, h)
+
+
+class VideoReader:
+    """Reads frame ranges of one video. Use as a context manager.
+
+    Attributes:
+        uri: the file or folder read (the S3 URI for cached objects).
+        num_frames, fps: as the container (or the folder) declares them.
+        width, height: size of the SOURCE frames; reads are resized to ``size``.
+        size: (width, height) of what :meth:`read` returns, or None for the source size.
+    """
+
+    backend = "base"
+
+    def __init__(self, uri: str, size: tuple[int, int] | None) -> None:
+        self.uri = uri
+        self.size = _check_size(size)
+        self.num_frames = 0
+        self.fps = 0.0
+        self.width = 0
+        self.height = 0
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:  # noqa: B027 - readers without handles have nothing to close
+        pass
+
+    @property
+    def out_shape(self) -> tuple[int, int]:
+        """(height, width) of the frames :meth:`read` returns."""
+        return (self.size[1], self.size[0]) if self.size else (self.height, self.width)
+
+    def _check_range(self, start: int, stop: int) -> None:
+        if not 0 <= start <= stop <= self.num_frames:
+            msg = f"{self.uri}: frame range [{start}, {stop}) outside [0, {self.num_frames})"
+            raise IndexError(msg)
+
+    def _empty(self) -> np.ndarray:
+        return np.zeros((0, *self.out_shape, 3), np.uint8)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)`` as uint8 (T, H, W, 3) RGB, resized to ``size``."""
+        raise NotImplementedError
+
+
+# --- decord: random access and sequential reads of ordinary files -------------------
+
+
+class DecordReader(VideoReader):
+    """decord's reader: an exact frame index over the whole file, any-order access."""
+
+    backend = "decord"
+
+    def __init__(self, path: str, *, uri: str | None = None, size=(256, 256), threads: int = 0):
+        super().__init__(uri or path, size)
+        import decord
+
+        # decord raises RuntimeError from Python, DECORDError from C++, and asserts on
+        # streams without frames.
+        self._errors = (RuntimeError, AssertionError, IndexError, decord.DECORDError)
+        try:
+            self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
+            self.num_frames = len(self._vr)
+            self.fps = float(self._vr.get_avg_fps())
+            first = self._vr[0].asnumpy()
+        except self._errors as e:
+            reason = f"decord cannot open it: {_short(e)} (not a video, truncated, or unsupported)"
+            raise UndecodableVideoError(self.uri, reason) from e
+        self.height, self.width = first.shape[:2]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        self._check_range(start, stop)
+        if start == stop:
+            return self._empty()
+        try:
+            batch = self._vr.get_batch(list(range(start, stop))).asnumpy()
+        except self._errors as e:
+            msg = (
+                f"decord failed reading frames [{start}, {stop}): {_short(e)}; truncated or corrupt"
+            )
+            raise UndecodableVideoError(self.uri, msg) from e
+        return np.stack([resize_rgb(f, self.size) for f in batch])
+
+    def close(self) -> None:
+        self._vr = None
+
+
+# --- PyAV: probing, and sequential segments of long files -----------------------------
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a container says about its first video stream, checked by decoding."""
+
+    frames: int
+    fps: float
+    width: int
+    height: int
+    codec: str
+
+
+class _AVStream:
+    """One PyAV video stream that yields ``(index, frame)`` from any start frame.
+
+    The index of the first frame after a seek comes from its timestamp (constant frame
+    rate, as camera footage has); later frames are counted, so timestamp jitter cannot
+    duplicate or skip an index.
+    """
+
+    def __init__(self, file: Any, uri: str, threads: int = 0) -> None:
+        import av
+
+        self.uri = uri
+        try:
+            self.container = av.open(file, mode="r")
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            reason = f"not a readable video container: {_short(e)}"
+            reason += " (not a video, truncated, or unsupported)"
+            raise UndecodableVideoError(uri, reason) from e
+        if not self.container.streams.video:
+            self.container.close()
+            raise UndecodableVideoError(uri, "the file holds no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.stream.codec_context.thread_count = threads
+        rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
+        self.fps = float(rate) if rate else 0.0
+        if self.fps <= 0:
+            self.close()
+            raise UndecodableVideoError(uri, "the video stream declares no frame rate")
+        self.time_base = self.stream.time_base
+        self.start_pts = self.stream.start_time or 0
+        self.codec = self.stream.codec_context.name
+        self._gen: Iterator[tuple[int, Any]] | None = None
+        self.next_index = -1  # index the generator yields next; -1 = none open
+
+    def declared_frames(self) -> int:
+        """Frame count from the container, or from counting packets when it has none."""
+        import av
+
+        if self.stream.frames > 0:
+            return int(self.stream.frames)
+        n = 0
+        try:
+            for pkt in self.container.demux(self.stream):
+                n += pkt.size > 0
+        except av.error.FFmpegError as e:
+            raise UndecodableVideoError(self.uri, f"demuxing failed: {_short(e)}") from e
+        self._gen, self.next_index = None, -1
+        return n
+
+    def _index_of(self, pts: int | None) -> int | None:
+        if pts is None:
+            return None
+        return round(float((pts - self.start_pts) * self.time_base) * self.fps)
+
+    def _frames_after_seek(self, target: int) -> Iterator[tuple[int, Any]]:
+        """Seek to the keyframe before ``target``; yields (index, frame) from there."""
+        import av
+
+        try:
+            # If the timestamp seek overshoots (irregular timestamps), back off, then
+            # fall back to decoding from the start.
+            for t in (target, target - int(2 * self.fps) - 1, target - int(10 * self.fps) - 1, 0):
+                t = max(0, t)
+                ts = self.start_pts + int(t / self.fps / self.time_base)
+                self.container.seek(ts, stream=self.stream, backward=True, any_frame=False)
+                decoded = self.container.decode(self.stream)
+                first = next(decoded, None)
+                if first is None:
+                    return
+                idx = 0 if t == 0 else self._index_of(first.pts)
+                if idx is not None and idx <= target:
+                    break
+            yield idx, first
+            for frame in decoded:
+                idx += 1
+                yield idx, frame
+        except av.error.FFmpegError as e:
+            raise UndecodableVideoError(self.uri, f"decoding failed: {_short(e)}") from e
+
+    def frames(self, start: int, stop: int) -> Iterator[Any]:
+        """Yield the PyAV frames with indices in ``[start, stop)``; continue if positioned."""
+        if self._gen is None or self.next_index != start:
+            self._gen = self._frames_after_seek(start)
+        want = start
+        while want < stop:
+            try:
+                idx, frame = next(self._gen)
+            except StopIteration:
+                self._gen, self.next_index = None, -1
+                reason = f"the stream ends before frame {want} (of {stop} wanted)"
+                raise UndecodableVideoError(self.uri, reason) from None
+            if idx < want:
+                continue
+            if idx > want:
+                self._gen, self.next_index = None, -1
+                reason = f"cannot position at frame {want}: decoding resumed at frame {idx}"
+                raise UndecodableVideoError(self.uri, reason)
+            want += 1
+            self.next_index = want
+            yield frame
+
+    def close(self) -> None:
+        self._gen = None
+        self.container.close()
+
+
+def inspect_video(file: Any, uri: str, *, verify: bool = True) -> VideoInfo:
+    """Read a container's header and decode its first (and, with ``verify``, last) frame.
+
+    ``file`` is a local path or a seekable binary file object (e.g. a ranged S3 reader).
+
+    Raises:
+        UndecodableVideoError: not a video, no frames, or the declared last frame is
+            missing (a truncated file).
+    """
+    s = _AVStream(file, uri, threads=1)
+    try:
+        n = s.declared_frames()
+        if n <= 0:
+            raise UndecodableVideoError(uri, "the video stream holds no frames")
+        first = next(s.frames(0, 1))
+        width, height = first.width, first.height
+        if verify and n > 1:
+            try:
+                list(s.frames(n - 1, n))
+            except UndecodableVideoError as e:
+                reason = f"declares {n} frames but its last frame cannot be decoded"
+                reason += "; truncated or corrupt"
+                raise UndecodableVideoError(uri, reason) from e
+        return VideoInfo(n, s.fps, width, height, s.codec)
+    finally:
+        s.close()
+
+
+class PyAVReader(VideoReader):
+    """PyAV's reader: opens without indexing the file and seeks by timestamp, so a
+    segment of a very long file costs one seek; consecutive reads continue decoding.
+
+    ``num_frames`` (from the videos table) spares containers that store no frame count
+    (some mkv/webm) a pass over all packets at every open.
+    """
+
+    backend = "pyav"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        uri: str | None = None,
+        size=(256, 256),
+        threads: int = 0,
+        num_frames: int | None = None,
+    ):
+        super().__init__(uri or path, size)
+        self._s = _AVStream(path, self.uri, threads=threads)
+        try:
+            self.num_frames = num_frames or self._s.declared_frames()
+            if self.num_frames <= 0:
+                raise UndecodableVideoError(self.uri, "the video stream holds no frames")
+            first = next(self._s.frames(0, 1))
+        except BaseException:
+            self._s.close()
+            raise
+        self.fps = self._s.fps
+        self.width, self.height = first.width, first.height
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        self._check_range(start, stop)
+        if start == stop:
+            return self._empty()
+        out = np.empty((stop - start, *self.out_shape, 3), np.uint8)
+        for i, frame in enumerate(self._s.frames(start, stop)):
+            out[i] = resize_rgb(frame.to_ndarray(format="rgb24"), self.size)
+        return out
+
+    def close(self) -> None:
+        self._s.close()
+
+
+# --- frame folders --------------------------------------------------------------------
+
+
+def load_image(uri: str) -> np.ndarray:
+    """One image (local path or ``s3://`` URI) as uint8 (H, W, 3) RGB.
+
+    Grayscale, 16-bit and RGBA images are converted; anything OpenCV cannot decode
+    raises :class:`UndecodableVideoError` naming the image.
+    """
+    import cv2
+
+    if uri.startswith("s3://"):
+        from raystack.archive.cache import read_object
+
+        data = np.frombuffer(read_object(uri), np.uint8)
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    else:
+        if not os.path.isfile(uri):
+            raise UndecodableVideoError(uri, "image file does not exist")
+        bgr = cv2.imread(uri, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UndecodableVideoError(
+            uri, "OpenCV cannot decode this image (corrupt or not an image)"
+        )
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class FrameFolderReader(VideoReader):
+    """Reads a folder of images (natural order) as a video at an assumed frame rate."""
+
+    backend = "frames"
+
+    def __init__(self, uri: str, members: tuple[str, ...], *, size=(256, 256), fps: float = 25.0):
+        super().__init__(uri, size)
+        if not members:
+            raise UndecodableVideoError(uri, "folder holds no image files (jpg, png, tif, ...)")
+        self.members = tuple(members)
+        self.num_frames = len(self.members)
+        self.fps = float(fps)
+        self.height, self.width = load_image(self.members[0]).shape[:2]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        self._check_range(start, stop)
+        if start == stop:
+            return self._empty()
+        return np.stack([resize_rgb(load_image(m), self.size) for m in self.members[start:stop]])
+
+
+# --- entry points ---------------------------------------------------------------------
+
+
+def _short(err: BaseException) -> str:
+    """The useful part of a decoder's message (no errno, path or C++ source location)."""
+    strerror = getattr(err, "strerror", None)  # PyAV's FFmpegError
+    if isinstance(strerror, str) and strerror:
+        return strerror
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    line = lines[-1] if lines else type(err).__name__
+    if ".cc:" in line:  # decord: "[time] /path/video_reader.cc:83: ERROR opening: ..."
+        line = line.split(".cc:", 1)[1].split(":", 1)[-1].strip()
+    return line
+
+
+def open_reader(
+    src: Any,
+    *,
+    size: tuple[int, int] | None = (256, 256),
+    sequential: bool = False,
+    cache_dir: str | None = None,
+    backend: str | None = None,
+    threads: int = 0,
+    frames_fps: float = 25.0,
+    num_frames: int | None = None,
+) -> VideoReader:
+    """Open a reader for a :class:`~raystack.archive.VideoSource` or a path/URI.
+
+    Args:
+        src: a VideoSource, a local video file or frame folder, or an ``s3://`` URI.
+        size: (width, height) of the frames returned, or None to keep the source size.
+        sequential: the caller reads consecutive ranges (a scan segment): use the
+            sequential reader (:data:`SEQUENTIAL_BACKEND`; PyAV for files over
+            :data:`LONG_VIDEO_BYTES`, whose whole-file index decord rebuilds per open).
+        cache_dir: where S3 videos are cached (default ``$RAYSTACK_CACHE`` or
+            ``~/.cache/raystack/s3``).
+        backend: force ``"decord"`` or ``"pyav"`` for video files.
+        threads: decoder threads (0 = the library's default).
+        frames_fps: frame rate assumed for frame folders.
+        num_frames: the probed frame count, if known; the PyAV reader then skips
+            counting packets in containers that store no count.
+
+    Raises:
+        UndecodableVideoError: the file cannot be decoded (names it and says why).
+        ArchiveError: the URI does not exist or S3 refused access.
+    """
+    from raystack.archive.listing import VideoSource, source_from_uri
+
+    if not isinstance(src, VideoSource):
+        src = source_from_uri(src)
+    if src.kind == "frames":
+        return FrameFolderReader(src.uri, src.members, size=size, fps=frames_fps)
+    if backend is not None and backend not in BACKENDS:
+        msg = f"unknown decode backend {backend!r}; choose one of {BACKENDS}"
+        raise ValueError(msg)
+    if src.uri.startswith("s3://"):
+        from raystack.archive.cache import fetch
+
+        path = str(fetch(src.uri, src.etag, cache_dir=cache_dir))
+    else:
+        path = src.uri
+        if not os.path.isfile(path):
+            raise UndecodableVideoError(path, "file does not exist")
+        if os.path.getsize(path) == 0:
+            raise UndecodableVideoError(path, "file is empty (0 bytes)")
+    if backend is None:
+        long = sequential and os.path.getsize(path) > LONG_VIDEO_BYTES
+        backend = (
+            LONG_VIDEO_SEQUENTIAL_BACKEND
+            if long
+            else (SEQUENTIAL_BACKEND if sequential else RANDOM_BACKEND)
+        )
+    if backend == "pyav":
+        return PyAVReader(path, uri=src.uri, size=size, threads=threads, num_frames=num_frames)
+    return DecordReader(path, uri=src.uri, size=size, threads=threads)
+
+
+def read_clip(
+    src: Any, start: int, stop: int, *, size: tuple[int, int] | None = (256, 256)
+) -> np.ndarray:
+    """Frames ``[start, stop)`` of ``src`` as float32 (T, H, W, 3) in [-1, 1]."""
+    with open_reader(src, size=size) as r:
+        return to_model_range(r.read(start, stop))
+
+
+__all__ = [
+    "BACKENDS",
+    "DecordReader",
+    "FrameFolderReader",
+    "PyAVReader",
+    "VideoInfo",
+    "VideoReader",
+    "inspect_video",
+    "load_image",
+    "open_reader",
+    "read_clip",
+    "resize_rgb",
+    "to_model_range",
+]
