@@ -1,0 +1,140 @@
+"""Frame labels of the standard benchmarks, mapped onto the videos of a scan run.
+
+Three formats, all giving ``{video_id: int8 array over every frame of the video}``:
+
+- a flat ``frame_labels_<set>.npy`` (0 normal, 1 anomalous), concatenated over the test
+  videos in sorted name order (ped2, avenue, shanghaitech, and raystack's synthetic set);
+- an ano_pred-style ``.mat`` whose ``gt`` cell holds, per video in sorted order, a 2 x K
+  array of 1-based inclusive [start; end] intervals;
+- ShanghaiTech's ``test_frame_mask/`` folder of per-video ``<name>.npy`` arrays.
+
+    labels = labels_for_videos("frame_labels_ped2.npy", videos)   # videos: rows with
+    # video_id, relpath and frames, e.g. the run's `videos` table as pylist
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from raystack.errors import RaystackError
+
+
+class LabelError(RaystackError):
+    """Labels that do not fit the videos they are applied to."""
+
+
+def _stem(relpath: str) -> str:
+    p = PurePosixPath(relpath)
+    return p.stem if p.suffix else p.name
+
+
+def _ordered(videos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(videos, key=lambda v: v["relpath"])
+
+
+def from_flat(flat: np.ndarray, videos: list[dict[str, Any]], *, source: str) -> dict[str, np.ndarray]:
+    """Split a flat label array over ``videos`` (sorted by relpath) by their frame counts."""
+    flat = np.asarray(flat).reshape(-1)
+    vids = _ordered(videos)
+    counts = [int(v["frames"] or 0) for v in vids]
+    if flat.size != sum(counts):
+        msg = (f"{source}: {flat.size} frame labels, but the {len(vids)} videos of the run have "
+               f"{sum(counts)} frames; the labels must cover every frame of exactly these videos "
+               "in sorted name order")
+        raise LabelError(msg)
+    if not np.isin(flat, (0, 1)).all():
+        msg = f"{source}: frame labels must be 0 (normal) or 1 (anomalous)"
+        raise LabelError(msg)
+    out, pos = {}, 0
+    for v, n in zip(vids, counts):
+        out[v["video_id"]] = flat[pos: pos + n].astype(np.int8)
+        pos += n
+    return out
+
+
+def from_intervals(gt: list[np.ndarray], videos: list[dict[str, Any]], *, source: str) -> dict[str, np.ndarray]:
+    """Per-video 1-based inclusive [start; end] intervals (2 x K) -> frame labels."""
+    vids = _ordered(videos)
+    if len(gt) != len(vids):
+        msg = f"{source}: intervals for {len(gt)} videos, but the run has {len(vids)} videos"
+        raise LabelError(msg)
+    out = {}
+    for v, iv in zip(vids, gt):
+        n = int(v["frames"] or 0)
+        lab = np.zeros(n, dtype=np.int8)
+        iv = np.asarray(iv, dtype=np.int64).reshape(2, -1) if np.size(iv) else np.zeros((2, 0), np.int64)
+        for s, e in iv.T:
+            if s < 1 or e > n or s > e:
+                msg = f"{source}: interval [{s}, {e}] is outside {v['relpath']} (1..{n})"
+                raise LabelError(msg)
+            lab[s - 1: e] = 1
+        out[v["video_id"]] = lab
+    return out
+
+
+def _load_mat(path: Path) -> list[np.ndarray]:
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(str(path))
+    except (ValueError, OSError, TypeError) as e:
+        msg = f"{path}: not a readable .mat file ({e})"
+        raise LabelError(msg) from None
+    if "gt" not in mat:
+        msg = f"{path}: no 'gt' variable (ano_pred interval format); variables: {sorted(k for k in mat if not k.startswith('__'))}"
+        raise LabelError(msg)
+    return [np.asarray(c) for c in np.asarray(mat["gt"]).reshape(-1)]
+
+
+def from_mask_folder(folder: Path, videos: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """ShanghaiTech ``test_frame_mask/<name>.npy``, matched to videos by name."""
+    masks = {p.stem: p for p in folder.glob("*.npy")}
+    out = {}
+    for v in _ordered(videos):
+        name = _stem(v["relpath"])
+        if name not in masks:
+            msg = f"{folder}: no mask {name}.npy for video {v['relpath']}"
+            raise LabelError(msg)
+        lab = np.load(masks[name]).reshape(-1).astype(np.int8)
+        if lab.size != int(v["frames"] or 0):
+            msg = f"{masks[name]}: {lab.size} labels but {v['relpath']} has {v['frames']} frames"
+            raise LabelError(msg)
+        out[v["video_id"]] = lab
+    return out
+
+
+def labels_for_videos(path: str | Path, videos: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Frame labels for ``videos`` from a flat ``.npy``, an interval ``.mat`` or a mask folder."""
+    path = Path(path)
+    if path.is_dir():
+        return from_mask_folder(path, videos)
+    if not path.exists():
+        msg = f"label file {path} does not exist"
+        raise LabelError(msg)
+    if path.suffix == ".mat":
+        return from_intervals(_load_mat(path), videos, source=str(path))
+    if path.suffix == ".npy":
+        return from_flat(np.load(path, allow_pickle=False), videos, source=str(path))
+    msg = f"{path}: unknown label format (expected a .npy, a .mat or a test_frame_mask folder)"
+    raise LabelError(msg)
+
+
+def run_videos(store: Any, run_id: str) -> list[dict[str, Any]]:
+    """All videos of a run (rows of the store's videos table), failed probes included: label
+    files cover every test video, so dropping one would shift the rest."""
+    from raystack.store import Store
+
+    st = store if isinstance(store, Store) else Store(store)
+    rows = st.read_table("videos", run_id).to_pylist()
+    if not rows:
+        msg = f"run {run_id!r} has no videos table in store {st.uri}"
+        raise LabelError(msg)
+    return rows
+
+
+def load_labels_for_run(store: Any, run_id: str, path: str | Path) -> dict[str, np.ndarray]:
+    """Labels of ``path`` mapped onto the videos of ``run_id`` in ``store``."""
+    return labels_for_videos(path, run_videos(store, run_id))

@@ -1,0 +1,127 @@
+"""Label loaders, AUC protocol and fusion modes on small stores and label files the tests write."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from scipy.ndimage import gaussian_filter1d
+from sklearn.metrics import roc_auc_score
+
+from raystack.eval import ORACLE_WARNING, LabelError, evaluate, labels_for_videos
+from raystack.eval.metrics import macro_auc, oracle_choice
+from raystack.store import Store, table_schema
+
+VIDEOS = [{"video_id": "b-2", "relpath": "b.mp4", "frames": 30},
+          {"video_id": "a-1", "relpath": "a.mp4", "frames": 20}]
+
+
+def test_flat_npy_splits_in_sorted_name_order(tmp_path):
+    flat = np.zeros(50, dtype=np.int64)
+    flat[5:8] = 1      # a.mp4 frames 5..7
+    flat[20 + 10] = 1  # b.mp4 frame 10
+    np.save(tmp_path / "frame_labels_x.npy", flat)
+    labs = labels_for_videos(tmp_path / "frame_labels_x.npy", VIDEOS)
+    assert labs["a-1"].nonzero()[0].tolist() == [5, 6, 7]
+    assert labs["b-2"].nonzero()[0].tolist() == [10]
+    np.save(tmp_path / "short.npy", flat[:49])
+    with pytest.raises(LabelError, match="49 frame labels.*50 frames"):
+        labels_for_videos(tmp_path / "short.npy", VIDEOS)
+
+
+def test_mat_intervals_are_one_based_inclusive(tmp_path):
+    from scipy.io import savemat
+
+    gt = np.empty((1, 2), dtype=object)
+    gt[0, 0] = np.array([[2], [4]])            # a.mp4: frames 1..3 (0-based)
+    gt[0, 1] = np.array([[1, 30], [1, 30]])    # b.mp4: first and last frame
+    savemat(tmp_path / "ped2.mat", {"gt": gt})
+    labs = labels_for_videos(tmp_path / "ped2.mat", VIDEOS)
+    assert labs["a-1"].nonzero()[0].tolist() == [1, 2, 3]
+    assert labs["b-2"].nonzero()[0].tolist() == [0, 29]
+    savemat(tmp_path / "bad.mat", {"other": 1})
+    with pytest.raises(LabelError, match="no 'gt' variable"):
+        labels_for_videos(tmp_path / "bad.mat", VIDEOS)
+
+
+def test_shanghaitech_mask_folder(tmp_path):
+    masks = tmp_path / "test_frame_mask"
+    masks.mkdir()
+    np.save(masks / "a.npy", np.r_[np.zeros(19), 1])
+    np.save(masks / "b.npy", np.ones(30))
+    labs = labels_for_videos(masks, VIDEOS)
+    assert labs["a-1"].sum() == 1 and labs["b-2"].sum() == 30
+    (masks / "b.npy").unlink()
+    with pytest.raises(LabelError, match="no mask b.npy"):
+        labels_for_videos(masks, VIDEOS)
+
+
+def test_macro_skips_single_class_and_oracle_rule():
+    s = [np.array([0.1, 0.9, 0.2]), np.array([0.5, 0.5, 0.5])]
+    lab = [np.array([0, 1, 0]), np.array([0, 0, 0])]
+    assert macro_auc(s, lab) == (1.0, 1)
+    a = [np.array([0.9, 0.1, 0.2]), np.array([0.1, 0.9, 0.2]), np.array([0.3, 0.2])]
+    b = [np.array([0.1, 0.9, 0.2]), np.array([0.9, 0.1, 0.2]), np.array([0.1, 0.9])]
+    lab = [np.array([0, 1, 0]), np.array([0, 1, 0]), np.array([0, 0])]
+    # b wins where it ranks the anomaly higher; ties and single-class videos keep a.
+    assert oracle_choice(a, b, lab) == [1, 0, 0]
+
+
+@pytest.fixture
+def store(tmp_path):
+    rng = np.random.default_rng(0)
+    st = Store(tmp_path / "store")
+    rows = [dict(video_id=v["video_id"], uri=f"/x/{v['relpath']}", relpath=v["relpath"], kind="video",
+                 size_bytes=1, etag=None, mtime=None, frames=v["frames"], fps=25.0, width=64,
+                 height=64, duration_s=v["frames"] / 25, codec="mpeg4", probe_error=None) for v in VIDEOS]
+    st.write_table("videos", "r", "videos", pa.Table.from_pylist(rows, schema=table_schema("videos")))
+    for v in VIDEOS:
+        f = np.arange(4, v["frames"])
+        for m in ("fp", "fr"):
+            psnr = rng.normal(30, 1, len(f)).astype(np.float32)
+            st.write_table("scores", "r", f"{v['video_id']}-{m}", pa.table({
+                "run_id": ["r"] * len(f), "video_id": [v["video_id"]] * len(f), "frame": f,
+                "timestamp_s": f / 25.0, "model": [m] * len(f), "psnr": psnr, "aux": [None] * len(f)},
+                schema=table_schema("scores")))
+    flat = (rng.random(50) < 0.3).astype(np.int64)
+    np.save(tmp_path / "labels.npy", flat)
+    return st, tmp_path / "labels.npy", flat
+
+
+def _expected(st, flat, stream, sigma):
+    sc = st.read_table("scores", "r").to_pandas()
+    offsets = {"a-1": 0, "b-2": 20}
+    ys, ss = [], []
+    for vid in ("a-1", "b-2"):
+        part = sc[(sc.video_id == vid) & (sc.model == stream)].sort_values("frame")
+        p = part.psnr.to_numpy(np.float64)
+        a = 1 - (p - p.min()) / (p.max() - p.min())
+        ss.append(gaussian_filter1d(a, sigma, mode="mirror", truncate=4) if sigma else a)
+        ys.append(flat[offsets[vid] + part.frame.to_numpy()])
+    return ss, ys
+
+
+@pytest.mark.parametrize("sigma", [0, 3])
+def test_evaluate_matches_an_independent_computation(store, sigma, tmp_path):
+    st, labels, flat = store
+    (fp, y), (fr, _) = _expected(st, flat, "fp", sigma), _expected(st, flat, "fr", sigma)
+    r = evaluate(st, labels, "r", fusion="fp", sigma=sigma)
+    assert r.micro_auc == pytest.approx(roc_auc_score(np.concatenate(y), np.concatenate(fp)))
+    r = evaluate(st, labels, "r", fusion="weighted:0.25", sigma=sigma, out_dir=tmp_path / "ev")
+    fused = [0.25 * a + 0.75 * b for a, b in zip(fp, fr)]
+    assert r.micro_auc == pytest.approx(roc_auc_score(np.concatenate(y), np.concatenate(fused)))
+    assert not r.uses_test_labels and (tmp_path / "ev" / "roc.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "ev" / "eval.json").read_text())["fusion"] == "weighted:0.25"
+
+
+def test_oracle_is_labelled_everywhere(store, tmp_path):
+    st, labels, flat = store
+    r = evaluate(st, labels, "r", fusion="oracle", sigma=0, out_dir=tmp_path / "o")
+    assert r.uses_test_labels and r.warning == ORACLE_WARNING
+    assert "WARNING" in r.summary()
+    doc = json.loads((tmp_path / "o" / "eval.json").read_text())
+    assert doc["uses_test_labels"] is True and all("oracle_stream" in v for v in doc["per_video"])
+    with pytest.raises(ValueError, match="not in the run"):
+        evaluate(st, labels, "r", fusion="m2s2l_app")
