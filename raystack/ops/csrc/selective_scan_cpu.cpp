@@ -1,0 +1,449 @@
+// Selective scan (Mamba S6) on the CPU: one fused sequential loop over time per channel,
+// so each state update costs a few vector instructions and no memory traffic.
+//   forward:  CB channels of one group side by side in the vector lanes (no horizontal sums,
+//             each B_t / C_t value loaded once for CB channels), blocks spread over threads.
+//   backward: one channel at a time, vectorised over the state; recomputes the forward states
+//             into a per-thread buffer (len x dstate), then sweeps back in time.
+//
+// Plain C ABI (no torch headers) so that it compiles in about two seconds and loads with
+// ctypes; raystack/ops/scan_native.py owns the calling convention. All tensors are float32
+// and contiguous:
+//   u, delta, z, out, du, ddelta, dz, dout   (batch, dim, len)
+//   A                                        (dim, dstate)
+//   B, C                                     (batch, groups, len, dstate)   time-major per group
+//   D, delta_bias                            (dim,)      may be null
+//   last_state, dlast_state                  (batch, dim, dstate)  may be null
+//   dA_rows                                  (batch, dim, dstate)   summed over batch by the caller
+//   dD_rows, dbias_rows                      (batch, dim)
+//   dB_acc, dC_acc                           (nthreads, batch, groups, len, dstate), zeroed
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <vector>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+namespace {
+
+// Denormals appear when a state decays for many steps; on x86 each one costs ~100 cycles.
+// Flushing them to zero changes results by < 1e-38. Only our own threads are touched.
+struct FlushDenormals {
+#if defined(__SSE__)
+    unsigned int saved;
+    FlushDenormals() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040); }
+    ~FlushDenormals() { _mm_setcsr(saved); }
+#endif
+};
+
+inline float bits_to_float(int32_t i) {
+    float f;
+    std::memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+inline int32_t float_to_bits(float f) {
+    int32_t i;
+    std::memcpy(&i, &f, sizeof i);
+    return i;
+}
+
+// exp with Cephes' expf polynomial (about 2 ulp); branch-free so loops over it vectorise.
+// Arguments below -88 give 0 or a denormal that the flush above turns into 0.
+inline float fast_exp(float x) {
+    x = std::min(std::max(x, -88.0f), 88.0f);
+    float fx = std::floor(x * 1.44269504088896341f + 0.5f);
+    float r = x - fx * 0.693359375f;
+    r = r + fx * 2.12194440e-4f;
+    float r2 = r * r;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r2 + r + 1.0f;
+    return p * bits_to_float((static_cast<int32_t>(fx) + 127) << 23);
+}
+
+// log for x in [1, 2] (all softplus needs), Cephes' logf polynomial.
+inline float fast_log_1_2(float x) {
+    int32_t i = float_to_bits(x);
+    float e = static_cast<float>(((i >> 23) & 0xff) - 126);
+    float m = bits_to_float((i & 0x007fffff) | 0x3f000000);  // mantissa in [0.5, 1)
+    bool small = m < 0.707106781186547524f;
+    e = small ? e - 1.0f : e;
+    m = small ? m + m - 1.0f : m - 1.0f;
+    float z = m * m;
+    float p = 7.0376836292e-2f;
+    p = p * m - 1.1514610310e-1f;
+    p = p * m + 1.1676998740e-1f;
+    p = p * m - 1.2420140846e-1f;
+    p = p * m + 1.4249322787e-1f;
+    p = p * m - 1.6668057665e-1f;
+    p = p * m + 2.0000714765e-1f;
+    p = p * m - 2.4999993993e-1f;
+    p = p * m + 3.3333331174e-1f;
+    float y = p * m * z - 2.12194440e-4f * e - 0.5f * z;
+    return m + y + 0.693359375f * e;
+}
+
+// softplus(x) = max(x, 0) + log1p(exp(-|x|)), stable for all x.
+inline float fast_softplus(float x) {
+    return std::max(x, 0.0f) + fast_log_1_2(1.0f + fast_exp(-std::fabs(x)));
+}
+
+inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+
+struct Args {
+    const float *u, *delta, *A, *B, *C, *D, *z, *bias, *dout, *dlast;
+    int softplus;
+    int64_t batch, dim, dstate, len, groups;
+    float *out, *last_state;
+    float *du, *ddelta, *dz, *dA_rows, *dD_rows, *dbias_rows, *dB_acc, *dC_acc;
+};
+
+// delta after bias and softplus, and delta * u, for one row.
+void prepare_row(const Args& p, int64_t row, float* dt, float* dtu) {
+    const int64_t L = p.len;
+    const float* ur = p.u + row * L;
+    const float* dr = p.delta + row * L;
+    const float bias = p.bias ? p.bias[row % p.dim] : 0.0f;
+    if (p.softplus) {
+#pragma omp simd
+        for (int64_t t = 0; t < L; ++t) dt[t] = fast_softplus(dr[t] + bias);
+    } else {
+#pragma omp simd
+        for (int64_t t = 0; t < L; ++t) dt[t] = dr[t] + bias;
+    }
+#pragma omp simd
+    for (int64_t t = 0; t < L; ++t) dtu[t] = dt[t] * ur[t];
+}
+
+// The recurrence for one row, keeping every state and decay for the backward sweep.
+// NS > 0 fixes the state size at compile time (the common Mamba sizes); NS == 0 reads it
+// from p.dstate. Writes y (before D and z).
+template <int NS>
+void recurrence(const Args& p, int64_t row, const float* dt, const float* dtu, float* y,
+                float* xs, float* es) {
+    const int64_t N = NS > 0 ? NS : p.dstate;
+    const int64_t L = p.len;
+    const int64_t b = row / p.dim, d = row % p.dim;
+    const int64_t grp = d / (p.dim / p.groups);
+    const float* Bg = p.B + (b * p.groups + grp) * L * N;
+    const float* Cg = p.C + (b * p.groups + grp) * L * N;
+    const float* a = p.A + d * N;
+    float x[NS > 0 ? NS : 256];
+    for (int64_t n = 0; n < N; ++n) x[n] = 0.0f;
+    for (int64_t t = 0; t < L; ++t) {
+        const float* bt = Bg + t * N;
+        const float* ct = Cg + t * N;
+        const float dtt = dt[t], dtut = dtu[t];
+        float* xt = xs + t * N;
+        float* et = es + t * N;
+        float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t n = 0; n < N; ++n) {
+            float e = fast_exp(dtt * a[n]);
+            x[n] = e * x[n] + dtut * bt[n];
+            acc += ct[n] * x[n];
+            xt[n] = x[n];
+            et[n] = e;
+        }
+        y[t] = acc;
+    }
+}
+
+// Channels per forward block: 16 floats fill an AVX-512 register (two AVX2 registers).
+constexpr int CB = 16;
+
+// Forward for one block of up to CB channels (d0 .. d0+nch-1, all in one group) of batch b.
+// Lanes past nch see delta = 0, A = 0, u = 0: their state stays 0 and nothing is written.
+template <int NS>
+void forward_block(const Args& p, int64_t b, int64_t d0, int nch, float* work) {
+    const int64_t N = NS > 0 ? NS : p.dstate;
+    const int64_t L = p.len;
+    const int64_t grp = d0 / (p.dim / p.groups);
+    const float* Bg = p.B + (b * p.groups + grp) * L * N;
+    const float* Cg = p.C + (b * p.groups + grp) * L * N;
+    float* dtT = work;            // (L, CB) delta after bias/softplus, channel-minor
+    float* dtuT = dtT + L * CB;   // (L, CB) delta * u
+    float* yT = dtuT + L * CB;    // (L, CB) scan output before D and z
+    float* row = yT + L * CB;     // (2, L) one channel's dt and dtu, contiguous in time
+    float* a = row + 2 * L;       // (N, CB)
+    float* x = a + N * CB;        // (N, CB)
+
+    for (int c = 0; c < CB; ++c) {
+        if (c < nch) {
+            const int64_t r = b * p.dim + d0 + c;
+            prepare_row(p, r, row, row + L);
+            for (int64_t t = 0; t < L; ++t) {
+                dtT[t * CB + c] = row[t];
+                dtuT[t * CB + c] = row[L + t];
+            }
+            for (int64_t n = 0; n < N; ++n) a[n * CB + c] = p.A[(d0 + c) * N + n];
+        } else {
+            for (int64_t t = 0; t < L; ++t) dtT[t * CB + c] = dtuT[t * CB + c] = 0.0f;
+            for (int64_t n = 0; n < N; ++n) a[n * CB + c] = 0.0f;
+        }
+    }
+    for (int64_t i = 0; i < N * CB; ++i) x[i] = 0.0f;
+
+    for (int64_t t = 0; t < L; ++t) {
+        const float* bt = Bg + t * N;
+        const float* ct = Cg + t * N;
+        const float* dtt = dtT + t * CB;
+        const float* dtut = dtuT + t * CB;
+        float acc[CB] = {};
+        for (int64_t n = 0; n < N; ++n) {
+            const float bn = bt[n], cn = ct[n];
+            float* xn = x + n * CB;
+            const float* an = a + n * CB;
+#pragma omp simd
+            for (int c = 0; c < CB; ++c) {
+                const float e = fast_exp(dtt[c] * an[c]);
+                xn[c] = e * xn[c] + dtut[c] * bn;
+                acc[c] += cn * xn[c];
+            }
+        }
+#pragma omp simd
+        for (int c = 0; c < CB; ++c) yT[t * CB + c] = acc[c];
+    }
+
+    for (int c = 0; c < nch; ++c) {
+        const int64_t r = b * p.dim + d0 + c;
+        if (p.last_state)
+            for (int64_t n = 0; n < N; ++n) p.last_state[r * N + n] = x[n * CB + c];
+        float* y = row;
+        for (int64_t t = 0; t < L; ++t) y[t] = yT[t * CB + c];
+        const float* ur = p.u + r * L;
+        const float Dd = p.D ? p.D[d0 + c] : 0.0f;
+        float* o = p.out + r * L;
+        if (p.z) {
+            const float* zr = p.z + r * L;
+#pragma omp simd
+            for (int64_t t = 0; t < L; ++t) o[t] = (y[t] + Dd * ur[t]) * zr[t] * fast_sigmoid(zr[t]);
+        } else {
+#pragma omp simd
+            for (int64_t t = 0; t < L; ++t) o[t] = y[t] + Dd * ur[t];
+        }
+    }
+}
+
+// Work item i = (batch, group, channel block); items [i0, i1) on one thread.
+int64_t forward_workspace(int64_t dstate, int64_t len) {
+    return 3 * len * CB + 2 * len + 2 * dstate * CB;
+}
+
+template <int NS>
+void forward_items(const Args& p, int64_t i0, int64_t i1, float* work) {
+    FlushDenormals guard;
+    const int64_t per_group = p.dim / p.groups;
+    const int64_t blocks = (per_group + CB - 1) / CB;
+    for (int64_t i = i0; i < i1; ++i) {
+        const int64_t blk = i % blocks, bg = i / blocks;
+        const int64_t b = bg / p.groups, g = bg % p.groups;
+        const int64_t d0 = g * per_group + blk * CB;
+        const int nch = static_cast<int>(std::min<int64_t>(CB, per_group - blk * CB));
+        forward_block<NS>(p, b, d0, nch, work);
+    }
+}
+
+int64_t backward_workspace(int64_t dstate, int64_t len) { return 4 * len + 2 * len * dstate; }
+
+template <int NS>
+void backward_rows(const Args& p, int64_t r0, int64_t r1, int thread, float* work) {
+    FlushDenormals guard;
+    const int64_t N = NS > 0 ? NS : p.dstate;
+    const int64_t L = p.len;
+    float *dt = work, *dtu = dt + L, *y = dtu + L, *dy = y + L;
+    float *xs = dy + L, *es = xs + L * N;
+    float h[NS > 0 ? NS : 256], q[NS > 0 ? NS : 256], da[NS > 0 ? NS : 256];
+    const int64_t acc_size = p.batch * p.groups * L * N;
+    for (int64_t row = r0; row < r1; ++row) {
+        const int64_t b = row / p.dim, d = row % p.dim;
+        const int64_t grp = d / (p.dim / p.groups);
+        const int64_t goff = (b * p.groups + grp) * L * N;
+        const float* Bg = p.B + goff;
+        const float* Cg = p.C + goff;
+        float* dBg = p.dB_acc + thread * acc_size + goff;
+        float* dCg = p.dC_acc + thread * acc_size + goff;
+        const float* a = p.A + d * N;
+        const float* ur = p.u + row * L;
+        const float* go = p.dout + row * L;
+        float* dur = p.du + row * L;
+        float* ddr = p.ddelta + row * L;
+        const float Dd = p.D ? p.D[d] : 0.0f;
+
+        prepare_row(p, row, dt, dtu);
+        recurrence<NS>(p, row, dt, dtu, y, xs, es);
+
+        // Output gate and skip: dy = dL/dy (the scan's output before D and z).
+        float dD = 0.0f;
+        if (p.z) {
+            const float* zr = p.z + row * L;
+            float* dzr = p.dz + row * L;
+#pragma omp simd reduction(+ : dD)
+            for (int64_t t = 0; t < L; ++t) {
+                float s = fast_sigmoid(zr[t]);
+                float pre = y[t] + Dd * ur[t];
+                dzr[t] = go[t] * pre * s * (1.0f + zr[t] * (1.0f - s));
+                dy[t] = go[t] * zr[t] * s;
+                dD += dy[t] * ur[t];
+            }
+        } else {
+#pragma omp simd reduction(+ : dD)
+            for (int64_t t = 0; t < L; ++t) {
+                dy[t] = go[t];
+                dD += go[t] * ur[t];
+            }
+        }
+        p.dD_rows[row] = dD;
+
+        // Reverse sweep: h = dL/dx_t, carried back through the decay exp(dt * A).
+        for (int64_t n = 0; n < N; ++n) {
+            h[n] = p.dlast ? p.dlast[row * N + n] : 0.0f;
+            da[n] = 0.0f;
+        }
+        for (int64_t t = L - 1; t >= 0; --t) {
+            const float* bt = Bg + t * N;
+            const float* ct = Cg + t * N;
+            const float* xt = xs + t * N;
+            const float* et = es + t * N;
+            float* dbt = dBg + t * N;
+            float* dct = dCg + t * N;
+            const float dyt = dy[t], dtt = dt[t], dtut = dtu[t];
+            float sb = 0.0f, sa = 0.0f;
+            if (t > 0) {
+                const float* xp = xs + (t - 1) * N;
+#pragma omp simd reduction(+ : sb, sa)
+                for (int64_t n = 0; n < N; ++n) {
+                    h[n] += dyt * ct[n];
+                    dct[n] += dyt * xt[n];
+                    dbt[n] += h[n] * dtut;
+                    sb += h[n] * bt[n];
+                    q[n] = h[n] * xp[n] * et[n];
+                    sa += q[n] * a[n];
+                    da[n] += q[n] * dtt;
+                    h[n] *= et[n];
+                }
+            } else {
+#pragma omp simd reduction(+ : sb)
+                for (int64_t n = 0; n < N; ++n) {
+                    h[n] += dyt * ct[n];
+                    dct[n] += dyt * xt[n];
+                    dbt[n] += h[n] * dtut;
+                    sb += h[n] * bt[n];
+                }
+            }
+            dur[t] = dyt * Dd + dtt * sb;
+            ddr[t] = ur[t] * sb + sa;  // dL/d(delta after softplus); chain rule below
+        }
+        for (int64_t n = 0; n < N; ++n) p.dA_rows[row * N + n] = da[n];
+
+        const float* dr = p.delta + row * L;
+        const float bias = p.bias ? p.bias[d] : 0.0f;
+        float dbias = 0.0f;
+        if (p.softplus) {
+#pragma omp simd reduction(+ : dbias)
+            for (int64_t t = 0; t < L; ++t) {
+                ddr[t] *= fast_sigmoid(dr[t] + bias);
+                dbias += ddr[t];
+            }
+        } else {
+#pragma omp simd reduction(+ : dbias)
+            for (int64_t t = 0; t < L; ++t) dbias += ddr[t];
+        }
+        p.dbias_rows[row] = dbias;
+    }
+}
+
+template <typename Fn>
+void parallel_rows(int64_t rows, int nthreads, Fn fn) {
+    nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, rows)));
+    std::vector<std::thread> pool;
+    const int64_t per = (rows + nthreads - 1) / nthreads;
+    for (int k = 1; k < nthreads; ++k) {
+        const int64_t r0 = k * per, r1 = std::min(rows, r0 + per);
+        if (r0 < r1) pool.emplace_back(fn, r0, r1, k);
+    }
+    fn(0, std::min(rows, per), 0);
+    for (auto& th : pool) th.join();
+}
+
+
+}  // namespace
+
+extern "C" {
+
+int rs_scan_abi_version() { return 1; }
+
+// Floats of scratch per thread that the caller passes as `work` (nthreads of them).
+int64_t rs_scan_forward_workspace(int64_t dstate, int64_t len) {
+    return forward_workspace(dstate, len);
+}
+
+int64_t rs_scan_backward_workspace(int64_t dstate, int64_t len) {
+    return backward_workspace(dstate, len);
+}
+
+// Returns 0 on success, 1 when dstate exceeds what the kernel supports.
+int rs_scan_forward(const float* u, const float* delta, const float* A, const float* B,
+                    const float* C, const float* D, const float* z, const float* bias,
+                    int softplus, int64_t batch, int64_t dim, int64_t dstate, int64_t len,
+                    int64_t groups, float* out, float* last_state, float* work, int nthreads) {
+    if (dstate > 256) return 1;
+    Args p{};
+    p.u = u; p.delta = delta; p.A = A; p.B = B; p.C = C; p.D = D; p.z = z; p.bias = bias;
+    p.softplus = softplus;
+    p.batch = batch; p.dim = dim; p.dstate = dstate; p.len = len; p.groups = groups;
+    p.out = out; p.last_state = last_state;
+    const int64_t ws = forward_workspace(dstate, len);
+    auto run = [&](int64_t i0, int64_t i1, int k) {
+        switch (dstate) {
+            case 4: forward_items<4>(p, i0, i1, work + k * ws); break;
+            case 8: forward_items<8>(p, i0, i1, work + k * ws); break;
+            case 16: forward_items<16>(p, i0, i1, work + k * ws); break;
+            case 32: forward_items<32>(p, i0, i1, work + k * ws); break;
+            case 64: forward_items<64>(p, i0, i1, work + k * ws); break;
+            default: forward_items<0>(p, i0, i1, work + k * ws);
+        }
+    };
+    const int64_t per_group = dim / groups;
+    parallel_rows(batch * groups * ((per_group + CB - 1) / CB), nthreads, run);
+    return 0;
+}
+
+int rs_scan_backward(const float* u, const float* delta, const float* A, const float* B,
+                     const float* C, const float* D, const float* z, const float* bias,
+                     int softplus, int64_t batch, int64_t dim, int64_t dstate, int64_t len,
+                     int64_t groups, const float* dout, const float* dlast, float* du,
+                     float* ddelta, float* dz, float* dA_rows, float* dD_rows,
+                     float* dbias_rows, float* dB_acc, float* dC_acc, float* work,
+                     int nthreads) {
+    if (dstate > 256) return 1;
+    Args p{};
+    p.u = u; p.delta = delta; p.A = A; p.B = B; p.C = C; p.D = D; p.z = z; p.bias = bias;
+    p.softplus = softplus;
+    p.batch = batch; p.dim = dim; p.dstate = dstate; p.len = len; p.groups = groups;
+    p.dout = dout; p.dlast = dlast;
+    p.du = du; p.ddelta = ddelta; p.dz = dz; p.dA_rows = dA_rows; p.dD_rows = dD_rows;
+    p.dbias_rows = dbias_rows; p.dB_acc = dB_acc; p.dC_acc = dC_acc;
+    const int64_t ws = backward_workspace(dstate, len);
+    auto run = [&](int64_t r0, int64_t r1, int k) {
+        switch (dstate) {
+            case 4: backward_rows<4>(p, r0, r1, k, work + k * ws); break;
+            case 8: backward_rows<8>(p, r0, r1, k, work + k * ws); break;
+            case 16: backward_rows<16>(p, r0, r1, k, work + k * ws); break;
+            case 32: backward_rows<32>(p, r0, r1, k, work + k * ws); break;
+            case 64: backward_rows<64>(p, r0, r1, k, work + k * ws); break;
+            default: backward_rows<0>(p, r0, r1, k, work + k * ws);
+        }
+    };
+    parallel_rows(batch * dim, nthreads, run);
+    return 0;
+}
+
+}  // extern "C"
