@@ -1,0 +1,244 @@
+"""VQ-MaU inference speed on this CPU: frames/s, FLOPs per frame, share of measured matmul FLOP/s.
+
+For each preset and batch size: the median wall time of a forward pass under
+``torch.inference_mode`` (eval mode, fp32), the time spent inside ``selective_scan_fn``
+(measured by wrapping it), the model's FLOPs per frame, and the achieved FLOP/s as a share
+of an fp32 2048x2048 matmul measured in the same run with the same threads.
+
+FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` counts convolutions and matrix products
+(elementwise work is free in its model) and cannot see inside the selective scan, so the
+scan is replaced by a zero-FLOP stand-in while counting and its FLOPs are added analytically
+(``raystack.models.ss2d.scan_flops``: ~ (8N + 2) per channel and step). A torch.profiler
+table of the paper FP forward says where the time goes.
+
+    flock /tmp/raystack-cpu.lock .venv/bin/python bench/model_bench.py            # full run
+    flock /tmp/raystack-cpu.lock .venv/bin/python bench/model_bench.py --batch 1  # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import raystack.models.ss2d as ss2d_mod  # noqa: E402
+from raystack.models import create_model  # noqa: E402
+from raystack.ops import selective_scan as scan_mod  # noqa: E402
+
+DEFAULT_PRESETS = ("vqmau_fp.paper", "vqmau_fr.paper", "vqmau_fp.small", "vqmau_fr.small",
+                   "vqmau_fp.tiny", "vqmau_fr.tiny")
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cpus_available": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "git_commit": commit or None,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+    }
+
+
+def scan_implementation() -> str:
+    """Which CPU scan ``selective_scan_fn`` runs for the model's shapes."""
+    u = torch.rand(1, 8, 16)
+    backend = getattr(scan_mod, "scan_backend", None)
+    if backend is not None:
+        return backend(u, 16)
+    # Before the dispatcher existed: a spy on the sequential oracle tells.
+    called = []
+    real = scan_mod.selective_scan_ref
+
+    def spy(*args, **kwargs):
+        called.append(True)
+        return real(*args, **kwargs)
+
+    with mock.patch.object(scan_mod, "selective_scan_ref", spy):
+        scan_mod.selective_scan_fn(u, u, -torch.rand(8, 4), torch.rand(1, 4, 16),
+                                   torch.rand(1, 4, 16), torch.ones(8), delta_softplus=True)
+    return "ref" if called else "unknown (not the sequential oracle)"
+
+
+def matmul_flops(threads: int, n: int = 2048, reps: int = 10) -> dict:
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    best, med = min(times), statistics.median(times)
+    return {"n": n, "threads": threads, "median_s": med, "best_s": best,
+            "flops_per_s_median": 2 * n**3 / med, "flops_per_s_best": 2 * n**3 / best}
+
+
+def _zero_flop_scan(calls: list):
+    def scan(u, delta, A, B, C, D=None, z=None, **kwargs):
+        b, d, length = u.shape
+        calls.append(ss2d_mod.scan_flops(b, length, d, A.shape[1]))
+        return u * D[:, None] if D is not None else u.clone()
+
+    return scan
+
+
+def count_flops(model: torch.nn.Module, x: torch.Tensor) -> dict:
+    calls: list[int] = []
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), mock.patch.object(ss2d_mod, "selective_scan_fn",
+                                                    _zero_flop_scan(calls)), counter:
+        model(x)
+    by_op = {str(k): int(v) for k, v in counter.get_flop_counts()["Global"].items()}
+    counted = int(counter.get_total_flops())
+    scan = int(sum(calls))
+    b = x.shape[0]
+    return {"counted_per_frame": counted / b, "scan_per_frame": scan / b,
+            "total_per_frame": (counted + scan) / b,
+            "by_op_per_frame": {k: v / b for k, v in by_op.items()}}
+
+
+def time_forward(model, x, min_time: float, min_reps: int, max_reps: int) -> dict:
+    scan_time = [0.0]
+    real = ss2d_mod.selective_scan_fn
+
+    def timed(*args, **kwargs):
+        t = time.perf_counter()
+        y = real(*args, **kwargs)
+        scan_time[0] += time.perf_counter() - t
+        return y
+
+    times, scans = [], []
+    with torch.inference_mode(), mock.patch.object(ss2d_mod, "selective_scan_fn", timed):
+        model(x)  # warm-up: allocator, oneDNN primitive caches
+        start = time.perf_counter()
+        while len(times) < min_reps or (time.perf_counter() - start < min_time
+                                        and len(times) < max_reps):
+            scan_time[0] = 0.0
+            t = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t)
+            scans.append(scan_time[0])
+    med = statistics.median(times)
+    return {"reps": len(times), "median_s": med, "min_s": min(times),
+            "scan_median_s": statistics.median(scans)}
+
+
+def profile_ops(model, x, top: int = 12) -> dict:
+    real = ss2d_mod.selective_scan_fn
+
+    def labelled(*args, **kwargs):
+        with torch.profiler.record_function("selective_scan_fn"):
+            return real(*args, **kwargs)
+
+    with torch.inference_mode(), mock.patch.object(ss2d_mod, "selective_scan_fn", labelled):
+        model(x)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            model(x)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    scan = next((e.cpu_time_total for e in events if e.key == "selective_scan_fn"), 0)
+    rows = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    return {
+        "total_ms": total / 1e3,
+        "inside_selective_scan_ms": scan / 1e3,
+        "top_self_ops": [{"op": e.key, "self_ms": e.self_cpu_time_total / 1e3,
+                          "share": e.self_cpu_time_total / total, "calls": e.count} for e in rows],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--presets", nargs="+", default=list(DEFAULT_PRESETS))
+    ap.add_argument("--batch", nargs="+", type=int, default=[1, 4])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--min-time", type=float, default=5.0, help="seconds of timed reps per case")
+    ap.add_argument("--min-reps", type=int, default=3)
+    ap.add_argument("--max-reps", type=int, default=50)
+    ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "bench/results/model.json"))
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    info = {"machine": machine(), "threads": args.threads, "scan": scan_implementation()}
+    mm = matmul_flops(args.threads)
+    peak = mm["flops_per_s_median"]
+    print(f"scan: {info['scan']}")
+    print(f"fp32 matmul 2048^3, {args.threads} threads: {peak / 1e9:.1f} GFLOP/s (median)")
+
+    rows = []
+    header = (f"{'preset':16s} {'img':>4s} {'b':>2s} {'params':>7s} {'GFLOP/fr':>8s}"
+              f" {'scan%FL':>7s} {'ms/batch':>9s} {'frames/s':>8s} {'scan%t':>6s}"
+              f" {'GFLOP/s':>7s} {'%matmul':>7s}")
+    print(header)
+    for name in args.presets:
+        model = create_model(name).eval()
+        c = model.config
+        n_params = sum(p.numel() for p in model.parameters())
+        flops = count_flops(model, torch.zeros(1, c.input_channels, *c.img_size))
+        for b in args.batch:
+            x = torch.rand(b, c.input_channels, *c.img_size) * 2 - 1
+            timing = time_forward(model, x, args.min_time, args.min_reps, args.max_reps)
+            fps = b / timing["median_s"]
+            achieved = flops["total_per_frame"] * fps
+            row = {"preset": name, "img_size": list(c.img_size), "batch": b, "params": n_params,
+                   "flops": flops, **timing, "frames_per_s": fps, "achieved_flops_per_s": achieved,
+                   "share_of_matmul": achieved / peak,
+                   "scan_time_share": timing["scan_median_s"] / timing["median_s"]}
+            rows.append(row)
+            print(f"{name:16s} {c.img_size[0]:4d} {b:2d} {n_params / 1e6:6.2f}M"
+                  f" {flops['total_per_frame'] / 1e9:8.3f}"
+                  f" {flops['scan_per_frame'] / flops['total_per_frame'] * 100:6.1f}%"
+                  f" {timing['median_s'] * 1e3:9.1f} {fps:8.2f}"
+                  f" {row['scan_time_share'] * 100:5.1f}% {achieved / 1e9:7.2f}"
+                  f" {row['share_of_matmul'] * 100:6.1f}%", flush=True)
+
+    profile = None
+    if not args.no_profile:
+        model = create_model(args.presets[0]).eval()
+        c = model.config
+        profile = profile_ops(model, torch.rand(1, c.input_channels, *c.img_size) * 2 - 1)
+        profile["preset"] = args.presets[0]
+        print(f"\nprofile of {args.presets[0]} (batch 1): {profile['total_ms']:.1f} ms self CPU, "
+              f"{profile['inside_selective_scan_ms']:.1f} ms inside selective_scan_fn")
+        for op in profile["top_self_ops"]:
+            print(f"  {op['op']:40s} {op['self_ms']:9.2f} ms {op['share'] * 100:5.1f}%"
+                  f"  x{op['calls']}")
+
+    out = {**info, "matmul": mm, "results": rows, "profile": profile,
+           "notes": "FLOPs = FlopCounterMode (conv, mm, bmm) with the scan replaced by a "
+                    "zero-FLOP stand-in, plus the scan's analytic FLOPs (8N+2 per channel-step)."}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

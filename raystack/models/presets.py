@@ -1,0 +1,55 @@
+"""VQ-MaU presets as data: the paper's sizes per dataset, and small CPU sizes for tests and demos.
+
+``paper`` sizes (section III-A): 256x256 input, widths 64/128/256/512, NVSS depths {1,1,1,1}
+for Ped2 and ShanghaiTech and {2,2,2,2} for Avenue, t = 16 for FP; codebook K = 50 (FP) and
+10 (FR) as in the public code. Aliases: ``vqmau_fp.paper`` -> ped2, ``vqmau_fp.paper-avenue``
+-> avenue (same for ``vqmau_fr``).
+
+``tiny`` (64x64, widths 16/32/64/128, t = 4): a forward + backward in well under a second on
+one CPU core, for tests. ``small`` (128x128, widths 32/64/128/256, t = 8): trains to a useful
+level on a synthetic archive in minutes on a 2-core CPU, for the demo.
+
+    cfg = PRESETS["vqmau_fr.avenue"]          # VQMaUConfig(task="fr", depths=(2, 2, 2, 2), ...)
+"""
+
+from __future__ import annotations
+
+from raystack.models.registry import register_family, register_preset
+from raystack.models.vqmau import VQMaUConfig, build_vqmau
+
+_FP = VQMaUConfig(task="fp", in_frames=16, in_channels=3, out_channels=3, codebook_size=50)
+_FR = VQMaUConfig(task="fr", in_frames=1, in_channels=2, out_channels=2, codebook_size=10)
+_AVENUE = {"depths": (2, 2, 2, 2)}
+_TINY = {"img_size": (64, 64), "dims": (16, 32, 64, 128), "drop_path": 0.0}
+_SMALL = {"img_size": (128, 128), "dims": (32, 64, 128, 256), "drop_path": 0.1}
+
+PRESETS: dict[str, VQMaUConfig] = {
+    "vqmau_fp.ped2": _FP,
+    "vqmau_fp.shanghaitech": _FP,
+    "vqmau_fp.avenue": _FP.replace(**_AVENUE),
+    "vqmau_fp.small": _FP.replace(in_frames=8, **_SMALL),
+    "vqmau_fp.tiny": _FP.replace(in_frames=4, **_TINY),
+    "vqmau_fr.ped2": _FR,
+    "vqmau_fr.shanghaitech": _FR,
+    "vqmau_fr.avenue": _FR.replace(**_AVENUE),
+    "vqmau_fr.small": _FR.replace(**_SMALL),
+    "vqmau_fr.tiny": _FR.replace(**_TINY),
+}
+
+ALIASES: dict[str, str] = {
+    "vqmau_fp.paper": "vqmau_fp.ped2",
+    "vqmau_fp.paper-avenue": "vqmau_fp.avenue",
+    "vqmau_fr.paper": "vqmau_fr.ped2",
+    "vqmau_fr.paper-avenue": "vqmau_fr.avenue",
+}
+
+# Parameter counts the paper reports (Table III): ~14M for {1,1,1,1}, ~28M for {2,2,2,2}.
+PAPER_PARAMS: dict[str, float] = {
+    f"vqmau_{task}.{data}": (28e6 if data == "avenue" else 14e6)
+    for task in ("fp", "fr")
+    for data in ("ped2", "shanghaitech", "avenue")
+}
+
+register_family("vqmau", VQMaUConfig, build_vqmau)
+for _name, _cfg in PRESETS.items():
+    register_preset(_name, _cfg, aliases=tuple(a for a, n in ALIASES.items() if n == _name))

@@ -1,0 +1,317 @@
+"""VQ-MaU: VADMamba's VQ-Mamba U-Net, used for frame prediction (FP) and flow reconstruction (FR).
+
+PatchEmbed (4x4 patches -> dims[0] channels) -> encoder stages of NVSS blocks with
+PatchMerging between them -> vector quantiser at the bottleneck -> decoder stages, each but
+the first opened by a PatchExpand and an element-wise ADDED skip -> final projection back to
+full resolution -> tanh, so outputs live in the model range [-1, 1] of frames and flow.
+
+Tasks (``VQMaUConfig.task``):
+- ``fp``: ``in_frames`` RGB frames stacked on channels (oldest first) predict the next frame.
+- ``fr``: the model-range optical flow of the target frame (the flow from frame i-1 to i,
+  2 channels) is reconstructed through the VQ bottleneck: a VQ autoencoder on flow. The paper
+  says FR reconstructs "the optical flow corresponding to the predicted frame"; the public
+  code feeds the true flow of the target frame, and so do we: the score must not depend on a
+  second model's prediction, and a normal flow reconstructs well while an unusual one does not.
+
+Skips. The decoder adds, after each PatchExpand, the encoder stage output of the same
+resolution (H/16, H/8, H/4 at four stages). Nothing is added at the bottleneck resolution:
+the public code adds the un-quantised bottleneck input to z_q there, which lets the decoder
+bypass the codebook; here every path through H/32 goes through the VQ.
+
+    model = create_model("vqmau_fp.tiny")
+    out = model(torch.randn(2, 4 * 3, 64, 64))   # out.pred (2, 3, 64, 64); out.vq_loss scalar
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+from einops import rearrange
+
+from raystack.errors import ConfigError
+from raystack.models.nvss import NVSSBlock
+from raystack.models.vq import VectorQuantizer
+
+TASKS = ("fp", "fr")
+
+
+@dataclass(frozen=True)
+class VQMaUConfig:
+    """Every hyper-parameter of a VQ-MaU model; presets in ``presets.py`` are instances."""
+
+    task: str = "fp"  # "fp" frame prediction | "fr" optical-flow reconstruction
+    in_frames: int = 16  # t: frames (FP; Table IV varies it) or flow fields (FR: 1) on channels
+    in_channels: int = 3  # channels of one input frame: 3 (RGB) for FP, 2 (u, v) for FR
+    out_channels: int = 3  # 3 for FP (next frame), 2 for FR (flow)
+    img_size: tuple[int, int] = (256, 256)  # (H, W) the model is built for; paper: 256x256
+    patch_size: int = 4  # PatchEmbed patch (and final expansion) size; paper: 4x4
+    dims: tuple[int, ...] = (64, 128, 256, 512)  # stage widths; dims[0] is the embedding width
+    depths: tuple[int, ...] = (1, 1, 1, 1)  # NVSS blocks per stage, encoder = decoder (E_n = D_n)
+    d_state: int = 16  # SSM state size N
+    ssm_expand: int = 2  # SS2D inner width = ssm_expand * stage width
+    d_conv: int = 3  # SS2D depthwise conv kernel
+    dt_rank: int | None = None  # rank of the delta projection; None = ceil(width / 16)
+    codebook_size: int = 50  # K codes of the VQ; public code: 50 for FP, 10 for FR
+    vq_beta: float = 0.25  # commitment weight beta of eq. (2)
+    use_vq: bool = True  # ablation switch (Table II): VQ bottleneck on/off
+    use_ne: bool = True  # ablation switch (Table II): Non-negative Enhanced branch on/off
+    drop_path: float = 0.2  # max stochastic-depth rate (linear over blocks); public code's 0.2
+    norm_eps: float = 1e-6  # LayerNorm epsilon of the blocks
+
+    def __post_init__(self) -> None:
+        # Tuples survive JSON and TOML round trips as lists; store them as tuples.
+        for name in ("img_size", "dims", "depths"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        self.validate()
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of the model input: ``in_frames * in_channels``."""
+        return self.in_frames * self.in_channels
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the field and the fix when the config is invalid."""
+        problems = []
+        if self.task not in TASKS:
+            problems.append(f"task={self.task!r} (choose one of {TASKS})")
+        if len(self.dims) != len(self.depths) or not self.dims:
+            problems.append(f"dims {self.dims} and depths {self.depths} must be equally long")
+        if any(d < 1 for d in self.dims) or any(d < 1 for d in self.depths):
+            problems.append("dims and depths must be positive")
+        for name in ("in_frames", "in_channels", "out_channels", "patch_size", "d_state",
+                     "ssm_expand", "codebook_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} must be >= 1")
+        if self.d_conv < 1 or self.d_conv % 2 == 0:
+            problems.append(f"d_conv={self.d_conv} must be odd (same-size depthwise conv)")
+        if len(self.img_size) != 2:
+            problems.append(f"img_size={self.img_size} must be (H, W)")
+        else:
+            # Each PatchMerging halves the grid, so H and W must divide patch * 2^(stages-1).
+            unit = self.patch_size * 2 ** (len(self.dims) - 1)
+            if any(s % unit for s in self.img_size):
+                problems.append(f"img_size={self.img_size} must be a multiple of {unit} "
+                                f"(patch_size * 2^(stages-1))")
+        if self.dims and self.dims[0] % 4:
+            problems.append(f"dims[0]={self.dims[0]} must be a multiple of 4 (final projection)")
+        if not 0.0 <= self.drop_path < 1.0:
+            problems.append(f"drop_path={self.drop_path} must be in [0, 1)")
+        if problems:
+            msg = "invalid VQMaUConfig: " + "; ".join(problems)
+            raise ConfigError(msg)
+
+    def replace(self, **overrides) -> VQMaUConfig:
+        """A copy with ``overrides`` applied (and validated)."""
+        return dataclasses.replace(self, **overrides)
+
+
+class VQMaUOutput(NamedTuple):
+    pred: torch.Tensor  # (b, out_channels, H, W) in [-1, 1]
+    vq_loss: torch.Tensor  # scalar; 0 when use_vq is off
+    vq_stats: dict[str, torch.Tensor]  # usage, perplexity, indices; empty when use_vq is off
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping p x p patches -> ``embed_dim`` channels, channels-last out."""
+
+    def __init__(
+        self,
+        in_chans: int,
+        embed_dim: int,
+        patch_size: int = 4,
+        norm_eps: float = 1e-6,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        factory_kwargs = {"device": device, "dtype": dtype}
+        super().__init__()
+        self.proj = nn.Conv2d(
+            in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, **factory_kwargs
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps, **factory_kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, c, H, W) -> (b, H/p, W/p, embed_dim)."""
+        return self.norm(rearrange(self.proj(x), "b c h w -> b h w c"))
+
+
+class PatchMerging(nn.Module):
+    """2x2 neighbourhoods concatenated (4c), normalised and projected: halves H and W."""
+
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int,
+        norm_eps: float = 1e-6,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        factory_kwargs = {"device": device, "dtype": dtype}
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * dim, eps=norm_eps, **factory_kwargs)
+        self.reduction = nn.Linear(4 * dim, out_dim, bias=False, **factory_kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, h, w, c) -> (b, h/2, w/2, out_dim)."""
+        x = rearrange(x, "b (h p1) (w p2) c -> b h w (p1 p2 c)", p1=2, p2=2)
+        return self.reduction(self.norm(x))
+
+
+class PatchExpand(nn.Module):
+    """Linear to scale^2 * out_dim channels, then pixel-shuffle: multiplies H and W by scale."""
+
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int,
+        scale: int = 2,
+        norm_eps: float = 1e-6,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        factory_kwargs = {"device": device, "dtype": dtype}
+        super().__init__()
+        self.scale = scale
+        self.expand = nn.Linear(dim, scale * scale * out_dim, bias=False, **factory_kwargs)
+        self.norm = nn.LayerNorm(out_dim, eps=norm_eps, **factory_kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, h, w, dim) -> (b, h*scale, w*scale, out_dim)."""
+        x = self.expand(x)
+        x = rearrange(x, "b h w (p1 p2 c) -> b (h p1) (w p2) c", p1=self.scale, p2=self.scale)
+        return self.norm(x)
+
+
+class FinalProjection(nn.Module):
+    """Back to full resolution: PatchExpand by the patch size to dim/4 channels, then a
+    per-pixel linear map to the output channels and tanh (the model range [-1, 1])."""
+
+    def __init__(
+        self,
+        dim: int,
+        out_channels: int,
+        patch_size: int = 4,
+        norm_eps: float = 1e-6,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        factory_kwargs = {"device": device, "dtype": dtype}
+        super().__init__()
+        self.up = PatchExpand(dim, dim // 4, scale=patch_size, norm_eps=norm_eps, **factory_kwargs)
+        self.head = nn.Linear(dim // 4, out_channels, **factory_kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, h, w, dim) -> (b, out_channels, h*p, w*p) in [-1, 1]."""
+        x = self.head(self.up(x))
+        return torch.tanh(rearrange(x, "b h w c -> b c h w"))
+
+
+class VQMaU(nn.Module):
+    """The VQ-Mamba U-Net of VADMamba; build it from a :class:`VQMaUConfig`."""
+
+    def __init__(
+        self,
+        config: VQMaUConfig,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        factory_kwargs = {"device": device, "dtype": dtype}
+        super().__init__()
+        self.config = config
+        c = config
+        n = len(c.dims)
+        block_kwargs = {
+            "d_state": c.d_state, "d_conv": c.d_conv, "expand": c.ssm_expand,
+            "dt_rank": c.dt_rank, "use_ne": c.use_ne, "norm_eps": c.norm_eps, **factory_kwargs,
+        }
+        # Stochastic depth grows linearly with encoder depth; the decoder mirrors it.
+        rates = torch.linspace(0.0, c.drop_path, sum(c.depths)).tolist()
+        enc_rates = [rates[sum(c.depths[:i]) : sum(c.depths[: i + 1])] for i in range(n)]
+
+        self.patch_embed = PatchEmbed(
+            c.input_channels, c.dims[0], c.patch_size, norm_eps=c.norm_eps, **factory_kwargs
+        )
+        self.encoder = nn.ModuleList(
+            nn.Sequential(
+                *(NVSSBlock(c.dims[i], drop_path=p, **block_kwargs) for p in enc_rates[i])
+            )
+            for i in range(n)
+        )
+        self.merges = nn.ModuleList(
+            PatchMerging(c.dims[i], c.dims[i + 1], norm_eps=c.norm_eps, **factory_kwargs)
+            for i in range(n - 1)
+        )
+        self.vq = (
+            VectorQuantizer(c.codebook_size, c.dims[-1], beta=c.vq_beta, **factory_kwargs)
+            if c.use_vq
+            else None
+        )
+        # Decoder stage j works at encoder stage i = n-1-j.
+        self.expands = nn.ModuleList(
+            PatchExpand(c.dims[i + 1], c.dims[i], norm_eps=c.norm_eps, **factory_kwargs)
+            for i in reversed(range(n - 1))
+        )
+        self.decoder = nn.ModuleList(
+            nn.Sequential(
+                *(NVSSBlock(c.dims[i], drop_path=p, **block_kwargs) for p in enc_rates[i][::-1])
+            )
+            for i in reversed(range(n))
+        )
+        self.final = FinalProjection(
+            c.dims[0], c.out_channels, c.patch_size, norm_eps=c.norm_eps, **factory_kwargs
+        )
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        # Transformer-style init for the plain linears (VMamba does the same); the SSM's own
+        # parameters (A, D, dt) are not nn.Linear and keep the Mamba init from SS2D.
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        if x.dim() == 5:  # (b, t, c, H, W): stack frames on channels, oldest first
+            x = rearrange(x, "b t c h w -> b (t c) h w")
+        expected = (c.input_channels, *c.img_size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            msg = (
+                f"VQMaU({c.task}) expects input (batch, {expected[0]}, {expected[1]}, "
+                f"{expected[2]}) = in_frames {c.in_frames} x in_channels {c.in_channels} at "
+                f"img_size {c.img_size}; got {tuple(x.shape)}"
+            )
+            raise ValueError(msg)
+        return x
+
+    def forward(self, x: torch.Tensor) -> VQMaUOutput:
+        """x: (b, in_frames*in_channels, H, W) or (b, in_frames, in_channels, H, W) in [-1, 1]."""
+        x = self.patch_embed(self._check_input(x))  # (b, H/4, W/4, dims[0])
+        skips = []
+        for i, stage in enumerate(self.encoder):
+            x = stage(x)
+            if i < len(self.merges):
+                skips.append(x)  # (b, H/4/2^i, W/4/2^i, dims[i])
+                x = self.merges[i](x)
+        # x: (b, H/4/2^(n-1), W/4/2^(n-1), dims[-1]), the bottleneck z_e
+        if self.vq is not None:
+            x, vq_loss, vq_stats = self.vq(x)
+        else:
+            vq_loss, vq_stats = x.new_zeros((), dtype=torch.float32), {}
+        x = self.decoder[0](x)
+        for j, stage in enumerate(self.decoder[1:]):
+            x = self.expands[j](x) + skips[-1 - j]  # additive skip at the same resolution
+            x = stage(x)
+        return VQMaUOutput(self.final(x), vq_loss, vq_stats)
+
+
+def build_vqmau(config: VQMaUConfig, **factory_kwargs) -> VQMaU:
+    """Builder registered for :class:`VQMaUConfig` in the model registry."""
+    return VQMaU(config, **factory_kwargs)

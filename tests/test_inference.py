@@ -1,0 +1,98 @@
+"""FrameScorer: alignment of streams, batching, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from raystack.inference import FrameScorer
+from raystack.models import create_model, get_config, save_checkpoint
+from raystack.models.vqmau import VQMaUOutput
+from raystack.scoring import psnr_np
+
+
+class _Oracle(torch.nn.Module):
+    """Deterministic stand-in: FP returns the last input frame, FR returns half its input."""
+
+    def __init__(self, **overrides):
+        super().__init__()
+        self.config = get_config("vqmau_fp.tiny" if overrides.get("task", "fp") == "fp"
+                                 else "vqmau_fr.tiny", **overrides)
+
+    def forward(self, x):
+        pred = x[:, -3:] if self.config.task == "fp" else 0.5 * x
+        return VQMaUOutput(pred, x.new_zeros(()), {})
+
+
+def _clip(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    frames = rng.uniform(-1, 1, (n, 64, 64, 3)).astype(np.float32)
+    flows = rng.uniform(-1, 1, (n - 1, 2, 64, 64)).astype(np.float32)
+    return frames, flows
+
+
+def test_streams_are_aligned_on_the_same_target_frames():
+    frames, flows = _clip(9)
+    scorer = FrameScorer({"fp": _Oracle(in_frames=3), "fr": _Oracle(task="fr")}, batch_size=4)
+    assert scorer.streams == ("fp", "fr") and scorer.context == 3 and scorer.needs_flow
+    assert scorer.img_size == (64, 64)
+    out = scorer.score(frames, flows)
+    chw = frames.transpose(0, 3, 1, 2)
+    targets = np.arange(3, 9)
+    np.testing.assert_allclose(out["fp"], psnr_np(chw[targets - 1], chw[targets]), rtol=1e-5)
+    np.testing.assert_allclose(
+        out["fr"], psnr_np(0.5 * flows[targets - 1], flows[targets - 1]), rtol=1e-5
+    )
+    assert out["fp"].dtype == np.float32 and out["fr"].shape == (6,)
+
+
+def test_fr_alone_has_context_one_and_short_clips_give_empty_scores():
+    frames, flows = _clip(4)
+    scorer = FrameScorer({"fr": _Oracle(task="fr")})
+    assert scorer.context == 1
+    assert scorer.score(frames, flows)["fr"].shape == (3,)
+    fp = FrameScorer({"fp": _Oracle(in_frames=4)})
+    assert fp.score(frames)["fp"].shape == (0,)
+
+
+def test_batch_size_does_not_change_scores_of_a_real_model():
+    torch.manual_seed(0)
+    model = create_model("vqmau_fp.tiny", in_frames=2)
+    frames, _ = _clip(6)
+    a = FrameScorer({"fp": model}, batch_size=1, threads=1).score(frames)["fp"]
+    b = FrameScorer({"fp": model}, batch_size=3, threads=1).score(frames)["fp"]
+    assert a.shape == (4,)
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_from_checkpoints_names_streams_by_task(tmp_path):
+    torch.manual_seed(0)
+    fp = create_model("vqmau_fp.tiny", in_frames=2).eval()
+    fr = create_model("vqmau_fr.tiny").eval()
+    p_fp = save_checkpoint(tmp_path / "fp.pt", fp, preset="vqmau_fp.tiny", data_fingerprint="d")
+    p_fr = save_checkpoint(tmp_path / "fr.pt", fr, preset="vqmau_fr.tiny", data_fingerprint="d")
+    scorer = FrameScorer.from_checkpoints([str(p_fr), p_fp], batch_size=2)
+    assert scorer.streams == ("fr", "fp") and scorer.context == 2
+    assert len(scorer.checkpoints["fp"]["sha256"]) == 64
+    frames, flows = _clip(5)
+    out = scorer.score(frames, flows)
+    with torch.inference_mode():
+        x = torch.from_numpy(flows[1:4])
+        direct = fr(x).pred.numpy()
+    np.testing.assert_allclose(out["fr"], psnr_np(direct, flows[1:4]), rtol=1e-4)
+    with pytest.raises(ValueError, match="two fp checkpoints"):
+        FrameScorer.from_checkpoints([p_fp, p_fp])
+
+
+def test_bad_clips_are_refused():
+    scorer = FrameScorer({"fp": _Oracle(in_frames=2), "fr": _Oracle(task="fr")})
+    frames, flows = _clip(4)
+    with pytest.raises(ValueError, match="needs flows"):
+        scorer.score(frames)
+    with pytest.raises(ValueError, match=r"frames must be \(T, 64, 64, 3\)"):
+        scorer.score(frames[:, :32], flows)
+    with pytest.raises(ValueError, match="flows must be"):
+        scorer.score(frames, flows[:2])
+    with pytest.raises(ValueError, match="amp"):
+        FrameScorer({"fp": _Oracle()}, amp="int8")
