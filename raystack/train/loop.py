@@ -1,0 +1,421 @@
+"""Plain-Python training of one stream (FP or FR); no Ray here, the Ray adapter reuses it.
+
+- AdamW at the paper's 2e-4, weight decay on weight matrices only (nanoGPT's habit).
+- One cosine schedule over the run's TOTAL number of steps (optional linear warm-up) that
+  never restarts: a resumed run restores optimizer, scheduler, epoch and RNG state and
+  continues the same curve (the public VADMamba code restarts it mid-training).
+- Gradient-norm clipping; per-epoch metrics: loss parts, codebook usage and perplexity over
+  the whole epoch, clips/s, and loss and PSNR on the held-out normal clips.
+- Clip order is a function of (seed, epoch) only, and every optimiser step sees the same
+  global batch whatever the number of workers: worker r of N takes the r-th of every N
+  samples of it. Resume therefore needs no sampler state.
+
+Checkpoint selection rule (:data:`SELECTION_RULE`): the exported checkpoint is the epoch
+with the lowest validation loss on held-out NORMAL clips (the last ``val_fraction`` of every
+training video), ties going to the later epoch; without a validation split, the last
+epoch. Test labels are never used.
+
+    trainer = StreamTrainer(cfg, "fp", data)
+    metrics = trainer.run_epoch()     # {"epoch": 1, "loss": ..., "val_loss": ..., ...}
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from raystack.errors import ConfigError
+from raystack.train.data import TrainingData
+from raystack.train.storage import MODEL_FILE, STATE_FILE, RunStorage, checkpoint_dir_name
+
+SELECTION_RULE = (
+    "lowest validation loss on held-out normal clips (the last val_fraction of every "
+    "training video), ties to the later epoch; the last epoch without a validation split; "
+    "test labels are never used"
+)
+# Keys of a saved state that must match for a resume to continue the same run.
+_RESUME_KEYS = ("model_name", "data_fingerprint", "total_steps", "steps_per_epoch")
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+def lr_factor(
+    step: int, *, total_steps: int, warmup_steps: int = 0, min_ratio: float = 0.0
+) -> float:
+    """Multiplier of the base learning rate for optimiser step ``step`` (0-based).
+
+    Linear warm-up over ``warmup_steps``, then one cosine from 1 down to ``min_ratio`` at
+    ``total_steps``; it stays at ``min_ratio`` after that, it never restarts.
+    """
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, max(0.0, (step - warmup_steps) / span))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def steps_per_epoch(n_clips: int, *, batch_size: int, clips_per_epoch: int = 0) -> int:
+    """Optimiser steps of one epoch (incomplete last batches are dropped)."""
+    drawn = clips_per_epoch or n_clips
+    return drawn // batch_size
+
+
+def epoch_batches(
+    n_clips: int, *, batch_size: int, clips_per_epoch: int, seed: int, epoch: int
+) -> np.ndarray:
+    """Global batches of one epoch, (steps, batch_size) sample indices.
+
+    A function of (seed, epoch) only; ``clips_per_epoch`` larger than ``n_clips`` draws
+    further permutations, so no clip repeats before all were seen.
+    """
+    steps = steps_per_epoch(n_clips, batch_size=batch_size, clips_per_epoch=clips_per_epoch)
+    rng = np.random.default_rng([seed, epoch])
+    need = steps * batch_size
+    order = np.concatenate([rng.permutation(n_clips) for _ in range(-(-need // n_clips))])
+    return order[:need].reshape(steps, batch_size)
+
+
+class Reducer:
+    """Sums tensors over DDP ranks; in one process it returns them as they are."""
+
+    def __init__(self) -> None:
+        import torch.distributed as dist
+
+        self.dist = dist if dist.is_available() and dist.is_initialized() else None
+
+    def sum(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dist is None:
+            return x
+        x = x.clone()
+        self.dist.all_reduce(x)
+        return x
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+class StreamTrainer:
+    """Model, optimiser, schedule and metrics of one stream; one call per epoch.
+
+    Args:
+        cfg: the :class:`~raystack.train.config.TrainConfig`.
+        task: ``"fp"`` or ``"fr"``.
+        data: what :func:`~raystack.train.data.prepare_data` returned for ``task``.
+        device: where to train.
+        rank, world_size: this worker's place among the DDP workers (0, 1 in process).
+        wrap: turns the model into its distributed form (Ray's ``prepare_model``); the
+            unwrapped model stays in ``self.module`` for checkpoints and validation.
+    """
+
+    def __init__(
+        self,
+        cfg: Any,
+        task: str,
+        data: TrainingData,
+        *,
+        device: str | torch.device = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+        wrap: Callable[[nn.Module], nn.Module] | None = None,
+    ) -> None:
+        from raystack.models import create_model
+
+        self.cfg, self.task, self.data = cfg, task, data
+        self.device = torch.device(device)
+        self.rank, self.world_size = rank, world_size
+        self.model_name = cfg.model_name(task)
+        torch.manual_seed(cfg.seed)
+        self.module = create_model(self.model_name, **cfg.model_overrides).to(self.device)
+        self.model = wrap(self.module) if wrap is not None else self.module
+        decay = [p for p in self.module.parameters() if p.requires_grad and p.dim() >= 2]
+        no_decay = [p for p in self.module.parameters() if p.requires_grad and p.dim() < 2]
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr,
+        )
+        self.steps_per_epoch = steps_per_epoch(
+            len(data.train), batch_size=cfg.batch_size, clips_per_epoch=cfg.clips_per_epoch)
+        if self.steps_per_epoch < 1:
+            msg = (f"{task}: {len(data.train)} training clips cannot fill one batch of "
+                   f"{cfg.batch_size}; lower batch_size or add footage")
+            raise ConfigError(msg)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt,
+            lambda step: lr_factor(step, total_steps=self.total_steps,
+                                   warmup_steps=cfg.warmup_steps, min_ratio=cfg.min_lr_ratio),
+        )
+        self.reducer = Reducer()
+        self.epoch = 0  # epochs completed
+        self.history: list[dict[str, Any]] = []
+        self.lrs: list[float] = []  # learning rate of every step this process ran
+
+    # -- state ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """What resume needs besides the weights (which live in the checkpoint's model.pt)."""
+        from raystack.config import to_dict
+
+        return {
+            "task": self.task,
+            "model_name": self.model_name,
+            "epoch": self.epoch,
+            "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps,
+            "data_fingerprint": self.data.fingerprint,
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+            "config": to_dict(self.cfg),
+        }
+
+    def load_state(self, model_state: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+        """Restore weights and training state from an epoch checkpoint.
+
+        Raises:
+            ConfigError: the checkpoint belongs to a run with other data or schedule.
+        """
+        mine = {"model_name": self.model_name, "data_fingerprint": self.data.fingerprint,
+                "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch}
+        diff = [f"{k}: {state.get(k)!r} -> {mine[k]!r}" for k in _RESUME_KEYS
+                if state.get(k) != mine[k]]
+        if diff:
+            msg = (f"cannot resume run {self.cfg.name!r} ({self.task}) with other settings or "
+                   f"data ({'; '.join(diff)}); rerun with the original settings or choose a "
+                   "new name")
+            raise ConfigError(msg)
+        self.module.load_state_dict(model_state)
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The history entry the selection rule picks so far."""
+        return select_epoch(self.history)
+
+    # -- one epoch -----------------------------------------------------------------------
+
+    def run_epoch(self, emit: Emit | None = None) -> dict[str, Any]:
+        """Train one epoch, validate, record and return its metrics (global over workers)."""
+        cfg = self.cfg
+        epoch = self.epoch + 1
+        order = epoch_batches(len(self.data.train), batch_size=cfg.batch_size,
+                              clips_per_epoch=cfg.clips_per_epoch, seed=cfg.seed, epoch=epoch)
+        codes = self.module.config.codebook_size if getattr(self.module, "vq", None) else 0
+        counts = torch.zeros(max(codes, 1), dtype=torch.float64)
+        sums: dict[str, float] = {}
+        n_local = 0
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        self.model.train()
+        t0 = time.perf_counter()
+        for step, global_idx in enumerate(order):
+            idx = global_idx[self.rank :: self.world_size]
+            batch = _to(self.data.train.batch(idx), self.device)
+            loss, parts, out = self._loss(self.model, batch)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+            parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+            self.lrs.append(self.opt.param_groups[0]["lr"])
+            self.opt.step()
+            self.sched.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v * len(idx)
+            n_local += len(idx)
+            if codes:
+                counts += torch.bincount(out.vq_stats["indices"].flatten().cpu(),
+                                         minlength=codes).double()
+            if emit is not None:
+                emit({"kind": "step", "task": self.task, "epoch": epoch, "step": step + 1,
+                      "steps": len(order), "loss": parts["total"]})
+        train_s = time.perf_counter() - t0
+        keys = sorted(sums)
+        totals = self.reducer.sum(
+            torch.tensor([sums[k] for k in keys] + [n_local], dtype=torch.float64))
+        n = float(totals[-1])
+        metrics: dict[str, Any] = {"epoch": epoch, "task": self.task}
+        metrics.update({("loss" if k == "total" else f"loss_{k}"): float(totals[i]) / n
+                        for i, k in enumerate(keys) if k != "grad_norm"})
+        metrics["grad_norm"] = float(totals[keys.index("grad_norm")]) / n
+        if codes:
+            counts = self.reducer.sum(counts)
+            probs = counts / counts.sum().clamp_min(1.0)
+            metrics["codebook_usage"] = float((counts > 0).double().mean())
+            entropy = -(probs * probs.clamp_min(1e-12).log()).sum()
+            metrics["codebook_perplexity"] = float(torch.exp(entropy))
+        metrics["lr"] = self.lrs[-1]
+        metrics["clips"] = int(n)
+        metrics["train_s"] = round(train_s, 3)
+        metrics["clips_per_s"] = n / max(train_s, 1e-9)
+        metrics.update(self.validate())
+        self.epoch = epoch
+        self.history.append(dict(metrics))
+        metrics["best"] = self.best is not None and self.best["epoch"] == epoch
+        return metrics
+
+    def _loss(
+        self, model: nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float], Any]:
+        from raystack.models.losses import task_loss
+
+        out = model(batch["x"])
+        loss, parts = task_loss(self.task, out.pred, batch["y"], out.vq_loss, batch.get("prev"))
+        return loss, parts, out
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean loss and PSNR over the held-out clips (each worker scores its share)."""
+        from raystack.scoring import psnr
+
+        val = self.data.val
+        if len(val) == 0:
+            return {}
+        per_worker = max(1, self.cfg.batch_size // self.world_size)
+        idx = np.arange(len(val))[self.rank :: self.world_size]
+        sums = torch.zeros(3, dtype=torch.float64)  # loss * n, psnr sum, n
+        self.module.eval()
+        try:
+            for s in range(0, len(idx), per_worker):
+                batch = _to(val.batch(idx[s : s + per_worker]), self.device)
+                loss, _, out = self._loss(self.module, batch)
+                k = len(batch["x"])
+                sums += torch.tensor([float(loss) * k, float(psnr(out.pred, batch["y"]).sum()), k],
+                                     dtype=torch.float64)
+        finally:
+            self.module.train()
+        sums = self.reducer.sum(sums)
+        n = max(float(sums[2]), 1.0)
+        return {"val_loss": float(sums[0]) / n, "val_psnr": float(sums[1]) / n}
+
+
+def select_epoch(
+    history: list[dict[str, Any]], available: set[int] | None = None
+) -> dict[str, Any] | None:
+    """The history entry :data:`SELECTION_RULE` picks among the ``available`` epochs."""
+    cands = [h for h in history if available is None or h["epoch"] in available]
+    if not cands:
+        return None
+    with_val = [h for h in cands if h.get("val_loss") is not None and math.isfinite(h["val_loss"])]
+    if with_val:
+        return min(with_val, key=lambda h: (h["val_loss"], -h["epoch"]))
+    return max(cands, key=lambda h: h["epoch"])
+
+
+# --- epoch checkpoints -----------------------------------------------------------------
+
+
+def write_checkpoint(trainer: StreamTrainer, folder: str | Path, *, run_name: str | None) -> Path:
+    """Write ``model.pt`` (a raystack checkpoint) and ``state.pt`` (resume) into ``folder``."""
+    from raystack.models.checkpoint import save_checkpoint
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    last = trainer.history[-1] if trainer.history else {}
+    extra = {"run": run_name, "epoch": trainer.epoch, "selection_rule": SELECTION_RULE,
+             "metrics": {k: v for k, v in last.items() if isinstance(v, (int, float, str))},
+             "model_overrides": dict(trainer.cfg.model_overrides)}
+    save_checkpoint(folder / MODEL_FILE, trainer.module, preset=trainer.model_name,
+                    data_fingerprint=trainer.data.fingerprint, extra=extra)
+    fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=folder)
+    with os.fdopen(fd, "wb") as f:
+        torch.save(trainer.state_dict(), f)
+    os.replace(tmp, folder / STATE_FILE)
+    return folder
+
+
+def read_checkpoint_dir(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(model_state, state)`` of an epoch checkpoint folder."""
+    from raystack.models.checkpoint import read_checkpoint
+
+    folder = Path(folder)
+    payload = read_checkpoint(folder / MODEL_FILE)
+    state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+    return payload["model"], state
+
+
+def checkpoints_to_delete(
+    epochs: list[int], history: list[dict[str, Any]], keep: int | None
+) -> list[int]:
+    """Epochs to prune: all but the latest and the ``keep`` best by the selection rule."""
+    if keep is None or len(epochs) <= keep:
+        return []
+    avail = set(epochs)
+    ranked: list[int] = []
+    while len(ranked) < keep and avail - set(ranked):
+        pick = select_epoch(history, avail - set(ranked))
+        if pick is None:
+            break
+        ranked.append(pick["epoch"])
+    if len(ranked) < keep:  # epochs missing from history: keep the latest ones
+        ranked += sorted(avail - set(ranked))[-(keep - len(ranked)):]
+    kept = set(ranked) | {max(epochs)}
+    return sorted(e for e in epochs if e not in kept)
+
+
+@dataclass
+class StreamOutcome:
+    """What training one stream produced."""
+
+    task: str
+    history: list[dict[str, Any]]
+    epochs: list[int]  # epochs whose checkpoint exists in the storage
+    resumed_from: int | None  # epoch the run continued from, None when it started fresh
+    steps_per_epoch: int = 0
+    data_summary: str = ""
+    fingerprint: str | None = None  # data fingerprint of what it trained on
+
+
+def fit_in_process(
+    cfg: Any,
+    task: str,
+    data: TrainingData,
+    storage: RunStorage,
+    *,
+    device: str | torch.device = "cpu",
+    emit: Emit | None = None,
+) -> StreamOutcome:
+    """Train ``task`` in this process, one checkpoint per epoch, resuming from the latest.
+
+    Rerunning with the same storage and run name continues after the last complete epoch;
+    a finished run trains nothing more.
+    """
+    trainer = StreamTrainer(cfg, task, data, device=device)
+    resumed_from = None
+    found = storage.checkpoints(task)
+    if found:
+        epoch, rel = found[-1]
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer.load_state(*read_checkpoint_dir(storage.get_dir(rel, tmp)))
+        resumed_from = epoch
+    if emit is not None:
+        emit({"kind": "start", "task": task, "epochs": cfg.epochs, "start_epoch": trainer.epoch,
+              "steps": trainer.steps_per_epoch, "workers": 1, "data": data.summary(),
+              "resumed_from": resumed_from})
+    while trainer.epoch < cfg.epochs:
+        metrics = trainer.run_epoch(emit)
+        with tempfile.TemporaryDirectory() as tmp:
+            write_checkpoint(trainer, tmp, run_name=cfg.name)
+            storage.upload_dir(tmp, f"{task}/{checkpoint_dir_name(trainer.epoch)}")
+        epochs = [e for e, _ in storage.checkpoints(task)]
+        for e in checkpoints_to_delete(epochs, trainer.history, cfg.keep_checkpoints):
+            storage.delete_dir(f"{task}/{checkpoint_dir_name(e)}")
+        if emit is not None:
+            emit({"kind": "epoch", **metrics})
+    return StreamOutcome(task, trainer.history, [e for e, _ in storage.checkpoints(task)],
+                         resumed_from, trainer.steps_per_epoch, data.summary(), data.fingerprint)

@@ -1,0 +1,175 @@
+"""The plain training loop: schedule, sampling, learning, checkpoints, resume, selection."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from raystack.errors import ConfigError
+from raystack.models import get_config
+from raystack.train import train
+from raystack.train.data import prepare_data
+from raystack.train.loop import (
+    StreamTrainer,
+    checkpoints_to_delete,
+    epoch_batches,
+    lr_factor,
+    read_checkpoint_dir,
+    select_epoch,
+    write_checkpoint,
+)
+
+
+def _data(cfg, task):
+    return prepare_data(cfg, task, get_config(cfg.model_name(task), **cfg.model_overrides))
+
+
+def test_lr_factor_is_one_cosine_without_restart():
+    total = 100
+    f = [lr_factor(s, total_steps=total, warmup_steps=10, min_ratio=0.1) for s in range(150)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    decay = f[10:total + 1]
+    assert all(a >= b for a, b in zip(decay, decay[1:], strict=False))  # never rises again
+    assert f[total] == pytest.approx(0.1) and all(v == pytest.approx(0.1) for v in f[total:])
+    assert lr_factor(50, total_steps=100) == pytest.approx(0.5)
+
+
+def test_epoch_batches_depend_on_seed_and_epoch_only():
+    a = epoch_batches(10, batch_size=4, clips_per_epoch=0, seed=0, epoch=1)
+    assert a.shape == (2, 4) and len(set(a.ravel())) == 8
+    assert np.array_equal(a, epoch_batches(10, batch_size=4, clips_per_epoch=0, seed=0, epoch=1))
+    assert not np.array_equal(a, epoch_batches(10, batch_size=4, clips_per_epoch=0, seed=0,
+                                               epoch=2))
+    many = epoch_batches(10, batch_size=4, clips_per_epoch=24, seed=0, epoch=1)
+    assert many.shape == (6, 4) and sorted(many.ravel()[:10]) == list(range(10))
+    # worker r of N takes every N-th sample: the shards add up to the global batch
+    shards = [a[0][r::2] for r in range(2)]
+    assert sorted(np.concatenate(shards)) == sorted(a[0])
+
+
+def _eval_l2(trainer: StreamTrainer, batch: dict) -> float:
+    trainer.module.eval()
+    with torch.no_grad():
+        _, parts, _ = trainer._loss(trainer.module, batch)
+    trainer.module.train()
+    return parts["l2"]
+
+
+def test_training_lowers_the_loss(tiny_cfg):
+    for task in ("fp", "fr"):
+        cfg = tiny_cfg(model=task, epochs=3, lr=1e-3)
+        data = _data(cfg, task)
+        trainer = StreamTrainer(cfg, task, data)
+        fixed = data.train.batch(list(range(4)))
+        before = _eval_l2(trainer, fixed)
+        for _ in range(cfg.epochs):
+            metrics = trainer.run_epoch()
+        assert _eval_l2(trainer, fixed) < 0.95 * before, task
+        assert metrics["epoch"] == 3 and metrics["clips"] == 8
+        assert 0 < metrics["codebook_usage"] <= 1 and metrics["clips_per_s"] > 0
+        assert {"val_loss", "val_psnr", "loss_l2", "loss_vq", "lr"} <= set(metrics)
+
+
+def test_resumed_run_continues_the_same_schedule(tiny_cfg, tmp_path):
+    cfg = tiny_cfg(epochs=3)
+    data = _data(cfg, "fp")
+    whole = StreamTrainer(cfg, "fp", data)
+    for _ in range(3):
+        whole.run_epoch()
+
+    first = StreamTrainer(cfg, "fp", data)
+    first.run_epoch()
+    write_checkpoint(first, tmp_path / "ck", run_name="t")
+    torch.manual_seed(1234)  # whatever the process did in between
+    second = StreamTrainer(cfg, "fp", data)
+    second.load_state(*read_checkpoint_dir(tmp_path / "ck"))
+    assert second.epoch == 1
+    second.run_epoch()
+    second.run_epoch()
+    assert len(whole.lrs) == 3 * whole.steps_per_epoch
+    assert first.lrs + second.lrs == pytest.approx(whole.lrs, rel=1e-12)
+    timing = {"train_s", "clips_per_s"}
+    first_epoch = {k: v for k, v in second.history[0].items() if k not in timing}
+    assert first_epoch == {k: v for k, v in whole.history[0].items() if k not in timing}
+    assert second.history[1]["loss"] == pytest.approx(whole.history[1]["loss"], rel=1e-4)
+    for a, b in zip(second.module.state_dict().values(), whole.module.state_dict().values(),
+                    strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5)
+
+
+def test_train_writes_checkpoints_that_scan_loads(tiny_cfg):
+    from raystack.inference import FrameScorer
+    from raystack.models import load_checkpoint
+
+    result = train(tiny_cfg(model="fp+fr"))
+    run = Path(result.run_dir)
+    for task in ("fp", "fr"):
+        assert sorted(p.name for p in (run / task).iterdir()) == [
+            "checkpoint_epoch_0001", "checkpoint_epoch_0002"]
+        model, info = load_checkpoint(run / task / "checkpoint_epoch_0002" / "model.pt")
+        assert info["task"] == task and info["extra"]["epoch"] == 2
+        assert info["data_fingerprint"] == result.data_fingerprint[task]
+        assert info["preset"] == f"vqmau_{task}.tiny" and info["code_version"]
+        assert result.checkpoints[task] == str(run / f"{task}.pt")
+    scorer = FrameScorer.from_checkpoints(list(result.checkpoints.values()), threads=1)
+    assert scorer.img_size == (32, 32) and scorer.streams == ("fp", "fr")
+    frames = np.random.default_rng(0).uniform(-1, 1, (7, 32, 32, 3)).astype(np.float32)
+    flows = np.zeros((6, 2, 32, 32), np.float32)
+    out = scorer.score(frames, flows)
+    assert out["fp"].shape == (3,) and np.isfinite(out["fr"]).all()
+    doc = json.loads((run / "train.json").read_text())
+    assert doc["streams"]["fp"]["selected_epoch"] == result.selected["fp"]["epoch"]
+    assert "never" in doc["selection_rule"] and len(doc["streams"]["fr"]["history"]) == 2
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_from_its_last_epoch(tiny_cfg):
+    from raystack.train.progress import TrainProgress
+
+    class StopAfterFirstEpoch(TrainProgress):
+        def handle(self, event):
+            super().handle(event)
+            if event["kind"] == "epoch":
+                raise _Interrupt
+
+    cfg = tiny_cfg(epochs=2)
+    with pytest.raises(_Interrupt):
+        train(cfg, progress=StopAfterFirstEpoch(enabled=False))
+    run = Path(cfg.storage) / cfg.name
+    assert [p.name for p in (run / "fp").iterdir()] == ["checkpoint_epoch_0001"]
+    result = train(cfg)
+    assert result.resumed_from["fp"] == 1
+    assert [h["epoch"] for h in result.history["fp"]] == [1, 2]
+    again = train(cfg)  # finished: nothing left to train, the export is redone
+    assert again.resumed_from["fp"] == 2 and len(again.history["fp"]) == 2
+    with pytest.raises(ConfigError, match="cannot resume"):
+        train(tiny_cfg(epochs=3))  # another schedule under the same name
+
+
+def test_selection_rule_uses_validation_loss_then_the_later_epoch():
+    hist = [{"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.3},
+            {"epoch": 3, "val_loss": 0.3}, {"epoch": 4, "val_loss": 0.4}]
+    assert select_epoch(hist)["epoch"] == 3
+    assert select_epoch(hist, {1, 2, 4})["epoch"] == 2
+    assert select_epoch([{"epoch": 1}, {"epoch": 2}])["epoch"] == 2  # no validation: last
+    assert select_epoch([{"epoch": 1, "val_loss": math.nan}, {"epoch": 2}])["epoch"] == 2
+    assert select_epoch([], None) is None
+    assert checkpoints_to_delete([1, 2, 3, 4], hist, keep=1) == [1, 2]
+    assert checkpoints_to_delete([1, 2, 3, 4], hist, keep=2) == [1]
+    assert checkpoints_to_delete([1, 2, 3, 4], hist, keep=None) == []
+
+
+def test_keep_checkpoints_prunes_all_but_best_and_latest(tiny_cfg):
+    result = train(tiny_cfg(epochs=3, keep_checkpoints=1))
+    kept = sorted(p.name for p in (Path(result.run_dir) / "fp").iterdir())
+    best = result.selected["fp"]["epoch"]
+    assert f"checkpoint_epoch_{best:04d}" in kept and "checkpoint_epoch_0003" in kept
+    assert len(kept) == (1 if best == 3 else 2)
