@@ -1,0 +1,146 @@
+"""Decode a work unit in chunks with its context, compute flow, and prefetch on a thread.
+
+A unit scores ``[start, stop)`` and needs ``context`` frames of history. It is read in
+chunks of ``chunk_frames`` scored frames; each chunk carries the ``context`` frames (and
+``context - 1`` flows) before it, kept from the previous chunk instead of decoded again,
+so every frame is decoded once and every flow computed once.
+
+    for c in iter_chunks(reader, start=16, stop=528, context=16, chunk_frames=64, flow=est):
+        c.frames    # float32 (context + 64, 256, 256, 3) in [-1, 1], frames [c.start - 16, c.stop)
+        c.flows     # float32 (context + 63, 2, 256, 256) in [-1, 1], or None without flow
+    for c in prefetch(iter_chunks(...), depth=2): ...   # decoded on a background thread
+
+Stage times (``decode_s``, ``flow_s``) accumulate in the ``timings`` dict passed in.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+
+@dataclass
+class Chunk:
+    """Model input for the scored frames ``[start, stop)`` of one unit."""
+
+    start: int
+    stop: int
+    frames: np.ndarray  # float32 (stop - start + context, H, W, 3) in [-1, 1]
+    flows: np.ndarray | None  # float32 (len(frames) - 1, 2, H, W) in [-1, 1], or None
+
+
+def iter_chunks(
+    reader: Any,
+    *,
+    start: int,
+    stop: int,
+    context: int,
+    chunk_frames: int,
+    flow: Callable[[np.ndarray], np.ndarray] | None = None,
+    timings: dict[str, float] | None = None,
+) -> Iterator[Chunk]:
+    """Yield the chunks of scored frames ``[start, stop)`` read from ``reader``.
+
+    Args:
+        reader: a ``raystack.decode.VideoReader`` (``read(a, b) -> uint8 (T, H, W, 3)``).
+        start, stop: the frames to score; ``start >= context``.
+        context: history frames the model needs before each scored frame.
+        chunk_frames: scored frames per chunk (the last may be shorter).
+        flow: uint8 frames ``(T, H, W, 3)`` -> flow in model range ``(T-1, 2, H, W)``;
+            None for models without flow input.
+        timings: dict to add ``decode_s`` and ``flow_s`` seconds to.
+    """
+    from raystack.decode import to_model_range
+
+    if start < context:
+        msg = f"unit starts at frame {start} but the model needs {context} frames before it"
+        raise ValueError(msg)
+    timings = timings if timings is not None else {}
+    timings.setdefault("decode_s", 0.0)
+    timings.setdefault("flow_s", 0.0)
+    tail: np.ndarray | None = None  # the last `context` uint8 frames already decoded
+    tail_flow: np.ndarray | None = None  # the flows between the frames of `tail`
+    decoded_to = start - context
+    for s in range(start, stop, chunk_frames):
+        e = min(s + chunk_frames, stop)
+        t0 = time.perf_counter()
+        new = reader.read(decoded_to, e)
+        timings["decode_s"] += time.perf_counter() - t0
+        decoded_to = e
+        frames = new if tail is None else np.concatenate([tail, new])
+        flows = None
+        if flow is not None:
+            t0 = time.perf_counter()
+            # Flow into the first new frame needs the last frame before it (from the tail).
+            pairs = new if tail is None or len(tail) == 0 else np.concatenate([tail[-1:], new])
+            new_flow = flow(pairs)
+            flows = new_flow if tail_flow is None else np.concatenate([tail_flow, new_flow])
+            timings["flow_s"] += time.perf_counter() - t0
+        assert len(frames) == e - s + context, (len(frames), s, e, context)
+        assert flows is None or len(flows) == len(frames) - 1
+        yield Chunk(s, e, to_model_range(frames), flows)
+        tail = frames[len(frames) - context :]
+        if flows is not None:
+            tail_flow = flows[len(flows) - max(context - 1, 0) :]
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
+def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Iterate ``items`` on a background thread, at most ``depth`` items ahead.
+
+    Exceptions raised by ``items`` are re-raised here, in the consumer. Closing the
+    returned generator (or an exception in the consumer) stops the producer.
+    """
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(x: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for x in items:
+                if not put(x):
+                    return
+            put(_END)
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            put(_Failure(e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="raystack-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            x = q.get()
+            if x is _END:
+                return
+            if isinstance(x, _Failure):
+                raise x.exc
+            yield x
+    finally:
+        stop.set()
+        thread.join()

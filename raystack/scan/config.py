@@ -1,0 +1,123 @@
+"""Typed configuration of a scan, shared by ``raystack scan``, ``jobs/scan.py`` and the tests.
+
+    cfg = load_config(ScanConfig, "jobs/scan.example.toml", section="scan", workers=2)
+    cfg = ScanConfig(archive="s3://cams/2024", checkpoints=("fp.pt",), store="./store")
+
+:func:`resolve_run_id` gives a run id when none is set; :func:`check_config` rejects
+values a run cannot start with, naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from raystack.config import load_config
+from raystack.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """Everything a scan needs; every field has a default so a TOML file sets only a few."""
+
+    # Archive to scan: a local folder, a single video file, or s3://bucket/prefix.
+    archive: str = ""
+    # Model checkpoints (FP, FR, ...); their streams are all scored in one pass over the frames.
+    checkpoints: tuple[str, ...] = ()
+    # Output store: a local folder or s3://bucket/prefix (created if missing).
+    store: str = ""
+    # Run id; None makes a fresh one from the UTC time. Rerunning with the same id resumes.
+    run_id: str | None = None
+    # Ray actors (workers); 0 = as many as fit the cluster's CPUs (GPUs) at cpus_per_worker.
+    workers: int = 0
+    # CPUs per actor, which is also its torch thread count; 0 = all CPUs / workers (>= 1).
+    cpus_per_worker: int = 0
+    # GPUs per actor: 0 on CPU machines; 1 (or 0.5 to pack two actors on a GPU) on GPU nodes.
+    gpus_per_worker: float = 0.0
+    # Scored frames per work unit. A long video splits into segments of this length that
+    # different workers share; each re-reads the model's context (16 frames for FP) before it.
+    segment_frames: int = 512
+    # Frames decoded, flowed and scored together inside a unit: bounds memory per actor
+    # (a 64-frame chunk at 256x256 is ~50 MB of float frames) and lets decoding the next
+    # chunk overlap the model on this one.
+    chunk_frames: int = 64
+    # Decoded chunks queued ahead of the model per unit (the prefetch depth).
+    prefetch_chunks: int = 2
+    # Units queued at each actor beyond the one it runs: with 1 the next unit's first chunks
+    # decode while the model still works on the current unit.
+    queue_per_worker: int = 1
+    # Optical flow backend for models that need flow (FR): "dis" (CPU), "farneback", "ptlflow".
+    flow: str = "dis"
+    # DIS preset: "ultrafast" | "fast" | "medium" (ignored by other backends).
+    flow_preset: str = "fast"
+    # Model batch size (frames per forward); None keeps the FrameScorer's default.
+    batch_size: int | None = None
+    # "auto" (CUDA if Ray gave the actor a GPU, else CPU), "cpu" or "cuda".
+    device: str = "auto"
+    # Scan only the first N videos of the listing (sorted by path); None = all.
+    limit: int | None = None
+    # List, probe and plan, print the plan, write nothing and start no Ray.
+    dry_run: bool = False
+    # Ray cluster to join ("auto", "ray://host:10001", "host:6379"); None = RAY_ADDRESS if
+    # set (as under `ray job submit`), else start a private local Ray for this scan.
+    address: str | None = None
+    # Attempts per unit when its worker dies or raises an unexpected error (not for bad
+    # files: a domain error is final for this run and retried only by a rerun).
+    max_attempts: int = 3
+    # Restarts of a dead actor before the pool gives it up.
+    max_actor_restarts: int = 4
+    # Object store of the local Ray in MiB: only manifest rows travel through it (workers
+    # write their scores straight to the store), so a small store leaves RAM to the models.
+    object_store_mb: int = 512
+    # Local folder for S3 videos fetched for decoding; None = $RAYSTACK_CACHE or ~/.cache.
+    cache_dir: str | None = None
+    # Live progress bar on stderr; the final summary is printed either way.
+    progress: bool = True
+
+
+def load_scan_config(path: str | Path | None = None, **overrides: Any) -> ScanConfig:
+    """Load the ``[scan]`` table of a TOML file (or nothing) and apply overrides."""
+    return load_config(ScanConfig, path, section="scan" if path is not None else None, **overrides)
+
+
+def resolve_run_id(cfg: ScanConfig) -> ScanConfig:
+    """``cfg`` with a run id: the configured one, or ``scan-YYYYmmddTHHMMSSZ`` (UTC)."""
+    if cfg.run_id:
+        return cfg
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return dataclasses.replace(cfg, run_id=f"scan-{stamp}")
+
+
+def check_config(cfg: ScanConfig) -> None:
+    """Raise :class:`ConfigError` for a config no scan can start with."""
+
+    def bad(key: str, why: str) -> None:
+        msg = f"scan config: {key} = {getattr(cfg, key)!r}: {why}"
+        raise ConfigError(msg)
+
+    if not cfg.archive:
+        bad("archive", "set the archive to scan (a folder, a video file or s3://bucket/prefix)")
+    if not cfg.dry_run and not cfg.store:
+        bad("store", "set the output store (a folder or s3://bucket/prefix)")
+    if not cfg.checkpoints:
+        bad("checkpoints", "give at least one model checkpoint (--checkpoint PATH, repeatable)")
+    if isinstance(cfg.checkpoints, str):
+        bad("checkpoints", "must be a list of paths, e.g. checkpoints = [\"fp.pt\"]")
+    for key in ("segment_frames", "chunk_frames", "prefetch_chunks", "max_attempts",
+                "object_store_mb"):
+        if int(getattr(cfg, key)) < 1:
+            bad(key, "must be >= 1")
+    for key in ("workers", "cpus_per_worker", "queue_per_worker", "max_actor_restarts"):
+        if int(getattr(cfg, key)) < 0:
+            bad(key, "must be >= 0")
+    if cfg.gpus_per_worker < 0:
+        bad("gpus_per_worker", "must be >= 0")
+    if cfg.limit is not None and cfg.limit < 1:
+        bad("limit", "must be >= 1 (or unset for the whole archive)")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        bad("device", "choose 'auto', 'cpu' or 'cuda'")
+    if cfg.batch_size is not None and cfg.batch_size < 1:
+        bad("batch_size", "must be >= 1 (or unset for the scorer's default)")

@@ -1,0 +1,192 @@
+"""The manifest of a run: one row per work-unit attempt, the scan's source of truth on resume.
+
+Each attempt is its own Parquet file (``manifest/run=<id>/<unit_id>-a<attempt>.parquet``),
+so no write ever overwrites history and a killed driver loses at most the rows of the
+attempts in flight. A unit is done when its latest attempt is ``done``; a rerun skips
+those and retries the rest.
+
+    m = Manifest(Store("./store"), "night-01")
+    m.record(manifest_row(unit, "done", rows=1024, attempt=1, worker="host:123"))
+    m.latest()["cam01-1a2b3c4d-00000016-00000528"]["status"]    # "done"
+    summarize(m.latest().values()).failed                          # [(unit, uri, error), ...]
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from raystack.scan.plan import PROBE_SUFFIX, SHORT_SUFFIX, Outcome, WorkUnit
+from raystack.store.schema import table_schema
+
+STAGES = ("decode_s", "flow_s", "model_s", "write_s")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def worker_name() -> str:
+    """``host:pid`` of this process, as the manifest records who ran an attempt."""
+    import os
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def manifest_row(
+    unit: WorkUnit | Outcome,
+    status: str,
+    *,
+    rows: int = 0,
+    attempt: int = 1,
+    error: str | None = None,
+    worker: str | None = None,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+    timings: dict[str, float] | None = None,
+    run_id: str = "",
+) -> dict[str, Any]:
+    """A manifest row (a dict in the ``manifest`` schema) for one attempt of ``unit``."""
+    if status not in ("done", "failed"):
+        msg = f"manifest status must be 'done' or 'failed', got {status!r}"
+        raise ValueError(msg)
+    if isinstance(unit, WorkUnit):
+        start, end = unit.start, unit.stop
+    else:  # an outcome of the plan covers no frame range
+        start, end = 0, 0
+    timings = timings or {}
+    return {
+        "run_id": run_id,
+        "unit_id": unit.unit_id,
+        "video_id": unit.video_id,
+        "uri": unit.uri,
+        "start_frame": int(start),
+        "end_frame": int(end),
+        "status": status,
+        "rows": int(rows),
+        "error": error,
+        "worker": worker,
+        "attempt": int(attempt),
+        "started_at": started_at,
+        "finished_at": finished_at or utcnow(),
+        **{k: (float(timings[k]) if k in timings else None) for k in STAGES},
+    }
+
+
+class Manifest:
+    """Append-only manifest of one run in a store (see module docstring)."""
+
+    def __init__(self, store: Any, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.schema = table_schema("manifest")
+
+    def record(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Write one attempt row atomically (its own file); returns the row as written."""
+        from raystack.store.layout import manifest_name
+
+        row = {**row, "run_id": self.run_id}
+        table = pa.Table.from_pylist([row], schema=self.schema)
+        name = manifest_name(row["unit_id"], row["attempt"])
+        self.store.write_table("manifest", self.run_id, name, table)
+        return row
+
+    def table(self) -> pa.Table:
+        """Every attempt row of the run (empty table when nothing was recorded)."""
+        return self.store.read_table("manifest", self.run_id)
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """``unit_id -> row`` of each unit's latest attempt."""
+        return latest_attempts(self.table().to_pylist())
+
+
+def latest_attempts(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Keep the highest attempt of each unit (ties: the later ``finished_at``)."""
+    best: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        cur = best.get(r["unit_id"])
+        key = (r["attempt"], r.get("finished_at") or datetime.min.replace(tzinfo=UTC))
+        if cur is None or key > (cur["attempt"], cur.get("finished_at")
+                                 or datetime.min.replace(tzinfo=UTC)):
+            best[r["unit_id"]] = r
+    return best
+
+
+@dataclass
+class ScanSummary:
+    """What a run did, from its manifest (latest attempt per unit)."""
+
+    run_id: str
+    units: int = 0
+    done: int = 0
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (unit_id, uri, error)
+    short_videos: int = 0
+    rows: int = 0
+    frames: int = 0
+    attempts: int = 0
+    retried_units: int = 0
+    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    wall_s: float = 0.0
+    pending: int = 0  # units planned but with no manifest row yet (a run in flight or killed)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.pending == 0
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def summarize(
+    latest: Iterable[dict[str, Any]],
+    *,
+    run_id: str = "",
+    all_rows: Iterable[dict[str, Any]] | None = None,
+    expected_units: int | None = None,
+) -> ScanSummary:
+    """Summarise a run from its latest attempt per unit.
+
+    Args:
+        latest: the latest attempt row of each unit (:meth:`Manifest.latest` values).
+        run_id: the run, for the title.
+        all_rows: every attempt row, to count attempts and retried units (optional).
+        expected_units: units the plan holds, so missing rows show as pending (optional).
+    """
+    s = ScanSummary(run_id=run_id)
+    starts, ends = [], []
+    for r in latest:
+        if r["status"] == "done" and r["unit_id"].endswith(f"-{PROBE_SUFFIX}"):
+            continue  # a probe failure fixed by a rerun: bookkeeping, not a unit of the plan
+        s.units += 1
+        if r["status"] == "done":
+            s.done += 1
+            s.rows += int(r["rows"] or 0)
+            s.frames += int(r["end_frame"]) - int(r["start_frame"])
+            if r["unit_id"].endswith(f"-{SHORT_SUFFIX}"):
+                s.short_videos += 1
+        else:
+            s.failed.append((r["unit_id"], r["uri"], r.get("error") or "unknown error"))
+        for k in STAGES:
+            s.stage_s[k] += float(r.get(k) or 0.0)
+        if r.get("started_at"):
+            starts.append(r["started_at"])
+        if r.get("finished_at"):
+            ends.append(r["finished_at"])
+    if all_rows is not None:
+        attempts: dict[str, int] = {}
+        for r in all_rows:
+            attempts[r["unit_id"]] = attempts.get(r["unit_id"], 0) + 1
+        s.attempts = sum(attempts.values())
+        s.retried_units = sum(1 for n in attempts.values() if n > 1)
+    if starts and ends:
+        s.wall_s = max(0.0, (max(ends) - min(starts)).total_seconds())
+    if expected_units is not None:
+        s.pending = max(0, expected_units - s.units)
+    s.failed.sort()
+    return s

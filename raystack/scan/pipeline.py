@@ -1,0 +1,337 @@
+"""The Ray adapter of a scan: a pool of actors that each hold a UnitScorer, fed by a queue.
+
+This is the only module of the scan that imports Ray. The driver keeps a bounded number
+of units in flight per actor (``ray.wait``), records each result through a callback as
+it arrives, and retries a unit whose actor died (bounded attempts; every attempt is
+recorded). Actors restart after a crash (``max_restarts``) and are killed at the end, so
+their CPUs go back to the cluster.
+
+    with ray_session(cfg):
+        pool = ActorPool.start(cfg, run_id="r1")
+        pool.run([(unit, 1), ...], on_result=lambda row, final: manifest.record(row))
+        pool.stop()
+
+Resources: each actor reserves ``cpus_per_worker`` CPUs (also its torch thread count)
+and ``gpus_per_worker`` GPUs, and never more actors are started than the cluster can
+place, so actors x threads <= CPUs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from raystack.errors import ConfigError, RaystackError
+from raystack.scan.config import ScanConfig
+from raystack.scan.manifest import manifest_row, utcnow
+from raystack.scan.plan import WorkUnit
+
+log = logging.getLogger(__name__)
+
+# Worker processes: glibc maps (and faults in again) every temporary of 32 MiB or more
+# unless the threshold is raised; that slowed the chunked scan by ~1.7x (DESIGN.md §7).
+WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "4294967296"}
+# Fault injection for tests: these driver variables reach the actors through runtime_env.
+FAULT_ENV_PREFIX = "RAYSTACK_FAULT_"
+# Units whose attempt was cut short by a dying actor are retried; with no live actor left
+# after this long, the remaining units are recorded as failed instead of waiting forever.
+ACTOR_READY_TIMEOUT_S = 600.0
+
+
+class ScanError(RaystackError):
+    """The scan's workers cannot run (none starts, or none becomes ready in time)."""
+
+
+@contextlib.contextmanager
+def ray_session(cfg: ScanConfig) -> Iterator[bool]:
+    """Connect to Ray for the duration of a scan; yields whether this call started it.
+
+    An already initialised Ray (a test's, a notebook's) is used as is and left running.
+    ``cfg.address`` or ``RAY_ADDRESS`` (set by ``ray job submit``) joins that cluster.
+    Otherwise a private local Ray starts with ``address="local"`` (never someone else's
+    instance on this machine), a capped object store and no dashboard, and is shut down
+    at the end, also on Ctrl-C or an error.
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield False
+        return
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    common = {"ignore_reinit_error": False, "logging_level": logging.WARNING,
+              "log_to_driver": True}
+    if address:
+        ray.init(address=address, **common)
+    else:
+        ray.init(
+            address="local",
+            num_cpus=os.cpu_count() or 1,
+            object_store_memory=int(cfg.object_store_mb) * 1024 * 1024,
+            include_dashboard=False,
+            **common,
+        )
+    try:
+        yield True
+    finally:
+        ray.shutdown()
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolShape:
+    """How many actors and what each reserves."""
+
+    workers: int
+    cpus_per_worker: int
+    gpus_per_worker: float
+
+
+def pool_shape(
+    cfg: ScanConfig, node_cpus: Sequence[float], node_gpus: Sequence[float]
+) -> PoolShape:
+    """Actors and their resources for a cluster whose nodes have these CPUs and GPUs.
+
+    Pure: ``workers = 0`` fills the cluster; ``cpus_per_worker = 0`` splits the CPUs
+    evenly over the workers. A request that cannot be placed is refused (an actor that
+    never starts would hold its units forever).
+    """
+    cpus = [int(c) for c in node_cpus if c >= 1]
+    if not cpus:
+        msg = "the Ray cluster has no CPUs to run scan workers on"
+        raise ConfigError(msg)
+    gpw = float(cfg.gpus_per_worker)
+    total_cpu, big = sum(cpus), max(cpus)
+    if gpw > 0:
+        slots = [int(g / gpw + 1e-9) for g in node_gpus]
+        if sum(slots) == 0:
+            msg = f"gpus_per_worker = {gpw} but the Ray cluster has GPUs {list(node_gpus)}"
+            raise ConfigError(msg)
+        workers = cfg.workers or sum(slots)
+        per_node = max(slots)
+        cpw = cfg.cpus_per_worker or max(1, min(big // max(per_node, 1), total_cpu // workers))
+    elif cfg.workers:
+        workers = cfg.workers
+        cpw = cfg.cpus_per_worker or max(1, min(big, total_cpu // workers))
+    else:
+        # One actor per node using all its CPUs: on 2 cores one 2-thread actor measured
+        # faster than two 1-thread ones (bench/results/scan_pipeline.json).
+        cpw = cfg.cpus_per_worker or big
+        workers = sum(c // cpw for c in cpus)
+    fits = sum(c // cpw for c in cpus)
+    if cpw > big or workers > fits:
+        msg = (
+            f"{workers} workers x {cpw} CPUs do not fit the Ray cluster (node CPUs {cpus}); "
+            f"lower --workers or cpus_per_worker (at most {fits} workers of {cpw} CPUs fit)"
+        )
+        raise ConfigError(msg)
+    return PoolShape(workers, cpw, gpw)
+
+
+class _ScanActor:
+    """Actor body: a UnitScorer plus a test hook that kills the process mid-unit."""
+
+    def __init__(self, cfg: ScanConfig, run_id: str, threads: int) -> None:
+        from raystack.scan.worker import UnitScorer
+        from raystack.store import Store
+
+        self.scorer = UnitScorer(
+            cfg.checkpoints, store=Store(cfg.store), run_id=run_id, device=cfg.device,
+            threads=threads, batch_size=cfg.batch_size, flow=cfg.flow,
+            flow_preset=cfg.flow_preset, chunk_frames=cfg.chunk_frames,
+            prefetch_chunks=cfg.prefetch_chunks, cache_dir=cfg.cache_dir,
+        )
+
+    def ready(self) -> dict[str, Any]:
+        """Who this worker is and what it runs with (torch threads = the CPUs Ray gave it)."""
+        import ray
+        import torch
+
+        from raystack.scan.manifest import worker_name
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+        return {"worker": worker_name(), "threads": torch.get_num_threads(), "cpus": cpus}
+
+    def run(self, unit: WorkUnit, attempt: int) -> dict[str, Any]:
+        # RAYSTACK_FAULT_CRASH_UNIT=<unit_id>: exit abruptly on that unit's first attempt,
+        # as an OOM kill or a segfault would (tests of retry after a dead worker).
+        if os.environ.get(f"{FAULT_ENV_PREFIX}CRASH_UNIT") == unit.unit_id and attempt == 1:
+            os._exit(17)
+        return self.scorer.run(unit, attempt)
+
+
+@dataclasses.dataclass
+class _Slot:
+    handle: Any
+    name: str = "?"
+    info: dict = dataclasses.field(default_factory=dict)
+    state: str = "starting"  # starting -> ready; ready -> restarting -> ready | dead
+    inflight: int = 0
+    ping: Any = None  # ObjectRef of a pending ready() call
+
+
+class ActorPool:
+    """Actors that score units, and the driver loop that feeds them (see module docstring)."""
+
+    def __init__(self, cfg: ScanConfig, run_id: str, shape: PoolShape) -> None:
+        import ray
+
+        self.cfg = cfg
+        self.run_id = run_id
+        self.shape = shape
+        self.last_workers: list[dict[str, Any]] = []
+        self.address = ray.get_runtime_context().gcs_address  # the cluster it runs on
+        env = dict(WORKER_ENV)
+        env.update({k: v for k, v in os.environ.items() if k.startswith(FAULT_ENV_PREFIX)})
+        env["OMP_NUM_THREADS"] = str(shape.cpus_per_worker)
+        remote = ray.remote(_ScanActor).options(
+            num_cpus=shape.cpus_per_worker,
+            num_gpus=shape.gpus_per_worker,
+            max_restarts=cfg.max_actor_restarts,
+            max_task_retries=0,  # the driver retries, so every attempt is recorded
+            max_concurrency=1 + cfg.queue_per_worker,
+            runtime_env={"env_vars": env},
+        )
+        self.slots = [
+            _Slot(remote.remote(cfg, run_id, shape.cpus_per_worker)) for _ in range(shape.workers)
+        ]
+        for s in self.slots:
+            s.ping = s.handle.ready.remote()
+
+    @classmethod
+    def start(cls, cfg: ScanConfig, run_id: str) -> ActorPool:
+        """Size the pool from the connected cluster and start its actors."""
+        import ray
+
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        cpus = [n["Resources"].get("CPU", 0.0) for n in nodes]
+        gpus = [n["Resources"].get("GPU", 0.0) for n in nodes]
+        shape = pool_shape(cfg, cpus, gpus)
+        log.info("scan pool: %d workers x %d CPUs x %.2g GPUs", shape.workers,
+                 shape.cpus_per_worker, shape.gpus_per_worker)
+        return cls(cfg, run_id, shape)
+
+    @property
+    def workers(self) -> list[dict[str, Any]]:
+        """What each started worker reported: ``{"worker", "threads", "cpus"}``."""
+        return [dict(s.info) for s in self.slots if s.info]
+
+    def stop(self) -> None:
+        """Kill the actors so their CPUs return to the cluster."""
+        import ray
+
+        self.last_workers = self.workers
+        for s in self.slots:
+            with contextlib.suppress(Exception):
+                ray.kill(s.handle, no_restart=True)
+        self.slots = []
+
+    # --- the driver loop -------------------------------------------------------------------
+
+    def run(
+        self,
+        work: Sequence[tuple[WorkUnit, int]],
+        on_result: Callable[[dict[str, Any], bool], None],
+    ) -> None:
+        """Score ``(unit, first attempt)`` pairs; ``on_result(row, final)`` gets every attempt.
+
+        ``final`` is False for an attempt that will be retried. A unit whose actor died
+        or raised an unexpected error is retried up to ``max_attempts``; a ``failed`` row
+        from the worker (a bad file) is final.
+        """
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        pending: deque[tuple[WorkUnit, int]] = deque(work)
+        inflight: dict[Any, tuple[_Slot, WorkUnit, int, Any]] = {}
+        depth = 1 + self.cfg.queue_per_worker
+        waiting_since = time.monotonic()
+
+        def fail(unit: WorkUnit, attempt: int, started: Any, slot: _Slot | None, err: str) -> None:
+            retry = attempt < self.cfg.max_attempts
+            row = manifest_row(unit, "failed", attempt=attempt, error=err,
+                               worker=slot.name if slot else None, started_at=started,
+                               run_id=self.run_id)
+            on_result(row, not retry)
+            if retry:
+                pending.append((unit, attempt + 1))
+
+        while pending or inflight:
+            live = [s for s in self.slots if s.state != "dead"]
+            if not live:
+                for unit, attempt in pending:
+                    err = "no live scan worker left (every actor died and ran out of restarts)"
+                    on_result(manifest_row(unit, "failed", attempt=attempt, error=err,
+                                           run_id=self.run_id), True)
+                pending.clear()
+                break
+            for s in live:
+                while s.state == "ready" and s.inflight < depth and pending:
+                    unit, attempt = pending.popleft()
+                    ref = s.handle.run.remote(unit, attempt)
+                    inflight[ref] = (s, unit, attempt, utcnow())
+                    s.inflight += 1
+            pings = {s.ping: s for s in self.slots if s.ping is not None}
+            ready, _ = ray.wait([*inflight, *pings], num_returns=1, timeout=1.0)
+            if ready:
+                waiting_since = time.monotonic()
+            elif not inflight and time.monotonic() - waiting_since > ACTOR_READY_TIMEOUT_S:
+                msg = (
+                    f"no scan worker became ready within {ACTOR_READY_TIMEOUT_S:.0f} s; does "
+                    "the cluster have the CPUs/GPUs asked for (see `ray status`)?"
+                )
+                raise ScanError(msg)
+            for ref in ready:
+                if ref in pings:
+                    self._on_ping(pings[ref], ref)
+                    continue
+                slot, unit, attempt, started = inflight.pop(ref)
+                slot.inflight -= 1
+                try:
+                    row = ray.get(ref)
+                except RayActorError as e:
+                    self._suspect(slot)
+                    fail(unit, attempt, started, slot, f"worker died: {type(e).__name__}: "
+                         f"{_first_line(e)}")
+                    continue
+                except RayTaskError as e:
+                    cause = e.cause if getattr(e, "cause", None) is not None else e
+                    err = f"{type(cause).__name__}: {_first_line(cause)}"
+                    fail(unit, attempt, started, slot, err)
+                    continue
+                on_result(row, True)
+
+    def _on_ping(self, slot: _Slot, ref: Any) -> None:
+        import ray
+        from ray.exceptions import ActorUnavailableError, RayActorError
+
+        slot.ping = None
+        try:
+            slot.info = ray.get(ref)
+            slot.name = slot.info["worker"]
+            slot.state = "ready"
+        except ActorUnavailableError:
+            slot.ping = slot.handle.ready.remote()  # still restarting: ask again
+        except RayActorError as e:
+            if slot.state == "starting" and getattr(e, "actor_init_failed", False):
+                # UnitScorer.__init__ raised on the worker (the driver loaded the same
+                # checkpoints, so this is the worker's environment): stop the scan.
+                msg = f"a scan worker could not start: {_first_line(e)}"
+                raise ScanError(msg) from e
+            slot.state = "dead"
+            log.warning("scan worker %s is dead: %s", slot.name, _first_line(e))
+
+    def _suspect(self, slot: _Slot) -> None:
+        """The actor died mid-unit: stop feeding it until it answers again after its restart."""
+        if slot.state == "ready":
+            slot.state = "restarting"
+            slot.ping = slot.handle.ready.remote()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

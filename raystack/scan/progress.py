@@ -1,0 +1,235 @@
+"""Live progress of a scan and its final summary table, with ``rich``.
+
+On a terminal a live bar shows units, frames, frames/s, ETA and failures; elsewhere (CI,
+``ray job submit`` logs) the same figures go out as one plain line every ``log_every_s``.
+:func:`render_summary` draws the table that ``raystack scan`` prints at the end and
+``raystack status`` prints later from the manifest.
+
+    with ScanProgress(total_units=40, total_frames=20_000) as p:
+        p.advance(frames=512)               # one unit done
+        p.advance(frames=0, failed=True)    # one unit failed
+    console.print(render_summary(summary))
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from raystack.scan.manifest import STAGES, ScanSummary
+
+MAX_FAILURES_SHOWN = 50
+
+
+def _fmt_s(s: float) -> str:
+    if s < 60:
+        return f"{s:.1f} s"
+    m, sec = divmod(int(round(s)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"
+
+
+class ScanProgress:
+    """Progress of the units of one scan (a context manager)."""
+
+    def __init__(
+        self,
+        total_units: int,
+        total_frames: int,
+        *,
+        enabled: bool = True,
+        console: Any = None,
+        log_every_s: float = 30.0,
+        description: str = "scan",
+    ) -> None:
+        from rich.console import Console
+
+        self.total_units = total_units
+        self.total_frames = total_frames
+        self.units = 0
+        self.frames = 0
+        self.failed = 0
+        self.retries = 0
+        self.enabled = enabled
+        self.console = console or Console(stderr=True)
+        self.log_every_s = log_every_s
+        self.description = description
+        self._t0 = time.perf_counter()
+        self._last_log = self._t0
+        self._progress: Any = None
+        self._task: Any = None
+
+    # --- figures -------------------------------------------------------------------------
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self._t0
+
+    @property
+    def frames_per_s(self) -> float:
+        e = self.elapsed_s
+        return self.frames / e if e > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        rate = self.frames_per_s
+        if rate <= 0:
+            return None
+        return max(0, self.total_frames - self.frames) / rate
+
+    def line(self) -> str:
+        eta = self.eta_s
+        return (
+            f"{self.description}: units {self.units}/{self.total_units}, frames "
+            f"{self.frames}/{self.total_frames}, {self.frames_per_s:.1f} frames/s, ETA "
+            f"{_fmt_s(eta) if eta is not None else '?'}, failures {self.failed}, "
+            f"retries {self.retries}"
+        )
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def __enter__(self) -> ScanProgress:
+        self._t0 = self._last_log = time.perf_counter()
+        if self.enabled and self.console.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("units {task.completed:.0f}/{task.total:.0f}"),
+                TextColumn("frames {task.fields[frames]}/{task.fields[total_frames]}"),
+                TextColumn("{task.fields[fps]:.1f} frames/s"),
+                TextColumn("ETA {task.fields[eta]}"),
+                TextColumn("[red]failed {task.fields[failed]}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(
+                self.description, total=self.total_units, frames=0,
+                total_frames=self.total_frames, fps=0.0, eta="?", failed=0,
+            )
+        elif self.enabled:
+            self.console.print(self.line(), highlight=False, soft_wrap=True)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._refresh()
+            self._progress.stop()
+            self._progress = None
+        elif self.enabled:
+            self.console.print(self.line(), highlight=False, soft_wrap=True)
+
+    def advance(self, *, frames: int = 0, failed: bool = False) -> None:
+        """One unit finished (done or, with ``failed``, failed for good)."""
+        self.units += 1
+        self.frames += int(frames)
+        self.failed += int(failed)
+        self._refresh()
+
+    def retry(self) -> None:
+        """One attempt failed and the unit goes back in the queue."""
+        self.retries += 1
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self._progress is not None:
+            eta = self.eta_s
+            self._progress.update(
+                self._task, completed=self.units, frames=self.frames, fps=self.frames_per_s,
+                eta=_fmt_s(eta) if eta is not None else "?", failed=self.failed,
+            )
+        elif self.enabled and time.perf_counter() - self._last_log >= self.log_every_s:
+            self._last_log = time.perf_counter()
+            self.console.print(self.line(), highlight=False, soft_wrap=True)
+
+
+def render_summary(s: ScanSummary, *, wall_s: float | None = None) -> Any:
+    """A ``rich`` renderable: the figures of a run, then its failures (file and reason).
+
+    Args:
+        s: the summary (from :func:`raystack.scan.manifest.summarize`).
+        wall_s: wall time of this invocation; default: first start to last finish in the
+            manifest (which spans all resumes of the run).
+    """
+    from rich.console import Group
+    from rich.table import Table
+
+    wall = s.wall_s if wall_s is None else wall_s
+    t = Table(title=f"scan {s.run_id}", show_header=False, title_justify="left")
+    t.add_column("what", style="bold")
+    t.add_column("value", justify="right")
+    t.add_row("units done", f"{s.done}/{s.units + s.pending}")
+    t.add_row("units failed", f"[red]{len(s.failed)}[/red]" if s.failed else "0")
+    if s.pending:
+        t.add_row("units pending", f"[yellow]{s.pending}[/yellow]")
+    t.add_row("videos too short to score", str(s.short_videos))
+    t.add_row("frames scored", f"{s.frames:,}")
+    t.add_row("score rows", f"{s.rows:,}")
+    if s.attempts:
+        t.add_row("attempts (units retried)", f"{s.attempts} ({s.retried_units})")
+    t.add_row("wall time", _fmt_s(wall))
+    t.add_row("frames/s", f"{s.frames / wall:.1f}" if wall > 0 else "-")
+    busy = sum(s.stage_s.values())
+    for k in STAGES:
+        share = f" ({100 * s.stage_s[k] / busy:.0f}%)" if busy > 0 else ""
+        t.add_row(f"worker {k[:-2]} time", f"{_fmt_s(s.stage_s[k])}{share}")
+    parts: list[Any] = [t]
+    if s.failed:
+        f = Table(title=f"failed units ({len(s.failed)})", title_justify="left", expand=False)
+        # Fold, never truncate: the file and the reason are what the reader acts on.
+        f.add_column("unit", overflow="fold")
+        f.add_column("file", overflow="fold")
+        f.add_column("reason", overflow="fold")
+        for unit, uri, err in s.failed[:MAX_FAILURES_SHOWN]:
+            f.add_row(unit, uri, err)
+        if len(s.failed) > MAX_FAILURES_SHOWN:
+            f.add_row("...", f"and {len(s.failed) - MAX_FAILURES_SHOWN} more", "")
+        parts.append(f)
+    return Group(*parts)
+
+
+def render_plan(plan: Any, run_id: str = "") -> Any:
+    """A ``rich`` table of a plan (what ``--dry-run`` prints): units, frames, skipped videos."""
+    from rich.console import Group
+    from rich.table import Table
+
+    t = Table(title=f"scan plan {run_id}".strip(), show_header=False, title_justify="left")
+    t.add_column("what", style="bold")
+    t.add_column("value", justify="right")
+    t.add_row("videos", str(plan.videos))
+    t.add_row("work units", str(len(plan.units)))
+    t.add_row("frames to score (per stream)", f"{plan.frames:,}")
+    t.add_row("model context (frames)", str(plan.context))
+    t.add_row("segment (frames per unit)", str(plan.segment_frames))
+    t.add_row("videos too short to score", str(len(plan.short_videos)))
+    t.add_row("videos that failed probing", str(len(plan.probe_failures)))
+    parts: list[Any] = [t]
+    if plan.probe_failures:
+        f = Table(title="probe failures", title_justify="left")
+        f.add_column("file", overflow="fold")
+        f.add_column("reason", overflow="fold")
+        for o in plan.probe_failures[:MAX_FAILURES_SHOWN]:
+            f.add_row(o.uri, o.error or "")
+        parts.append(f)
+    return Group(*parts)
+
+
+def print_result(result: Any, console: Any = None) -> None:
+    """Print what ``scan`` did: the plan for a dry run, else the summary and failures."""
+    from rich.console import Console
+
+    console = console or Console()
+    if result.dry_run:
+        console.print(render_plan(result.plan, result.run_id))
+        return
+    console.print(render_summary(result.summary, wall_s=result.wall_s))
+    if result.workers:
+        threads = sorted({w.get("threads") for w in result.workers})
+        console.print(f"workers: {len(result.workers)} x {'/'.join(map(str, threads))} torch "
+                      "threads", highlight=False)
+    if result.skipped_done:
+        console.print(f"resumed: {result.skipped_done} units were already done and skipped")
+    console.print(f"store: {result.store}  run: {result.run_id}")

@@ -1,0 +1,260 @@
+"""Score work units: the plain class each scan worker holds, usable without Ray.
+
+:class:`UnitScorer` loads the models once; ``scorer(unit)`` decodes the unit's frames
+(with their context), computes flow when a model needs it, runs every model stream and
+returns one ``scores`` row per (frame, stream). :meth:`UnitScorer.run` also writes the
+unit's Parquet file and returns its manifest row, turning a bad file into a ``failed``
+row instead of an exception.
+
+    scorer = UnitScorer(["fp.pt", "fr.pt"], store=Store("./store"), run_id="r1")
+    table = scorer(unit)              # pa.Table, scores schema: 2 streams x unit.frames rows
+    row = scorer.run(unit, attempt=1) # {"status": "done", "rows": ..., "model_s": ...}
+
+Decoding and flow run on a background thread (:func:`raystack.scan.chunks.prefetch`), so
+they overlap the model. Calls from several threads are safe: the models run one call at
+a time behind a lock, while the other calls decode ahead, which is how a threaded Ray
+actor prefetches its next unit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from raystack.errors import RaystackError, UndecodableVideoError
+from raystack.scan.chunks import Chunk, iter_chunks, prefetch
+from raystack.scan.manifest import manifest_row, utcnow, worker_name
+from raystack.scan.plan import WorkUnit
+from raystack.store.schema import table_schema
+
+
+def describe_error(e: BaseException) -> str:
+    """``"Type: message"`` for the manifest's error column."""
+    return f"{type(e).__name__}: {e}"
+
+
+class UnitScorer:
+    """Scores work units with models loaded once (see module docstring).
+
+    Args:
+        checkpoints: model checkpoint paths; all their streams are scored together.
+        store: a ``raystack.store.Store`` that :meth:`run` writes score files to.
+        run_id: the run the rows belong to.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        threads: torch threads (the CPUs this worker was given); None leaves torch's default.
+        batch_size: frames per model forward (None: the scorer's default).
+        flow: flow backend name for models that need flow (``raystack.flow.create_flow``).
+        flow_preset: DIS preset.
+        chunk_frames: scored frames decoded and scored together.
+        prefetch_chunks: chunks decoded ahead of the model.
+        cache_dir: local cache of S3 videos.
+    """
+
+    def __init__(
+        self,
+        checkpoints: Sequence[str],
+        *,
+        store: Any = None,
+        run_id: str = "",
+        device: str = "auto",
+        threads: int | None = None,
+        batch_size: int | None = None,
+        flow: str = "dis",
+        flow_preset: str = "fast",
+        chunk_frames: int = 64,
+        prefetch_chunks: int = 2,
+        cache_dir: str | None = None,
+    ) -> None:
+        import torch
+
+        from raystack.inference import FrameScorer
+
+        if threads:
+            import cv2
+
+            # Torch and OpenCV (resize, DIS flow) each default to every core of the node;
+            # a worker gets `threads` CPUs from Ray and must not use more.
+            torch.set_num_threads(int(threads))
+            cv2.setNumThreads(int(threads))
+        self.threads = threads
+        kwargs: dict[str, Any] = {"device": device}
+        if batch_size is not None:
+            kwargs["batch_size"] = batch_size
+        if threads:
+            kwargs["threads"] = threads
+        self.scorer = FrameScorer.from_checkpoints(list(checkpoints), **kwargs)
+        self.streams = tuple(self.scorer.streams)
+        self.context = int(self.scorer.context)
+        self.size = (int(self.scorer.img_size[1]), int(self.scorer.img_size[0]))  # (W, H)
+        self._flow = None
+        if self.scorer.needs_flow:
+            from raystack.flow import create_flow
+
+            kw = {"preset": flow_preset} if flow == "dis" else {}
+            self._flow = create_flow(flow, **kw)
+        self.store = store
+        self.run_id = run_id
+        self.chunk_frames = int(chunk_frames)
+        self.prefetch_chunks = int(prefetch_chunks)
+        self.cache_dir = cache_dir
+        self.schema = table_schema("scores")
+        self._model_lock = threading.Lock()
+        self._flow_lock = threading.Lock()
+
+    # --- pieces ---------------------------------------------------------------------------
+
+    def _flow_model_range(self, frames_u8: np.ndarray) -> np.ndarray:
+        from raystack.flow import flow_to_model_input
+
+        with self._flow_lock:  # one flow backend object, shared by concurrent calls
+            return flow_to_model_input(self._flow(frames_u8))
+
+    def _chunks(self, unit: WorkUnit, timings: dict[str, float]) -> Iterator[Chunk | float]:
+        """Open the unit's video and yield its chunks (runs on the prefetch thread).
+
+        The first item is the frame rate the reader found, for videos the probe gave none.
+        """
+        from raystack.decode import open_reader
+
+        t0 = time.perf_counter()
+        src = unit.source if unit.source is not None else unit.uri
+        frames_fps = unit.fps if unit.fps > 0 else 25.0
+        reader = open_reader(src, size=self.size, sequential=True, cache_dir=self.cache_dir,
+                             threads=self.threads or 0, frames_fps=frames_fps)
+        timings["decode_s"] = timings.get("decode_s", 0.0) + time.perf_counter() - t0
+        with reader:
+            if reader.num_frames < unit.stop:
+                reason = (
+                    f"the decoder finds {reader.num_frames} frames, but the unit needs frames "
+                    f"up to {unit.stop} (the probe counted {unit.num_frames}); the file changed "
+                    "or is truncated"
+                )
+                raise UndecodableVideoError(unit.uri, reason)
+            yield float(reader.fps)
+            yield from iter_chunks(
+                reader, start=unit.start, stop=unit.stop, context=unit.context,
+                chunk_frames=self.chunk_frames,
+                flow=self._flow_model_range if self._flow is not None else None,
+                timings=timings,
+            )
+
+    # --- scoring -------------------------------------------------------------------------
+
+    def score(self, unit: WorkUnit) -> tuple[pa.Table, dict[str, float]]:
+        """Scores of ``unit`` and the seconds spent per stage (decode, flow, model).
+
+        Raises:
+            UndecodableVideoError: the video cannot be decoded (names it and says why).
+            ValueError: the unit was planned with a context other than the models'.
+        """
+        if unit.context != self.context:
+            msg = (
+                f"unit {unit.unit_id} was planned with context {unit.context}, but the models "
+                f"need {self.context}; plan with the same checkpoints"
+            )
+            raise ValueError(msg)
+        timings = {"decode_s": 0.0, "flow_s": 0.0, "model_s": 0.0}
+        per_stream: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
+        aux: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
+        fps = unit.fps
+        items = prefetch(self._chunks(unit, timings), depth=self.prefetch_chunks)
+        try:
+            for item in items:
+                if isinstance(item, float):
+                    fps = fps if fps > 0 else item
+                    continue
+                with self._model_lock:
+                    t0 = time.perf_counter()
+                    out = self.scorer.score(item.frames, item.flows)
+                    timings["model_s"] += time.perf_counter() - t0
+                n = item.stop - item.start
+                for s in self.streams:
+                    psnr, extra = _split(out[s])
+                    if len(psnr) != n:
+                        msg = f"stream {s!r} returned {len(psnr)} scores for a {n}-frame chunk"
+                        raise RuntimeError(msg)
+                    per_stream[s].append(psnr)
+                    aux[s].append(extra if extra is not None else np.full(n, np.nan, np.float32))
+        finally:
+            items.close()
+        return self._table(unit, fps, per_stream, aux), timings
+
+    def __call__(self, unit: WorkUnit) -> pa.Table:
+        """The ``scores`` rows of ``unit``: one per (frame in [start, stop), stream)."""
+        return self.score(unit)[0]
+
+    def _table(self, unit: WorkUnit, fps: float, per_stream: dict, aux: dict) -> pa.Table:
+        frames = np.arange(unit.start, unit.stop, dtype=np.int64)
+        n = len(frames)
+        ts = frames / fps if fps > 0 else np.full(n, np.nan)
+        cols: dict[str, list] = {k: [] for k in self.schema.names}
+        for s in self.streams:
+            psnr = np.concatenate(per_stream[s]) if per_stream[s] else np.zeros(0, np.float32)
+            extra = np.concatenate(aux[s]) if aux[s] else np.zeros(0, np.float32)
+            cols["frame"].append(frames)
+            cols["timestamp_s"].append(ts)
+            cols["model"].append(np.full(n, s, dtype=object))
+            cols["psnr"].append(psnr.astype(np.float32))
+            cols["aux"].append(extra.astype(np.float32))
+        total = n * len(self.streams)
+        arrays = {
+            "run_id": pa.array([self.run_id] * total, pa.string()),
+            "video_id": pa.array([unit.video_id] * total, pa.string()),
+            "frame": pa.array(np.concatenate(cols["frame"]), pa.int64()),
+            "timestamp_s": pa.array(np.concatenate(cols["timestamp_s"]), pa.float64()),
+            "model": pa.array(np.concatenate(cols["model"]), pa.string()),
+            "psnr": pa.array(np.concatenate(cols["psnr"]), pa.float32()),
+            # NaN marks "no aux score" inside the models; the table says it with null.
+            "aux": pa.array(np.concatenate(cols["aux"]), pa.float32(), from_pandas=True),
+        }
+        return pa.table([arrays[k] for k in self.schema.names], schema=self.schema)
+
+    # --- one attempt, as a scan runs it --------------------------------------------------
+
+    def run(self, unit: WorkUnit, attempt: int = 1) -> dict[str, Any]:
+        """Score ``unit``, write its score file, and return its manifest row.
+
+        The score file is written before the row is returned, so a ``done`` row always
+        points at a complete file; its name is the unit id, so a retry overwrites it.
+        A :class:`RaystackError` (a bad file) gives a ``failed`` row naming the file and
+        the reason; any other exception propagates (the caller decides on retries).
+        """
+        if self.store is None:
+            msg = "UnitScorer.run needs a store to write to; pass store=Store(uri)"
+            raise ValueError(msg)
+        started = utcnow()
+        try:
+            table, timings = self.score(unit)
+            t0 = time.perf_counter()
+            self.store.write_table("scores", self.run_id, unit.unit_id, table)
+            timings["write_s"] = time.perf_counter() - t0
+        except RaystackError as e:
+            return manifest_row(unit, "failed", attempt=attempt, error=describe_error(e),
+                                worker=worker_name(), started_at=started, run_id=self.run_id)
+        return manifest_row(unit, "done", rows=table.num_rows, attempt=attempt,
+                            worker=worker_name(), started_at=started, timings=timings,
+                            run_id=self.run_id)
+
+
+def _split(out: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """A stream's output: a PSNR array, or ``(psnr, aux)`` / ``{"psnr", "aux"}``."""
+    if isinstance(out, dict):
+        return np.asarray(out["psnr"], np.float32), _opt(out.get("aux"))
+    if isinstance(out, tuple):
+        return np.asarray(out[0], np.float32), _opt(out[1] if len(out) > 1 else None)
+    if hasattr(out, "detach"):
+        out = out.detach().cpu().numpy()
+    return np.asarray(out, np.float32), None
+
+
+def _opt(x: Any) -> np.ndarray | None:
+    if x is None:
+        return None
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, np.float32)

@@ -1,0 +1,39 @@
+"""Fixtures of the scan tests: tiny random-weight checkpoints and tiny synthetic archives.
+
+Untrained weights are enough here: what is tested is the pipeline, and the scores are
+still real computations of a real model.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+FRAMES = 24  # frames per synthetic video: context 4 (tiny FP) leaves 20 to score
+SIZE = (64, 64)  # the tiny presets' input size, so decoding does not resize
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """``{"fp": path, "fr": path}`` of tiny VQ-MaU checkpoints with fixed random weights."""
+    import torch
+
+    from raystack.models import create_model, save_checkpoint
+
+    d = tmp_path_factory.mktemp("ckpt")
+    out = {}
+    for task in ("fp", "fr"):
+        torch.manual_seed(0)
+        name = f"vqmau_{task}.tiny"
+        out[task] = str(save_checkpoint(d / f"{task}.pt", create_model(name), preset=name,
+                                        data_fingerprint="random"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_archive(tmp_path_factory):
+    """A folder of 3 synthetic test videos of FRAMES frames at 64x64 (mp4)."""
+    from raystack.synth import synthesize
+
+    d = tmp_path_factory.mktemp("archive")
+    synthesize(d, seed=0, n_train=0, n_test=3, frames=FRAMES, size=SIZE)
+    return d / "test"

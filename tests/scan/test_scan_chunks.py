@@ -1,0 +1,98 @@
+"""Chunked decoding with context and flow, and the prefetch thread: no models, no Ray."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from raystack.scan.chunks import iter_chunks, prefetch
+
+
+class _Reader:
+    """A 'video' whose frame i is filled with the value i; counts what it decodes."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.decoded: list[int] = []
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        assert 0 <= a <= b <= self.n
+        self.decoded += range(a, b)
+        return np.stack([np.full((2, 2, 3), i, np.uint8) for i in range(a, b)]) if b > a else \
+            np.zeros((0, 2, 2, 3), np.uint8)
+
+
+def _flow(frames: np.ndarray) -> np.ndarray:
+    """'Flow' of pair (i, i+1) encodes both frame values, so misalignment shows."""
+    v = frames[:, 0, 0, 0].astype(np.float32)
+    out = np.zeros((len(frames) - 1, 2, 2, 2), np.float32)
+    out[:, 0] = v[:-1, None, None]
+    out[:, 1] = v[1:, None, None]
+    return out
+
+
+@pytest.mark.parametrize(("start", "stop", "context", "chunk"),
+                         [(16, 100, 16, 7), (16, 17, 16, 64), (1, 40, 1, 8), (4, 37, 4, 3),
+                          (0, 10, 0, 4), (20, 60, 4, 16)])
+def test_chunks_carry_context_and_decode_each_frame_once(start, stop, context, chunk):
+    reader = _Reader(stop)
+    timings: dict[str, float] = {}
+    chunks = list(iter_chunks(reader, start=start, stop=stop, context=context,
+                              chunk_frames=chunk, flow=_flow, timings=timings))
+    assert [f for c in chunks for f in range(c.start, c.stop)] == list(range(start, stop))
+    assert reader.decoded == list(range(start - context, stop))  # each frame decoded once
+    for c in chunks:
+        want = np.arange(c.start - context, c.stop)
+        got = np.rint((c.frames[:, 0, 0, 0] + 1) * 255 / 2).astype(int)
+        assert got.tolist() == want.tolist()
+        assert c.flows.shape[0] == len(c.frames) - 1
+        assert c.flows[:, 0, 0, 0].tolist() == want[:-1].tolist()
+        assert c.flows[:, 1, 0, 0].tolist() == want[1:].tolist()
+    assert set(timings) == {"decode_s", "flow_s"}
+
+
+def test_chunks_without_flow_and_bad_start():
+    chunks = list(iter_chunks(_Reader(30), start=4, stop=30, context=4, chunk_frames=10))
+    assert all(c.flows is None for c in chunks) and len(chunks) == 3
+    with pytest.raises(ValueError, match="needs 4 frames"):
+        list(iter_chunks(_Reader(30), start=2, stop=30, context=4, chunk_frames=10))
+
+
+def test_prefetch_runs_ahead_in_order_and_reraises():
+    produced: list[int] = []
+
+    def items():
+        for i in range(10):
+            produced.append(i)
+            assert threading.current_thread() is not threading.main_thread()
+            yield i
+        msg = "disk gone"
+        raise OSError(msg)
+
+    it = prefetch(items(), depth=2)
+    assert next(it) == 0
+    got = [0]
+    with pytest.raises(OSError, match="disk gone"):
+        for x in it:
+            got.append(x)
+    assert got == list(range(10))
+
+
+def test_prefetch_stops_the_producer_when_the_consumer_stops():
+    closed = threading.Event()
+
+    def items():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    it = prefetch(items(), depth=1)
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    it.close()
+    assert closed.wait(5)

@@ -1,0 +1,112 @@
+"""UnitScorer without Ray: chunked, segmented scoring equals scoring the whole video."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from raystack.archive import list_archive, probe_archive
+from raystack.scan.plan import plan_units
+from raystack.scan.worker import UnitScorer
+from raystack.store import Store
+
+FRAMES, SIZE = 24, (64, 64)  # as the tiny_archive fixture writes them (conftest.py)
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_checkpoints):
+    return UnitScorer([tiny_checkpoints["fp"], tiny_checkpoints["fr"]], threads=2,
+                      chunk_frames=5, prefetch_chunks=2, run_id="t")
+
+
+def _plan(archive, context, segment):
+    sources = list_archive(archive)
+    return plan_units(probe_archive(sources), context=context, segment_frames=segment,
+                      sources=sources)
+
+
+def _reference(scorer, src):
+    """Scores of the whole video in one call, decoded and flowed in one piece."""
+    from raystack.decode import open_reader, to_model_range
+    from raystack.flow import create_flow, flow_to_model_input
+
+    with open_reader(src, size=SIZE) as r:
+        u8 = r.read(0, r.num_frames)
+    flows = flow_to_model_input(create_flow("dis", preset="fast")(u8))
+    return scorer.scorer.score(to_model_range(u8), flows)
+
+
+def test_segments_and_chunks_reproduce_whole_video_scores(scorer, tiny_archive):
+    assert scorer.streams == ("fp", "fr") and scorer.context == 4
+    plan = _plan(tiny_archive, scorer.context, segment=7)  # 20 scorable: 7 + 7 + 6
+    first = plan.units[0].video_id
+    units = [u for u in plan.units if u.video_id == first]
+    assert [(u.start, u.stop) for u in units] == [(4, 11), (11, 18), (18, 24)]
+    tables = [scorer(u) for u in units]
+    ref = _reference(scorer, units[0].source)
+    for stream in scorer.streams:
+        rows = [t.filter(np.asarray(t["model"].to_pylist()) == stream) for t in tables]
+        frames = np.concatenate([r["frame"].to_numpy() for r in rows])
+        psnr = np.concatenate([r["psnr"].to_numpy() for r in rows])
+        # Exactly one row per scorable frame, and the same values as the one-piece score.
+        assert frames.tolist() == list(range(scorer.context, FRAMES))
+        np.testing.assert_allclose(psnr, ref[stream], atol=1e-3)
+    t = tables[0]
+    assert t.schema.names == ["run_id", "video_id", "frame", "timestamp_s", "model", "psnr", "aux"]
+    assert set(t["run_id"].to_pylist()) == {"t"} and t["aux"].null_count == t.num_rows
+    assert t["timestamp_s"].to_pylist()[:2] == pytest.approx([4 / 25.0, 5 / 25.0])
+
+
+def test_concurrent_calls_give_the_same_scores(scorer, tiny_archive):
+    units = _plan(tiny_archive, scorer.context, segment=10).units[:3]
+    want = [scorer(u) for u in units]
+    got: dict[int, object] = {}
+
+    def work(i):
+        got[i] = scorer(units[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(units))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for i, w in enumerate(want):
+        np.testing.assert_allclose(got[i]["psnr"].to_numpy(), w["psnr"].to_numpy(), atol=1e-4)
+
+
+def test_run_writes_the_unit_file_then_returns_its_row(scorer, tiny_archive, tmp_path):
+    store = Store(tmp_path / "store")
+    scorer.store, scorer.run_id = store, "r1"
+    try:
+        unit = _plan(tiny_archive, scorer.context, segment=512).units[0]
+        row = scorer.run(unit, attempt=1)
+        assert row["status"] == "done" and row["rows"] == 2 * (FRAMES - 4)
+        assert row["attempt"] == 1 and row["error"] is None
+        assert all(row[k] is not None and row[k] >= 0 for k in ("decode_s", "model_s", "write_s"))
+        assert store.list_files("scores", "r1") == [store.uri_for("scores", "r1", unit.unit_id)]
+        # A retry overwrites the same file: still one file, same rows.
+        assert scorer.run(unit, attempt=2)["status"] == "done"
+        assert store.read_table("scores", "r1").num_rows == 2 * (FRAMES - 4)
+    finally:
+        scorer.store, scorer.run_id = None, "t"
+
+
+def test_a_file_that_turned_bad_gives_a_failed_row(scorer, tiny_archive, tmp_path):
+    archive = tmp_path / "a"
+    shutil.copytree(tiny_archive, archive)
+    unit = _plan(archive, scorer.context, segment=512).units[0]
+    # The file changes after planning (overwritten by a broken copy).
+    with open(unit.uri, "r+b") as f:
+        f.truncate(200)
+    store = Store(tmp_path / "store").ensure()
+    scorer.store, scorer.run_id = store, "r1"
+    try:
+        row = scorer.run(unit, attempt=1)
+    finally:
+        scorer.store, scorer.run_id = None, "t"
+    assert row["status"] == "failed" and row["rows"] == 0
+    assert unit.uri in row["error"] and "UndecodableVideoError" in row["error"]
+    assert store.list_files("scores", "r1") == []
