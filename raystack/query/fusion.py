@@ -1,0 +1,129 @@
+"""Fusion specs: how score streams combine into one anomaly score, as text and as macro args.
+
+    parse_fusion("weighted:0.6")          # Fusion(kind='weighted', streams=('fp', 'fr'), alpha=0.6)
+    parse_fusion("weighted:0.6").name     # 'weighted:0.6:fp,fr' (what SQL's fusion_name() says)
+    parse_fusion("max:fp,fr,m2s2l_app")   # the largest of three streams
+    parse_fusion("fr")                    # one stream as it is
+
+The canonical :attr:`Fusion.name` is stored with calibrated thresholds and shown in every
+result; parsing it again gives the same fusion. None of these use labels: the ``oracle``
+choice of VADMamba exists only in :mod:`raystack.eval`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from raystack.errors import RaystackError
+
+DEFAULT_PAIR = ("fp", "fr")
+KINDS = ("stream", "weighted", "max")
+_STREAM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+class FusionError(RaystackError, ValueError):
+    """A fusion spec cannot be parsed or does not fit the streams of a run."""
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """One way to turn score streams into a single score (no labels involved)."""
+
+    kind: str  # 'stream' (one model as it is), 'weighted' or 'max'
+    streams: tuple[str, ...]  # the model names it reads, in order
+    alpha: float = 0.5  # weight of streams[0] in 'weighted'; unused otherwise
+
+    @property
+    def name(self) -> str:
+        """Canonical text, identical to SQL ``fusion_name(fusion, alpha, streams)``."""
+        if self.kind == "weighted":
+            return f"weighted:{self.alpha:g}:{','.join(self.streams)}"
+        if self.kind == "max":
+            return f"max:{','.join(self.streams)}"
+        return self.streams[0]
+
+    def macro_args(self) -> dict:
+        """Arguments of the SQL macros ``fused``/``flags``/``events``: fusion, alpha, streams."""
+        fusion = self.streams[0] if self.kind == "stream" else self.kind
+        streams = list(self.streams) if self.kind != "stream" else list(DEFAULT_PAIR)
+        return {"fusion": fusion, "alpha": float(self.alpha), "streams": streams}
+
+
+def _streams(text: str, spec: str) -> tuple[str, ...]:
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [n for n in names if not _STREAM.fullmatch(n) or n in ("weighted", "max", "oracle")]
+    if not names or bad:
+        msg = f"fusion {spec!r}: stream names must be model names like fp, fr, m2s2l_app; got {text!r}"
+        raise FusionError(msg)
+    if len(set(names)) != len(names):
+        msg = f"fusion {spec!r} names a stream twice"
+        raise FusionError(msg)
+    return names
+
+
+def parse_fusion(spec: str) -> Fusion:
+    """Parse ``fp``, ``weighted[:ALPHA[:A,B]]`` or ``max[:A,B,...]`` (defaults: fp,fr; 0.5).
+
+    Raises:
+        FusionError: ``oracle`` (evaluation only), an alpha outside [0, 1], bad names.
+    """
+    text = str(spec).strip()
+    head, _, rest = text.partition(":")
+    if head == "oracle":
+        msg = (
+            "fusion 'oracle' picks streams with the test labels; it exists only in "
+            "`raystack eval`. Use a model name, weighted[:ALPHA] or max here."
+        )
+        raise FusionError(msg)
+    if head == "weighted":
+        alpha_text, _, names = rest.partition(":")
+        try:
+            alpha = float(alpha_text) if alpha_text else 0.5
+        except ValueError as e:
+            msg = f"fusion {spec!r}: alpha {alpha_text!r} is not a number"
+            raise FusionError(msg) from e
+        if not 0.0 <= alpha <= 1.0:
+            msg = f"fusion {spec!r}: alpha must be in [0, 1], got {alpha}"
+            raise FusionError(msg)
+        streams = _streams(names, spec) if names else DEFAULT_PAIR
+        if len(streams) != 2:
+            msg = f"fusion {spec!r}: weighted fuses exactly two streams, got {list(streams)}"
+            raise FusionError(msg)
+        return Fusion("weighted", streams, alpha)
+    if head == "max":
+        return Fusion("max", _streams(rest, spec) if rest else DEFAULT_PAIR)
+    if rest:
+        msg = f"fusion {spec!r}: expected a model name, weighted[:ALPHA[:A,B]] or max[:A,B,...]"
+        raise FusionError(msg)
+    return Fusion("stream", _streams(head, spec))
+
+
+def resolve_fusion(spec: str | None, available: Sequence[str]) -> Fusion:
+    """The fusion to use on a run whose score streams are ``available``.
+
+    ``None`` or ``"auto"``: the only stream if there is one, else the fixed, label-free
+    ``weighted:0.5:fp,fr`` when both fp and fr exist. Any other spec must name streams
+    the run has.
+
+    Raises:
+        FusionError: naming the missing streams and the ones the run has.
+    """
+    avail = sorted(set(available))
+    if not avail:
+        msg = "the selected run(s) have no score rows, so there is nothing to fuse"
+        raise FusionError(msg)
+    if spec is None or str(spec).strip() == "auto":
+        if len(avail) == 1:
+            return Fusion("stream", (avail[0],))
+        if set(DEFAULT_PAIR) <= set(avail):
+            return Fusion("weighted", DEFAULT_PAIR, 0.5)
+        msg = f"the run has streams {avail}; choose one with --fusion (a stream, weighted:ALPHA:A,B or max)"
+        raise FusionError(msg)
+    fusion = parse_fusion(spec)
+    missing = [s for s in fusion.streams if s not in avail]
+    if missing:
+        msg = f"fusion {fusion.name!r} needs streams {missing}, but the run has only {avail}"
+        raise FusionError(msg)
+    return fusion
