@@ -19,13 +19,264 @@ app = typer.Typer(
 # --- data plane: synth, probe ---------------------------------------------------------
 
 
+def _fail(err: Exception) -> typer.Exit:
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def synth(
+    out: str = typer.Argument(..., help="Folder to write the archive into (created if missing)."),
+    seed: int = typer.Option(0, help="Random seed: the same seed writes the same archive."),
+    train: int = typer.Option(6, "--train", help="Number of normal training videos."),
+    test: int = typer.Option(4, "--test", help="Number of test videos, one anomaly each."),
+    frames: int = typer.Option(150, help="Frames per video."),
+    size: str = typer.Option("256x256", help="Frame size as WIDTHxHEIGHT."),
+    fps: float = typer.Option(25.0, help="Frames per second."),
+    fmt: str = typer.Option(
+        "mp4", "--format", help="mp4, avi or mkv files; or frames (jpg), png, tif folders."
+    ),
+    codec: str = typer.Option("mpeg4", help="Video codec: mpeg4 (mp4v) or h264."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an archive already in OUT."),
+) -> None:
+    """Write a synthetic fixed-camera archive with labelled anomalies.
+
+    OUT/train/ holds normal footage: walkers cross a path left to right.
+    Each video in OUT/test/ adds one anomaly, in turn: a fast cyclist, a
+    walker against the flow, a walker on the grass, an object that appears
+    out of nowhere. Per-frame labels (0 normal, 1 anomalous, over the sorted
+    test videos) go to OUT/frame_labels_synth.npy; the anomalous frame
+    ranges of each test video go to OUT/labels.json.
+
+    Example: raystack synth /tmp/a && raystack probe /tmp/a
+    """
+    from raystack.errors import RaystackError
+    from raystack.synth import synthesize
+
+    try:
+        w, _, h = size.lower().partition("x")
+        dims = (int(w), int(h))
+    except ValueError:
+        raise _fail(ValueError(f"--size must look like 256x256, got {size!r}")) from None
+    try:
+        info = synthesize(out, seed=seed, n_train=train, n_test=test, frames=frames, size=dims,
+                          fps=fps, fmt=fmt, codec=codec, overwrite=overwrite)
+    except (RaystackError, ValueError) as e:
+        raise _fail(e) from e
+    typer.echo(info.summary())
+
+
+@app.command()
+def probe(
+    archive: str = typer.Argument(
+        ..., help="A local folder, a single video file, or s3://bucket/prefix."
+    ),
+    fmt: str = typer.Option(
+        "table", "--format", "-f", help="table (readable, default), csv, json or parquet."
+    ),
+    out: str = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
+    frames_fps: float = typer.Option(25.0, help="Frame rate assumed for folders of frames."),
+    quick: bool = typer.Option(False, "--quick", help="Skip decoding each video's last frame."),
+    workers: int = typer.Option(4, help="Videos probed at once."),
+) -> None:
+    """List an archive and print its videos table (frames, fps, size, errors).
+
+    Videos are container files (mp4, avi, mkv, mov, webm, ...) and folders
+    of images (jpg, png, tif: UCSD Ped2, Avenue, ShanghaiTech style). S3 uses
+    the standard AWS settings (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    ~/.aws/config, ...). A file that cannot be read is listed with the
+    reason, and the rest of the archive is still probed.
+
+    Examples: raystack probe /tmp/a
+    raystack probe s3://cams/2024 --format parquet --out videos.parquet
+    """
+    from raystack.archive import probe_archive
+    from raystack.archive.report import FORMATS, print_videos, write_videos
+    from raystack.errors import RaystackError
+
+    if fmt not in FORMATS:
+        raise _fail(ValueError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}"))
+    try:
+        table = probe_archive(archive, frames_fps=frames_fps, verify=not quick, workers=workers)
+        if fmt == "table" and out is None:
+            print_videos(table)
+        else:
+            write_videos(table, "csv" if fmt == "table" else fmt, out)
+    except (RaystackError, ValueError, OSError) as e:
+        raise _fail(e) from e
+
+
 # --- models and training: train -------------------------------------------------------
+
+
+@app.command("train")
+def train_cmd(
+    archive: str = typer.Argument(
+        None, help="Normal training videos: a folder, a file or s3://bucket/prefix."
+    ),
+    model: str = typer.Option(None, "--model", "-m", help="fp, fr or fp+fr (FP first)."),
+    preset: str = typer.Option(None, help="Model size: tiny, small, ped2, avenue, ..."),
+    epochs: int = typer.Option(None, help="Epochs (the cosine schedule spans all of them)."),
+    batch_size: int = typer.Option(None, help="Global batch, split over the workers."),
+    clips_per_epoch: int = typer.Option(None, help="Clips drawn per epoch (0 = all)."),
+    workers: int = typer.Option(None, help="0/1: in this process; N >= 2: Ray Train DDP."),
+    storage: str = typer.Option(None, help="Runs folder or s3://bucket/prefix."),
+    name: str = typer.Option(None, help="Run name; the same name resumes the run."),
+    export_dir: str = typer.Option(None, help="Where fp.pt / fr.pt go (default: the run)."),
+    cache_dir: str = typer.Option(None, help="Cache of decoded frames and flows (npy)."),
+    address: str = typer.Option(None, help="Ray cluster to join (default: a private Ray)."),
+    config: str = typer.Option(
+        None, "--config", help="TOML config file (its train table); options override it."
+    ),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No live progress bar."),
+) -> None:
+    """Train VQ-MaU models on normal footage; a rerun with the same --name resumes.
+
+    Every epoch leaves a checkpoint in STORAGE/NAME/; at the end the epoch with
+    the lowest loss on held-out normal clips is exported as fp.pt / fr.pt, the
+    files `raystack scan --checkpoint` takes. Exits 1 when training failed, 2 on
+    invalid settings or input.
+
+    Example: raystack train /tmp/a/train --model fp+fr --preset small --epochs 6
+    --workers 2 --storage runs --name demo
+    """
+    from raystack.errors import RaystackError
+    from raystack.train import load_train_config, train
+    from raystack.train.ray_train import TrainingFailed
+
+    try:
+        cfg = load_train_config(
+            config, archive=archive, model=model, preset=preset, epochs=epochs,
+            batch_size=batch_size, clips_per_epoch=clips_per_epoch, workers=workers,
+            storage=storage, name=name, export_dir=export_dir, cache_dir=cache_dir,
+            address=address, progress=False if no_progress else None,
+        )
+        result = train(cfg)
+    except TrainingFailed as e:
+        raise _fail(e) from e
+    except (RaystackError, ValueError, OSError) as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from e
+    typer.echo(result.summary())
 
 
 # --- scan: scan, status ---------------------------------------------------------------
 
 
+@app.command("scan")
+def scan_cmd(
+    archive: str = typer.Argument(
+        None, help="A local folder, a video file or s3://bucket/prefix (or set it in --config)."
+    ),
+    checkpoint: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        None, "--checkpoint", "-c", help="Model checkpoint (repeat for FP and FR)."
+    ),
+    store: str = typer.Option(None, "--store", "-s", help="Output store: folder or s3:// URI."),
+    run_id: str = typer.Option(None, "--run-id", help="Run id; the same id resumes a run."),
+    workers: int = typer.Option(None, help="Ray actors (default: what fits the cluster)."),
+    cpus_per_worker: int = typer.Option(None, help="CPUs (= torch threads) per actor."),
+    gpus_per_worker: float = typer.Option(None, help="GPUs per actor (0 on CPU machines)."),
+    segment_frames: int = typer.Option(None, help="Frames scored per work unit."),
+    flow: str = typer.Option(None, help="Flow backend for FR models: dis, farneback, ptlflow."),
+    limit: int = typer.Option(None, help="Scan only the first N videos."),
+    dry_run: bool = typer.Option(None, "--dry-run", help="List, probe and plan only."),
+    address: str = typer.Option(None, help="Ray cluster to join (default: a private local Ray)."),
+    config: str = typer.Option(
+        None, "--config", help="TOML config file (its scan table); options override it."
+    ),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No live progress bar."),
+) -> None:
+    """Score every frame of an archive into a Parquet store, on Ray; reruns resume.
+
+    Exits 1 when any unit failed (the summary lists each file and the reason), 2 on
+    invalid settings.
+
+    Example: raystack scan /tmp/a/test -c fp.pt -c fr.pt --store /tmp/store --run-id night1
+    """
+    from raystack.errors import RaystackError
+    from raystack.scan import load_scan_config, scan
+    from raystack.scan.progress import print_result
+
+    try:
+        cfg = load_scan_config(
+            config, archive=archive, checkpoints=tuple(checkpoint) if checkpoint else None,
+            store=store, run_id=run_id, workers=workers, cpus_per_worker=cpus_per_worker,
+            gpus_per_worker=gpus_per_worker, segment_frames=segment_frames, flow=flow,
+            limit=limit, dry_run=dry_run, address=address,
+            progress=False if no_progress else None,
+        )
+        result = scan(cfg)
+    except (RaystackError, ValueError, OSError) as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from e
+    except KeyboardInterrupt:
+        typer.secho("interrupted: finished units are recorded; rerun with the same --run-id "
+                    "to resume", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=130) from None
+    print_result(result)
+    if not result.ok and not result.dry_run:
+        raise typer.Exit(code=1)
+
+
+@app.command("status")
+def status_cmd(
+    store: str = typer.Argument(..., help="The store a scan wrote: folder or s3:// URI."),
+    run_id: str = typer.Option(..., "--run-id", help="The run to summarise."),
+) -> None:
+    """Print a run's summary from its manifest (exit 1 if units failed or are pending)."""
+    from rich.console import Console
+
+    from raystack.errors import RaystackError
+    from raystack.scan import status
+    from raystack.scan.progress import render_summary
+
+    try:
+        summary = status(store, run_id)
+    except (RaystackError, ValueError, OSError) as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from e
+    Console().print(render_summary(summary))
+    if not summary.ok:
+        raise typer.Exit(code=1)
+
+
 # --- query and evaluation: sql, events, calibrate, eval, report ------------------------
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+@app.command("report")
+def report_cmd(
+    store: str = typer.Argument(..., help="The scan's store: a folder or s3:// URI."),
+    run_id: str = typer.Option(..., "--run-id", help="The scan run to report."),
+    out: str = typer.Option("report", "--out", "-o", help="Folder for index.html."),
+    fusion: str = typer.Option("auto", help="auto (fixed-weight FP/FR), weighted, max or a stream."),
+    alpha: float = typer.Option(0.5, help="Weight of the first stream in weighted fusion."),
+    sigma: float = typer.Option(10.0, help="Temporal smoothing of the scores, in frames."),
+    threshold: float = typer.Option(0.7, help="Fixed threshold on the [0, 1] anomaly score."),
+    calibrated: str = typer.Option(None, help="Use this calibrated threshold instead."),
+    min_frames: int = typer.Option(5, help="Drop events shorter than this."),
+    merge_gap: int = typer.Option(3, help="Merge events at most this many frames apart."),
+    labels: str = typer.Option(None, help="Frame labels (.npy, .mat, mask folder) to mark."),
+) -> None:
+    """Write a self-contained HTML report: summary, score curves, events with thumbnails.
+
+    Example: raystack report /tmp/store --run-id night1 --out /tmp/report
+    """
+    from raystack.errors import RaystackError
+    from raystack.eval import load_labels_for_run
+    from raystack.report import ReportOptions, write_report
+
+    opts = ReportOptions(fusion=fusion, alpha=alpha, sigma=sigma, threshold=threshold,
+                         threshold_name=calibrated, min_frames=min_frames, merge_gap=merge_gap)
+    try:
+        per_video = load_labels_for_run(store, run_id, labels) if labels else None
+        page = write_report(store, run_id, out, opts, labels=per_video)
+    except (RaystackError, ValueError, OSError) as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from e
+    typer.echo(f"report: {page}")
 
 
 def main() -> None:

@@ -1,0 +1,61 @@
+"""Run a scan from a TOML config: the same ``raystack.scan.scan`` the CLI calls.
+
+    python jobs/scan.py --config jobs/scan.example.toml --set run_id='"night-02"' --set workers=2
+    ray job submit --working-dir . -- python jobs/scan.py --config jobs/scan.example.toml
+
+Under ``ray job submit`` the entrypoint has ``RAY_ADDRESS`` set, so the scan joins that
+cluster instead of starting its own Ray. ``--set key=value`` overrides one ScanConfig
+field; the value is read as TOML (``workers=2``, ``checkpoints=["a.pt"]``) or, if it is
+not valid TOML, as a plain string (``store=s3://bucket/store``). Exit status: 0 when every
+unit is done, 1 when some failed, 2 on invalid settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from typing import Any
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["workers=2", "store=s3://b/s"]`` -> ``{"workers": 2, "store": "s3://b/s"}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            msg = f"--set expects key=value, got {item!r}"
+            raise SystemExit(msg)
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="TOML file with a [scan] table")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one ScanConfig field (repeatable)")
+    args = parser.parse_args(argv)
+
+    from rich.console import Console
+
+    from raystack.errors import RaystackError
+    from raystack.scan import load_scan_config, scan
+    from raystack.scan.progress import print_result
+
+    try:
+        cfg = load_scan_config(args.config, **parse_set(args.set))
+        result = scan(cfg)
+    except (RaystackError, ValueError, OSError) as e:
+        Console(stderr=True).print(f"[red]error:[/red] {e}", highlight=False)
+        return 2
+    print_result(result)
+    return 0 if result.ok or result.dry_run else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Train models from a TOML config: the same ``raystack.train.train`` the CLI calls.
+
+    python jobs/train.py --config jobs/train.example.toml --set epochs=4 --set workers=2
+    ray job submit --working-dir . -- python jobs/train.py --config jobs/train.example.toml
+
+Under ``ray job submit`` the entrypoint has ``RAY_ADDRESS`` set, so training joins that
+cluster instead of starting its own Ray (with ``workers`` >= 2). ``--set key=value``
+overrides one TrainConfig field; the value is read as TOML (``epochs=4``,
+``model_overrides={img_size=[64, 64]}``) or, if it is not valid TOML, as a plain string
+(``storage=s3://bucket/runs``). Rerunning with the same ``name`` resumes the run from its
+latest checkpoint. Exit status: 0 on success, 1 when training failed, 2 on invalid
+settings or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from typing import Any
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["epochs=4", "storage=s3://b/runs"]`` -> ``{"epochs": 4, "storage": "s3://b/runs"}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            msg = f"--set expects key=value, got {item!r}"
+            raise SystemExit(msg)
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="TOML file with a [train] table")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one TrainConfig field (repeatable)")
+    args = parser.parse_args(argv)
+
+    from rich.console import Console
+
+    from raystack.errors import RaystackError
+    from raystack.train import load_train_config, train
+    from raystack.train.ray_train import TrainingFailed
+
+    console = Console(stderr=True)
+    try:
+        cfg = load_train_config(args.config, **parse_set(args.set))
+        result = train(cfg)
+    except TrainingFailed as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        return 1
+    except (RaystackError, ValueError, OSError) as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        return 2
+    print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
