@@ -60,7 +60,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "git_commit": commit or None,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
     }
 
