@@ -61,13 +61,14 @@ def make_inputs(dim, length, seed=0):
 
 
 def timed(fn, reps):
-    fn()  # warm-up: first-call allocation and, for native, nothing else
+    """(median, min) seconds over reps calls after one warm-up call."""
+    fn()
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
 
 
 def worker(quick: bool) -> dict:
@@ -98,6 +99,7 @@ def worker(quick: bool) -> dict:
         out.sum().backward()
 
     rows = []
+    load_before = os.getloadavg()
     for dim, length in SHAPES:
         args, kwargs = make_inputs(dim, length)
         row = {"channels": dim, "length": length}
@@ -105,14 +107,21 @@ def worker(quick: bool) -> dict:
             reps_f = 3 if name == "ref" else (5 if quick else 15)
             reps_b = 1 if name == "ref" else (3 if quick else 7)
             with torch.no_grad():
-                row[f"{name}_fwd_s"] = timed(lambda fn=fn, a=args, k=kwargs: fn(a, k), reps_f)
+                med, low = timed(lambda fn=fn, a=args, k=kwargs: fn(a, k), reps_f)
+            row[f"{name}_fwd_s"], row[f"{name}_fwd_min_s"] = med, low
             if name != "ref" or length <= REF_BWD_MAX_LENGTH:
-                row[f"{name}_fwd_bwd_s"] = timed(
-                    lambda fn=fn, a=args, k=kwargs: fwd_bwd(fn, a, k), reps_b
-                )
+                med, low = timed(lambda fn=fn, a=args, k=kwargs: fwd_bwd(fn, a, k), reps_b)
+                row[f"{name}_fwd_bwd_s"], row[f"{name}_fwd_bwd_min_s"] = med, low
             print(f"{dim}x{length} {name} done", file=sys.stderr, flush=True)
         rows.append(row)
-    return {"rows": rows, "native": have_native, "native_error": native_error()}
+    return {
+        "rows": rows,
+        "native": have_native,
+        "native_error": native_error(),
+        # other processes on the machine skew timings; a 1-minute load well above the
+        # 2 threads used here marks a noisy run
+        "loadavg_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+    }
 
 
 def profile_stage0() -> dict:
@@ -225,7 +234,9 @@ def add_speedups(row: dict) -> None:
 def print_table(results: dict) -> None:
     names = ["ref", "torch", "native"]
     for env_name, res in results["runs"].items():
-        print(f"\n== {env_name} (2 threads, median; x = ref time / time; '>' = over the")
+        load = res["loadavg_1min_before_after"]
+        print(f"\n== {env_name}, load average {load[0]} -> {load[1]}")
+        print("   (2 threads, median; x = ref time / time; '>' = over the")
         print("   reference's forward alone, where its backward is too slow to time)")
         head = f"{'C x L':>12} | " + " | ".join(f"{n + ' fwd':>19}" for n in names)
         head += " | " + " | ".join(f"{n + ' fwd+bwd':>19}" for n in names)

@@ -1,22 +1,24 @@
 """End-to-end scan throughput against model-only throughput, on the synthetic archive.
 
 For each preset (``tiny``, ``small``, ``paper``; FP + FR streams, random weights) it
-measures in one run:
+measures in one run, on one local Ray started once:
 
-* **model only**: ``FrameScorer.score`` on frames and flows decoded beforehand, in the
-  same 64-frame chunks (plus context) a scan uses, with all the CPUs as torch threads;
-* **scan**: ``raystack.scan.scan`` of the same videos into a fresh local store, with
-  1 worker x 2 CPUs and with 2 workers x 1 CPU, on one local Ray started once.
+* **model only**: ``FrameScorer.score`` on frames and flows decoded beforehand, in exactly
+  the clips a scan scores (segments, 64-frame chunks, context), in Ray actors shaped like
+  the scan's workers (1 x 2 threads, or 2 x 1 thread running at once);
+* **scan**: ``raystack.scan.scan`` of the same videos into a fresh local store with the
+  same shapes, decoding on a helper thread that overlaps the model (the default), and
+  for 2 x 1 also with decoding in line (``prefetch_chunks = 0``).
 
-Pipeline overhead = (scan time - model-only time for the same frames) / model-only time,
+Pipeline overhead = (scan time - model-only time of the same shape) / model-only time,
 over the steady state (first unit started to last unit finished, from the manifest)
-and over the whole call (probe, actor start and model load included). The per-stage
-seconds (decode, flow, model, write) come from the manifest. Decode and flow run on the
-worker's prefetch thread, overlapping the model, so stage times add up to more than the
-wall time when the overlap works.
+and over the whole call (probe, actor start and model load included). Per-stage seconds
+(decode, flow, model, write) come from the manifest; with overlap, decode and flow run on
+the helper thread at the same time as the model. Each figure is the best of
+``--repeats`` trials (a shared machine: neighbours' load hits single trials).
 
 Run it alone (2 cores); it re-executes itself with the worker allocator setting
-(``MALLOC_MMAP_THRESHOLD_``) so that the model-only baseline runs like the workers do:
+(``MALLOC_MMAP_THRESHOLD_``) so that every process runs like the scan's workers do:
 
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/scan_pipeline_bench.py
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/scan_pipeline_bench.py --presets tiny
@@ -164,14 +166,15 @@ def model_only_on_ray(archive: Path, ckpts: list[str], workers: int, chunk: int,
 
 
 def scan_once(archive: Path, ckpts: list[str], store: Path, workers: int, segment: int,
-              chunk: int) -> dict:
+              chunk: int, overlap: bool = True) -> dict:
     from raystack.scan import ScanConfig, scan
     from raystack.store import Store
 
     shutil.rmtree(store, ignore_errors=True)
     cfg = ScanConfig(archive=str(archive), checkpoints=tuple(ckpts), store=str(store),
                      run_id="bench", workers=workers, segment_frames=segment, chunk_frames=chunk,
-                     progress=False)
+                     progress=False, prefetch_chunks=2 if overlap else 0,
+                     prefetch_next_unit=overlap)
     t0 = time.perf_counter()
     result = scan(cfg)
     total = time.perf_counter() - t0
@@ -185,6 +188,7 @@ def scan_once(archive: Path, ckpts: list[str], store: Path, workers: int, segmen
     frames = result.summary.frames
     return {
         "workers": workers,
+        "overlap": overlap,
         "threads_per_worker": sorted({w["threads"] for w in result.workers}),
         "units": result.summary.done,
         "frames": frames,
@@ -211,14 +215,16 @@ def run(presets: list[str], chunk: int, repeats: int) -> dict:
             archive, ckpts = make_inputs(preset, work)
             seg = PRESETS[preset]["segment"]
             res = {"model_only": [], "scans": []}
-            for workers in (1, 2):
+            # (workers, overlap): 1 x 2 threads and 2 x 1 thread with decoding overlapping
+            # the model (the default), and 2 x 1 with decoding in line (no helper thread).
+            for workers, overlap in ((1, True), (2, True), (2, False)):
                 # Best of `repeats`, alternating model-only and scan, so a neighbour's
                 # burst of load on this shared machine hits one trial, not the result.
                 bases, scans = [], []
                 for _ in range(repeats):
                     bases.append(model_only_on_ray(archive, ckpts, workers, chunk, seg))
                     scans.append(scan_once(archive, ckpts, work / f"store-{preset}-{workers}",
-                                           workers, seg, chunk))
+                                           workers, seg, chunk, overlap))
                 base = min(bases, key=lambda b: b["seconds"])
                 base["trials_s"] = [b["seconds"] for b in bases]
                 res["model_only"].append(base)
@@ -231,7 +237,8 @@ def run(presets: list[str], chunk: int, repeats: int) -> dict:
                 r["overhead_steady"] = r["steady_s"] / model_time - 1.0
                 r["overhead_total"] = r["total_s"] / model_time - 1.0
                 res["scans"].append(r)
-                print(f"[{preset}] {workers} worker(s): model only {base['frames_per_s']:.2f}, "
+                print(f"[{preset}] {workers} worker(s), overlap {overlap}: model only "
+                      f"{base['frames_per_s']:.2f}, "
                       f"scan {r['frames_per_s_steady']:.2f} frames/s steady, overhead "
                       f"{100 * r['overhead_steady']:+.1f}%", flush=True)
             results[preset] = res
@@ -252,6 +259,7 @@ def table(doc: dict) -> str:
                          f"{'':>8} {'':>8} {'':>8} {'':>7} {'':>7} {b['seconds']:8.1f} {'':>6}")
             s = r["stage_s"]
             name = f"scan {r['workers']}x{r['threads_per_worker'][0]}thr"
+            name += "" if r["overlap"] else " seq"
             lines.append(
                 f"{preset:7} {name:14} {r['frames']:6d} {r['frames_per_s_steady']:7.2f} "
                 f"{r['frames_per_s_total']:8.2f} {100 * r['overhead_steady']:+7.1f}% "

@@ -25,9 +25,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-# Elements per channel block on the CPU (8 MB of float32 per temporary); measured best of
-# 1M-8M at the SS2D stage-0 shape (bench/scan_bench.py).
-CPU_BLOCK_ELEMS = 1 << 21
+# Elements per channel block on the CPU (16 MB of float32 per temporary): of 1M, 2M, 4M and
+# unblocked, 4M was fastest at the SS2D shapes with L >= 1024 and within 10% elsewhere.
+CPU_BLOCK_ELEMS = 1 << 22
 
 
 def chunk_length(length: int) -> int:
@@ -105,28 +105,31 @@ def selective_scan_chunked(
         a = torch.exp(dl[..., blk].unsqueeze(-2) * Ab)  # (Lc, b, nc, g, n, hb)
         bu = dul[..., blk].unsqueeze(-2) * Bl
 
-        end = bu[0]  # pass 1: chunk-end states from a zero start
+        # unbind, not indexing: the backward of a[t] would materialise a zero gradient of
+        # the whole block for every step (O(L^2) memory traffic); unbind's is one stack
+        a_t, bu_t = a.unbind(0), bu.unbind(0)
+        end = bu_t[0]  # pass 1: chunk-end states from a zero start
         for t in range(1, lc):
-            end = torch.addcmul(bu[t], a[t], end)
+            end = torch.addcmul(bu_t[t], a_t[t], end)
 
         decay = torch.exp(dsum[..., blk].unsqueeze(-2) * Ab)  # (b, nc, g, n, hb)
         x = torch.zeros_like(end[:, 0])  # pass 2: carry across chunks
         starts = []
-        for c in range(nc):
+        for end_c, decay_c in zip(end.unbind(1), decay.unbind(1), strict=True):
             starts.append(x)
-            x = torch.addcmul(end[:, c], decay[:, c], x)
+            x = torch.addcmul(end_c, decay_c, x)
         x0 = torch.stack(starts, 1)  # (b, nc, g, n, hb)
 
         if track:  # pass 3: true states, kept for autograd
-            hs = [torch.addcmul(bu[0], a[0], x0)]
+            hs = [torch.addcmul(bu_t[0], a_t[0], x0)]
             for t in range(1, lc):
-                hs.append(torch.addcmul(bu[t], a[t], hs[-1]))
+                hs.append(torch.addcmul(bu_t[t], a_t[t], hs[-1]))
             H = torch.stack(hs)
         else:  # inference: overwrite bu in place, no second big allocation
             H = bu
-            torch.addcmul(bu[0], a[0], x0, out=H[0])
+            torch.addcmul(bu_t[0], a_t[0], x0, out=H[0])
             for t in range(1, lc):
-                torch.addcmul(bu[t], a[t], H[t - 1], out=H[t])
+                torch.addcmul(bu_t[t], a_t[t], H[t - 1], out=H[t])
         ys.append(torch.matmul(Cl, H).squeeze(-2))  # (Lc, b, nc, g, hb)
         lasts.append(x)  # (b, g, n, hb)
 

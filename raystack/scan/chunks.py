@@ -8,7 +8,8 @@ so every frame is decoded once and every flow computed once.
     for c in iter_chunks(reader, start=16, stop=528, context=16, chunk_frames=64, flow=est):
         c.frames    # float32 (context + 64, 256, 256, 3) in [-1, 1], frames [c.start - 16, c.stop)
         c.flows     # float32 (context + 63, 2, 256, 256) in [-1, 1], or None without flow
-    for c in prefetch(iter_chunks(...), depth=2): ...   # decoded on a background thread
+    with prefetch(iter_chunks(...), depth=2) as p:       # decoded on a background thread
+        for c in p: ...
 
 Stage times (``decode_s``, ``flow_s``) accumulate in the ``timings`` dict passed in.
 """
@@ -100,47 +101,97 @@ class _Failure:
 _END = object()
 
 
-def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """Iterate ``items`` on a background thread, at most ``depth`` items ahead.
+class Prefetcher(Iterator[T]):
+    """Iterates ``items`` on a background thread, at most ``depth`` items ahead.
 
-    Exceptions raised by ``items`` are re-raised here, in the consumer. Closing the
-    returned generator (or an exception in the consumer) stops the producer.
+    The thread starts at construction, so a unit can be decoded before anyone asks for
+    it. Exceptions raised by ``items`` are re-raised by ``next()``, in the consumer.
+    :meth:`close` (also on garbage collection and at the end of a ``with``) stops the
+    producer and waits for it.
     """
-    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
 
-    def put(x: Any) -> bool:
-        while not stop.is_set():
+    def __init__(self, items: Iterator[T], depth: int = 2) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._items = items
+        self._done = False
+        self._thread = threading.Thread(target=self._produce, name="raystack-prefetch",
+                                        daemon=True)
+        self._thread.start()
+
+    def _put(self, x: Any) -> bool:
+        while not self._stop.is_set():
             try:
-                q.put(x, timeout=0.1)
+                self._q.put(x, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce() -> None:
+    def _produce(self) -> None:
         try:
-            for x in items:
-                if not put(x):
+            for x in self._items:
+                if not self._put(x):
                     return
-            put(_END)
+            self._put(_END)
         except BaseException as e:  # handed to the consumer, which re-raises it
-            put(_Failure(e))
+            self._put(_Failure(e))
         finally:
-            close = getattr(items, "close", None)
+            close = getattr(self._items, "close", None)
             if close is not None:
                 close()
 
-    thread = threading.Thread(target=produce, name="raystack-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            x = q.get()
-            if x is _END:
-                return
-            if isinstance(x, _Failure):
-                raise x.exc
-            yield x
-    finally:
-        stop.set()
-        thread.join()
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        x = self._q.get()
+        if x is _END:
+            self.close()
+            raise StopIteration
+        if isinstance(x, _Failure):
+            self.close()
+            raise x.exc
+        return x
+
+    def close(self) -> None:
+        self._done = True
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def __enter__(self) -> Prefetcher[T]:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self._stop.set()
+
+
+class Inline(Iterator[T]):
+    """The same interface as :class:`Prefetcher` without a thread: items are produced in
+    the consumer's thread when asked for (no overlap)."""
+
+    def __init__(self, items: Iterator[T]) -> None:
+        self._items = items
+
+    def __next__(self) -> T:
+        return next(self._items)
+
+    def close(self) -> None:
+        close = getattr(self._items, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Inline[T]:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def prefetch(items: Iterator[T], depth: int = 2) -> Prefetcher[T] | Inline[T]:
+    """Iterate ``items`` on a background thread, at most ``depth`` items ahead
+    (see :class:`Prefetcher`); ``depth = 0`` iterates inline, in the consumer's thread."""
+    return Prefetcher(items, depth) if depth > 0 else Inline(items)

@@ -33,7 +33,9 @@ class ScanConfig:
     run_id: str | None = None
     # Ray actors (workers); 0 = as many as fit the cluster's CPUs (GPUs) at cpus_per_worker.
     workers: int = 0
-    # CPUs per actor, which is also its torch thread count; 0 = all CPUs / workers (>= 1).
+    # CPUs per actor, which is also its torch thread count; 0 = the CPUs split evenly over
+    # `workers` if set, else 1 (one single-threaded actor per CPU: the faster shape on CPU,
+    # bench/results/scan_pipeline.json; each actor holds its own copy of the models).
     cpus_per_worker: int = 0
     # GPUs per actor: 0 on CPU machines; 1 (or 0.5 to pack two actors on a GPU) on GPU nodes.
     gpus_per_worker: float = 0.0
@@ -44,11 +46,12 @@ class ScanConfig:
     # (a 64-frame chunk at 256x256 is ~50 MB of float frames) and lets decoding the next
     # chunk overlap the model on this one.
     chunk_frames: int = 64
-    # Decoded chunks queued ahead of the model per unit (the prefetch depth).
+    # Decoded chunks queued ahead of the model per unit (the prefetch depth); 0 = decode
+    # between model calls in the same thread (no overlap, no helper thread).
     prefetch_chunks: int = 2
-    # Units queued at each actor beyond the one it runs: with 1 the next unit's first chunks
-    # decode while the model still works on the current unit.
-    queue_per_worker: int = 1
+    # Tell each worker which unit it gets next, so that unit's first chunks decode while
+    # the model still works on the current one (no gap between units).
+    prefetch_next_unit: bool = True
     # Optical flow backend for models that need flow (FR): "dis" (CPU), "farneback", "ptlflow".
     flow: str = "dis"
     # DIS preset: "ultrafast" | "fast" | "medium" (ignored by other backends).
@@ -106,11 +109,10 @@ def check_config(cfg: ScanConfig) -> None:
         bad("checkpoints", "give at least one model checkpoint (--checkpoint PATH, repeatable)")
     if isinstance(cfg.checkpoints, str):
         bad("checkpoints", "must be a list of paths, e.g. checkpoints = [\"fp.pt\"]")
-    for key in ("segment_frames", "chunk_frames", "prefetch_chunks", "max_attempts",
-                "object_store_mb"):
+    for key in ("segment_frames", "chunk_frames", "max_attempts", "object_store_mb"):
         if int(getattr(cfg, key)) < 1:
             bad(key, "must be >= 1")
-    for key in ("workers", "cpus_per_worker", "queue_per_worker", "max_actor_restarts"):
+    for key in ("workers", "cpus_per_worker", "prefetch_chunks", "max_actor_restarts"):
         if int(getattr(cfg, key)) < 0:
             bad(key, "must be >= 0")
     if cfg.gpus_per_worker < 0:

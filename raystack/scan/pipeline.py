@@ -1,8 +1,9 @@
 """The Ray adapter of a scan: a pool of actors that each hold a UnitScorer, fed by a queue.
 
-This is the only module of the scan that imports Ray. The driver keeps a bounded number
-of units in flight per actor (``ray.wait``), records each result through a callback as
-it arrives, and retries a unit whose actor died (bounded attempts; every attempt is
+This is the only module of the scan that imports Ray. The driver gives each actor one
+unit at a time, naming the unit it will get next so the actor decodes that one ahead
+(a work queue over ``ray.wait``); it records each result through a callback as it
+arrives, and retries a unit whose actor died (bounded attempts; every attempt is
 recorded). Actors restart after a crash (``max_restarts``) and are killed at the end, so
 their CPUs go back to the cluster.
 
@@ -118,9 +119,10 @@ def pool_shape(
         workers = cfg.workers
         cpw = cfg.cpus_per_worker or max(1, min(big, total_cpu // workers))
     else:
-        # One actor per node using all its CPUs: on 2 cores one 2-thread actor measured
-        # faster than two 1-thread ones (bench/results/scan_pipeline.json).
-        cpw = cfg.cpus_per_worker or big
+        # One single-threaded actor per CPU: torch scales poorly from 1 to 2 threads on
+        # these models, so on 2 cores two 1-thread actors scored 1.05-2x the frames/s of
+        # one 2-thread actor (bench/results/scan_pipeline.json).
+        cpw = cfg.cpus_per_worker or 1
         workers = sum(c // cpw for c in cpus)
     fits = sum(c // cpw for c in cpus)
     if cpw > big or workers > fits:
@@ -156,12 +158,12 @@ class _ScanActor:
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
         return {"worker": worker_name(), "threads": torch.get_num_threads(), "cpus": cpus}
 
-    def run(self, unit: WorkUnit, attempt: int) -> dict[str, Any]:
+    def run(self, unit: WorkUnit, attempt: int, next_unit: WorkUnit | None) -> dict[str, Any]:
         # RAYSTACK_FAULT_CRASH_UNIT=<unit_id>: exit abruptly on that unit's first attempt,
         # as an OOM kill or a segfault would (tests of retry after a dead worker).
         if os.environ.get(f"{FAULT_ENV_PREFIX}CRASH_UNIT") == unit.unit_id and attempt == 1:
             os._exit(17)
-        return self.scorer.run(unit, attempt)
+        return self.scorer.run(unit, attempt, next_unit)
 
 
 @dataclasses.dataclass
@@ -172,6 +174,7 @@ class _Slot:
     state: str = "starting"  # starting -> ready; ready -> restarting -> ready | dead
     inflight: int = 0
     ping: Any = None  # ObjectRef of a pending ready() call
+    reserved: tuple[WorkUnit, int] | None = None  # its next unit, already decoding there
 
 
 class ActorPool:
@@ -193,7 +196,9 @@ class ActorPool:
             num_gpus=shape.gpus_per_worker,
             max_restarts=cfg.max_actor_restarts,
             max_task_retries=0,  # the driver retries, so every attempt is recorded
-            max_concurrency=1 + cfg.queue_per_worker,
+            # Synchronous actor: calls run on the process's main thread, where torch's
+            # thread pool is warm (see UnitScorer); the next unit is prefetched by hint.
+            max_concurrency=1,
             runtime_env={"env_vars": env},
         )
         self.slots = [
@@ -248,8 +253,26 @@ class ActorPool:
 
         pending: deque[tuple[WorkUnit, int]] = deque(work)
         inflight: dict[Any, tuple[_Slot, WorkUnit, int, Any]] = {}
-        depth = 1 + self.cfg.queue_per_worker
         waiting_since = time.monotonic()
+
+        def unreserve(slot: _Slot) -> None:
+            if slot.reserved is not None:
+                pending.appendleft(slot.reserved)
+                slot.reserved = None
+
+        def next_for(slot: _Slot) -> tuple[WorkUnit, int] | None:
+            if slot.reserved is not None:
+                item, slot.reserved = slot.reserved, None
+                return item
+            if pending:
+                return pending.popleft()
+            # Nothing left in the queue: take a unit another worker only has reserved
+            # (its prefetch is wasted, but no worker idles at the end of the run).
+            for other in self.slots:
+                if other.reserved is not None:
+                    item, other.reserved = other.reserved, None
+                    return item
+            return None
 
         def fail(unit: WorkUnit, attempt: int, started: Any, slot: _Slot | None, err: str) -> None:
             retry = attempt < self.cfg.max_attempts
@@ -260,19 +283,30 @@ class ActorPool:
             if retry:
                 pending.append((unit, attempt + 1))
 
-        while pending or inflight:
+        def queued() -> bool:
+            return bool(pending) or any(s.reserved is not None for s in self.slots)
+
+        while queued() or inflight:
             live = [s for s in self.slots if s.state != "dead"]
             if not live:
+                for s in self.slots:
+                    unreserve(s)
                 for unit, attempt in pending:
                     err = "no live scan worker left (every actor died and ran out of restarts)"
                     on_result(manifest_row(unit, "failed", attempt=attempt, error=err,
                                            run_id=self.run_id), True)
                 pending.clear()
                 break
-            for s in live:
-                while s.state == "ready" and s.inflight < depth and pending:
-                    unit, attempt = pending.popleft()
-                    ref = s.handle.run.remote(unit, attempt)
+            for s in self.slots:
+                if s.state != "ready":
+                    unreserve(s)  # a restarting or dead worker lost what it had prefetched
+                    continue
+                if s.inflight == 0 and (item := next_for(s)) is not None:
+                    unit, attempt = item
+                    if self.cfg.prefetch_next_unit and pending:
+                        s.reserved = pending.popleft()
+                    nxt = s.reserved[0] if s.reserved is not None else None
+                    ref = s.handle.run.remote(unit, attempt, nxt)
                     inflight[ref] = (s, unit, attempt, utcnow())
                     s.inflight += 1
             pings = {s.ping: s for s in self.slots if s.ping is not None}
@@ -295,6 +329,7 @@ class ActorPool:
                     row = ray.get(ref)
                 except RayActorError as e:
                     self._suspect(slot)
+                    unreserve(slot)
                     fail(unit, attempt, started, slot, f"worker died: {type(e).__name__}: "
                          f"{_first_line(e)}")
                     continue

@@ -11,9 +11,9 @@ row instead of an exception.
     row = scorer.run(unit, attempt=1) # {"status": "done", "rows": ..., "model_s": ...}
 
 Decoding and flow run on a background thread (:func:`raystack.scan.chunks.prefetch`), so
-they overlap the model. Calls from several threads are safe: the models run one call at
-a time behind a lock, while the other calls decode ahead, which is how a threaded Ray
-actor prefetches its next unit.
+they overlap the model; given the unit that comes next (``run(unit, next_unit=...)``),
+its first chunks are decoded while the model finishes this one. The model runs in the
+caller's thread (one model call at a time, so concurrent calls are safe).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from raystack.errors import RaystackError, UndecodableVideoError
-from raystack.scan.chunks import Chunk, iter_chunks, prefetch
+from raystack.scan.chunks import Chunk, Inline, Prefetcher, iter_chunks, prefetch
 from raystack.scan.manifest import manifest_row, utcnow, worker_name
 from raystack.scan.plan import WorkUnit
 from raystack.store.schema import table_schema
@@ -51,7 +51,8 @@ class UnitScorer:
         flow: flow backend name for models that need flow (``raystack.flow.create_flow``).
         flow_preset: DIS preset.
         chunk_frames: scored frames decoded and scored together.
-        prefetch_chunks: chunks decoded ahead of the model.
+        prefetch_chunks: chunks decoded ahead of the model on a helper thread; 0 decodes
+            in the caller's thread, between model calls (no overlap).
         cache_dir: local cache of S3 videos.
     """
 
@@ -103,7 +104,14 @@ class UnitScorer:
         self.prefetch_chunks = int(prefetch_chunks)
         self.cache_dir = cache_dir
         self.schema = table_schema("scores")
+        # Models run in the caller's thread: in a (synchronous) Ray actor that is the main
+        # thread. Torch's OpenMP pool belongs to the thread that calls it; moving the model
+        # to another thread cost ~12% at the paper size, alternating between two threads
+        # ~19% (measured here, 2 cores), so the next unit is prefetched by a helper thread
+        # that only decodes, never by a second caller.
         self._model_lock = threading.Lock()
+        self._ahead: dict[str, tuple[Prefetcher | Inline, dict[str, float]]] = {}
+        self._ahead_lock = threading.Lock()
         self._flow_lock = threading.Lock()
 
     # --- pieces ---------------------------------------------------------------------------
@@ -113,6 +121,21 @@ class UnitScorer:
 
         with self._flow_lock:  # one flow backend object, shared by concurrent calls
             return flow_to_model_input(self._flow(frames_u8))
+
+    def _start(self, unit: WorkUnit) -> tuple[Prefetcher | Inline, dict[str, float]]:
+        """Start decoding ``unit`` on a background thread; returns it and its stage times."""
+        timings = {"decode_s": 0.0, "flow_s": 0.0, "model_s": 0.0}
+        return prefetch(self._chunks(unit, timings), depth=self.prefetch_chunks), timings
+
+    def _prefetch_next(self, unit: WorkUnit | None) -> None:
+        """Decode the first chunks of the unit that comes next while the model works on
+        this one; drop prefetches for units that did not come."""
+        with self._ahead_lock:
+            stale, self._ahead = self._ahead, {}
+            if unit is not None and unit.context == self.context and self.prefetch_chunks:
+                self._ahead[unit.unit_id] = stale.pop(unit.unit_id, None) or self._start(unit)
+        for items, _ in stale.values():
+            items.close()
 
     def _chunks(self, unit: WorkUnit, timings: dict[str, float]) -> Iterator[Chunk | float]:
         """Open the unit's video and yield its chunks (runs on the prefetch thread).
@@ -145,8 +168,15 @@ class UnitScorer:
 
     # --- scoring -------------------------------------------------------------------------
 
-    def score(self, unit: WorkUnit) -> tuple[pa.Table, dict[str, float]]:
+    def score(
+        self, unit: WorkUnit, next_unit: WorkUnit | None = None
+    ) -> tuple[pa.Table, dict[str, float]]:
         """Scores of ``unit`` and the seconds spent per stage (decode, flow, model).
+
+        Args:
+            unit: the unit to score.
+            next_unit: the unit the caller will ask for next, if known: its first chunks
+                are decoded while the model works on ``unit``.
 
         Raises:
             UndecodableVideoError: the video cannot be decoded (names it and says why).
@@ -158,15 +188,17 @@ class UnitScorer:
                 f"need {self.context}; plan with the same checkpoints"
             )
             raise ValueError(msg)
-        timings = {"decode_s": 0.0, "flow_s": 0.0, "model_s": 0.0}
+        with self._ahead_lock:
+            ahead = self._ahead.pop(unit.unit_id, None)
+        items, timings = ahead or self._start(unit)
         per_stream: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
         aux: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
         fps = unit.fps
-        items = prefetch(self._chunks(unit, timings), depth=self.prefetch_chunks)
         try:
             for item in items:
                 if isinstance(item, float):
                     fps = fps if fps > 0 else item
+                    self._prefetch_next(next_unit)  # this unit's video is open and decoding
                     continue
                 with self._model_lock:
                     t0 = time.perf_counter()
@@ -216,7 +248,9 @@ class UnitScorer:
 
     # --- one attempt, as a scan runs it --------------------------------------------------
 
-    def run(self, unit: WorkUnit, attempt: int = 1) -> dict[str, Any]:
+    def run(
+        self, unit: WorkUnit, attempt: int = 1, next_unit: WorkUnit | None = None
+    ) -> dict[str, Any]:
         """Score ``unit``, write its score file, and return its manifest row.
 
         The score file is written before the row is returned, so a ``done`` row always
@@ -229,7 +263,7 @@ class UnitScorer:
             raise ValueError(msg)
         started = utcnow()
         try:
-            table, timings = self.score(unit)
+            table, timings = self.score(unit, next_unit)
             t0 = time.perf_counter()
             self.store.write_table("scores", self.run_id, unit.unit_id, table)
             timings["write_s"] = time.perf_counter() - t0

@@ -103,11 +103,12 @@ def test_manifest_row_validates_status():
 @pytest.mark.parametrize(
     ("overrides", "cpus", "gpus", "expected"),
     [
-        ({}, [2], [0], (1, 2, 0.0)),  # default: one actor per node with all its CPUs
+        ({}, [2], [0], (2, 1, 0.0)),  # default: one single-threaded actor per CPU
         ({"workers": 2}, [2], [0], (2, 1, 0.0)),
         ({"workers": 1}, [2], [0], (1, 2, 0.0)),
         ({"cpus_per_worker": 1}, [2], [0], (2, 1, 0.0)),
-        ({}, [8, 8], [0, 0], (2, 8, 0.0)),
+        ({}, [8, 8], [0, 0], (16, 1, 0.0)),
+        ({"cpus_per_worker": 8}, [8, 8], [0, 0], (2, 8, 0.0)),
         ({"gpus_per_worker": 1.0}, [16], [2], (2, 8, 1.0)),
         ({"gpus_per_worker": 0.5}, [16, 16], [1, 1], (4, 8, 0.5)),
     ],

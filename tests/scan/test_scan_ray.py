@@ -228,6 +228,10 @@ def test_driver_killed_with_sigkill_then_rerun_gives_every_row_once(
             except ProcessLookupError:
                 pass
 
+    # Between the crash and the rerun, status shows the run as incomplete.
+    before = status(store, "kill")
+    assert before.pending > 0 and before.done == done_before and not before.ok
+
     result = scan(_cfg(tiny_archive, store, [tiny_checkpoints["fp"], tiny_checkpoints["fr"]],
                        run_id="kill", segment_frames=1))
     assert result.ok and result.skipped_done >= 5

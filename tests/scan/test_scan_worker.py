@@ -110,3 +110,17 @@ def test_a_file_that_turned_bad_gives_a_failed_row(scorer, tiny_archive, tmp_pat
     assert row["status"] == "failed" and row["rows"] == 0
     assert unit.uri in row["error"] and "UndecodableVideoError" in row["error"]
     assert store.list_files("scores", "r1") == []
+
+
+def test_the_next_unit_is_decoded_ahead_and_scored_the_same(scorer, tiny_archive):
+    units = _plan(tiny_archive, scorer.context, segment=7).units[:3]
+    want = [scorer(u) for u in units]
+    t0, _ = scorer.score(units[0], next_unit=units[1])
+    assert units[1].unit_id in scorer._ahead  # its first chunks are decoding already
+    t1, timings = scorer.score(units[1], next_unit=units[2])
+    assert timings["decode_s"] > 0 and units[2].unit_id in scorer._ahead
+    # A hint that did not come true is dropped, and the unit asked for is still right.
+    t0b, _ = scorer.score(units[0], next_unit=None)
+    assert scorer._ahead == {}
+    for got, w in zip((t0, t1, t0b), (want[0], want[1], want[0]), strict=True):
+        np.testing.assert_allclose(got["psnr"].to_numpy(), w["psnr"].to_numpy(), atol=1e-4)

@@ -17,6 +17,7 @@
 //   dD_rows, dbias_rows                      (batch, dim)
 //   dB_acc, dC_acc                           (nthreads, batch, groups, len, dstate), zeroed
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -360,19 +361,26 @@ void backward_rows(const Args& p, int64_t r0, int64_t r1, int thread, float* wor
     }
 }
 
+// Runs fn(i0, i1, thread) over [0, items) on nthreads threads (the caller's among them).
+// Threads take small batches from a shared counter, so a core that another process holds
+// for a while delays only its current batch instead of a fixed half of the work.
 template <typename Fn>
-void parallel_rows(int64_t rows, int nthreads, Fn fn) {
-    nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, rows)));
+void parallel_for(int64_t items, int nthreads, Fn fn) {
+    nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, items)));
+    const int64_t grain = std::max<int64_t>(1, items / (8 * nthreads));
+    std::atomic<int64_t> next{0};
+    auto worker = [&](int k) {
+        for (;;) {
+            const int64_t i0 = next.fetch_add(grain);
+            if (i0 >= items) break;
+            fn(i0, std::min(items, i0 + grain), k);
+        }
+    };
     std::vector<std::thread> pool;
-    const int64_t per = (rows + nthreads - 1) / nthreads;
-    for (int k = 1; k < nthreads; ++k) {
-        const int64_t r0 = k * per, r1 = std::min(rows, r0 + per);
-        if (r0 < r1) pool.emplace_back(fn, r0, r1, k);
-    }
-    fn(0, std::min(rows, per), 0);
+    for (int k = 1; k < nthreads; ++k) pool.emplace_back(worker, k);
+    worker(0);
     for (auto& th : pool) th.join();
 }
-
 
 }  // namespace
 
@@ -412,7 +420,7 @@ int rs_scan_forward(const float* u, const float* delta, const float* A, const fl
         }
     };
     const int64_t per_group = dim / groups;
-    parallel_rows(batch * groups * ((per_group + CB - 1) / CB), nthreads, run);
+    parallel_for(batch * groups * ((per_group + CB - 1) / CB), nthreads, run);
     return 0;
 }
 
@@ -442,7 +450,7 @@ int rs_scan_backward(const float* u, const float* delta, const float* A, const f
             default: backward_rows<0>(p, r0, r1, k, work + k * ws);
         }
     };
-    parallel_rows(batch * dim, nthreads, run);
+    parallel_for(batch * dim, nthreads, run);
     return 0;
 }
 
