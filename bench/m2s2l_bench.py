@@ -87,7 +87,7 @@ def machine() -> dict:
         "git_dirty": bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"],
                                          capture_output=True, text=True,
                                          check=False).stdout.strip()),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
     }
 

@@ -57,7 +57,7 @@ def machine() -> dict:
     return {"cpu": cpu, "cpus_available": len(os.sched_getaffinity(0)),
             "python": platform.python_version(), "torch": torch.__version__,
             "git_commit": commit, "worktree_dirty": bool(dirty),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
@@ -150,7 +150,7 @@ def main() -> None:
     synth_s = time.perf_counter() - t0
 
     overrides = {"img_size": [args.img_size, args.img_size]} if args.img_size else {}
-    name = f"quality-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S')}"
+    name = f"quality-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}"
     cfg = TrainConfig(archive=str(archive / "train"), model=args.model, preset=args.preset,
                       model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
                       clips_per_epoch=args.clips_per_epoch, lr=args.lr, workers=args.workers,

@@ -94,24 +94,39 @@ class FrameScorer:
         self.models: dict[str, nn.Module] = {}
         self.tasks: dict[str, str] = {}
         self._context: dict[str, int] = {}
+        self._writes: dict[str, tuple[str, ...]] = {}  # model key -> the streams it scores
         sizes = set()
+        needs_flow = False
         for stream, model in models.items():
             config = getattr(model, "config", None)
             task = getattr(config, "task", None)
-            if task not in ("fp", "fr"):
-                msg = f"FrameScorer: model for stream {stream!r} has no fp/fr config.task"
+            if hasattr(model, "score_batch"):
+                # A self-describing model (e.g. M2S2L) names its streams, its context and
+                # whether it needs flow, and scores windows of context + 1 frames itself.
+                self._context[stream] = int(model.context)
+                self._writes[stream] = tuple(model.score_streams)
+                needs_flow = needs_flow or bool(getattr(model, "needs_flow", False))
+            elif task in ("fp", "fr"):
+                self._context[stream] = config.in_frames if task == "fp" else 1
+                self._writes[stream] = (stream,)
+                needs_flow = needs_flow or task == "fr"
+            else:
+                msg = (f"FrameScorer: model for stream {stream!r} has no fp/fr config.task "
+                       "and no score_batch method")
                 raise ValueError(msg)
             self.models[stream] = model.to(self.device).eval()
             self.tasks[stream] = task
-            self._context[stream] = config.in_frames if task == "fp" else 1
             sizes.add(tuple(config.img_size))
         if len(sizes) != 1:
             msg = f"FrameScorer: models expect different image sizes {sorted(sizes)}"
             raise ValueError(msg)
         self.img_size: tuple[int, int] = sizes.pop()
-        self.streams: tuple[str, ...] = tuple(self.models)
+        self.streams: tuple[str, ...] = tuple(s for k in self.models for s in self._writes[k])
+        if len(set(self.streams)) != len(self.streams):
+            msg = f"FrameScorer: two models write the same stream ({self.streams})"
+            raise ValueError(msg)
         self.context: int = max(self._context.values())
-        self.needs_flow: bool = "fr" in self.tasks.values()
+        self.needs_flow: bool = needs_flow
         self.checkpoints: dict[str, dict[str, Any]] = {}
 
     @classmethod
@@ -170,13 +185,15 @@ class FrameScorer:
                 i+1; required when ``needs_flow``.
 
         Returns:
-            ``{stream: float32 array of length max(T - context, 0)}``.
+            ``{stream: float32 array of length max(T - context, 0)}``; a stream whose model
+            reports an aux score (M2S2L's memory distance) maps to ``(psnr, aux)`` instead.
         """
         frames = np.asarray(frames, dtype=np.float32)
         flows = None if flows is None else np.asarray(flows, dtype=np.float32)
         self._check_clip(frames, flows)
         targets = list(range(self.context, len(frames)))
         out = {s: np.empty(len(targets), dtype=np.float32) for s in self.streams}
+        aux: dict[str, np.ndarray] = {}
         if not targets:
             return out
         clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W)
@@ -190,10 +207,19 @@ class FrameScorer:
             for start in range(0, len(targets), self.batch_size):
                 idx = targets[start : start + self.batch_size]
                 for stream, model in self.models.items():
+                    if hasattr(model, "score_batch"):
+                        ctx = self._context[stream]
+                        win = torch.stack([clip[i - ctx : i + 1] for i in idx])
+                        for s, (p, a) in model.score_batch(win.to(self.device)).items():
+                            out[s][start : start + len(idx)] = p.float().cpu().numpy()
+                            if a is not None:
+                                aux.setdefault(s, np.full(len(targets), np.nan, np.float32))
+                                aux[s][start : start + len(idx)] = a.float().cpu().numpy()
+                        continue
                     x, target = self._inputs(stream, idx, clip, flow)
                     x = x.to(self.device, non_blocking=True)
                     pred = model(x).pred
                     with torch.autocast(device_type=self.device.type, enabled=False):
                         values = psnr(pred.float(), target.to(self.device).float())
                     out[stream][start : start + len(idx)] = values.cpu().numpy()
-        return out
+        return {s: (out[s], aux[s]) if s in aux else out[s] for s in self.streams}

@@ -105,7 +105,7 @@ def save_checkpoint(
         "git_commit": git_commit(),
         "data_fingerprint": data_fingerprint,
         "n_params": sum(p.numel() for p in model.parameters()),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "extra": dict(extra or {}),
     }
     path = Path(path)

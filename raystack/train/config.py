@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from raystack.config import load_config
 from raystack.errors import ConfigError
 
-MODELS = {"fp": ("fp",), "fr": ("fr",), "fp+fr": ("fp", "fr")}
+MODELS = {"fp": ("fp",), "fr": ("fr",), "fp+fr": ("fp", "fr"), "m2s2l": ("m2s2l",)}
+# Registry family of each task: VQ-MaU tasks are f"vqmau_{task}", M2S2L is its own family.
+FAMILY = {"fp": "vqmau_fp", "fr": "vqmau_fr", "m2s2l": "m2s2l"}
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -108,7 +110,7 @@ class TrainConfig:
 
     def model_name(self, task: str) -> str:
         """The registry name of ``task``'s model, e.g. ``vqmau_fp.small``."""
-        return f"vqmau_{task}.{self.preset}"
+        return f"{FAMILY[task]}.{self.preset}"
 
 
 def load_train_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
@@ -121,7 +123,7 @@ def resolve_name(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with a run name: the configured one, or ``train-<model>-YYYYmmddTHHMMSSZ``."""
     if cfg.name:
         return cfg
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     model = cfg.model.replace("+", "-")
     return dataclasses.replace(cfg, name=f"train-{model}-{stamp}")
 

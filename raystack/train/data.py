@@ -262,7 +262,7 @@ class ClipSet:
     def batch(self, idx: Sequence[int]) -> dict[str, torch.Tensor]:
         """Stacked float32 tensors of samples ``idx`` (see the module docstring)."""
         pairs = [(self.videos[self.video_idx[k]], int(self.targets[k])) for k in idx]
-        if self.task == "fp":
+        if self.task != "fr":  # fp and m2s2l: t input frames, then the target frame
             t = self.t
             clips = np.stack([v.frames[i - t : i + 1] for v, i in pairs])  # (b, t+1, H, W, 3)
             x = torch.from_numpy(clips).float().mul_(2.0 / 255.0).sub_(1.0)
@@ -340,7 +340,10 @@ def prepare_data(
     if sources is None:
         sources = list_training_videos(cfg.archive, limit=cfg.limit)
     size = tuple(model_config.img_size)
-    t = int(model_config.in_frames) if task == "fp" else 1
+    # Frames before each target: FP's in_frames, a self-describing model's context
+    # (M2S2L: longest window + 1), 1 flow for FR.
+    t = int(getattr(model_config, "in_frames", getattr(model_config, "context", 1))) \
+        if task != "fr" else 1
     estimator = make_flow(cfg.flow, cfg.flow_preset) if task == "fr" else None
     videos, skipped = load_videos(sources, size=size, flow=estimator, cache_dir=cfg.cache_dir,
                                   memo=memo, on_video=on_video)

@@ -274,8 +274,12 @@ class StreamTrainer:
     ) -> tuple[torch.Tensor, dict[str, float], Any]:
         from raystack.models.losses import task_loss
 
-        out = model(batch["x"])
-        loss, parts = task_loss(self.task, out.pred, batch["y"], out.vq_loss, batch.get("prev"))
+        out = model(batch["x"])  # through the DDP wrapper, so gradients synchronise
+        if hasattr(self.module, "loss"):  # a model with its own loss (M2S2L)
+            loss, parts = self.module.loss(out, batch)
+        else:
+            loss, parts = task_loss(self.task, out.pred, batch["y"], out.vq_loss,
+                                    batch.get("prev"))
         return loss, parts, out
 
     @torch.no_grad()

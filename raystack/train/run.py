@@ -16,6 +16,7 @@ labels) is exported as ``<task>.pt``, the file ``raystack scan --checkpoint`` ta
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import tempfile
 import time
@@ -23,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raystack.errors import RaystackError
+from raystack.config import to_dict
+from raystack.errors import ConfigError, RaystackError
 from raystack.train.config import TrainConfig, check_config, resolve_name
 from raystack.train.loop import SELECTION_RULE, StreamOutcome, fit_in_process, select_epoch
 from raystack.train.progress import TrainProgress
@@ -34,6 +36,11 @@ from raystack.train.storage import (
     RunStorage,
     checkpoint_dir_name,
 )
+
+# Settings that shape a run's optimisation: a resumed run must keep them.
+RUN_KEYS = ("preset", "model_overrides", "epochs", "batch_size", "clips_per_epoch", "stride",
+            "val_fraction", "val_clips", "lr", "weight_decay", "min_lr_ratio", "warmup_steps",
+            "grad_clip", "flow", "flow_preset", "seed", "limit")
 
 
 @dataclass
@@ -141,6 +148,8 @@ def train(cfg: TrainConfig, *, progress: TrainProgress | None = None) -> TrainRe
         get_config(cfg.model_name(task), **cfg.model_overrides)
     storage = RunStorage(cfg.storage, cfg.name)
     sources = list_training_videos(cfg.archive, limit=cfg.limit)
+    _check_resume(cfg, storage)
+    storage.write_json(SUMMARY_FILE, {**_summary_head(cfg), "status": "running"})
     own_progress = progress is None
     progress = progress or TrainProgress(enabled=cfg.progress)
     t0 = time.perf_counter()
@@ -184,16 +193,42 @@ def train(cfg: TrainConfig, *, progress: TrainProgress | None = None) -> TrainRe
     return result
 
 
-def _summary_doc(cfg: TrainConfig, result: TrainResult) -> dict[str, Any]:
-    from raystack.config import to_dict
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _check_resume(cfg: TrainConfig, storage: RunStorage) -> None:
+    """Refuse, before any work, to continue a run under settings that change its schedule.
+
+    ``workers`` may change (the global batch is the same), and so may ``model`` (a run of
+    ``fp`` can be continued as ``fp+fr``: FP resumes or is done, FR starts).
+    """
+    prior = storage.read_json(SUMMARY_FILE)
+    if not prior or "config" not in prior:
+        return
+    mine = _plain(to_dict(cfg))
+    diff = [f"{k}: {prior['config'].get(k)!r} -> {mine[k]!r}" for k in RUN_KEYS
+            if k in prior["config"] and prior["config"][k] != mine[k]]
+    if diff:
+        msg = (f"run {cfg.name!r} in {storage.uri()} was started with other settings "
+               f"({'; '.join(diff)}); rerun with the original ones to resume it, or choose "
+               "a new name")
+        raise ConfigError(msg)
+
+
+def _summary_head(cfg: TrainConfig) -> dict[str, Any]:
     from raystack.models.checkpoint import code_version
 
+    return {"name": cfg.name, "config": _plain(to_dict(cfg)), "code_version": code_version(),
+            "selection_rule": SELECTION_RULE}
+
+
+def _summary_doc(cfg: TrainConfig, result: TrainResult) -> dict[str, Any]:
     return {
-        "name": cfg.name,
-        "config": to_dict(cfg),
-        "code_version": code_version(),
-        "selection_rule": SELECTION_RULE,
-        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **_summary_head(cfg),
+        "status": "finished",
+        "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(result.seconds, 3),
         "streams": {
             task: {

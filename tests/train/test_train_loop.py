@@ -150,8 +150,21 @@ def test_interrupted_run_resumes_from_its_last_epoch(tiny_cfg):
     assert [h["epoch"] for h in result.history["fp"]] == [1, 2]
     again = train(cfg)  # finished: nothing left to train, the export is redone
     assert again.resumed_from["fp"] == 2 and len(again.history["fp"]) == 2
-    with pytest.raises(ConfigError, match="cannot resume"):
+    with pytest.raises(ConfigError, match=r"other settings \(epochs: 2 -> 3\)"):
         train(tiny_cfg(epochs=3))  # another schedule under the same name
+    both = train(tiny_cfg(epochs=2, model="fp+fr"))  # FP is done; FR starts
+    assert both.resumed_from == {"fp": 2, "fr": None}
+
+
+def test_resume_refuses_other_data(tiny_cfg, synth_archive, tmp_path):
+    import shutil
+
+    train(tiny_cfg(epochs=1))
+    fewer = tmp_path / "fewer"
+    fewer.mkdir()
+    shutil.copy(synth_archive / "train" / "train_001.mp4", fewer)
+    with pytest.raises(ConfigError, match="data_fingerprint"):
+        train(tiny_cfg(epochs=1, archive=str(fewer)))
 
 
 def test_selection_rule_uses_validation_loss_then_the_later_epoch():

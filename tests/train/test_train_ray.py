@@ -52,6 +52,8 @@ def test_two_workers_resume_after_a_killed_worker(local_ray, tiny_cfg, monkeypat
     scorer = FrameScorer.from_checkpoints([result.checkpoints["fp"]], threads=1)
     out = scorer.score(np.zeros((6, 32, 32, 3), np.float32))
     assert out["fp"].shape == (2,)
+    again = train(cfg)  # a finished run: the workers find epoch 2 and train nothing more
+    assert again.resumed_from["fp"] == 2 and len(again.history["fp"]) == 2
 
 
 def test_ray_train_stores_checkpoints_in_s3(local_ray, tiny_cfg, s3_bucket, tmp_path):
