@@ -242,6 +242,154 @@ def status_cmd(
 
 # --- query and evaluation: sql, events, calibrate, eval, report ------------------------
 
+_FORMAT_HELP = "table (default), csv, json or parquet (parquet needs --out)."
+
+
+def _query_errors() -> tuple[type[Exception], ...]:
+    from raystack.errors import RaystackError
+
+    return (RaystackError, ValueError, OSError)
+
+
+def _emit(table, fmt: str, out: str | None) -> None:
+    from raystack.query.output import write_result
+
+    text = write_result(table, fmt, out)
+    typer.echo(f"wrote {table.num_rows} rows to {text}" if out else text, nl=not text.endswith("\n"))
+
+
+@app.command("sql")
+def sql_cmd(
+    store: str = typer.Argument(..., help="A store: folder or s3:// URI."),
+    query: str = typer.Argument(None, help="SQL to run; without it, an interactive prompt."),
+    fmt: str = typer.Option("table", "--format", "-f", help=_FORMAT_HELP),
+    out: str = typer.Option(None, "--out", "-o", help="Write the result to this file."),
+) -> None:
+    """Run SQL on a store through the read-only analyst connection.
+
+    Views: scores, videos, manifest, thresholds. Table macros: normalised(),
+    smoothed(sigma), fused(fusion, alpha, streams, sigma), flags(threshold |
+    adaptive_k | threshold_name, ...), events(..., min_frames, merge_gap); all
+    take run := 'RUN'. Without QUERY, read statements ending in ';' until EOF
+    or .quit (.tables lists views and macros).
+
+    Example: raystack sql /tmp/store "SELECT * FROM events(threshold := 0.7, min_frames := 10)"
+    """
+    from raystack.query import connect, run_sql
+    from raystack.query.output import repl
+
+    try:
+        con = connect(store)
+        if query is None:
+            repl(con)
+            return
+        table = run_sql(con, query)
+        if table is None:
+            typer.echo("ok")
+        else:
+            _emit(table, fmt, out)
+    except _query_errors() as e:
+        raise _fail(e) from e
+
+
+@app.command("events")
+def events_cmd(
+    store: str = typer.Argument(..., help="A store: folder or s3:// URI."),
+    run_id: str = typer.Option(None, "--run-id", help="One run (default: every run)."),
+    threshold: float = typer.Option(None, help="Fixed threshold on the [0, 1] score (default 0.5)."),
+    adaptive_k: float = typer.Option(None, "--adaptive-k", help="Per video: mean + K * std."),
+    calibrated: str = typer.Option(None, help="A threshold stored by `raystack calibrate`."),
+    min_frames: int = typer.Option(1, help="Drop events spanning fewer frames (after merging)."),
+    merge_gap: int = typer.Option(0, help="Merge events at most this many frames apart."),
+    fusion: str = typer.Option(
+        "auto", help="auto, a stream (fp, fr, ...), weighted[:ALPHA[:A,B]] or max[:A,B,...]."
+    ),
+    sigma: float = typer.Option(None, help="Gaussian smoothing in frames (default 10; 0: none)."),
+    fmt: str = typer.Option("table", "--format", "-f", help=_FORMAT_HELP),
+    out: str = typer.Option(None, "--out", "-o", help="Write the events to this file."),
+) -> None:
+    """List anomaly events: runs of frames whose fused score is above the threshold.
+
+    Example: raystack events /tmp/store --run-id night1 --threshold 0.7 --min-frames 10
+    --merge-gap 5 --fusion weighted:0.5
+    """
+    from raystack.query import find_events
+
+    try:
+        table = find_events(store, run_id=run_id, threshold=threshold, adaptive_k=adaptive_k,
+                            calibrated=calibrated, min_frames=min_frames, merge_gap=merge_gap,
+                            fusion=fusion, sigma=sigma)
+        _emit(table, fmt, out)
+    except _query_errors() as e:
+        raise _fail(e) from e
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    store: str = typer.Argument(..., help="A store: folder or s3:// URI."),
+    normal_run: str = typer.Option(..., "--normal-run", help="A run over normal footage only."),
+    false_alarm_rate: float = typer.Option(
+        ..., "--false-alarm-rate", help="Target fraction of normal frames flagged, e.g. 0.01."
+    ),
+    name: str = typer.Option(..., "--name", help="Name to store the threshold under."),
+    fusion: str = typer.Option("auto", help="As for `raystack events`."),
+    sigma: float = typer.Option(10.0, help="Gaussian smoothing in frames (0: none)."),
+) -> None:
+    """Calibrate a threshold on normal footage and store it as STORE/thresholds/NAME.json.
+
+    Apply it with `raystack events STORE --calibrated NAME` or in SQL with
+    events(threshold_name := 'NAME').
+
+    Example: raystack calibrate /tmp/store --normal-run day1 --false-alarm-rate 0.01 --name cams-1pct
+    """
+    from raystack.query import calibrate
+
+    try:
+        doc = calibrate(store, normal_run, false_alarm_rate, name=name, fusion=fusion, sigma=sigma)
+    except _query_errors() as e:
+        raise _fail(e) from e
+    typer.echo(f"threshold {doc['name']} = {doc['value']:.6g} (fusion {doc['fusion']}, sigma "
+               f"{doc['sigma']:g}): flags {doc['achieved_rate']:.4%} of the {doc['frames']} frames "
+               f"of run {doc['run_id']} (target {doc['false_alarm_rate']:.4%})")
+
+
+@app.command("eval")
+def eval_cmd(
+    store: str = typer.Argument(..., help="The scan's store: folder or s3:// URI."),
+    labels: str = typer.Option(
+        ..., "--labels", help="frame_labels_*.npy, an ano_pred .mat, or a test_frame_mask folder."
+    ),
+    run_id: str = typer.Option(..., "--run-id", help="The scan run to evaluate."),
+    fusion: str = typer.Option(
+        "auto", help="auto, a stream, weighted[:ALPHA[:A,B]], max[:A,...] or oracle[:A,B]."
+    ),
+    sigma: float = typer.Option(10.0, help="Gaussian smoothing in frames (0: none)."),
+    normalise: str = typer.Option("video", help="Min-max per video (the protocol) or global."),
+    skip_first: int = typer.Option(None, "--skip-first", help="Also skip frames below this index."),
+    threshold: float = typer.Option(None, help="Threshold line drawn on the score curves."),
+    out: str = typer.Option("eval", "--out", "-o", help="Folder for eval.json and the PNG plots."),
+) -> None:
+    """Frame-level micro and macro AUC of a run against labels (DESIGN.md section 5).
+
+    fusion oracle reproduces VADMamba's clip-level fusion: it picks each video's
+    stream by its AUC against the TEST LABELS, so its numbers are not a valid
+    detector score; every output it writes says so.
+
+    Example: raystack eval /tmp/store --labels /tmp/a/frame_labels_synth.npy --run-id night1
+    """
+    from raystack.eval import evaluate
+
+    try:
+        result = evaluate(store, labels, run_id, fusion=fusion, sigma=sigma, normalise=normalise,
+                          skip_first=skip_first, threshold=threshold, out_dir=out)
+    except _query_errors() as e:
+        raise _fail(e) from e
+    if result.warning:
+        typer.secho(f"WARNING: {result.warning}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(result.summary())
+    for kind, path in result.files.items():
+        typer.echo(f"{kind}: {path}")
+
 
 # --- report ----------------------------------------------------------------------------
 

@@ -1,9 +1,26 @@
-"""DuckDB query layer over a raystack store: views, table macros, a read-only analyst connection.
+"""The query layer: DuckDB views and macros over a store, thresholds, events (DESIGN.md section 6).
 
-    con = connect("store/")
-    con.sql("SELECT * FROM events(threshold := 0.7, min_frames := 10)").show()
+    con = connect("/data/store")                          # sealed, read-only by default
+    run_sql(con, "SELECT * FROM events(threshold := 0.7, min_frames := 10)")
+    find_events("/data/store", run_id="r1", adaptive_k=3.0, fusion="weighted:0.5")
+    calibrate("/data/store", "normal-r1", 0.01, name="cams-1pct")
+
+Macros (``schemas/sql/v1_query.sql``): normalised(), smoothed(), fused(), flags(), events().
 """
 
 from raystack.query.connection import QueryError, ReadOnlyError, connect, run_sql
+from raystack.query.events import find_events
+from raystack.query.fusion import Fusion, FusionError, parse_fusion
+from raystack.query.thresholds import calibrate
 
-__all__ = ["QueryError", "ReadOnlyError", "connect", "run_sql"]
+__all__ = [
+    "Fusion",
+    "FusionError",
+    "QueryError",
+    "ReadOnlyError",
+    "calibrate",
+    "connect",
+    "find_events",
+    "parse_fusion",
+    "run_sql",
+]

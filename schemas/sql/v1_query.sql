@@ -67,10 +67,11 @@ CREATE OR REPLACE MACRO calibrated_threshold(tname, fname, sig) AS (
     SELECT CASE
         WHEN count(*) = 0 THEN error('no calibrated threshold named ''' || tname
             || ''' in this store; see SELECT * FROM thresholds, or run raystack calibrate')
-        WHEN any_value(t.fusion) <> fname OR any_value(t.sigma) IS DISTINCT FROM coalesce(sig, 0)::DOUBLE
+        WHEN any_value(t.fusion) <> fname
+             OR any_value(t.sigma) IS DISTINCT FROM greatest(coalesce(sig, 0), 0)::DOUBLE
             THEN error('threshold ''' || tname || ''' was calibrated on fusion '
                 || any_value(t.fusion) || ' with sigma ' || any_value(t.sigma)
-                || ', but is applied to fusion ' || fname || ' with sigma ' || coalesce(sig, 0)
+                || ', but is applied to fusion ' || fname || ' with sigma ' || greatest(coalesce(sig, 0), 0)
                 || '; pass the same fusion and sigma')
         ELSE any_value(t.value)
     END

@@ -113,7 +113,7 @@ def test_evaluate_matches_an_independent_computation(store, sigma, tmp_path):
     fused = [0.25 * a + 0.75 * b for a, b in zip(fp, fr)]
     assert r.micro_auc == pytest.approx(roc_auc_score(np.concatenate(y), np.concatenate(fused)))
     assert not r.uses_test_labels and (tmp_path / "ev" / "roc.png").stat().st_size > 1000
-    assert json.loads((tmp_path / "ev" / "eval.json").read_text())["fusion"] == "weighted:0.25"
+    assert json.loads((tmp_path / "ev" / "eval.json").read_text())["fusion"] == "weighted:0.25:fp,fr"
 
 
 def test_oracle_is_labelled_everywhere(store, tmp_path):
@@ -123,5 +123,70 @@ def test_oracle_is_labelled_everywhere(store, tmp_path):
     assert "WARNING" in r.summary()
     doc = json.loads((tmp_path / "o" / "eval.json").read_text())
     assert doc["uses_test_labels"] is True and all("oracle_stream" in v for v in doc["per_video"])
-    with pytest.raises(ValueError, match="not in the run"):
+    with pytest.raises(ValueError, match="but the run has only"):
         evaluate(st, labels, "r", fusion="m2s2l_app")
+
+
+@pytest.mark.parametrize("sigma", [0, 2])
+def test_oracle_reproduces_the_per_video_rule_exactly(store, sigma):
+    st, labels, flat = store
+    (fp, y), (fr, _) = _expected(st, flat, "fp", sigma), _expected(st, flat, "fr", sigma)
+    picks, fused = [], []
+    for a, b, lab in zip(fp, fr, y, strict=True):
+        auc_a, auc_b = roc_auc_score(lab, a), roc_auc_score(lab, b)
+        picks.append("fr" if auc_b > auc_a else "fp")
+        fused.append(b if auc_b > auc_a else a)
+    r = evaluate(st, labels, "r", fusion="oracle:fp,fr", sigma=sigma)
+    assert r.fusion == "oracle:fp,fr"
+    assert [v["oracle_stream"] for v in r.per_video] == picks  # videos in sorted relpath order
+    assert r.micro_auc == pytest.approx(roc_auc_score(np.concatenate(y), np.concatenate(fused)))
+    # Swapping the pair changes only ties and single-class videos, which keep the first stream.
+    r2 = evaluate(st, labels, "r", fusion="oracle:fr,fp", sigma=sigma)
+    assert r2.micro_auc == pytest.approx(r.micro_auc)
+
+
+def test_skip_first_global_normalisation_and_max(store):
+    st, labels, flat = store
+    sc = st.read_table("scores", "r").to_pandas()
+    offsets = {"a-1": 0, "b-2": 20}
+    parts = {}
+    for m in ("fp", "fr"):
+        for vid in ("a-1", "b-2"):
+            part = sc[(sc.video_id == vid) & (sc.model == m) & (sc.frame >= 10)].sort_values("frame")
+            parts[(m, vid)] = (part.frame.to_numpy(), part.psnr.to_numpy(np.float64))
+    exp = {}
+    for m in ("fp", "fr"):
+        allp = np.concatenate([parts[(m, v)][1] for v in ("a-1", "b-2")])
+        lo, hi = allp.min(), allp.max()
+        exp[m] = [gaussian_filter1d(1 - (parts[(m, v)][1] - lo) / (hi - lo), 1.5, mode="mirror",
+                                    truncate=4) for v in ("a-1", "b-2")]
+    y = np.concatenate([flat[offsets[v] + parts[("fp", v)][0]] for v in ("a-1", "b-2")])
+    s = np.concatenate([np.maximum(a, b) for a, b in zip(exp["fp"], exp["fr"], strict=True)])
+    r = evaluate(st, labels, "r", fusion="max", sigma=1.5, normalise="global", skip_first=10)
+    assert r.frames == len(y) and r.fusion == "max:fp,fr"
+    assert r.micro_auc == pytest.approx(roc_auc_score(y, s))
+
+
+def test_unscored_videos_are_reported_and_bad_labels_refused(store, tmp_path):
+    st, labels, flat = store
+    rows = st.read_table("videos", "r").to_pylist()
+    rows.append({**rows[0], "video_id": "c-3", "relpath": "c.mp4", "frames": 5})
+    st.write_table("videos", "r", "videos", pa.Table.from_pylist(rows, schema=table_schema("videos")))
+    np.save(tmp_path / "more.npy", np.concatenate([flat, [0, 1, 0, 0, 0]]))
+    r = evaluate(st, tmp_path / "more.npy", "r", fusion="fp", sigma=0)
+    assert r.unscored_videos == ["c.mp4"] and r.videos == 2 and "no scores" in r.summary()
+    rows[0]["frames"] = 3  # fewer frames than the video's scores reach
+    st.write_table("videos", "r", "videos", pa.Table.from_pylist(rows, schema=table_schema("videos")))
+    np.save(tmp_path / "short.npy", np.zeros(sum(r["frames"] for r in rows), np.int64))
+    with pytest.raises(LabelError, match="has scores up to frame"):
+        evaluate(st, tmp_path / "short.npy", "r", fusion="fp", sigma=0)
+
+
+def test_curves_are_paged(tmp_path):
+    from raystack.eval.plots import VIDEOS_PER_PAGE, plot_curves
+
+    curves = [(f"v{i}", np.arange(10), np.linspace(0, 1, 10), (np.arange(10) > 6).astype(int))
+              for i in range(VIDEOS_PER_PAGE + 1)]
+    paths = plot_curves(curves, tmp_path / "curves.png", threshold=0.5, title="t")
+    assert [p.name for p in paths] == ["curves.png", "curves_2.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)

@@ -1,0 +1,394 @@
+"""Events query from Parquet: DuckDB (raystack's events() macro) against vectorised pandas.
+
+    python bench/events_bench.py                       # 10M and 100M rows, writes bench/results/events.json
+    python bench/events_bench.py --rows 10000000 --repeat 3
+
+Both sides start from the same Parquet store (many videos of 5,000 frames, one stream) and
+compute the same events: per-video min-max normalised anomaly = 1 - norm(PSNR), flagged
+where > threshold, runs of flagged frames merged across gaps of <= merge_gap frames,
+events spanning fewer than min_frames dropped (no smoothing, so pandas needs no per-video
+Python loop). pandas: ``read_parquet`` + groupby/transform + sort + diff/cumsum + groupby.
+DuckDB: ``connect(store)`` (the sealed analyst connection) + ``SELECT * FROM events(...)``.
+Each measurement runs in its own process and reports its own peak RSS
+(``getrusage(RUSAGE_SELF).ru_maxrss``); pandas runs under an address-space cap so that a
+100M-row frame cannot take the shared machine down (a failure is recorded, not raised).
+Repeats run back to back, so all but the first read warm files from the page cache.
+
+Also measured: the cold start of ``connect`` on a store of 1,000 Parquet files, smoothing
+as a Python UDF against a pure-SQL offset join, and the row_number-islands formulation
+against lag + running sum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+FRAMES = 5000
+ROWS_PER_FILE = 50_000  # 10 videos per file, like a work unit of a few long videos
+THRESHOLD, MIN_FRAMES, MERGE_GAP = 0.8, 5, 3
+EVENTS_SQL = ("SELECT * FROM events(threshold := ?, min_frames := ?, merge_gap := ?, "
+              "sigma := 0, fusion := 'fp')")
+RESULTS = Path(__file__).resolve().parent / "results" / "events.json"
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+def generate(root: Path, rows: int, seed: int = 0) -> Path:
+    """A store with ``rows`` score rows in files of ROWS_PER_FILE, made a file at a time."""
+    from raystack.store import Store, table_schema
+
+    marker = root / "scores" / f".complete-{rows}"
+    if marker.exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    st = Store(root).ensure()
+    schema = table_schema("scores")
+    rng = np.random.default_rng(seed)
+    per_file = ROWS_PER_FILE // FRAMES
+    n_videos = rows // FRAMES
+    frame = np.tile(np.arange(FRAMES, dtype=np.int64), per_file)
+    for first in range(0, n_videos, per_file):
+        vids = [f"cam{v:06d}" for v in range(first, min(first + per_file, n_videos))]
+        n = len(vids) * FRAMES
+        psnr = 32.0 + rng.normal(0.0, 1.0, n)
+        # A few anomalies per video: dips of 20-200 frames.
+        for k in range(len(vids)):
+            for _ in range(rng.integers(1, 6)):
+                s = k * FRAMES + int(rng.integers(0, FRAMES - 200))
+                psnr[s: s + int(rng.integers(20, 200))] -= rng.uniform(2.0, 6.0)
+        table = pa.table({
+            "run_id": pa.array(["bench"] * n), "video_id": pa.array(np.repeat(vids, FRAMES)),
+            "frame": frame[:n], "timestamp_s": frame[:n] / 25.0, "model": pa.array(["fp"] * n),
+            "psnr": psnr.astype(np.float32), "aux": pa.nulls(n, pa.float32())}, schema=schema)
+        st.write_table("scores", "bench", f"u{first:07d}", table)
+    marker.write_text("ok\n")
+    return root
+
+
+# --- the two implementations (each runs in a worker process) ------------------------------
+
+
+def run_duckdb(store: Path, threads: int, memory_limit: str | None, spill: str | None) -> dict:
+    t0 = time.perf_counter()
+    from raystack.query import connect, run_sql
+
+    t1 = time.perf_counter()
+    con = connect(store, threads=threads, memory_limit=memory_limit, spill_dir=spill)
+    t2 = time.perf_counter()
+    ev = run_sql(con, EVENTS_SQL, [THRESHOLD, MIN_FRAMES, MERGE_GAP])
+    t3 = time.perf_counter()
+    return {"import_s": t1 - t0, "connect_s": t2 - t1, "query_s": t3 - t2, "wall_s": t3 - t1,
+            "events": ev.num_rows, "flagged_frames": int(np.sum(ev["flagged_frames"].to_numpy()))}
+
+
+def run_pandas(store: Path) -> dict:
+    t0 = time.perf_counter()
+    import pandas as pd
+
+    t1 = time.perf_counter()
+    df = pd.read_parquet(store / "scores", columns=["run_id", "video_id", "model", "frame",
+                                                    "timestamp_s", "psnr"])
+    df = df[df["model"] == "fp"]
+    keys = ["run_id", "video_id"]
+    g = df.groupby(keys, sort=False, observed=True)["psnr"]
+    lo = g.transform("min").to_numpy(np.float64)
+    hi = g.transform("max").to_numpy(np.float64)
+    p = df["psnr"].to_numpy(np.float64)
+    span = hi - lo
+    score = np.where(span > 0, 1.0 - (p - lo) / np.where(span > 0, span, 1.0), 0.0)
+    f = df.loc[score > THRESHOLD].assign(score=score[score > THRESHOLD])
+    f = f.sort_values([*keys, "frame"], kind="stable")
+    fr = f["frame"].to_numpy()
+    new_video = (f["run_id"].ne(f["run_id"].shift()) | f["video_id"].ne(f["video_id"].shift()))
+    new_event = new_video.to_numpy() | (np.diff(fr, prepend=fr[:1]) - 1 > MERGE_GAP)
+    f = f.assign(ev=np.cumsum(new_event))
+    out = f.groupby("ev", sort=False).agg(
+        run_id=("run_id", "first"), video_id=("video_id", "first"),
+        start_frame=("frame", "min"), end_frame=("frame", "max"), start_s=("timestamp_s", "min"),
+        end_s=("timestamp_s", "max"), flagged_frames=("frame", "size"),
+        peak_score=("score", "max"), mean_score=("score", "mean"))
+    out = out[out["end_frame"] - out["start_frame"] + 1 >= MIN_FRAMES]
+    t2 = time.perf_counter()
+    return {"import_s": t1 - t0, "wall_s": t2 - t1, "events": len(out),
+            "flagged_frames": int(out["flagged_frames"].sum())}
+
+
+def worker(args: argparse.Namespace) -> None:
+    try:
+        if args.worker == "duckdb":
+            res = run_duckdb(Path(args.store), args.threads, args.memory_limit, args.spill)
+        else:
+            res = run_pandas(Path(args.store))
+        res["ok"] = True
+    except MemoryError as e:
+        res = {"ok": False, "error": f"MemoryError: {e}"}
+    except Exception as e:  # recorded in the results, not hidden: the table shows the error
+        res = {"ok": False, "error": f"{type(e).__name__}: {str(e)[:300]}"}
+    res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+def measure(kind: str, store: Path, args: argparse.Namespace, cap_gib: float | None) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, "--store", str(store),
+           "--threads", str(args.threads)]
+    if args.memory_limit:
+        cmd += ["--memory-limit", args.memory_limit]
+    if args.spill:
+        cmd += ["--spill", args.spill]
+
+    def limit() -> None:
+        if cap_gib:
+            cap = int(cap_gib * 1024**3)
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit, env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    tail = (proc.stderr or proc.stdout)[-400:]
+    return {"ok": False, "error": f"exit {proc.returncode}: {tail}", "peak_rss_mib": None}
+
+
+def compare(rows: int, args: argparse.Namespace) -> dict:
+    store = generate(Path(args.dir) / f"store_{rows}", rows)
+    size = sum(p.stat().st_size for p in (store / "scores").rglob("*.parquet"))
+    files = len(list((store / "scores").rglob("*.parquet")))
+    out = {"rows": rows, "videos": rows // FRAMES, "files": files, "parquet_mib": size / 2**20}
+    repeat = args.repeat if rows <= 20_000_000 else max(1, args.repeat - 1)
+    for kind, cap in (("duckdb", None), ("pandas", args.pandas_cap_gib)):
+        runs = [measure(kind, store, args, cap) for _ in range(repeat)]
+        ok = [r for r in runs if r.get("ok")]
+        out[kind] = {
+            "runs": runs, "ok": bool(ok),
+            "wall_s_median": statistics.median(r["wall_s"] for r in ok) if ok else None,
+            "peak_rss_mib_max": max(r["peak_rss_mib"] for r in ok) if ok else None,
+            "error": None if ok else runs[-1].get("error"),
+        }
+        print(f"  {rows:>11,} rows {kind:6s}: " + (
+            f"{out[kind]['wall_s_median']:.2f} s, peak RSS {out[kind]['peak_rss_mib_max']:.0f} MiB"
+            if ok else f"failed: {out[kind]['error']}"), flush=True)
+    d, p = out["duckdb"], out["pandas"]
+    if d["ok"] and p["ok"]:
+        same = {(r["events"], r["flagged_frames"]) for r in d["runs"] + p["runs"] if r.get("ok")}
+        out["same_events"] = len(same) == 1
+        out["speedup"] = p["wall_s_median"] / d["wall_s_median"]
+    return out
+
+
+# --- side measurements --------------------------------------------------------------------
+
+
+def cold_start(args: argparse.Namespace) -> dict:
+    """connect() on a store of 1,000 small Parquet files, in a fresh process."""
+    root = Path(args.dir) / "store_1000_files"
+    if not (root / "scores" / ".complete").exists():
+        from raystack.store import Store, table_schema
+
+        shutil.rmtree(root, ignore_errors=True)
+        st = Store(root).ensure()
+        f = np.arange(16, 516)
+        for i in range(1000):
+            st.write_table("scores", "cold", f"u{i:04d}", pa.table({
+                "run_id": ["cold"] * f.size, "video_id": [f"v{i // 4:04d}"] * f.size,
+                "frame": f + 500 * (i % 4), "timestamp_s": f / 25.0, "model": ["fp"] * f.size,
+                "psnr": np.full(f.size, 30.0, np.float32), "aux": [None] * f.size},
+                schema=table_schema("scores")))
+        (root / "scores" / ".complete").write_text("ok\n")
+    code = (
+        "import time, json; t0 = time.perf_counter()\n"
+        "from raystack.query import connect, run_sql\n"
+        "t1 = time.perf_counter(); con = connect(r'%s', threads=%d); t2 = time.perf_counter()\n"
+        "n = run_sql(con, 'SELECT count(*) AS n FROM scores')['n'][0].as_py(); t3 = time.perf_counter()\n"
+        "ev = run_sql(con, 'SELECT count(*) AS n FROM events(threshold := 0.5, sigma := 0)'); t4 = time.perf_counter()\n"
+        "con2 = connect(r'%s', threads=%d); t5 = time.perf_counter()\n"
+        "print(json.dumps(dict(import_s=t1-t0, connect_cold_s=t2-t1, first_count_s=t3-t2, rows=n,"
+        " first_events_s=t4-t3, connect_warm_s=t5-t4)))\n"
+    ) % (root, args.threads, root, args.threads)
+    runs = []
+    for _ in range(args.repeat):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    keys = runs[0].keys()
+    med = {k: statistics.median(r[k] for r in runs) for k in keys}
+    print(f"  connect on 1,000 files: cold {med['connect_cold_s'] * 1000:.0f} ms (+ import "
+          f"{med['import_s'] * 1000:.0f} ms), warm {med['connect_warm_s'] * 1000:.0f} ms, "
+          f"first count(*) {med['first_count_s'] * 1000:.0f} ms", flush=True)
+    return {"files": 1000, "median": med, "runs": runs}
+
+
+SMOOTH_SQL_JOIN = """
+WITH n AS (
+    SELECT run_id, video_id, model, frame, anomaly,
+           row_number() OVER (PARTITION BY run_id, video_id, model ORDER BY frame) - 1 AS i,
+           count(*) OVER (PARTITION BY run_id, video_id, model) AS len
+    FROM normalised()
+),
+k AS (
+    SELECT o AS off, exp(-0.5 * o * o / (? * ?)) AS w
+    FROM range(-CAST(floor(4.0 * ? + 0.5) AS BIGINT), CAST(floor(4.0 * ? + 0.5) AS BIGINT) + 1) r(o)
+),
+kn AS (SELECT off, w / sum(w) OVER () AS w FROM k),
+taps AS (
+    SELECT n.run_id, n.video_id, n.model, n.i, n.len, kn.w,
+           CASE WHEN n.len = 1 THEN 0
+                ELSE ((n.i + kn.off) % (2 * (n.len - 1)) + 2 * (n.len - 1)) % (2 * (n.len - 1))
+           END AS m
+    FROM n, kn
+),
+t AS (  -- scipy's mirror: reflect about the end samples, period 2 (len - 1)
+    SELECT *, CASE WHEN m >= len THEN 2 * (len - 1) - m ELSE m END AS j FROM taps
+)
+SELECT t.run_id, t.video_id, t.model, t.i, sum(t.w * n2.anomaly) AS score
+FROM t JOIN n AS n2 ON n2.run_id = t.run_id AND n2.video_id = t.video_id
+    AND n2.model = t.model AND n2.i = t.j
+GROUP BY t.run_id, t.video_id, t.model, t.i
+"""
+
+ISLANDS_ROW_NUMBER = """
+SELECT count(*) AS n FROM events(threshold := 0.8, min_frames := 5, merge_gap := 3, sigma := 0)
+"""
+
+ISLANDS_LAG = """
+WITH f AS (SELECT run_id, video_id, frame, score FROM flags(threshold := 0.8, sigma := 0)
+           WHERE flagged),
+m AS (SELECT *, CASE WHEN frame - lag(frame) OVER (PARTITION BY run_id, video_id ORDER BY frame)
+                     - 1 <= 3 THEN 0 ELSE 1 END AS new_event FROM f),
+e AS (SELECT *, sum(new_event) OVER (PARTITION BY run_id, video_id ORDER BY frame
+                                     ROWS UNBOUNDED PRECEDING) AS ev FROM m)
+SELECT count(*) AS n FROM (SELECT run_id, video_id, ev, min(frame) s, max(frame) e FROM e
+                           GROUP BY ALL HAVING max(frame) - min(frame) + 1 >= 5)
+"""
+
+
+def formulations(args: argparse.Namespace) -> dict:
+    """Smoothing UDF vs pure-SQL join (1M rows); islands vs lag + running sum (10M rows)."""
+    from raystack.query import connect
+
+    def best(con, sql, params=None, n=3):
+        times, result = [], None
+        for _ in range(n):
+            t = time.perf_counter()
+            result = con.sql(sql, params=params).to_arrow_table()
+            times.append(time.perf_counter() - t)
+        return min(times), result
+
+    small = generate(Path(args.dir) / "store_1000000", 1_000_000)
+    con = connect(small, threads=args.threads, read_only=False)
+    sigma = 10.0
+    udf_s, udf = best(con, "SELECT run_id, video_id, model, frame, score FROM smoothed(sigma := ?)",
+                      [sigma])
+    sql_s, joined = best(con, SMOOTH_SQL_JOIN, [sigma] * 4, n=1)
+    a = np.sort(udf["score"].to_numpy())
+    b = np.sort(joined["score"].to_numpy())
+    out = {"smoothing_rows": udf.num_rows, "sigma": sigma, "udf_s": udf_s, "sql_join_s": sql_s,
+           "max_abs_diff": float(np.max(np.abs(a - b)))}
+    print(f"  smoothing 1M rows, sigma 10: Python UDF {udf_s:.2f} s, pure-SQL offset join "
+          f"{sql_s:.2f} s (max |diff| {out['max_abs_diff']:.1e})", flush=True)
+    con.close()
+    big = Path(args.dir) / "store_10000000"
+    if big.exists():
+        con = connect(big, threads=args.threads, read_only=False)
+        rn_s, rn = best(con, ISLANDS_ROW_NUMBER)
+        lag_s, lag = best(con, ISLANDS_LAG)
+        out.update(islands_rows=10_000_000, row_number_islands_s=rn_s, lag_running_sum_s=lag_s,
+                   same_count=rn["n"][0].as_py() == lag["n"][0].as_py())
+        print(f"  events 10M rows (in-process, warm): row_number islands {rn_s:.2f} s, lag + "
+              f"running sum {lag_s:.2f} s", flush=True)
+    return out
+
+
+def machine() -> dict:
+    import duckdb
+
+    info = {"python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(), "duckdb": duckdb.__version__, "pyarrow": pa.__version__}
+    try:
+        import pandas
+
+        info["pandas"] = pandas.__version__
+    except ImportError:
+        info["pandas"] = None
+    try:
+        cpu = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln]
+        info["cpu"] = cpu[0].split(":", 1)[1].strip() if cpu else None
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+        info["ram_gib"] = round(int(mem) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        info["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True,
+                                            text=True, cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        info["git_commit"] = None
+    return info
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", default="10000000,100000000", help="comma-separated row counts")
+    ap.add_argument("--dir", default="/tmp/raystack-events-bench", help="where the stores go")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--pandas-cap-gib", type=float, default=12.0,
+                    help="address-space cap of the pandas process")
+    ap.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 4GB")
+    ap.add_argument("--spill", default=None, help="DuckDB spill folder (default: none)")
+    ap.add_argument("--skip-side", action="store_true", help="only the DuckDB/pandas table")
+    ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--worker", choices=["duckdb", "pandas"], help=argparse.SUPPRESS)
+    ap.add_argument("--store", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    free = shutil.disk_usage(Path(args.dir).parent).free / 2**30
+    print(f"events benchmark: {args.threads} threads, {free:.0f} GiB free under {args.dir}")
+    results = {"date": dt.datetime.now(dt.timezone.utc).isoformat(), "machine": machine(),  # noqa: UP017
+               "params": {"threshold": THRESHOLD, "min_frames": MIN_FRAMES, "merge_gap": MERGE_GAP,
+                          "frames_per_video": FRAMES, "rows_per_file": ROWS_PER_FILE,
+                          "threads": args.threads, "repeat": args.repeat,
+                          "pandas_cap_gib": args.pandas_cap_gib,
+                          "duckdb_memory_limit": args.memory_limit, "spill": args.spill},
+               "compare": []}
+    for rows in (int(r) for r in args.rows.split(",")):
+        results["compare"].append(compare(rows, args))
+    if not args.skip_side:
+        results["cold_start"] = cold_start(args)
+        results["formulations"] = formulations(args)
+    print("\n| rows | files | parquet MiB | DuckDB s | DuckDB peak MiB | pandas s | pandas peak MiB "
+          "| pandas / DuckDB | same events |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|:--:|")
+    for c in results["compare"]:
+        d, p = c["duckdb"], c["pandas"]
+        fmt = lambda x, f: f.format(x) if x is not None else "failed"  # noqa: E731
+        print(f"| {c['rows']:,} | {c['files']} | {c['parquet_mib']:.0f} | "
+              f"{fmt(d['wall_s_median'], '{:.2f}')} | {fmt(d['peak_rss_mib_max'], '{:.0f}')} | "
+              f"{fmt(p['wall_s_median'], '{:.2f}')} | {fmt(p['peak_rss_mib_max'], '{:.0f}')} | "
+              f"{fmt(c.get('speedup'), '{:.1f}x')} | {c.get('same_events', 'n/a')} |")
+        for kind in ("duckdb", "pandas"):
+            if not c[kind]["ok"]:
+                print(f"  {kind} at {c['rows']:,} rows: {c[kind]['error']}")
+    if not args.no_save:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
