@@ -12,8 +12,9 @@ run in separate ``flock`` sessions):
   mode), the time spent inside the scans, and the achieved FLOP/s as a share of an fp32
   2048x2048 matmul measured in the same run with the same threads.
 - ``auc``: a synthetic archive (``raystack.synth``: 6 normal training videos, 4 test
-  videos with one anomaly each) decoded at 64x64; ``vqmau_fp.tiny``, ``vqmau_fr.tiny`` and
-  ``m2s2l.tiny`` each trained with the SAME loop (AdamW, cosine schedule, grad clip, batch,
+  videos with one anomaly each) decoded at the models' size; ``vqmau_fp.SIZE``,
+  ``vqmau_fr.SIZE`` and ``m2s2l.SIZE`` (``--size small``, 128x128, the default; or
+  ``tiny``, 64x64) each trained with the SAME loop (AdamW, cosine schedule, grad clip, batch,
   steps; clips from ``raystack.train.data``), then every test frame scored and the micro
   (and macro) frame AUC computed with the protocol of DESIGN.md section 5 (per-video
   min-max, 1 - norm, Gaussian smoothing) on the frames every model scores (from the
@@ -24,7 +25,7 @@ run in separate ``flock`` sessions):
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/m2s2l_bench.py
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/m2s2l_bench.py --sections budget speed
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/m2s2l_bench.py --sections auc \
-        --models m2s2l.tiny --steps 200
+        --size tiny --models m2s2l --steps 200
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from raystack.models.m2s2l import PAPER_GFLOPS, PAPER_PARAMS  # noqa: E402
 from raystack.models.m2s2l.flops import count_flops  # noqa: E402
 from raystack.ops import selective_scan as scan_mod  # noqa: E402
 
-AUC_MODELS = ("vqmau_fp.tiny", "vqmau_fr.tiny", "m2s2l.tiny")
+AUC_FAMILIES = ("vqmau_fp", "vqmau_fr", "m2s2l")
 # The paper's ablation ladder (Table III), as config switches of the paper preset.
 ABLATIONS = {
     "M1 baseline": {"multi_scale_spatial": False, "multi_scale_temporal": False,
@@ -343,26 +344,27 @@ def auc(args) -> dict:
 
     archive = _archive(args.workdir, args.seed)
     trained = {}
-    for name in args.models:
+    fp_name, fr_name, m2_name = (f"{f}.{args.size}" for f in AUC_FAMILIES)
+    for name in (f"{f}.{args.size}" for f in args.models):
         path = args.workdir / "checkpoints" / f"{name}.pt"
         if path.is_file() and not args.retrain:
             continue
         print(f"training {name} for {args.steps} steps", flush=True)
         trained[name] = train_one(name, archive, args)
 
-    ckpts = {n: args.workdir / "checkpoints" / f"{n}.pt" for n in AUC_MODELS}
+    ckpts = {n: args.workdir / "checkpoints" / f"{n}.pt" for n in (fp_name, fr_name, m2_name)}
     missing = [n for n, p in ckpts.items() if not p.is_file()]
     if missing:
         print(f"no checkpoint yet for {missing}: AUC table deferred")
         return {"trained": trained, "deferred": missing}
     models = {n: load_checkpoint(p)[0].eval() for n, p in ckpts.items()}
     infos = {n: load_checkpoint(p)[1] for n, p in ckpts.items()}
-    size = tuple(models["m2s2l.tiny"].config.img_size)
+    size = tuple(models[m2_name].config.img_size)
     videos = _test_videos(archive, size, _train_config(archive, args))
 
-    fpfr = FrameScorer({"fp": models["vqmau_fp.tiny"], "fr": models["vqmau_fr.tiny"]},
+    fpfr = FrameScorer({"fp": models[fp_name], "fr": models[fr_name]},
                        threads=args.threads, batch_size=16)
-    m2 = models["m2s2l.tiny"]
+    m2 = models[m2_name]
     start = max(fpfr.context, m2.context)  # frames every model scores
     raw: dict[str, list[np.ndarray]] = {"fp": [], "fr": [], "m2s2l_app": [], "m2s2l_mot": []}
     labels = []
@@ -431,7 +433,9 @@ def main() -> None:
     ap.add_argument("--min-time", type=float, default=20.0, help="speed: seconds of timed reps")
     ap.add_argument("--min-reps", type=int, default=3)
     ap.add_argument("--max-reps", type=int, default=20)
-    ap.add_argument("--models", nargs="+", default=list(AUC_MODELS), choices=AUC_MODELS,
+    ap.add_argument("--size", default="small", choices=["small", "tiny"],
+                    help="auc: preset size of all three models")
+    ap.add_argument("--models", nargs="+", default=list(AUC_FAMILIES), choices=AUC_FAMILIES,
                     help="auc: models to train now (others reuse their checkpoints)")
     ap.add_argument("--steps", type=int, default=600, help="auc: optimiser steps per model")
     ap.add_argument("--batch-size", type=int, default=8, help="auc: clips per step")
@@ -454,7 +458,9 @@ def main() -> None:
             section]()
         result["machine"] = machine()
         result["wall_s"] = time.perf_counter() - t0
-        doc[section] = result
+        # AUC results are kept per preset size: auc (small) and auc_tiny
+        key = section if section != "auc" or args.size == "small" else f"auc_{args.size}"
+        doc[key] = result
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     print(f"\nwrote {args.out}")

@@ -2,6 +2,10 @@
 
 The public API is a handful of names; everything heavy (torch models, Ray, DuckDB)
 is imported on first use so ``import raystack`` stays cheap.
+
+Scanning and training live in their packages (``from raystack.scan import scan``,
+``from raystack.train import train``): a top-level function named like a subpackage would
+be replaced by the module as soon as anything imports that subpackage.
 """
 
 from __future__ import annotations
@@ -15,9 +19,8 @@ _LAZY = {
     "create_model": "raystack.models",
     "list_models": "raystack.models",
     "load_checkpoint": "raystack.models",
-    "scan": "raystack.scan",
     "connect": "raystack.query",
-    "train": "raystack.train",
+    "run_sql": "raystack.query",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -114,7 +114,7 @@ def train_cmd(
     archive: str = typer.Argument(
         None, help="Normal training videos: a folder, a file or s3://bucket/prefix."
     ),
-    model: str = typer.Option(None, "--model", "-m", help="fp, fr or fp+fr (FP first)."),
+    model: str = typer.Option(None, "--model", "-m", help="fp, fr, fp+fr (FP first) or m2s2l."),
     preset: str = typer.Option(None, help="Model size: tiny, small, ped2, avenue, ..."),
     epochs: int = typer.Option(None, help="Epochs (the cosine schedule spans all of them)."),
     batch_size: int = typer.Option(None, help="Global batch, split over the workers."),
@@ -130,10 +130,10 @@ def train_cmd(
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No live progress bar."),
 ) -> None:
-    """Train VQ-MaU models on normal footage; a rerun with the same --name resumes.
+    """Train VQ-MaU (FP, FR) or M2S2L models on normal footage; the same --name resumes.
 
     Every epoch leaves a checkpoint in STORAGE/NAME/; at the end the epoch with
-    the lowest loss on held-out normal clips is exported as fp.pt / fr.pt, the
+    the lowest loss on held-out normal clips is exported as fp.pt / fr.pt (m2s2l.pt), the
     files `raystack scan --checkpoint` takes. Exits 1 when training failed, 2 on
     invalid settings or input.
 

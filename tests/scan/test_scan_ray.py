@@ -301,3 +301,42 @@ def test_job_entrypoint_joins_the_cluster_in_ray_address(ray_local, tiny_checkpo
     assert job.parse_set(["workers=2", "store=s3://b/s", 'checkpoints=["a.pt"]']) == {
         "workers": 2, "store": "s3://b/s", "checkpoints": ["a.pt"]}
     assert job.main(["--config", str(toml), "--set", "nonsense=1"]) == 2
+
+
+def test_m2s2l_trains_scans_and_evaluates_through_the_same_paths(ray_local, tmp_path):
+    """``raystack train --model m2s2l``, a scan with its checkpoint and ``raystack eval``:
+    the registry carries M2S2L through; no path names it."""
+    import pyarrow.compute as pc
+    from typer.testing import CliRunner
+
+    from raystack.cli import app
+    from raystack.synth import synthesize
+
+    synthesize(tmp_path / "a", seed=3, n_train=2, n_test=2, frames=40, size=SIZE)
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", str(tmp_path / "a" / "train"), "--model", "m2s2l",
+                            "--preset", "tiny", "--epochs", "1", "--batch-size", "4",
+                            "--clips-per-epoch", "8", "--workers", "0",
+                            "--storage", str(tmp_path / "runs"), "--name", "m2",
+                            "--no-progress"])
+    assert r.exit_code == 0, r.output
+    ckpt = tmp_path / "runs" / "m2" / "m2s2l.pt"
+    assert ckpt.is_file(), r.output
+
+    result = scan(_cfg(tmp_path / "a" / "test", tmp_path / "store", [str(ckpt)], run_id="m2",
+                       segment_frames=16))
+    assert result.ok
+    st = Store(tmp_path / "store")
+    t = st.read_table("scores", "m2")
+    context = 5  # m2s2l.tiny: longest window 4 + 1
+    assert set(t["model"].to_pylist()) == {"m2s2l_app", "m2s2l_mot"}
+    assert t.num_rows == 2 * 2 * (40 - context)
+    assert pc.min(t["frame"]).as_py() == context
+    assert t.filter(pc.is_null(t["aux"])).num_rows == 0  # memory distance as aux
+
+    r = runner.invoke(app, ["eval", str(tmp_path / "store"), "--labels",
+                            str(tmp_path / "a" / "frame_labels_synth.npy"), "--run-id", "m2",
+                            "--fusion", "weighted:0.5:m2s2l_app,m2s2l_mot", "--sigma", "2",
+                            "--out", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    assert "micro AUC" in r.output and (tmp_path / "ev" / "eval.json").is_file()

@@ -5,8 +5,9 @@ alpha differs (0.6 Ped2, 0.4 Avenue, 0.5 ShanghaiTech), so the three dataset pre
 the same model with a different ``score_alpha``. ``m2s2l.paper`` is an alias of
 ``m2s2l.ped2``. Budget (paper Table I): 14.9M parameters, 20.1 GFLOPs per frame at 256x256.
 
-``tiny`` (64x64, dim 32, windows 2/3/4): a forward + backward in well under a second on
-one CPU core, for tests and the CPU training benchmark.
+``small`` (128x128, dim 64, windows 2/4/8): the size of ``vqmau_fp.small``, trained beside
+it by the demo-sized benchmark (bench/m2s2l_bench.py). ``tiny`` (64x64, dim 32, windows
+2/3/4): a forward + backward in well under a second on one CPU core, for tests.
 
     cfg = PRESETS["m2s2l.avenue"]          # M2S2LConfig(score_alpha=0.4, ...)
 """
@@ -21,6 +22,11 @@ PRESETS: dict[str, M2S2LConfig] = {
     "m2s2l.ped2": _PAPER.replace(score_alpha=0.6),
     "m2s2l.avenue": _PAPER.replace(score_alpha=0.4),
     "m2s2l.shanghaitech": _PAPER.replace(score_alpha=0.5),
+    "m2s2l.small": _PAPER.replace(
+        img_size=(128, 128), dim=64, patch_sizes=(4, 8, 16), spatial_depths=(1, 2, 2),
+        grid_patch=4, decoder_dims=(32, 16), temporal_windows=(2, 4, 8), temporal_patch=8,
+        d_state=16, memory_items=10, drop_path=0.0, score_alpha=0.5,
+    ),
     "m2s2l.tiny": _PAPER.replace(
         img_size=(64, 64), dim=32, patch_sizes=(4, 8, 16), spatial_depths=(1, 1, 1),
         grid_patch=4, decoder_dims=(16, 8), temporal_windows=(2, 3, 4), temporal_patch=8,
