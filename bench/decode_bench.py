@@ -67,7 +67,7 @@ def machine() -> dict:
         "ffmpeg_in_av": ".".join(map(str, av.library_versions["libavcodec"])),
         "opencv": cv2.__version__,
         "numpy": np.__version__,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git_commit": commit,
     }
 

@@ -302,7 +302,9 @@ def events_cmd(
     min_frames: int = typer.Option(1, help="Drop events spanning fewer frames (after merging)."),
     merge_gap: int = typer.Option(0, help="Merge events at most this many frames apart."),
     fusion: str = typer.Option(
-        "auto", help="auto, a stream (fp, fr, ...), weighted[:ALPHA[:A,B]] or max[:A,B,...]."
+        "auto",
+        help="auto (the only stream, or weighted:0.5 of fp,fr or of m2s2l_app,m2s2l_mot), "
+             "a stream (fp, fr, ...), weighted[:ALPHA[:A,B]] or max[:A,B,...].",
     ),
     sigma: float = typer.Option(None, help="Gaussian smoothing in frames (default 10; 0: none)."),
     fmt: str = typer.Option("table", "--format", "-f", help=_FORMAT_HELP),
@@ -399,7 +401,7 @@ def report_cmd(
     store: str = typer.Argument(..., help="The scan's store: a folder or s3:// URI."),
     run_id: str = typer.Option(..., "--run-id", help="The scan run to report."),
     out: str = typer.Option("report", "--out", "-o", help="Folder for index.html."),
-    fusion: str = typer.Option("auto", help="auto (fixed-weight FP/FR), weighted, max or a stream."),
+    fusion: str = typer.Option("auto", help="As for `raystack events`."),
     alpha: float = typer.Option(0.5, help="Weight of the first stream in weighted fusion."),
     sigma: float = typer.Option(10.0, help="Temporal smoothing of the scores, in frames."),
     threshold: float = typer.Option(0.7, help="Fixed threshold on the [0, 1] anomaly score."),

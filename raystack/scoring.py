@@ -8,8 +8,12 @@ PSNR in dB; the per-video functions take 1-D arrays over the frames of one video
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch only for the annotation: the query layer imports this module
+    import torch   # and must not pay torch's ~1.4 s import for it
 
 # An exact prediction would give an infinite PSNR; clamping the MSE caps it at 100 dB so
 # per-video min-max normalisation stays finite.
@@ -24,7 +28,7 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     p = (pred.float() + 1.0) * 0.5
     t = (target.float() + 1.0) * 0.5
     mse = (p - t).pow(2).flatten(1).mean(dim=1).clamp_min(MSE_FLOOR)
-    return 10.0 * torch.log10(1.0 / mse)
+    return 10.0 * (1.0 / mse).log10()
 
 
 def psnr_np(pred: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -22,3 +22,11 @@ def test_import_is_cheap():
             "heavy = {'torch', 'ray', 'duckdb'} & set(sys.modules)\n"
             "assert not heavy, heavy\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_query_layer_does_not_import_torch():
+    code = ("import sys\n"
+            "from raystack.query import connect, run_sql\n"
+            "import raystack.query.udf, raystack.scoring\n"
+            "assert 'torch' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

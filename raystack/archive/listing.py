@@ -15,7 +15,7 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from raystack.archive.ids import (
@@ -102,7 +102,7 @@ def _stat(path: Path) -> tuple[int | None, datetime | None]:
         st = path.stat()
     except OSError:
         return None, None  # a dangling link: probing reports it
-    return st.st_size, datetime.fromtimestamp(st.st_mtime, tz=timezone.utc)
+    return st.st_size, datetime.fromtimestamp(st.st_mtime, tz=UTC)
 
 
 def _frames_source_local(folder: Path, relpath: str, images: list[str]) -> VideoSource:

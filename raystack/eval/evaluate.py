@@ -9,7 +9,8 @@ video (or over all videos), anomaly = 1 - normalised, Gaussian smoothing (scipy 
 truncate 4; sigma 0: none), then fusion over the frames every stream scored.
 
 Fusion modes: a stream name ('fp', 'fr', 'm2s2l_app', ...); 'auto' (the only stream, or the
-fixed weighted:0.5:fp,fr); 'weighted:ALPHA[:a,b]' and 'max[:a,b,...]' (no labels); and
+fixed weighted:0.5 of fp,fr or of m2s2l_app,m2s2l_mot); 'weighted:ALPHA[:a,b]' and
+'max[:a,b,...]' (no labels); and
 'oracle[:a,b]', VADMamba's clip-level fusion, which picks per video the stream with the
 higher AUC against that video's TEST LABELS (ties and single-class videos keep stream a).
 Every output of an oracle evaluation says so: ``uses_test_labels`` in the JSON, a warning

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from raystack.errors import RaystackError
 
 DEFAULT_PAIR = ("fp", "fr")
+# Pairs "auto" fuses with a fixed alpha of 0.5 (no labels): VQ-MaU's FP/FR, M2S2L's
+# appearance/motion (the paper's alpha is per data set: pass weighted:0.6:... for Ped2).
+AUTO_PAIRS = (DEFAULT_PAIR, ("m2s2l_app", "m2s2l_mot"))
 KINDS = ("stream", "weighted", "max")
 _STREAM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
@@ -104,8 +107,8 @@ def resolve_fusion(spec: str | None, available: Sequence[str]) -> Fusion:
     """The fusion to use on a run whose score streams are ``available``.
 
     ``None`` or ``"auto"``: the only stream if there is one, else the fixed, label-free
-    ``weighted:0.5:fp,fr`` when both fp and fr exist. Any other spec must name streams
-    the run has.
+    ``weighted:0.5`` of the one pair of :data:`AUTO_PAIRS` the run has (fp,fr or
+    m2s2l_app,m2s2l_mot). Any other spec must name streams the run has.
 
     Raises:
         FusionError: naming the missing streams and the ones the run has.
@@ -117,9 +120,11 @@ def resolve_fusion(spec: str | None, available: Sequence[str]) -> Fusion:
     if spec is None or str(spec).strip() == "auto":
         if len(avail) == 1:
             return Fusion("stream", (avail[0],))
-        if set(DEFAULT_PAIR) <= set(avail):
-            return Fusion("weighted", DEFAULT_PAIR, 0.5)
-        msg = f"the run has streams {avail}; choose one with --fusion (a stream, weighted:ALPHA:A,B or max)"
+        pairs = [p for p in AUTO_PAIRS if set(p) <= set(avail)]
+        if len(pairs) == 1:
+            return Fusion("weighted", pairs[0], 0.5)
+        msg = (f"the run has streams {avail}; choose with --fusion (a stream, "
+               "weighted:ALPHA:A,B or max:A,B,...)")
         raise FusionError(msg)
     fusion = parse_fusion(spec)
     missing = [s for s in fusion.streams if s not in avail]

@@ -135,7 +135,7 @@ def calibrate(
         "value": value,
         "frames": int(scores.size),
         "achieved_rate": false_alarm_rate(scores, value),
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
     }
     st.write_json(f"{THRESHOLDS_DIR}/{name}.json", doc)
     return doc

@@ -133,7 +133,7 @@ class Store:
         if marker is None:
             doc = {
                 "schema_version": SCHEMA_VERSION,
-                "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "created_at": dt.datetime.now(dt.UTC).isoformat(),
                 "raystack_version": __version__,
             }
             self._put(layout.MARKER, _dumps(doc))

@@ -16,10 +16,10 @@ import shlex
 import signal
 import subprocess
 import sys
+import tomllib
 from pathlib import Path, PurePosixPath
 
 import pytest
-import tomllib
 import yaml  # PyYAML comes with ray, a core dependency
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet

@@ -147,3 +147,16 @@ def test_flags_fixed_and_adaptive_thresholds(con):
         thr = v.mean() + k * v.std()
         np.testing.assert_allclose(got[(vid,)][1], thr, atol=1e-9)
         np.testing.assert_array_equal(flags[(vid,)][1].astype(bool), v > thr)
+
+
+def test_auto_fusion_picks_the_only_stream_or_the_one_known_pair():
+    from raystack.query.fusion import FusionError, resolve_fusion
+
+    assert resolve_fusion("auto", ["fr"]).name == "fr"
+    assert resolve_fusion(None, ["fr", "fp"]).name == "weighted:0.5:fp,fr"
+    assert resolve_fusion("auto", ["m2s2l_mot", "m2s2l_app"]).name == \
+        "weighted:0.5:m2s2l_app,m2s2l_mot"
+    with pytest.raises(FusionError, match="choose with --fusion"):
+        resolve_fusion("auto", ["fp", "fr", "m2s2l_app", "m2s2l_mot"])  # two pairs: ambiguous
+    with pytest.raises(FusionError, match="choose with --fusion"):
+        resolve_fusion("auto", ["fp", "m2s2l_app"])

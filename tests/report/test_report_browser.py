@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
 
 from raystack.report import ReportOptions, write_report

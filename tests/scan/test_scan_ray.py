@@ -340,3 +340,13 @@ def test_m2s2l_trains_scans_and_evaluates_through_the_same_paths(ray_local, tmp_
                             "--out", str(tmp_path / "ev")])
     assert r.exit_code == 0, r.output
     assert "micro AUC" in r.output and (tmp_path / "ev" / "eval.json").is_file()
+    doc = __import__("json").loads((tmp_path / "ev" / "eval.json").read_text())
+    assert doc["fusion"] == "weighted:0.5:m2s2l_app,m2s2l_mot" and not doc["uses_test_labels"]
+
+    r = runner.invoke(app, ["events", str(tmp_path / "store"), "--run-id", "m2",
+                            "--threshold", "0.5", "--format", "json"])  # auto: the M2S2L pair
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["report", str(tmp_path / "store"), "--run-id", "m2",
+                            "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    assert "m2s2l_app" in (tmp_path / "rep" / "index.html").read_text()

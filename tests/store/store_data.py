@@ -28,7 +28,7 @@ def videos() -> pa.Table:
         "kind": ["video"],
         "size_bytes": [1234],
         "etag": ["abc"],
-        "mtime": [dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)],
+        "mtime": [dt.datetime(2024, 1, 1, tzinfo=dt.UTC)],
         "frames": [250],
         "fps": [25.0],
         "width": [360],
@@ -40,7 +40,7 @@ def videos() -> pa.Table:
 
 
 def manifest_rows(run_id: str = "r1") -> pa.Table:
-    now = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     return pa.table({
         "run_id": [run_id],
         "unit_id": ["cam01-16-19"],

@@ -177,7 +177,7 @@ def test_marker_is_written_once_and_checked(store):
 
 
 def test_run_json_and_documents(store):
-    start = dt.datetime(2024, 11, 22, 10, 0, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2024, 11, 22, 10, 0, tzinfo=dt.UTC)
     info = {"config": {"model": "vqmau_fp.ped2"}, "ckpt_sha256": "ab" * 32, "started_at": start}
     uri = store.write_run_json("r1", info)
     assert uri.endswith("/store/runs/r1/run.json")
