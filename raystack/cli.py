@@ -252,10 +252,11 @@ def _query_errors() -> tuple[type[Exception], ...]:
 
 
 def _emit(table, fmt: str, out: str | None) -> None:
-    from raystack.query.output import write_result
+    from raystack.tableio import write_result
 
     text = write_result(table, fmt, out)
-    typer.echo(f"wrote {table.num_rows} rows to {text}" if out else text, nl=not text.endswith("\n"))
+    typer.echo(f"wrote {table.num_rows} rows to {text}" if out else text,
+               nl=not text.endswith("\n"))
 
 
 @app.command("sql")
@@ -296,7 +297,9 @@ def sql_cmd(
 def events_cmd(
     store: str = typer.Argument(..., help="A store: folder or s3:// URI."),
     run_id: str = typer.Option(None, "--run-id", help="One run (default: every run)."),
-    threshold: float = typer.Option(None, help="Fixed threshold on the [0, 1] score (default 0.5)."),
+    threshold: float = typer.Option(
+        None, help="Fixed threshold on the [0, 1] score (default 0.5)."
+    ),
     adaptive_k: float = typer.Option(None, "--adaptive-k", help="Per video: mean + K * std."),
     calibrated: str = typer.Option(None, help="A threshold stored by `raystack calibrate`."),
     min_frames: int = typer.Option(1, help="Drop events spanning fewer frames (after merging)."),
@@ -342,7 +345,8 @@ def calibrate_cmd(
     Apply it with `raystack events STORE --calibrated NAME` or in SQL with
     events(threshold_name := 'NAME').
 
-    Example: raystack calibrate /tmp/store --normal-run day1 --false-alarm-rate 0.01 --name cams-1pct
+    Example: raystack calibrate /tmp/store --normal-run day1 --false-alarm-rate 0.01
+    --name cams-1pct
     """
     from raystack.query import calibrate
 

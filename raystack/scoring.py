@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # torch only for the annotation: the query layer imports this module
-    import torch   # and must not pay torch's ~1.4 s import for it
+    import torch  # and must not pay torch's ~1.4 s import for it
 
 # An exact prediction would give an infinite PSNR; clamping the MSE caps it at 100 dB so
 # per-video min-max normalisation stays finite.

@@ -7,22 +7,12 @@ write_videos(table, "parquet", "videos.parquet")
 
 from __future__ import annotations
 
-import io
-import json
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
 
-FORMATS = ("table", "csv", "json", "parquet")
-
-
-def _json_default(obj: object) -> str:
-    if isinstance(obj, datetime):
-        return obj.isoformat()
-    msg = f"cannot write {type(obj).__name__} as JSON"
-    raise TypeError(msg)
+from raystack.tableio import FORMATS, write_result
 
 
 def write_videos(table: pa.Table, fmt: str, out: str | Path | None) -> None:
@@ -34,26 +24,9 @@ def write_videos(table: pa.Table, fmt: str, out: str | Path | None) -> None:
     if fmt not in FORMATS[1:]:
         msg = f"unknown format {fmt!r}; choose one of {FORMATS}"
         raise ValueError(msg)
-    if fmt == "parquet":
-        if out is None:
-            msg = "parquet is binary: give an output file (--out videos.parquet)"
-            raise ValueError(msg)
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, str(out))
-        return
-    if fmt == "csv":
-        import pyarrow.csv as pcsv
-
-        buf = io.BytesIO()
-        pcsv.write_csv(table, buf)
-        text = buf.getvalue().decode()
-    else:
-        text = json.dumps(table.to_pylist(), indent=2, default=_json_default) + "\n"
+    text = write_result(table, fmt, out)
     if out is None:
         sys.stdout.write(text)
-    else:
-        Path(out).write_text(text)
 
 
 def print_videos(table: pa.Table, console=None) -> None:
