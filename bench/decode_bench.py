@@ -19,12 +19,8 @@ numbers (``SEQUENTIAL_BACKEND``). Results go to ``bench/results/decode.json``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,30 +42,11 @@ def machine() -> dict:
     import av
     import cv2
     import decord
+    from machine_info import machine as base
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return {
-        "cpu": cpu,
-        "cpus_available": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "decord": decord.__version__,
-        "av": av.__version__,
-        "ffmpeg_in_av": ".".join(map(str, av.library_versions["libavcodec"])),
-        "opencv": cv2.__version__,
-        "numpy": np.__version__,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "git_commit": commit,
-    }
+    return base(decord=decord.__version__, av=av.__version__,
+                ffmpeg_in_av=".".join(map(str, av.library_versions["libavcodec"])),
+                opencv=cv2.__version__, numpy=np.__version__)
 
 
 def seq_reader(cls, size, threads: int = 0):

@@ -25,7 +25,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -315,28 +314,15 @@ def formulations(args: argparse.Namespace) -> dict:
 
 def machine() -> dict:
     import duckdb
+    from machine_info import machine as base
 
-    info = {"python": platform.python_version(), "platform": platform.platform(),
-            "cpus": os.cpu_count(), "duckdb": duckdb.__version__, "pyarrow": pa.__version__}
     try:
         import pandas
 
-        info["pandas"] = pandas.__version__
+        pandas_version = pandas.__version__
     except ImportError:
-        info["pandas"] = None
-    try:
-        cpu = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln]
-        info["cpu"] = cpu[0].split(":", 1)[1].strip() if cpu else None
-        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-        info["ram_gib"] = round(int(mem) / 2**20, 1)
-    except OSError:
-        pass
-    try:
-        info["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True,
-                                            text=True, cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        info["git_commit"] = None
-    return info
+        pandas_version = None
+    return base(duckdb=duckdb.__version__, pyarrow=pa.__version__, pandas=pandas_version)
 
 
 def main() -> None:

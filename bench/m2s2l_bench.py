@@ -31,14 +31,10 @@ run in separate ``flock`` sessions):
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import inspect
 import json
 import math
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -69,28 +65,9 @@ ABLATIONS = {
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip()
-    return {
-        "cpu": cpu,
-        "cpus_available": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "git_commit": commit or None,
-        "git_dirty": bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"],
-                                         capture_output=True, text=True,
-                                         check=False).stdout.strip()),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
-    }
+    from machine_info import machine as base
+
+    return base()
 
 
 def scan_implementation() -> str:

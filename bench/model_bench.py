@@ -18,12 +18,8 @@ table of the paper FP forward says where the time goes.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,25 +40,9 @@ DEFAULT_PRESETS = ("vqmau_fp.paper", "vqmau_fr.paper", "vqmau_fp.small", "vqmau_
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip()
-    return {
-        "cpu": cpu,
-        "cpus_available": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "git_commit": commit or None,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
-    }
+    from machine_info import machine as base
+
+    return base()
 
 
 def scan_implementation() -> str:

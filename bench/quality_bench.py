@@ -23,10 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,24 +37,9 @@ from raystack.scoring import video_anomaly_scores, weighted_fusion  # noqa: E402
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"],
-                           capture_output=True, text=True, check=False).stdout.strip()
-    import torch
+    from machine_info import machine as base
 
-    return {"cpu": cpu, "cpus_available": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "git_commit": commit, "worktree_dirty": bool(dirty),
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    return base()
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:

@@ -27,12 +27,9 @@ Run it alone (2 cores); it re-executes itself with the worker allocator setting
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,19 +52,9 @@ SOURCE_SIZE = (256, 256)  # synthetic camera frames; decoding resizes to the mod
 
 
 def machine() -> dict:
-    import torch
+    from machine_info import machine as base
 
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip() or None
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cpus_available": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "git_commit": commit,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        MALLOC[0]: os.environ.get(MALLOC[0]),
-    }
+    return base()
 
 
 def make_inputs(preset: str, work: Path) -> tuple[Path, list[str]]:

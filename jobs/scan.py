@@ -14,24 +14,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
-from typing import Any
 
-
-def parse_set(items: list[str]) -> dict[str, Any]:
-    """``["workers=2", "store=s3://b/s"]`` -> ``{"workers": 2, "store": "s3://b/s"}``."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            msg = f"--set expects key=value, got {item!r}"
-            raise SystemExit(msg)
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
-        out[key.strip()] = value
-    return out
+from raystack.config import parse_set
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -100,3 +100,28 @@ def to_dict(cfg: Any) -> dict[str, Any]:
         return v
 
     return {k: plain(v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """Overrides given as ``key=value`` (the jobs' ``--set``): ``["workers=2",
+    "store=s3://b/s"]`` -> ``{"workers": 2, "store": "s3://b/s"}``.
+
+    A value is read as TOML (``workers=2``, ``checkpoints=["a.pt"]``,
+    ``model_overrides={img_size=[64, 64]}``) or, when it is not valid TOML, kept as a
+    plain string (``store=s3://bucket/store``).
+
+    Raises:
+        ConfigError: an item without ``=`` or without a key.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            msg = f"--set expects key=value, got {item!r}"
+            raise ConfigError(msg)
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out

@@ -28,3 +28,15 @@ def test_unknown_key_and_missing_file(tmp_path):
         load_config(_Cfg, p)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(_Cfg, tmp_path / "missing.toml")
+
+
+def test_parse_set_reads_toml_values_or_plain_strings():
+    from raystack.config import parse_set
+    from raystack.errors import ConfigError
+
+    assert parse_set(["workers=2", "store=s3://b/s", 'checkpoints=["a.pt"]',
+                      "model_overrides={img_size=[64, 64]}"]) == {
+        "workers": 2, "store": "s3://b/s", "checkpoints": ["a.pt"],
+        "model_overrides": {"img_size": [64, 64]}}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_set(["workers"])
