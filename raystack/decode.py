@@ -423,6 +423,7 @@ def open_reader(
     size: tuple[int, int] | None = (256, 256),
     sequential: bool = False,
     cache_dir: str | None = None,
+    cache_max_bytes: int | None = None,
     backend: str | None = None,
     threads: int = 0,
     frames_fps: float = 25.0,
@@ -438,6 +439,7 @@ def open_reader(
             :data:`LONG_VIDEO_BYTES`, whose whole-file index decord rebuilds per open).
         cache_dir: where S3 videos are cached (default ``$RAYSTACK_CACHE`` or
             ``~/.cache/raystack/s3``).
+        cache_max_bytes: trim that cache to this size after a download (None: no cap).
         backend: force ``"decord"`` or ``"pyav"`` for video files.
         threads: decoder threads (0 = the library's default).
         frames_fps: frame rate assumed for frame folders.
@@ -460,7 +462,7 @@ def open_reader(
     if src.uri.startswith("s3://"):
         from raystack.archive.cache import fetch
 
-        path = str(fetch(src.uri, src.etag, cache_dir=cache_dir))
+        path = str(fetch(src.uri, src.etag, cache_dir=cache_dir, max_bytes=cache_max_bytes))
     else:
         path = src.uri
         if not os.path.isfile(path):

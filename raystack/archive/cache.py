@@ -5,8 +5,13 @@ and renamed into place atomically, under a name keyed by bucket, key and ETag so
 changed object is fetched again. Probing reads only the bytes it needs through
 :class:`S3RangeFile`; frame-folder images are small and read whole with :func:`read_object`.
 
-    path = fetch("s3://cams/2024/cam01.mp4", etag="9b2c...")
+    path = fetch("s3://cams/2024/cam01.mp4", etag="9b2c...", max_bytes=50 * 2**30)
     # ~/.cache/raystack/s3/cams/2024/cam01.9b2c....mp4
+
+An overnight scan reads more video than a worker's disk holds, so ``max_bytes`` caps the
+cache: after each download the least recently used videos go first (a hit refreshes a
+file's mtime), sparing any used in the last :data:`TRIM_GRACE_S` seconds, which a reader
+may be about to open. Partial downloads left by killed workers are swept after an hour.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import io
 import os
 import re
 import tempfile
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from raystack.archive.ids import suffix, unsafe_segments
@@ -24,6 +31,10 @@ from raystack.errors import ArchiveError, RaystackError, UndecodableVideoError
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,254}$")
 _ETAG_CHARS = re.compile(r"[^A-Za-z0-9-]")
 _CHUNK = 1 << 20  # bytes per write while streaming a download
+# Files used this recently are never evicted: the fetcher opens its file right after
+# fetch() returns, and segments of one video on other workers reuse it within minutes.
+TRIM_GRACE_S = 300.0
+_PART_MAX_AGE_S = 3600.0  # a .part- file this old belongs to a writer that died
 
 
 def default_cache_dir() -> Path:
@@ -111,13 +122,70 @@ def _stream_to(f, bucket: str, key: str, etag: str | None, attempts: int = 3) ->
                 raise
 
 
-def fetch(uri: str, etag: str | None = None, *, cache_dir: str | os.PathLike | None = None) -> Path:
+def trim_cache(
+    root: str | os.PathLike,
+    max_bytes: int,
+    *,
+    keep: Iterable[str | os.PathLike] = (),
+    grace_s: float = TRIM_GRACE_S,
+    now: float | None = None,
+) -> list[Path]:
+    """Delete least recently used files under ``root`` until at most ``max_bytes`` remain.
+
+    Files used (mtime) within ``grace_s`` seconds and the files in ``keep`` stay even if
+    the cache then remains over the cap; ``.part-`` files older than an hour are always
+    removed. A file another process deletes first is skipped. Returns the deleted paths.
+    """
+    now = time.time() if now is None else now
+    kept = {Path(k).resolve() for k in keep}
+    files, removed = [], []
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath) / name
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            if name.startswith(".part-"):
+                if now - st.st_mtime > _PART_MAX_AGE_S and _unlink(path):
+                    removed.append(path)
+                continue
+            files.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in files)
+    for mtime, size, path in sorted(files):
+        if total <= max_bytes:
+            break
+        if now - mtime < grace_s or path.resolve() in kept:
+            continue
+        if _unlink(path):
+            removed.append(path)
+            total -= size
+    return removed
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def fetch(
+    uri: str,
+    etag: str | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    max_bytes: int | None = None,
+) -> Path:
     """Local path of the S3 object ``uri``, downloading it into the cache if needed.
 
     The body streams in chunks to a temporary file beside the target, which is then
     renamed into place: readers in other processes see nothing or the whole file, and
     a long video is never held in memory. With ``etag`` the GET is conditional on it,
-    so an object replaced after listing is reported instead of read.
+    so an object replaced after listing is reported instead of read. With
+    ``max_bytes`` the cache is trimmed to that size after a download
+    (:func:`trim_cache`); a hit marks the file as recently used.
 
     Raises:
         UndecodableVideoError: the key is unsafe or the object does not exist.
@@ -130,7 +198,12 @@ def fetch(uri: str, etag: str | None = None, *, cache_dir: str | os.PathLike | N
         etag = (head(uri).get("ETag") or "").strip('"')
     path = cache_path(uri, etag, cache_dir)
     if path.is_file():
-        return path
+        try:
+            os.utime(path)
+        except FileNotFoundError:  # evicted by another worker just now: fetch it again
+            pass
+        else:
+            return path
     path.parent.mkdir(parents=True, exist_ok=True)
     bucket, key = parse_s3_uri(uri)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-", suffix=path.suffix)
@@ -143,6 +216,9 @@ def fetch(uri: str, etag: str | None = None, *, cache_dir: str | os.PathLike | N
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    if max_bytes is not None:
+        root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        trim_cache(root, max_bytes, keep=[path])
     return path
 
 

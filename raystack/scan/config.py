@@ -77,8 +77,15 @@ class ScanConfig:
     object_store_mb: int = 512
     # Local folder for S3 videos fetched for decoding; None = $RAYSTACK_CACHE or ~/.cache.
     cache_dir: str | None = None
+    # Size cap of that folder per node in GiB: least recently used videos are deleted
+    # after each download (0 = no cap).
+    cache_max_gb: float = 50.0
     # Live progress bar on stderr; the final summary is printed either way.
     progress: bool = True
+
+    def cache_max_bytes(self) -> int | None:
+        """The cache cap in bytes, or None for no cap."""
+        return int(self.cache_max_gb * 2**30) if self.cache_max_gb > 0 else None
 
 
 def load_scan_config(path: str | Path | None = None, **overrides: Any) -> ScanConfig:
@@ -115,6 +122,8 @@ def check_config(cfg: ScanConfig) -> None:
     for key in ("workers", "cpus_per_worker", "prefetch_chunks", "max_actor_restarts"):
         if int(getattr(cfg, key)) < 0:
             bad(key, "must be >= 0")
+    if cfg.cache_max_gb < 0:
+        bad("cache_max_gb", "must be >= 0 (0 = no cap)")
     if cfg.gpus_per_worker < 0:
         bad("gpus_per_worker", "must be >= 0")
     if cfg.limit is not None and cfg.limit < 1:

@@ -54,6 +54,8 @@ class UnitScorer:
         prefetch_chunks: chunks decoded ahead of the model on a helper thread; 0 decodes
             in the caller's thread, between model calls (no overlap).
         cache_dir: local cache of S3 videos.
+        cache_max_bytes: size cap of that cache, least recently used videos first out
+            (None: no cap).
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class UnitScorer:
         chunk_frames: int = 64,
         prefetch_chunks: int = 2,
         cache_dir: str | None = None,
+        cache_max_bytes: int | None = None,
     ) -> None:
         import torch
 
@@ -103,6 +106,7 @@ class UnitScorer:
         self.chunk_frames = int(chunk_frames)
         self.prefetch_chunks = int(prefetch_chunks)
         self.cache_dir = cache_dir
+        self.cache_max_bytes = cache_max_bytes
         self.schema = table_schema("scores")
         # Models run in the caller's thread: in a (synchronous) Ray actor that is the main
         # thread. Torch's OpenMP pool belongs to the thread that calls it; moving the model
@@ -148,7 +152,8 @@ class UnitScorer:
         src = unit.source if unit.source is not None else unit.uri
         frames_fps = unit.fps if unit.fps > 0 else 25.0
         reader = open_reader(src, size=self.size, sequential=True, cache_dir=self.cache_dir,
-                             threads=self.threads or 0, frames_fps=frames_fps)
+                             cache_max_bytes=self.cache_max_bytes, threads=self.threads or 0,
+                             frames_fps=frames_fps)
         timings["decode_s"] = timings.get("decode_s", 0.0) + time.perf_counter() - t0
         with reader:
             if reader.num_frames < unit.stop:
