@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +81,13 @@ def test_s3_decode_fetches_into_the_cache_once(s3_bucket, tiny_archive, cache):
     [cached] = _files(cache)
     assert cached == cache_path(src.uri, src.etag, cache)
     assert cached.is_relative_to(cache / s3_bucket) and src.etag in cached.name
-    first_mtime = cached.stat().st_mtime_ns
-    assert fetch(src.uri, src.etag) == cached and cached.stat().st_mtime_ns == first_mtime
+    # A hit is not downloaded again (same file, same inode: nothing renamed over it) and
+    # marks the file as recently used for the cache's size cap.
+    first = cached.stat()
+    past = first.st_mtime - 3600
+    os.utime(cached, (past, past))
+    assert fetch(src.uri, src.etag) == cached
+    assert cached.stat().st_ino == first.st_ino and cached.stat().st_mtime > past + 3000
     # The object changes: a new listing carries a new ETag, so the reader fetches it again.
     s3_client().upload_file(
         str(tiny_archive / "test" / "test_002.mp4"), s3_bucket, "a/test/test_001.mp4"
