@@ -202,6 +202,8 @@ def fetch(
             os.utime(path)
         except FileNotFoundError:  # evicted by another worker just now: fetch it again
             pass
+        except OSError:  # a read-only shared cache: use the file, it just is not marked
+            return path
         else:
             return path
     path.parent.mkdir(parents=True, exist_ok=True)
