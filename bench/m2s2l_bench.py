@@ -31,10 +31,8 @@ run in separate ``flock`` sessions):
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -46,12 +44,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cpu_speed import matmul_flops, scan_implementation, time_forward  # noqa: E402
+
 import raystack.models.m2s2l.temporal as temporal_mod  # noqa: E402
 import raystack.models.ss2d as ss2d_mod  # noqa: E402
 from raystack.models import create_model, load_checkpoint, save_checkpoint  # noqa: E402
 from raystack.models.m2s2l import PAPER_GFLOPS, PAPER_PARAMS  # noqa: E402
 from raystack.models.m2s2l.flops import count_flops  # noqa: E402
-from raystack.ops import selective_scan as scan_mod  # noqa: E402
 
 AUC_FAMILIES = ("vqmau_fp", "vqmau_fr", "m2s2l")
 # The paper's ablation ladder (Table III), as config switches of the paper preset.
@@ -68,17 +67,6 @@ def machine() -> dict:
     from machine_info import machine as base
 
     return base()
-
-
-def scan_implementation() -> str:
-    """Which scan ``selective_scan_fn`` runs on CPU here (its backend name)."""
-    probe = torch.zeros(1, 1, 8)
-    if hasattr(scan_mod, "scan_backend"):
-        return str(scan_mod.scan_backend(probe, 16))
-    body = inspect.getsource(scan_mod.selective_scan_fn).split('"""')[-1]
-    if "selective_scan_ref(" in body and body.count("\n    return") <= 1:
-        return "reference (sequential loop over L, interim)"
-    return "dispatching selective_scan_fn"
 
 
 # --- budget ---------------------------------------------------------------------------
@@ -109,52 +97,6 @@ def budget() -> dict:
 # --- speed ----------------------------------------------------------------------------
 
 
-def matmul_flops(threads: int, n: int = 2048, reps: int = 10) -> dict:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(2):
-        a @ b
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t)
-    med = statistics.median(times)
-    return {"n": n, "threads": threads, "median_s": med, "best_s": min(times),
-            "flops_per_s_median": 2 * n**3 / med, "flops_per_s_best": 2 * n**3 / min(times)}
-
-
-def time_forward(model, x, min_time: float, min_reps: int, max_reps: int) -> dict:
-    """Median forward time, and the time inside the scans (both modules' calls wrapped)."""
-    scan_time = [0.0]
-    real = (ss2d_mod.selective_scan_fn, temporal_mod.selective_scan_fn)
-
-    def timed(fn):
-        def wrapper(*args, **kwargs):
-            t = time.perf_counter()
-            y = fn(*args, **kwargs)
-            scan_time[0] += time.perf_counter() - t
-            return y
-        return wrapper
-
-    ss2d_mod.selective_scan_fn, temporal_mod.selective_scan_fn = map(timed, real)
-    times, scans = [], []
-    try:
-        with torch.inference_mode():
-            model(x)  # warm-up: allocator, oneDNN primitive caches
-            start = time.perf_counter()
-            while len(times) < min_reps or (time.perf_counter() - start < min_time
-                                            and len(times) < max_reps):
-                scan_time[0] = 0.0
-                t = time.perf_counter()
-                model(x)
-                times.append(time.perf_counter() - t)
-                scans.append(scan_time[0])
-    finally:
-        ss2d_mod.selective_scan_fn, temporal_mod.selective_scan_fn = real
-    return {"reps": len(times), "median_s": statistics.median(times), "min_s": min(times),
-            "scan_median_s": statistics.median(scans)}
-
-
 def speed(args) -> dict:
     mm = matmul_flops(args.threads)
     peak = mm["flops_per_s_median"]
@@ -168,7 +110,9 @@ def speed(args) -> dict:
           f" {'GFLOP/s':>8s} {'%matmul':>7s}")
     for b in args.batch:
         x = torch.rand(b, c.context, 3, *c.img_size) * 2 - 1
-        timing = time_forward(model, x, args.min_time, args.min_reps, args.max_reps)
+        timing = time_forward(model, x, scan_sites=[ss2d_mod, temporal_mod],
+                              min_time=args.min_time, min_reps=args.min_reps,
+                              max_reps=args.max_reps)
         fps = b / timing["median_s"]
         achieved = fl["total_per_frame"] * fps
         row = {"preset": "m2s2l.paper", "batch": b, **timing, "frames_per_s": fps,

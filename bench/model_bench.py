@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 from unittest import mock
 
@@ -31,9 +29,10 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cpu_speed import matmul_flops, scan_implementation, time_forward  # noqa: E402
+
 import raystack.models.ss2d as ss2d_mod  # noqa: E402
 from raystack.models import create_model  # noqa: E402
-from raystack.ops import selective_scan as scan_mod  # noqa: E402
 
 DEFAULT_PRESETS = ("vqmau_fp.paper", "vqmau_fr.paper", "vqmau_fp.small", "vqmau_fr.small",
                    "vqmau_fp.tiny", "vqmau_fr.tiny")
@@ -43,41 +42,6 @@ def machine() -> dict:
     from machine_info import machine as base
 
     return base()
-
-
-def scan_implementation() -> str:
-    """Which CPU scan ``selective_scan_fn`` runs for the model's shapes."""
-    u = torch.rand(1, 8, 16)
-    backend = getattr(scan_mod, "scan_backend", None)
-    if backend is not None:
-        return backend(u, 16)
-    # Before the dispatcher existed: a spy on the sequential oracle tells.
-    called = []
-    real = scan_mod.selective_scan_ref
-
-    def spy(*args, **kwargs):
-        called.append(True)
-        return real(*args, **kwargs)
-
-    with mock.patch.object(scan_mod, "selective_scan_ref", spy):
-        scan_mod.selective_scan_fn(u, u, -torch.rand(8, 4), torch.rand(1, 4, 16),
-                                   torch.rand(1, 4, 16), torch.ones(8), delta_softplus=True)
-    return "ref" if called else "unknown (not the sequential oracle)"
-
-
-def matmul_flops(threads: int, n: int = 2048, reps: int = 10) -> dict:
-    torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(2):
-        a @ b
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t)
-    best, med = min(times), statistics.median(times)
-    return {"n": n, "threads": threads, "median_s": med, "best_s": best,
-            "flops_per_s_median": 2 * n**3 / med, "flops_per_s_best": 2 * n**3 / best}
 
 
 def _zero_flop_scan(calls: list):
@@ -102,32 +66,6 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor) -> dict:
     return {"counted_per_frame": counted / b, "scan_per_frame": scan / b,
             "total_per_frame": (counted + scan) / b,
             "by_op_per_frame": {k: v / b for k, v in by_op.items()}}
-
-
-def time_forward(model, x, min_time: float, min_reps: int, max_reps: int) -> dict:
-    scan_time = [0.0]
-    real = ss2d_mod.selective_scan_fn
-
-    def timed(*args, **kwargs):
-        t = time.perf_counter()
-        y = real(*args, **kwargs)
-        scan_time[0] += time.perf_counter() - t
-        return y
-
-    times, scans = [], []
-    with torch.inference_mode(), mock.patch.object(ss2d_mod, "selective_scan_fn", timed):
-        model(x)  # warm-up: allocator, oneDNN primitive caches
-        start = time.perf_counter()
-        while len(times) < min_reps or (time.perf_counter() - start < min_time
-                                        and len(times) < max_reps):
-            scan_time[0] = 0.0
-            t = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t)
-            scans.append(scan_time[0])
-    med = statistics.median(times)
-    return {"reps": len(times), "median_s": med, "min_s": min(times),
-            "scan_median_s": statistics.median(scans)}
 
 
 def profile_ops(model, x, top: int = 12) -> dict:
@@ -185,7 +123,8 @@ def main() -> None:
         flops = count_flops(model, torch.zeros(1, c.input_channels, *c.img_size))
         for b in args.batch:
             x = torch.rand(b, c.input_channels, *c.img_size) * 2 - 1
-            timing = time_forward(model, x, args.min_time, args.min_reps, args.max_reps)
+            timing = time_forward(model, x, scan_sites=[ss2d_mod], min_time=args.min_time,
+                                  min_reps=args.min_reps, max_reps=args.max_reps)
             fps = b / timing["median_s"]
             achieved = flops["total_per_frame"] * fps
             row = {"preset": name, "img_size": list(c.img_size), "batch": b, "params": n_params,
