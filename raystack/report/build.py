@@ -9,6 +9,7 @@ it can be mailed or attached to a case file as is.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -18,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from raystack.query.fusion import Fusion, FusionError, resolve_fusion
 from raystack.report.svg import score_curve_svg
 from raystack.report.thumbs import frame_thumbnail
 
 
 @dataclass(frozen=True)
 class ReportOptions:
-    fusion: str = "auto"  # "auto": weighted fusion of the run's two streams, else its one stream
+    fusion: str = "auto"  # as `raystack events --fusion`; "auto"/"weighted" take the run's pair
     alpha: float = 0.5  # weight of the first stream in weighted fusion (no labels involved)
     sigma: float = 10.0  # temporal smoothing of the normalised scores, in frames
     threshold: float = 0.7  # fixed threshold on the [0, 1] anomaly score ...
@@ -34,14 +36,18 @@ class ReportOptions:
     max_thumbnails: int = 60  # thumbnails are decoded from the source: cap the cost
 
 
-def _auto_fusion(streams: list[str], opts: ReportOptions) -> tuple[str, list[str]]:
-    if opts.fusion != "auto":
-        if opts.fusion in ("weighted", "max"):
-            return opts.fusion, streams[:2] if opts.fusion == "weighted" else streams
-        return opts.fusion, streams
-    if len(streams) == 2:
-        return "weighted", streams
-    return streams[0], streams
+def _fusion(streams: list[str], opts: ReportOptions) -> Fusion:
+    """The query layer's fusion for this run; "auto" and a bare "weighted" take the run's
+    known pair (fp,fr or m2s2l_app,m2s2l_mot) weighted by ``opts.alpha``."""
+    if opts.fusion not in ("auto", "weighted"):
+        return resolve_fusion(opts.fusion, streams)
+    fz = resolve_fusion("auto", streams)
+    if fz.kind == "weighted":
+        return dataclasses.replace(fz, alpha=opts.alpha)
+    if opts.fusion == "weighted":
+        msg = f"weighted fusion needs two streams; run has only {streams}"
+        raise FusionError(msg)
+    return fz
 
 
 def _spans(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -71,8 +77,8 @@ def collect(store: Any, run_id: str, opts: ReportOptions) -> dict:
     # Stream order matters for alpha: put the frame stream first (fp before fr, app before mot).
     order = {"fp": 0, "m2s2l_app": 0, "fr": 1, "m2s2l_mot": 1}
     streams.sort(key=lambda s: (order.get(s, 2), s))
-    fusion, fstreams = _auto_fusion(streams, opts)
-    args = dict(fusion=fusion, alpha=opts.alpha, streams=fstreams, sigma=opts.sigma, run=run_id)
+    fz = _fusion(streams, opts)
+    args = dict(**fz.macro_args(), sigma=opts.sigma, run=run_id)
     curves = q(
         "SELECT video_id, frame, score FROM fused(fusion := ?, alpha := ?, streams := ?, "
         "sigma := ?, run := ?) ORDER BY video_id, frame", args.values())
@@ -109,8 +115,8 @@ def collect(store: Any, run_id: str, opts: ReportOptions) -> dict:
     for v in dict.fromkeys(vid.tolist()):
         sel = vid == v
         by_video[v] = {"frames": frames[sel], "scores": scores[sel]}
-    return dict(run_id=run_id, store=st.uri, streams=streams, fusion=fusion,
-                fusion_streams=fstreams, threshold=threshold, curves=by_video, events=events,
+    return dict(run_id=run_id, store=st.uri, streams=streams, fusion=args["fusion"],
+                fusion_alpha=fz.alpha, fusion_streams=list(fz.streams), threshold=threshold, curves=by_video, events=events,
                 videos=videos, units=units, failures=failures, run_info=run_info)
 
 
@@ -132,7 +138,8 @@ def _summary_rows(data: dict, opts: ReportOptions) -> list[tuple[str, str]]:
     fusion = data["fusion"]
     if fusion == "weighted":
         a, b = data["fusion_streams"]
-        fusion = f"{opts.alpha:g} x {a} + {1 - opts.alpha:g} x {b} (fixed weights, no labels)"
+        alpha = data["fusion_alpha"]
+        fusion = f"{alpha:g} x {a} + {1 - alpha:g} x {b} (fixed weights, no labels)"
     rows.append(("fusion", fusion))
     thr = data["threshold"]
     thr_text = f"{thr:.3f}" if thr is not None else "n/a"
