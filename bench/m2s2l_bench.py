@@ -16,7 +16,7 @@ run in separate ``flock`` sessions):
   ``vqmau_fr.SIZE`` and ``m2s2l.SIZE`` (``--size small``, 128x128, the default; or
   ``tiny``, 64x64) each trained with the SAME loop (AdamW, cosine schedule, grad clip, batch,
   steps; clips from ``raystack.train.data``), then every test frame scored and the micro
-  (and macro) frame AUC computed with the protocol of DESIGN.md section 5 (per-video
+  (and macro) frame AUC computed with the protocol of docs/evaluation.md (per-video
   min-max, 1 - norm, Gaussian smoothing) on the frames every model scores (from the
   largest context on). Fusions as the query layer does them: alpha * stream 1 + (1 -
   alpha) * stream 2 of the normalised, smoothed scores. ``--models`` trains some models

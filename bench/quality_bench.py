@@ -4,7 +4,7 @@ Synthesizes an archive (``raystack.synth``), trains the FP and FR models of a pr
 normal training videos with ``raystack.train.train`` (the selection rule picks each
 stream's checkpoint by validation loss on held-out normal clips; no test labels), scores
 every test video with ``FrameScorer`` (decoded and flowed exactly as the scan does), and
-reports frame-level AUC under the protocol of DESIGN.md section 5:
+reports frame-level AUC under the protocol of docs/evaluation.md:
 
 - the first ``context`` frames of each video have no score and are skipped;
 - per-video min-max normalisation of PSNR, anomaly = 1 - normalised PSNR;
@@ -172,7 +172,7 @@ def main() -> None:
     doc = {
         "machine": machine(),
         "command": " ".join(shlex.quote(a) for a in sys.argv),
-        "protocol": "DESIGN.md section 5: per-video min-max PSNR normalisation, anomaly = "
+        "protocol": "docs/evaluation.md: per-video min-max PSNR normalisation, anomaly = "
                     "1 - norm, gaussian_filter1d(sigma, mirror, truncate 4), micro AUC over "
                     "concatenated scored frames; fusion = alpha * FP + (1 - alpha) * FR of the "
                     "smoothed anomaly scores (no labels); checkpoints chosen by validation loss "

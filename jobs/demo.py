@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"wall_s": round(wall, 1), **{k: round(v, 1) for k, v in timings.items()},
                "micro_auc": {k: round(v, 4) for k, v in aucs.items()}, "report": str(page)}
     (out / "demo-summary.json").write_text(json.dumps(summary, indent=2))
-    print("\nframe-level micro AUC (synthetic test set, DESIGN.md section 5 protocol): "
+    print("\nframe-level micro AUC (synthetic test set, protocol of docs/evaluation.md): "
           + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items()))
     print(f"report: {page}")
     print(f"demo finished in {wall:.0f} s; summary in {out / 'demo-summary.json'}")

@@ -375,7 +375,7 @@ def eval_cmd(
     threshold: float = typer.Option(None, help="Threshold line drawn on the score curves."),
     out: str = typer.Option("eval", "--out", "-o", help="Folder for eval.json and the PNG plots."),
 ) -> None:
-    """Frame-level micro and macro AUC of a run against labels (DESIGN.md section 5).
+    """Frame-level micro and macro AUC of a run against labels (docs/evaluation.md).
 
     fusion oracle reproduces VADMamba's clip-level fusion: it picks each video's
     stream by its AUC against the TEST LABELS, so its numbers are not a valid

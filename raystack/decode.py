@@ -28,7 +28,8 @@ from raystack.errors import UndecodableVideoError
 # Which reader serves which access pattern (bench/decode_bench.py, results in
 # bench/results/decode.json). On the synthetic archive decord decoded sequential 32-frame
 # chunks resized to 256x256 as fast as or faster than PyAV in every variant (PyAV/decord
-# 0.60-0.95; DESIGN.md's "PyAV 2x faster" did not hold), so it serves sequential reads too.
+# 0.60-0.95; an earlier "PyAV 2x faster" measurement did not hold), so it serves
+# sequential reads too.
 # But decord's open reads every packet of the file to build its index (12 ms for a
 # 6,000-frame, 27 MB file from the page cache, PyAV 1.4 ms; at disk speed if cold), and a scan
 # opens a long file once per segment; past LONG_VIDEO_BYTES that pass costs more than

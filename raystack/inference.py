@@ -3,7 +3,7 @@
 ``FrameScorer`` holds the models (one per score stream: ``fp`` and/or ``fr``), batches the
 target frames of a clip, runs under ``torch.inference_mode`` (with autocast on CUDA, the
 selective scan and PSNR staying fp32) and returns one PSNR array per stream, all aligned on
-the same target frames. PSNR is exactly DESIGN.md section 5 (:func:`raystack.scoring.psnr`),
+the same target frames. PSNR is the protocol's (docs/evaluation.md, :func:`raystack.scoring.psnr`),
 on frames and on model-range flow alike.
 
 Alignment: with ``context = max(t for FP, 1 for FR)`` the scored frames are

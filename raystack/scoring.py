@@ -1,4 +1,4 @@
-"""Pure scoring math of the evaluation protocol (DESIGN.md section 5), free of Ray and models.
+"""Pure scoring math of the evaluation protocol (docs/evaluation.md), free of Ray and models.
 
 Shapes: ``psnr(pred, target)`` takes (B, C, H, W) tensors in [-1, 1] and returns (B,)
 PSNR in dB; the per-video functions take 1-D arrays over the frames of one video.

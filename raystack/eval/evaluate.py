@@ -1,4 +1,4 @@
-"""Evaluate a scan run against frame labels with the standard protocol (DESIGN.md section 5).
+"""Evaluate a scan run against frame labels with the standard protocol (docs/evaluation.md).
 
     result = evaluate("store/", "frame_labels_ped2.npy", "night1", fusion="weighted:0.5")
     result.micro_auc, result.macro_auc, result.per_video     # 0.97, 0.93, [{video_id, auc, ...}]

@@ -1,4 +1,4 @@
-"""Frame-level AUC of the evaluation protocol (DESIGN.md section 5), pure numpy + sklearn.
+"""Frame-level AUC of the evaluation protocol (docs/evaluation.md), pure numpy + sklearn.
 
     micro = micro_auc([s1, s2], [l1, l2])          # one ROC AUC over all frames concatenated
     macro, skipped = macro_auc([s1, s2], [l1, l2])  # mean of per-video AUCs, single-class skipped

@@ -1,4 +1,4 @@
-"""The query layer: DuckDB views and macros over a store, thresholds, events (DESIGN.md section 6).
+"""The query layer: DuckDB views and macros over a store, thresholds, events (docs/store-schema.md).
 
     con = connect("/data/store")                          # sealed, read-only by default
     run_sql(con, "SELECT * FROM events(threshold := 0.7, min_frames := 10)")

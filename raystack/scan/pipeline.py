@@ -36,7 +36,7 @@ from raystack.scan.plan import WorkUnit
 log = logging.getLogger(__name__)
 
 # Worker processes: glibc maps (and faults in again) every temporary of 32 MiB or more
-# unless the threshold is raised; that slowed the chunked scan by ~1.7x (DESIGN.md §7).
+# unless the threshold is raised; that slowed the chunked scan by ~1.7x (docs/platform.md).
 WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "4294967296"}
 # Fault injection for tests: these driver variables reach the actors through runtime_env.
 FAULT_ENV_PREFIX = "RAYSTACK_FAULT_"

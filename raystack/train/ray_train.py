@@ -42,7 +42,7 @@ from raystack.train.storage import RunStorage, checkpoint_dir_name
 FAULT_EXIT_AFTER_EPOCH = "RAYSTACK_FAULT_TRAIN_EXIT_AFTER_EPOCH"
 # Fewest seconds between two step events sent to the driver.
 STEP_EVENT_EVERY_S = 0.5
-# glibc maps every >= 32 MiB temporary afresh without this (DESIGN.md section 7).
+# glibc maps every >= 32 MiB temporary afresh without this (docs/platform.md).
 WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "4294967296"}
 
 

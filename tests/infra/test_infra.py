@@ -43,7 +43,7 @@ CONFIG_CLASSES = {
     "scan": ("raystack.scan.config", "ScanConfig"),
     "train": ("raystack.train.config", "TrainConfig"),
 }
-MALLOC_THRESHOLD = "4294967296"  # DESIGN.md section 7
+MALLOC_THRESHOLD = "4294967296"  # docs/platform.md#allocator
 
 # Field names of KubeRay's ray.io/v1 types (ray-operator/apis/ray/v1/*_types.go, 1.1+):
 # a misspelt field is dropped silently by the API server, so the tests refuse unknown ones.

@@ -1,7 +1,7 @@
 """``M2S2LConfig``: every hyper-parameter of an M²S²L model, ablation switches and loss weights.
 
 One frozen dataclass; presets (``presets.py``) are instances of it. Where the paper gives
-no number the default is our choice, and ``raystack/models/M2S2L_DESIGN.md`` says why.
+no number the default is our choice, and ``docs/m2s2l.md`` says why.
 
     cfg = M2S2LConfig()                      # the paper preset: 256x256, dim 256
     cfg.context                              # 9: frames a prediction needs (longest window + 1)

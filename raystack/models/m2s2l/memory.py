@@ -16,7 +16,7 @@ feature vectors of every grid location of every sample in the batch.
   ||q_k - p_nearest||^2.
 
 MNAD also updates its memory at test time on frames it judges normal; we do not: a scan
-must give the same scores whatever order its work units run in (DESIGN.md section 2).
+must give the same scores whatever order its work units run in (docs/architecture.md#work-units).
 
     bank = MemoryBank(num_items=10, dim=256)
     out = bank(torch.randn(2, 32, 32, 256))   # out.read (2, 32, 32, 256), out.distance (2,)
