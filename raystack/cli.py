@@ -158,6 +158,8 @@ def train_cmd(
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from e
     typer.echo(result.summary())
+    for line in result.warnings():
+        typer.secho(line, fg=typer.colors.YELLOW, err=True)
 
 
 # --- scan: scan, status ---------------------------------------------------------------

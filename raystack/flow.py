@@ -77,6 +77,18 @@ def flow_to_model_input(flow_px: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(x, -1, -3))
 
 
+def rescale_flow(x: Any, flow_scale: float) -> Any:
+    """Model-range flow at :data:`FLOW_SCALE` -> model range at ``flow_scale`` px per unit.
+
+    Exact for ``flow_scale <= FLOW_SCALE``: what the first clip cut at FLOW_SCALE px lies
+    beyond the new clip at flow_scale px too. Works on numpy arrays and torch tensors.
+    """
+    if flow_scale == FLOW_SCALE:
+        return x
+    gain = FLOW_SCALE / float(flow_scale)
+    return (x * gain).clip(-1.0, 1.0)
+
+
 def flow_from_model_output(x: Any) -> np.ndarray:
     """Inverse of :func:`flow_to_model_input`: ``(..., 2, H, W)`` -> ``(..., H, W, 2)`` pixels.
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from raystack.scoring import psnr
+from raystack.scoring import BASELINE_STREAMS, REGIONS, copy_last_psnr, motion_psnr, region_psnr
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
@@ -76,6 +76,8 @@ class FrameScorer:
         batch_size: int = 8,
         threads: int | None = None,
         amp: str | bool | None = "auto",
+        region: str = "frame",
+        baselines: bool = True,
     ) -> None:
         if not models:
             msg = "FrameScorer needs at least one model, e.g. {'fp': model}"
@@ -90,6 +92,11 @@ class FrameScorer:
         torch.set_num_threads(self.threads)
         self.batch_size = batch_size
         self.amp_dtype = _resolve_amp(amp, self.device)
+        if region not in REGIONS:
+            msg = f"FrameScorer: region={region!r}; choose one of {REGIONS}"
+            raise ValueError(msg)
+        self.region = region
+        self.baselines = bool(baselines)
 
         self.models: dict[str, nn.Module] = {}
         self.tasks: dict[str, str] = {}
@@ -121,7 +128,14 @@ class FrameScorer:
             msg = f"FrameScorer: models expect different image sizes {sorted(sizes)}"
             raise ValueError(msg)
         self.img_size: tuple[int, int] = sizes.pop()
-        self.streams: tuple[str, ...] = tuple(s for k in self.models for s in self._writes[k])
+        learned = tuple(s for k in self.models for s in self._writes[k])
+        if set(learned) & set(BASELINE_STREAMS):
+            msg = f"FrameScorer: stream names {BASELINE_STREAMS} are the baselines' own"
+            raise ValueError(msg)
+        self.learned_streams: tuple[str, ...] = learned
+        self.streams: tuple[str, ...] = learned + (BASELINE_STREAMS if self.baselines else ())
+        if self.baselines:
+            needs_flow = True  # the motion baseline reads the flow
         if len(set(self.streams)) != len(self.streams):
             msg = f"FrameScorer: two models write the same stream ({self.streams})"
             raise ValueError(msg)
@@ -159,7 +173,8 @@ class FrameScorer:
             raise ValueError(msg)
         if self.needs_flow:
             if flows is None:
-                msg = "FrameScorer.score: the fr stream needs flows (T-1, 2, H, W)"
+                msg = ("FrameScorer.score: needs flows (T-1, 2, H, W) for the fr stream or the "
+                       "motion baseline (baselines=False scores without)")
                 raise ValueError(msg)
             expected = (max(len(frames) - 1, 0), 2, h, w)
             if flows.shape != expected:
@@ -173,7 +188,10 @@ class FrameScorer:
             t = self._context[stream]
             x = torch.stack([clip[i - t : i].reshape(-1, *clip.shape[2:]) for i in idx])
             return x, clip[idx]  # (b, t*3, H, W), (b, 3, H, W)
-        pair = flow[[i - 1 for i in idx]]  # (b, 2, H, W): flow of frame i-1 -> i
+        from raystack.flow import rescale_flow
+
+        # (b, 2, H, W): flow of frame i-1 -> i, in the model's own flow scale
+        pair = rescale_flow(flow[[i - 1 for i in idx]], self.models[stream].config.flow_scale)
         return pair, pair
 
     def score(self, frames: np.ndarray, flows: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -210,7 +228,8 @@ class FrameScorer:
                     if hasattr(model, "score_batch"):
                         ctx = self._context[stream]
                         win = torch.stack([clip[i - ctx : i + 1] for i in idx])
-                        for s, (p, a) in model.score_batch(win.to(self.device)).items():
+                        scored = model.score_batch(win.to(self.device), region=self.region)
+                        for s, (p, a) in scored.items():
                             out[s][start : start + len(idx)] = p.float().cpu().numpy()
                             if a is not None:
                                 aux.setdefault(s, np.full(len(targets), np.nan, np.float32))
@@ -220,6 +239,13 @@ class FrameScorer:
                     x = x.to(self.device, non_blocking=True)
                     pred = model(x).pred
                     with torch.autocast(device_type=self.device.type, enabled=False):
-                        values = psnr(pred.float(), target.to(self.device).float())
+                        values = region_psnr(pred.float(), target.to(self.device).float(),
+                                             self.region)
                     out[stream][start : start + len(idx)] = values.cpu().numpy()
+                if self.baselines:
+                    prev, cur = clip[[i - 1 for i in idx]], clip[idx]
+                    out["diff"][start : start + len(idx)] = copy_last_psnr(
+                        prev, cur, self.region).numpy()
+                    out["motion"][start : start + len(idx)] = motion_psnr(
+                        flow[[i - 1 for i in idx]]).numpy()
         return {s: (out[s], aux[s]) if s in aux else out[s] for s in self.streams}

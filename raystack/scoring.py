@@ -88,3 +88,66 @@ def weighted_fusion(a: np.ndarray, b: np.ndarray, alpha: float) -> np.ndarray:
         msg = f"fusion alpha must be in [0, 1], got {alpha}"
         raise ValueError(msg)
     return alpha * np.asarray(a, dtype=np.float64) + (1.0 - alpha) * np.asarray(b, dtype=np.float64)
+
+
+# --- reductions of an error map, and the trivial baseline streams ---------------------
+
+# Side of the square patch of :func:`patch_psnr` at a 256-pixel frame; it scales with the
+# frame (16 px at 128), so a patch always covers about one walker's torso.
+PATCH_AT_256 = 32
+REGIONS = ("frame", "patch")
+
+
+def patch_size_for(img_size: tuple[int, int]) -> int:
+    """Patch side for a frame of ``img_size`` (H, W): :data:`PATCH_AT_256` scaled, >= 4."""
+    return max(4, round(PATCH_AT_256 * min(img_size) / 256))
+
+
+def patch_psnr(pred: torch.Tensor, target: torch.Tensor, patch: int) -> torch.Tensor:
+    """Per-sample PSNR of the WORST ``patch`` x ``patch`` window (stride patch/2), in dB.
+
+    The same mapping as :func:`psnr`; the mean squared error is taken over C and the
+    window, and the largest window error of each sample gives its PSNR. A person doing
+    something unusual covers a few percent of a frame, so whole-frame PSNR dilutes them in
+    the sensor noise of everything else; the worst window does not.
+    """
+    import torch.nn.functional as F
+
+    if pred.shape != target.shape or pred.dim() != 4:
+        msg = (f"patch_psnr: pred {tuple(pred.shape)} and target {tuple(target.shape)} "
+               "must both be (B, C, H, W)")
+        raise ValueError(msg)
+    err = ((pred.float() - target.float()) * 0.5).pow(2).mean(dim=1, keepdim=True)
+    k = min(patch, *err.shape[-2:])
+    mse = F.avg_pool2d(err, k, stride=max(1, k // 2)).flatten(1).amax(dim=1)
+    return 10.0 * (1.0 / mse.clamp_min(MSE_FLOOR)).log10()
+
+
+def region_psnr(pred: torch.Tensor, target: torch.Tensor, region: str = "frame") -> torch.Tensor:
+    """:func:`psnr` (``region="frame"``, the papers' protocol) or :func:`patch_psnr`."""
+    if region == "frame":
+        return psnr(pred, target)
+    if region == "patch":
+        return patch_psnr(pred, target, patch_size_for(tuple(pred.shape[-2:])))
+    msg = f"score region {region!r}: choose one of {REGIONS}"
+    raise ValueError(msg)
+
+
+# The trivial streams every scan writes beside the learned ones, from the same decoded
+# frames and flow: a learned score is only worth its cost when it beats them.
+BASELINE_STREAMS = ("diff", "motion")
+
+
+def copy_last_psnr(prev: torch.Tensor, cur: torch.Tensor, region: str = "frame") -> torch.Tensor:
+    """``diff``: the PSNR of predicting each frame by the one before it (B, 3, H, W) each."""
+    return region_psnr(prev, cur, region)
+
+
+def motion_psnr(flow: torch.Tensor) -> torch.Tensor:
+    """``motion``: the zero-flow PSNR of the worst patch of a model-range flow (B, 2, H, W).
+
+    A monotone function of the largest patch-mean squared flow magnitude, so high = still
+    (normal), like every other stream; it is always the worst patch, as the statistic is
+    only useful when a small fast object is not averaged away.
+    """
+    return patch_psnr(flow.new_zeros(flow.shape), flow, patch_size_for(tuple(flow.shape[-2:])))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from raystack.flow import rescale_flow
 from raystack.inference import FrameScorer
 from raystack.models import create_model, get_config, save_checkpoint
 from raystack.models.vqmau import VQMaUOutput
@@ -35,16 +36,41 @@ def _clip(n: int, seed: int = 0):
 def test_streams_are_aligned_on_the_same_target_frames():
     frames, flows = _clip(9)
     scorer = FrameScorer({"fp": _Oracle(in_frames=3), "fr": _Oracle(task="fr")}, batch_size=4)
-    assert scorer.streams == ("fp", "fr") and scorer.context == 3 and scorer.needs_flow
+    assert scorer.streams == ("fp", "fr", "diff", "motion") and scorer.context == 3
+    assert scorer.needs_flow
     assert scorer.img_size == (64, 64)
     out = scorer.score(frames, flows)
     chw = frames.transpose(0, 3, 1, 2)
     targets = np.arange(3, 9)
     np.testing.assert_allclose(out["fp"], psnr_np(chw[targets - 1], chw[targets]), rtol=1e-5)
-    np.testing.assert_allclose(
-        out["fr"], psnr_np(0.5 * flows[targets - 1], flows[targets - 1]), rtol=1e-5
-    )
+    fr_in = rescale_flow(flows[targets - 1], scorer.models["fr"].config.flow_scale)
+    np.testing.assert_allclose(out["fr"], psnr_np(0.5 * fr_in, fr_in), rtol=1e-5)
     assert out["fp"].dtype == np.float32 and out["fr"].shape == (6,)
+    # The trivial streams on the same frames: copy-last PSNR, and worst-patch flow.
+    np.testing.assert_allclose(out["diff"], psnr_np(chw[targets - 1], chw[targets]), rtol=1e-5)
+    assert out["motion"].shape == (6,) and np.isfinite(out["motion"]).all()
+
+
+def test_baseline_streams_and_regions():
+    from raystack.scoring import motion_psnr, patch_psnr
+
+    frames, flows = _clip(6)
+    frames[:] = 0.0
+    frames[4, 10:18, 20:28] = 1.0  # a small thing appears in frame 4
+    flows[:] = 0.0
+    flows[2, :, 40:48, 40:48] = 0.8  # a small fast thing moves into frame 3
+    scorer = FrameScorer({"fp": _Oracle(in_frames=2)}, region="patch")
+    out = scorer.score(frames, flows)  # targets 2..5
+    assert out["diff"].argmin() == 2 and out["motion"].argmin() == 1
+    whole = FrameScorer({"fp": _Oracle(in_frames=2)}).score(frames, flows)
+    # The worst 8x8 window sees the 8x8 change undiluted; the whole frame does not.
+    assert out["diff"][2] < whole["diff"][2] - 15
+    big = torch.zeros(1, 2, 64, 64)
+    big[..., :16, :16] = 0.5
+    assert motion_psnr(big) < motion_psnr(big * 0.5)
+    assert torch.allclose(patch_psnr(big, big, 8), torch.tensor([100.0]))
+    with pytest.raises(ValueError, match="region"):
+        FrameScorer({"fp": _Oracle(in_frames=2)}, region="tile")
 
 
 def test_fr_alone_has_context_one_and_short_clips_give_empty_scores():
@@ -52,7 +78,7 @@ def test_fr_alone_has_context_one_and_short_clips_give_empty_scores():
     scorer = FrameScorer({"fr": _Oracle(task="fr")})
     assert scorer.context == 1
     assert scorer.score(frames, flows)["fr"].shape == (3,)
-    fp = FrameScorer({"fp": _Oracle(in_frames=4)})
+    fp = FrameScorer({"fp": _Oracle(in_frames=4)}, baselines=False)
     assert fp.score(frames)["fp"].shape == (0,)
 
 
@@ -60,8 +86,8 @@ def test_batch_size_does_not_change_scores_of_a_real_model():
     torch.manual_seed(0)
     model = create_model("vqmau_fp.tiny", in_frames=2)
     frames, _ = _clip(6)
-    a = FrameScorer({"fp": model}, batch_size=1, threads=1).score(frames)["fp"]
-    b = FrameScorer({"fp": model}, batch_size=3, threads=1).score(frames)["fp"]
+    a = FrameScorer({"fp": model}, batch_size=1, threads=1, baselines=False).score(frames)["fp"]
+    b = FrameScorer({"fp": model}, batch_size=3, threads=1, baselines=False).score(frames)["fp"]
     assert a.shape == (4,)
     np.testing.assert_allclose(a, b, rtol=1e-5)
 
@@ -73,14 +99,14 @@ def test_from_checkpoints_names_streams_by_task(tmp_path):
     p_fp = save_checkpoint(tmp_path / "fp.pt", fp, preset="vqmau_fp.tiny", data_fingerprint="d")
     p_fr = save_checkpoint(tmp_path / "fr.pt", fr, preset="vqmau_fr.tiny", data_fingerprint="d")
     scorer = FrameScorer.from_checkpoints([str(p_fr), p_fp], batch_size=2)
-    assert scorer.streams == ("fr", "fp") and scorer.context == 2
+    assert scorer.streams == ("fr", "fp", "diff", "motion") and scorer.context == 2
     assert len(scorer.checkpoints["fp"]["sha256"]) == 64
     frames, flows = _clip(5)
     out = scorer.score(frames, flows)
     with torch.inference_mode():
-        x = torch.from_numpy(flows[1:4])
+        x = torch.from_numpy(rescale_flow(flows[1:4], fr.config.flow_scale))
         direct = fr(x).pred.numpy()
-    np.testing.assert_allclose(out["fr"], psnr_np(direct, flows[1:4]), rtol=1e-4)
+    np.testing.assert_allclose(out["fr"], psnr_np(direct, x.numpy()), rtol=1e-4)
     with pytest.raises(ValueError, match="two fp checkpoints"):
         FrameScorer.from_checkpoints([p_fp, p_fp])
 

@@ -53,6 +53,9 @@ class EvalResult:
     warning: str | None = None
     unscored_videos: list[str] = field(default_factory=list)  # labelled, but no score rows
     files: dict[str, str] = field(default_factory=dict)
+    # Micro AUC of each trivial stream (diff, motion) the run has, on the SAME frames and
+    # under the same protocol: what the fusion must beat to be worth its cost.
+    baselines: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"WARNING: {self.warning}"] if self.warning else []
@@ -60,6 +63,9 @@ class EvalResult:
         lines.append(f"run {self.run_id}, fusion {self.fusion}: micro AUC {self.micro_auc:.4f}, "
                      f"macro AUC {macro} ({self.single_class_skipped} single-class videos "
                      f"skipped), {self.frames} frames of {self.videos} videos")
+        if self.baselines:
+            lines.append("  trivial baselines on the same frames: " + ", ".join(
+                f"{k} {v:.4f}" for k, v in self.baselines.items()))
         if self.unscored_videos:
             lines.append(f"{len(self.unscored_videos)} labelled videos have no scores and are "
                          f"left out: {', '.join(self.unscored_videos[:5])}"
@@ -208,6 +214,7 @@ def evaluate(
 
     micro = micro_auc(fused, lab_list)
     macro, skipped = macro_auc(fused, lab_list)
+    baselines = _baseline_aucs(groups, vids, frames_by_video, lab_list, normalise, sigma)
     per_video = []
     for i, (v, f, s, lab) in enumerate(zip(vids, frames_by_video, fused, lab_list, strict=True)):
         row = {"video_id": v["video_id"], "relpath": v["relpath"], "frames": int(len(f)),
@@ -224,11 +231,32 @@ def evaluate(
                   "labels": str(labels), "fusion_requested": fusion,
                   "score": "1 - minmax(psnr), gaussian_filter1d mirror truncate 4"},
         per_video=per_video, warning=ORACLE_WARNING if oracle else None,
-        unscored_videos=unscored)
+        unscored_videos=unscored, baselines=baselines)
     if out_dir is not None:
         result.files = _write_outputs(result, Path(out_dir), fused, lab_list, vids,
                                       frames_by_video, threshold)
     return result
+
+
+def _baseline_aucs(groups, vids, frames_by_video, lab_list, normalise, sigma) -> dict[str, float]:
+    """Micro AUC of each baseline stream present, on exactly the evaluated frames."""
+    from raystack.scoring import BASELINE_STREAMS
+
+    out = {}
+    for stream in BASELINE_STREAMS:
+        per = [groups.get((v["video_id"], stream)) for v in vids]
+        if not vids or any(p is None for p in per):
+            continue
+        psnr = []
+        for (f, p), common in zip(per, frames_by_video, strict=True):
+            keep = np.isin(f, common)
+            if int(keep.sum()) != len(common):
+                break
+            psnr.append(p[keep])
+        else:
+            out[stream] = micro_auc(protocol_scores(psnr, normalise=normalise, sigma=sigma),
+                                    lab_list)
+    return out
 
 
 def _write_outputs(result: EvalResult, out: Path, fused, lab_list, vids, frames_by_video,

@@ -58,9 +58,29 @@ class VQMaUConfig:
     codebook_size: int = 50  # K codes of the VQ; public code: 50 for FP, 10 for FR
     vq_beta: float = 0.25  # commitment weight beta of eq. (2)
     use_vq: bool = True  # ablation switch (Table II): VQ bottleneck on/off
+    # Deviation switch: EMA codebook with data init and dead-code restarts (models/vq.py)
+    # instead of the paper's loss-trained codebook.
+    vq_ema: bool = False
     use_ne: bool = True  # ablation switch (Table II): Non-negative Enhanced branch on/off
     drop_path: float = 0.2  # max stochastic-depth rate (linear over blocks); public code's 0.2
     norm_eps: float = 1e-6  # LayerNorm epsilon of the blocks
+    # Deviation switch (not in the paper; docs/models.md): predict the change from the
+    # trivial answer instead of the answer. FP outputs last input frame + correction, FR
+    # starts from zero flow; the head is zero-initialised, so an untrained model IS the
+    # copy-last / zero-flow baseline and training can only move away from it where it helps.
+    residual: bool = False
+    # Deviation switch (FP with residual): the trivial answer becomes a per-pixel softmax
+    # blend of the t input frames, starting at copy-last. Still pixels then average their
+    # sensor noise away over t frames, moving ones keep the newest frame; the correction
+    # is added on top. Residual alone did not leave copy-last in 480 steps (docs/models.md).
+    temporal_blend: bool = False
+    # Deviation switch: every prediction loss term relative to the trivial answer's on the
+    # same batch (models/losses.py), so its gradients do not vanish beside the VQ term.
+    relative_loss: bool = False
+    # FR only: pixels of flow (at img_size) that map to 1 in the model range. The paper's
+    # 256-pixel code uses 10; walking at 128 px moves ~1 px a frame, which 10 px would
+    # squeeze into 0.1 of the range, so small presets tie it to their size.
+    flow_scale: float = 10.0
 
     def __post_init__(self) -> None:
         # Tuples survive JSON and TOML round trips as lists; store them as tuples.
@@ -100,6 +120,9 @@ class VQMaUConfig:
                                 f"(patch_size * 2^(stages-1))")
         if self.dims and self.dims[0] % 4:
             problems.append(f"dims[0]={self.dims[0]} must be a multiple of 4 (final projection)")
+        if not 0.0 < self.flow_scale <= 10.0:
+            problems.append(f"flow_scale={self.flow_scale} must be in (0, 10] px (the scan's "
+                            "flow input is clipped at 10 px)")
         if not 0.0 <= self.drop_path < 1.0:
             problems.append(f"drop_path={self.drop_path} must be in [0, 1)")
         if problems:
@@ -190,7 +213,7 @@ class PatchExpand(nn.Module):
 
 class FinalProjection(nn.Module):
     """Back to full resolution: PatchExpand by the patch size to dim/4 channels, then a
-    per-pixel linear map to the output channels and tanh (the model range [-1, 1])."""
+    per-pixel linear map to the output channels (before the output map of :class:`VQMaU`)."""
 
     def __init__(
         self,
@@ -207,9 +230,8 @@ class FinalProjection(nn.Module):
         self.head = nn.Linear(dim // 4, out_channels, **factory_kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(b, h, w, dim) -> (b, out_channels, h*p, w*p) in [-1, 1]."""
-        x = self.head(self.up(x))
-        return torch.tanh(rearrange(x, "b h w c -> b c h w"))
+        """(b, h, w, dim) -> (b, out_channels, h*p, w*p), unbounded."""
+        return rearrange(self.head(self.up(x)), "b h w c -> b c h w")
 
 
 class VQMaU(nn.Module):
@@ -248,7 +270,8 @@ class VQMaU(nn.Module):
             for i in range(n - 1)
         )
         self.vq = (
-            VectorQuantizer(c.codebook_size, c.dims[-1], beta=c.vq_beta, **factory_kwargs)
+            VectorQuantizer(c.codebook_size, c.dims[-1], beta=c.vq_beta, ema=c.vq_ema,
+                            **factory_kwargs)
             if c.use_vq
             else None
         )
@@ -263,10 +286,22 @@ class VQMaU(nn.Module):
             )
             for i in reversed(range(n))
         )
+        self.blend = c.task == "fp" and c.residual and c.temporal_blend
+        extra = c.in_frames if self.blend else 0  # blend logits, one per input frame
         self.final = FinalProjection(
-            c.dims[0], c.out_channels, c.patch_size, norm_eps=c.norm_eps, **factory_kwargs
+            c.dims[0], c.out_channels + extra, c.patch_size, norm_eps=c.norm_eps,
+            **factory_kwargs
         )
         self.apply(self._init_weights)
+        if c.residual:
+            # A small head: the untrained model is the trivial answer plus ~1% noise. A zero
+            # head would be exact, but then everything above it gets gradients ~1e-10,
+            # under Adam's epsilon, and stays random (measured: no gain in 240 steps).
+            nn.init.trunc_normal_(self.final.head.weight, std=0.002)
+            nn.init.zeros_(self.final.head.bias)
+            if self.blend:  # the newest frame's logit starts 6 above the rest: ~98% copy-last
+                with torch.no_grad():
+                    self.final.head.bias[-1] = 6.0
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -293,7 +328,10 @@ class VQMaU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> VQMaUOutput:
         """x: (b, in_frames*in_channels, H, W) or (b, in_frames, in_channels, H, W) in [-1, 1]."""
-        x = self.patch_embed(self._check_input(x))  # (b, H/4, W/4, dims[0])
+        x = self._check_input(x)
+        c = self.config
+        frames = x.unflatten(1, (c.in_frames, c.in_channels)) if c.task == "fp" else None
+        x = self.patch_embed(x)  # (b, H/4, W/4, dims[0])
         skips = []
         for i, stage in enumerate(self.encoder):
             x = stage(x)
@@ -309,7 +347,17 @@ class VQMaU(nn.Module):
         for j, stage in enumerate(self.decoder[1:]):
             x = self.expands[j](x) + skips[-1 - j]  # additive skip at the same resolution
             x = stage(x)
-        return VQMaUOutput(self.final(x), vq_loss, vq_stats)
+        h = self.final(x)
+        if frames is None or not c.residual:
+            # The paper's output map (for residual FR, tanh(0) = 0 is the zero-flow start).
+            return VQMaUOutput(torch.tanh(h), vq_loss, vq_stats)
+        # Residual FP: a correction added to the last frame, or to the temporal blend.
+        base = frames[:, -1]
+        if self.blend:
+            weights = h[:, c.out_channels :].softmax(dim=1)  # (b, t, H, W)
+            base = (weights.unsqueeze(2) * frames).sum(dim=1)
+        pred = (base + h[:, : c.out_channels]).clamp(-1.0, 1.0)
+        return VQMaUOutput(pred, vq_loss, vq_stats)
 
 
 def build_vqmau(config: VQMaUConfig, **factory_kwargs) -> VQMaU:

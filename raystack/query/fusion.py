@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from raystack.errors import RaystackError
+from raystack.scoring import BASELINE_STREAMS
 
 DEFAULT_PAIR = ("fp", "fr")
 # Pairs "auto" fuses with a fixed alpha of 0.5 (no labels): VQ-MaU's FP/FR, M2S2L's
@@ -118,9 +119,11 @@ def resolve_fusion(spec: str | None, available: Sequence[str]) -> Fusion:
         msg = "the selected run(s) have no score rows, so there is nothing to fuse"
         raise FusionError(msg)
     if spec is None or str(spec).strip() == "auto":
-        if len(avail) == 1:
-            return Fusion("stream", (avail[0],))
-        pairs = [p for p in AUTO_PAIRS if set(p) <= set(avail)]
+        # The trivial baseline streams are there to be compared with, never fused by default.
+        learned = [s for s in avail if s not in BASELINE_STREAMS] or avail
+        if len(learned) == 1:
+            return Fusion("stream", (learned[0],))
+        pairs = [p for p in AUTO_PAIRS if set(p) <= set(learned)]
         if len(pairs) == 1:
             return Fusion("weighted", pairs[0], 0.5)
         msg = (f"the run has streams {avail}; choose with --fusion (a stream, "

@@ -56,6 +56,12 @@ class ScanConfig:
     flow: str = "dis"
     # DIS preset: "ultrafast" | "fast" | "medium" (ignored by other backends).
     flow_preset: str = "fast"
+    # How a frame's error map becomes its score: "frame" (PSNR over the whole frame, the
+    # papers' protocol) or "patch" (PSNR of the worst patch, ~1/8 of the frame side).
+    score_region: str = "frame"
+    # Also write the trivial streams `diff` (copy-last PSNR) and `motion` (worst-patch flow
+    # magnitude) from the same decode and flow, so every evaluation can compare with them.
+    baselines: bool = True
     # Model batch size (frames per forward); None keeps the FrameScorer's default.
     batch_size: int | None = None
     # "auto" (CUDA if Ray gave the actor a GPU, else CPU), "cpu" or "cuda".
@@ -112,6 +118,8 @@ def check_config(cfg: ScanConfig) -> None:
         bad("archive", "set the archive to scan (a folder, a video file or s3://bucket/prefix)")
     if not cfg.dry_run and not cfg.store:
         bad("store", "set the output store (a folder or s3://bucket/prefix)")
+    if cfg.score_region not in ("frame", "patch"):
+        bad("score_region", "choose 'frame' (the papers' protocol) or 'patch' (worst patch)")
     if not cfg.checkpoints:
         bad("checkpoints", "give at least one model checkpoint (--checkpoint PATH, repeatable)")
     if isinstance(cfg.checkpoints, str):

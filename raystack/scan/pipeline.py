@@ -146,7 +146,8 @@ class _ScanActor:
             threads=threads, batch_size=cfg.batch_size, flow=cfg.flow,
             flow_preset=cfg.flow_preset, chunk_frames=cfg.chunk_frames,
             prefetch_chunks=cfg.prefetch_chunks, cache_dir=cfg.cache_dir,
-            cache_max_bytes=cfg.cache_max_bytes(),
+            cache_max_bytes=cfg.cache_max_bytes(), region=cfg.score_region,
+            baselines=cfg.baselines,
         )
 
     def ready(self) -> dict[str, Any]:

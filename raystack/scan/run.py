@@ -26,7 +26,7 @@ from raystack.scan.plan import PROBE_SUFFIX, Outcome, Plan, plan_units
 
 # Settings that change which units exist or what their scores mean.
 IDENTITY_KEYS = ("archive", "context", "segment_frames", "streams", "checkpoints", "flow",
-                 "flow_preset")
+                 "flow_preset", "score_region")
 
 
 @dataclasses.dataclass
@@ -58,7 +58,8 @@ def _model_info(cfg: ScanConfig) -> dict[str, Any]:
 
     threads = torch.get_num_threads()  # FrameScorer sets the process's count; keep the caller's
     try:
-        fs = FrameScorer.from_checkpoints(list(cfg.checkpoints), device="cpu", threads=1)
+        fs = FrameScorer.from_checkpoints(list(cfg.checkpoints), device="cpu", threads=1,
+                                          region=cfg.score_region, baselines=cfg.baselines)
     finally:
         torch.set_num_threads(threads)
     ckpts = {s: {"path": i["path"], "sha256": i["sha256"], "preset": i.get("preset")}
@@ -78,6 +79,7 @@ def _identity(cfg: ScanConfig, info: dict[str, Any]) -> dict[str, Any]:
         "checkpoints": {s: c["sha256"] for s, c in info["checkpoints"].items()},
         "flow": cfg.flow if info["needs_flow"] else None,
         "flow_preset": cfg.flow_preset if info["needs_flow"] and cfg.flow == "dis" else None,
+        "score_region": cfg.score_region,
     }
 
 

@@ -56,6 +56,8 @@ class UnitScorer:
         cache_dir: local cache of S3 videos.
         cache_max_bytes: size cap of that cache, least recently used videos first out
             (None: no cap).
+        region: ``"frame"`` or ``"patch"`` scoring (:class:`~raystack.inference.FrameScorer`).
+        baselines: also score the trivial ``diff`` and ``motion`` streams.
     """
 
     def __init__(
@@ -73,6 +75,8 @@ class UnitScorer:
         prefetch_chunks: int = 2,
         cache_dir: str | None = None,
         cache_max_bytes: int | None = None,
+        region: str = "frame",
+        baselines: bool = True,
     ) -> None:
         import torch
 
@@ -91,6 +95,7 @@ class UnitScorer:
             kwargs["batch_size"] = batch_size
         if threads:
             kwargs["threads"] = threads
+        kwargs.update(region=region, baselines=baselines)
         self.scorer = FrameScorer.from_checkpoints(list(checkpoints), **kwargs)
         self.streams = tuple(self.scorer.streams)
         self.context = int(self.scorer.context)

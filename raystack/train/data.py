@@ -245,7 +245,8 @@ class ClipSet:
     """Samples of one task over decoded videos: ``(video, target frame)`` pairs."""
 
     def __init__(self, videos: Sequence[DecodedVideo], task: str, t: int,
-                 video_idx: np.ndarray, targets: np.ndarray) -> None:
+                 video_idx: np.ndarray, targets: np.ndarray, flow_scale: float = 10.0) -> None:
+        self.flow_scale = float(flow_scale)  # FR: the model's px per model-range unit
         self.videos = list(videos)
         self.task = task
         self.t = t
@@ -257,7 +258,8 @@ class ClipSet:
 
     def subset(self, idx: np.ndarray) -> ClipSet:
         """The samples at positions ``idx``."""
-        return ClipSet(self.videos, self.task, self.t, self.video_idx[idx], self.targets[idx])
+        return ClipSet(self.videos, self.task, self.t, self.video_idx[idx], self.targets[idx],
+                       self.flow_scale)
 
     def batch(self, idx: Sequence[int]) -> dict[str, torch.Tensor]:
         """Stacked float32 tensors of samples ``idx`` (see the module docstring)."""
@@ -269,15 +271,17 @@ class ClipSet:
             x = rearrange(x, "b t h w c -> b t c h w")
             return {"x": rearrange(x[:, :t], "b t c h w -> b (t c) h w").contiguous(),
                     "y": x[:, t].contiguous()}
+        from raystack.flow import rescale_flow
+
         cur = np.stack([v.flows[i - 1] for v, i in pairs]).astype(np.float32)
         prev = np.stack([v.flows[i - 2] for v, i in pairs]).astype(np.float32)
-        x = torch.from_numpy(cur)
-        return {"x": x, "y": x, "prev": torch.from_numpy(prev)}
+        x = torch.from_numpy(rescale_flow(cur, self.flow_scale))
+        return {"x": x, "y": x, "prev": torch.from_numpy(rescale_flow(prev, self.flow_scale))}
 
 
 def build_clip_sets(
     videos: Sequence[DecodedVideo], *, task: str, t: int, stride: int, val_fraction: float,
-    val_clips: int,
+    val_clips: int, flow_scale: float = 10.0,
 ) -> tuple[ClipSet, ClipSet]:
     """Training and validation :class:`ClipSet` of the decoded videos."""
     context = context_of(task, t)
@@ -288,8 +292,8 @@ def build_clip_sets(
         tv.append(np.full(len(train), k)), tt.append(train)
         vv.append(np.full(len(val), k)), vt.append(val)
     cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
-    train_set = ClipSet(videos, task, t, cat(tv), cat(tt))
-    val_set = ClipSet(videos, task, t, cat(vv), cat(vt))
+    train_set = ClipSet(videos, task, t, cat(tv), cat(tt), flow_scale)
+    val_set = ClipSet(videos, task, t, cat(vv), cat(vt), flow_scale)
     if len(val_set) > val_clips:
         val_set = val_set.subset(np.linspace(0, len(val_set) - 1, val_clips).round().astype(int))
     return train_set, val_set
@@ -348,7 +352,8 @@ def prepare_data(
     videos, skipped = load_videos(sources, size=size, flow=estimator, cache_dir=cfg.cache_dir,
                                   memo=memo, on_video=on_video)
     train, val = build_clip_sets(videos, task=task, t=t, stride=cfg.stride,
-                                 val_fraction=cfg.val_fraction, val_clips=cfg.val_clips)
+                                 val_fraction=cfg.val_fraction, val_clips=cfg.val_clips,
+                                 flow_scale=getattr(model_config, "flow_scale", 10.0))
     if len(train) == 0:
         why = "; ".join(f"{r}: {m}" for r, m in skipped) or (
             f"every video is shorter than {context_of(task, t) + 1} frames plus the held-out tail")

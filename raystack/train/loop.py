@@ -278,8 +278,10 @@ class StreamTrainer:
         if hasattr(self.module, "loss"):  # a model with its own loss (M2S2L)
             loss, parts = self.module.loss(out, batch)
         else:
+            relative = getattr(self.module.config, "relative_loss", False)
+            trivial = trivial_prediction(self.task, batch) if relative else None
             loss, parts = task_loss(self.task, out.pred, batch["y"], out.vq_loss,
-                                    batch.get("prev"))
+                                    batch.get("prev"), trivial)
         return loss, parts, out
 
     @torch.no_grad()
@@ -292,20 +294,40 @@ class StreamTrainer:
             return {}
         per_worker = max(1, self.cfg.batch_size // self.world_size)
         idx = np.arange(len(val))[self.rank :: self.world_size]
-        sums = torch.zeros(3, dtype=torch.float64)  # loss * n, psnr sum, n
+        sums = torch.zeros(4, dtype=torch.float64)  # loss * n, psnr sum, baseline sum, n
         self.module.eval()
         try:
             for s in range(0, len(idx), per_worker):
                 batch = _to(val.batch(idx[s : s + per_worker]), self.device)
                 loss, _, out = self._loss(self.module, batch)
                 k = len(batch["x"])
-                sums += torch.tensor([float(loss) * k, float(psnr(out.pred, batch["y"]).sum()), k],
-                                     dtype=torch.float64)
+                base = psnr(trivial_prediction(self.task, batch), batch["y"])
+                sums += torch.tensor([float(loss) * k, float(psnr(out.pred, batch["y"]).sum()),
+                                      float(base.sum()), k], dtype=torch.float64)
         finally:
             self.module.train()
         sums = self.reducer.sum(sums)
-        n = max(float(sums[2]), 1.0)
-        return {"val_loss": float(sums[0]) / n, "val_psnr": float(sums[1]) / n}
+        n = max(float(sums[3]), 1.0)
+        val_psnr, base_psnr = float(sums[1]) / n, float(sums[2]) / n
+        return {"val_loss": float(sums[0]) / n, "val_psnr": val_psnr,
+                "val_baseline_psnr": base_psnr, "val_gain_db": val_psnr - base_psnr}
+
+
+# What the model must beat on the same clips: copying the last frame, or zero flow.
+BASELINE_NAMES = {"fr": "zero flow"}
+
+
+def baseline_name(task: str) -> str:
+    """``"copy-last"`` for frame predictors (FP, M2S2L), ``"zero flow"`` for FR."""
+    return BASELINE_NAMES.get(task, "copy-last")
+
+
+def trivial_prediction(task: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The cheap answer to a batch: zero flow for FR, else the last input frame (b, 3, H, W)."""
+    y = batch["y"]
+    if task == "fr":
+        return torch.zeros_like(y)
+    return batch["x"][:, -y.shape[1] :]
 
 
 def select_epoch(

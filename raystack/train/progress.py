@@ -26,6 +26,8 @@ def epoch_line(m: dict[str, Any], epochs: int | None = None) -> str:
         parts[-1] += f" ({detail})"
     if "val_loss" in m:
         parts.append(f"val {m['val_loss']:.4f} / {m['val_psnr']:.2f} dB")
+    if "val_baseline_psnr" in m:
+        parts.append(f"(trivial {m['val_baseline_psnr']:.2f} dB, gain {m['val_gain_db']:+.2f})")
     if "codebook_usage" in m:
         parts.append(f"codes {m['codebook_usage']:.0%} ppl {m['codebook_perplexity']:.1f}")
     parts.append(f"{m['clips_per_s']:.1f} clips/s")

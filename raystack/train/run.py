@@ -27,7 +27,13 @@ from typing import Any
 from raystack.config import to_dict
 from raystack.errors import ConfigError, RaystackError
 from raystack.train.config import TrainConfig, check_config, resolve_name
-from raystack.train.loop import SELECTION_RULE, StreamOutcome, fit_in_process, select_epoch
+from raystack.train.loop import (
+    SELECTION_RULE,
+    StreamOutcome,
+    baseline_name,
+    fit_in_process,
+    select_epoch,
+)
 from raystack.train.progress import TrainProgress
 from raystack.train.storage import (
     MODEL_FILE,
@@ -65,9 +71,28 @@ class TrainResult:
         for task, sel in self.selected.items():
             val = (f", val loss {sel['val_loss']:.4f}, {sel['val_psnr']:.2f} dB"
                    if "val_loss" in sel else "")
+            if "val_baseline_psnr" in sel:
+                val += (f" vs {baseline_name(task)} {sel['val_baseline_psnr']:.2f} dB "
+                        f"({sel['val_gain_db']:+.2f} dB)")
             lines.append(f"  {task}: epoch {sel['epoch']} of {len(self.history[task])} selected"
                          f"{val} -> {self.checkpoints[task]}")
         return "\n".join(lines)
+
+    def warnings(self) -> list[str]:
+        """One line per exported model that does not beat its trivial baseline on the
+        held-out normal clips: its scores are then unlikely to beat the baseline streams."""
+        out = []
+        for task, sel in self.selected.items():
+            gain = sel.get("val_gain_db")
+            if gain is not None and gain <= 0.0:
+                out.append(
+                    f"warning: {task} ({self.checkpoints[task]}) does not beat "
+                    f"{baseline_name(task)} on held-out normal footage: {sel['val_psnr']:.2f} "
+                    f"vs {sel['val_baseline_psnr']:.2f} dB ({gain:+.2f} dB). Train longer "
+                    "(--epochs), on more normal footage, or with a residual preset; its scan "
+                    "scores will likely lose to the diff/motion streams."
+                )
+        return out
 
 
 def _device(cfg: TrainConfig) -> str:

@@ -25,15 +25,46 @@ def test_tiny_forward_backward_reaches_every_parameter(name):
     torch.manual_seed(0)
     model = create_model(name)
     c = model.config
+    if c.residual:  # a zero head passes no gradient upstream; connectivity is what we test
+        torch.nn.init.normal_(model.final.head.weight, std=0.02)
+    model(_input(c))  # an EMA codebook initialises itself on the first training batch
     out = model(_input(c))
     assert out.pred.shape == (2, c.out_channels, *c.img_size)
-    assert out.pred.abs().max() <= 1.0  # tanh: the model range
+    assert out.pred.abs().max() <= 1.0  # tanh / clamp: the model range
     assert out.vq_loss.dim() == 0 and out.vq_loss > 0
     assert 0 < out.vq_stats["usage"] <= 1
     assert 1 <= out.vq_stats["perplexity"] <= c.codebook_size
     (out.pred.square().mean() + out.vq_loss).backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
-    assert missing == []  # incl. vq.codebook (via the VQ loss) and every NE branch
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    missing = [n for n, p in trained if p.grad is None or p.grad.abs().sum() == 0]
+    assert missing == []  # incl. vq.codebook (via the VQ loss, unless EMA) and every NE branch
+    assert c.vq_ema == (not model.vq.codebook.requires_grad)
+
+
+@pytest.mark.parametrize("name", ["vqmau_fp.tiny", "vqmau_fr.tiny"])
+def test_an_untrained_residual_model_is_near_its_trivial_baseline(name):
+    model = create_model(name).eval()
+    plain = create_model(name, residual=False).eval()
+    x = _input(model.config)
+    trivial = x[:, -3:] if model.config.task == "fp" else torch.zeros_like(x)  # copy-last / 0
+    err = (model(x).pred - trivial).abs().mean()
+    assert err < 0.05  # the small head adds ~1% noise to the trivial answer...
+    assert (plain(x).pred - trivial).abs().mean() > 4 * err  # ...the paper's output does not
+
+
+def test_ema_codebook_starts_on_the_features_and_restarts_dead_codes():
+    from raystack.models.vq import VectorQuantizer
+
+    torch.manual_seed(0)
+    vq = VectorQuantizer(8, 4, ema=True)
+    feats = torch.randn(64, 4) + 5.0  # far from the paper's init near the origin
+    vq(feats.view(1, 8, 8, 4))
+    # Initialised from the batch: every code is one of the features.
+    assert all(any(torch.equal(code, f) for f in feats) for code in vq.codebook.detach())
+    for _ in range(300):  # the data moves away: codes follow it or restart on it
+        _, _, stats = vq(torch.randn(1, 8, 8, 4) - 5.0)
+    assert (vq.codebook.detach() < -3).all()  # no code left stranded at the old data
+    assert float(stats["usage"]) >= 0.5  # and the codebook did not collapse to a few codes
 
 
 def test_five_d_input_is_frames_stacked_on_channels():

@@ -82,11 +82,11 @@ def test_scan_to_a_local_store_that_duckdb_reads_then_resume_skips(
     cfg = _cfg(tiny_archive, store, [tiny_checkpoints["fp"], tiny_checkpoints["fr"]],
                run_id="r1")
     result = scan(cfg)
-    assert result.ok and result.summary.done == 9 and result.summary.rows == 3 * 2 * 20
+    assert result.ok and result.summary.done == 9 and result.summary.rows == 3 * 4 * 20
     # One worker with the 2 CPUs of the test cluster, and as many torch threads.
     assert [(w["cpus"], w["threads"]) for w in result.workers] == [(2.0, 2)]
     con, src = _duckdb_scores(store)
-    _check_complete(con, src, "r1", videos=3, streams=2)
+    _check_complete(con, src, "r1", videos=3, streams=4)
     psnr = con.sql(f"SELECT psnr FROM {src}").fetchnumpy()["psnr"]
     assert np.isfinite(psnr).all()
     st = Store(store)
@@ -94,14 +94,14 @@ def test_scan_to_a_local_store_that_duckdb_reads_then_resume_skips(
     assert st.read_table("videos", "r1").num_rows == 3
     # The same summary later, from the manifest.
     later = status(store, "r1")
-    assert (later.done, later.rows, later.failed, later.pending) == (9, 120, [], 0)
+    assert (later.done, later.rows, later.failed, later.pending) == (9, 240, [], 0)
 
     # A rerun of the same run skips every done unit and writes no attempt rows.
     manifest_files = len(st.list_files("manifest", "r1"))
     again = scan(cfg)
     assert again.ok and again.skipped_done == 9
     assert len(st.list_files("manifest", "r1")) == manifest_files
-    _check_complete(con, src, "r1", videos=3, streams=2)
+    _check_complete(con, src, "r1", videos=3, streams=4)
 
     # Resuming with another segment size would mix plans: refused, naming the setting.
     from raystack.errors import ConfigError
@@ -115,7 +115,7 @@ def test_scan_to_a_local_store_that_duckdb_reads_then_resume_skips(
 
     out = CliRunner().invoke(app, ["status", str(store), "--run-id", "r1"])
     assert out.exit_code == 0, out.output
-    assert "9/9" in out.output and "120" in out.output
+    assert "9/9" in out.output and "240" in out.output
 
 
 def test_bad_and_short_files_are_recorded_and_the_cli_exits_nonzero(
@@ -148,7 +148,7 @@ def test_bad_and_short_files_are_recorded_and_the_cli_exits_nonzero(
     assert len(short) == 1 and short[0]["status"] == "done" and short[0]["rows"] == 0
     # Every other unit completed.
     con, src = _duckdb_scores(store)
-    _check_complete(con, src, "bad", videos=3, streams=1)
+    _check_complete(con, src, "bad", videos=3, streams=3)  # fp + diff, motion
 
     # The status command reports the same failure later, and exits 1 too.
     out = CliRunner().invoke(app, ["status", str(store), "--run-id", "bad"], env={"COLUMNS": "300"})
@@ -159,7 +159,7 @@ def test_bad_and_short_files_are_recorded_and_the_cli_exits_nonzero(
     shutil.copy(next(tiny_archive.glob("*.mp4")), archive / "broken.mp4")
     again = scan(_cfg(archive, store, [tiny_checkpoints["fp"]], run_id="bad", segment_frames=512))
     assert again.ok and again.skipped_done == 3 and again.summary.done == 5
-    _check_complete(con, src, "bad", videos=4, streams=1)
+    _check_complete(con, src, "bad", videos=4, streams=3)
     assert status(store, "bad").ok
 
 
@@ -179,7 +179,7 @@ def test_a_worker_killed_mid_unit_is_retried_and_the_run_completes(
     assert "worker died" in first["error"]
     assert result.summary.retried_units >= 1
     con, src = _duckdb_scores(store)
-    _check_complete(con, src, "crash", videos=3, streams=1)
+    _check_complete(con, src, "crash", videos=3, streams=3)
 
 
 def _session_pids(sid: int) -> list[int]:
@@ -237,7 +237,7 @@ def test_driver_killed_with_sigkill_then_rerun_gives_every_row_once(
     assert result.ok and result.skipped_done >= 5
     assert result.summary.done == 60
     con, src = _duckdb_scores(store)
-    _check_complete(con, src, "kill", videos=3, streams=2)
+    _check_complete(con, src, "kill", videos=3, streams=4)
 
 
 def test_s3_archive_and_s3_store_end_to_end(ray_local, tiny_checkpoints, tiny_archive,
@@ -253,14 +253,14 @@ def test_s3_archive_and_s3_store_end_to_end(ray_local, tiny_checkpoints, tiny_ar
                [tiny_checkpoints["fp"], tiny_checkpoints["fr"]], run_id="s3run",
                segment_frames=512, cache_dir=str(tmp_path / "cache"), workers=2)
     result = scan(cfg)
-    assert result.ok and result.summary.rows == 3 * 2 * 20
+    assert result.ok and result.summary.rows == 3 * 4 * 20
     assert sorted((w["cpus"], w["threads"]) for w in result.workers) == [(1.0, 1), (1.0, 1)]
     st = Store(store_uri)
     con = duckdb.connect()
     con.register("scores", st.dataset("scores"))
     n, dupes = con.sql("SELECT count(*), count(*) - count(DISTINCT (video_id, frame, model)) "
                        "FROM scores WHERE run = 's3run'").fetchall()[0]
-    assert (n, dupes) == (120, 0)
+    assert (n, dupes) == (240, 0)
     assert status(store_uri, "s3run").done == 3
     # Same video ids as a local scan of the same files (ids come from relative paths).
     local_ids = {s.video_id for s in __import__("raystack.archive").archive.list_archive(
@@ -291,7 +291,7 @@ def test_job_entrypoint_joins_the_cluster_in_ray_address(ray_local, tiny_checkpo
                           "limit=2"], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert status(tmp_path / "store", "job").rows == 2 * 20
+    assert status(tmp_path / "store", "job").rows == 2 * 3 * 20  # fp, diff, motion
     run = json.loads((tmp_path / "store" / "runs" / "job" / "run.json").read_text())
     assert {w["ray_address"] for w in run["invocations"][-1]["workers"]} == {address}
 
@@ -329,10 +329,11 @@ def test_m2s2l_trains_scans_and_evaluates_through_the_same_paths(ray_local, tmp_
     st = Store(tmp_path / "store")
     t = st.read_table("scores", "m2")
     context = 5  # m2s2l.tiny: longest window 4 + 1
-    assert set(t["model"].to_pylist()) == {"m2s2l_app", "m2s2l_mot"}
-    assert t.num_rows == 2 * 2 * (40 - context)
+    assert set(t["model"].to_pylist()) == {"m2s2l_app", "m2s2l_mot", "diff", "motion"}
+    assert t.num_rows == 2 * 4 * (40 - context)
     assert pc.min(t["frame"]).as_py() == context
-    assert t.filter(pc.is_null(t["aux"])).num_rows == 0  # memory distance as aux
+    m2 = t.filter(pc.starts_with(t["model"], "m2s2l"))
+    assert m2.filter(pc.is_null(m2["aux"])).num_rows == 0  # memory distance as aux
 
     r = runner.invoke(app, ["eval", str(tmp_path / "store"), "--labels",
                             str(tmp_path / "a" / "frame_labels_synth.npy"), "--run-id", "m2",

@@ -40,7 +40,7 @@ def _reference(scorer, src):
 
 
 def test_segments_and_chunks_reproduce_whole_video_scores(scorer, tiny_archive):
-    assert scorer.streams == ("fp", "fr") and scorer.context == 4
+    assert scorer.streams == ("fp", "fr", "diff", "motion") and scorer.context == 4
     plan = _plan(tiny_archive, scorer.context, segment=7)  # 20 scorable: 7 + 7 + 6
     first = plan.units[0].video_id
     units = [u for u in plan.units if u.video_id == first]
@@ -83,13 +83,13 @@ def test_run_writes_the_unit_file_then_returns_its_row(scorer, tiny_archive, tmp
     try:
         unit = _plan(tiny_archive, scorer.context, segment=512).units[0]
         row = scorer.run(unit, attempt=1)
-        assert row["status"] == "done" and row["rows"] == 2 * (FRAMES - 4)
+        assert row["status"] == "done" and row["rows"] == 4 * (FRAMES - 4)  # fp, fr, diff, motion
         assert row["attempt"] == 1 and row["error"] is None
         assert all(row[k] is not None and row[k] >= 0 for k in ("decode_s", "model_s", "write_s"))
         assert store.list_files("scores", "r1") == [store.uri_for("scores", "r1", unit.unit_id)]
         # A retry overwrites the same file: still one file, same rows.
         assert scorer.run(unit, attempt=2)["status"] == "done"
-        assert store.read_table("scores", "r1").num_rows == 2 * (FRAMES - 4)
+        assert store.read_table("scores", "r1").num_rows == 4 * (FRAMES - 4)
     finally:
         scorer.store, scorer.run_id = None, "t"
 

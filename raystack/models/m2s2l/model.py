@@ -39,7 +39,7 @@ from raystack.models.m2s2l.decompose import FeatureDecomposition
 from raystack.models.m2s2l.memory import MemoryBank
 from raystack.models.m2s2l.spatial import MultiScaleSpatialEncoder
 from raystack.models.m2s2l.temporal import MultiScaleTemporalEncoder, frame_differences
-from raystack.scoring import psnr
+from raystack.scoring import region_psnr
 
 
 class M2S2LOutput(NamedTuple):
@@ -190,11 +190,15 @@ class M2S2L(nn.Module):
             raise ValueError(msg)
         return clip
 
-    def score_batch(self, clip: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def score_batch(
+        self, clip: torch.Tensor, region: str = "frame"
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Per-clip scores of the last frame of each clip.
 
         Args:
             clip: (b, context + 1, 3, H, W) in [-1, 1]: the inputs, then the target frame.
+            region: ``"frame"`` (whole-frame PSNR, the paper) or ``"patch"`` (worst patch,
+                :func:`raystack.scoring.region_psnr`).
 
         Returns:
             ``{"m2s2l_app": (psnr, aux), "m2s2l_mot": (psnr, aux)}``, each a float32 (b,)
@@ -206,8 +210,8 @@ class M2S2L(nn.Module):
         out = self(clip[:, :-1])
         frame, motion = clip_targets(clip)
         with torch.autocast(device_type=clip.device.type, enabled=False):
-            app = psnr(out.pred.float(), frame.float())
-            mot = psnr(out.motion.float(), motion.float())
+            app = region_psnr(out.pred.float(), frame.float(), region)
+            mot = region_psnr(out.motion.float(), motion.float(), region)
         d = out.distance
 
         def aux(parts: tuple[str, ...]) -> torch.Tensor:
