@@ -37,18 +37,24 @@ def synth(
         "mp4", "--format", help="mp4, avi or mkv files; or frames (jpg), png, tif folders."
     ),
     codec: str = typer.Option("mpeg4", help="Video codec: mpeg4 (mp4v) or h264."),
+    scene: str = typer.Option(
+        "park", help="park (cartoon, gross anomalies, fast) or street (realistic, subtle)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an archive already in OUT."),
 ) -> None:
     """Write a synthetic fixed-camera archive with labelled anomalies.
 
-    OUT/train/ holds normal footage: walkers cross a path left to right.
-    Each video in OUT/test/ adds one anomaly, in turn: a fast cyclist, a
-    walker against the flow, a walker on the grass, an object that appears
-    out of nowhere. Per-frame labels (0 normal, 1 anomalous, over the sorted
-    test videos) go to OUT/frame_labels_synth.npy; the anomalous frame
-    ranges of each test video go to OUT/labels.json.
+    OUT/train/ holds normal footage, OUT/test/ one anomaly per video.
+    park: walkers cross a cartoon path; anomalies are a fast cyclist, a
+    walker against the flow, a walker on the grass, an object out of nowhere.
+    street: a photo-textured plaza in perspective with 5-15 articulated
+    people; anomalies are a runner, a person standing in the flower bed,
+    a cyclist, erratic motion, a thrown ball, a car.
+    Per-frame labels (0 normal, 1 anomalous, over the sorted test videos)
+    go to OUT/frame_labels_synth.npy; OUT/labels.json holds each test
+    video's anomalous ranges and a pixel box per anomalous frame.
 
-    Example: raystack synth /tmp/a && raystack probe /tmp/a
+    Example: raystack synth /tmp/a --scene street && raystack probe /tmp/a
     """
     from raystack.errors import RaystackError
     from raystack.synth import synthesize
@@ -60,7 +66,7 @@ def synth(
         raise _fail(ValueError(f"--size must look like 256x256, got {size!r}")) from None
     try:
         info = synthesize(out, seed=seed, n_train=train, n_test=test, frames=frames, size=dims,
-                          fps=fps, fmt=fmt, codec=codec, overwrite=overwrite)
+                          fps=fps, fmt=fmt, codec=codec, scene=scene, overwrite=overwrite)
     except (RaystackError, ValueError) as e:
         raise _fail(e) from e
     typer.echo(info.summary())
@@ -181,6 +187,9 @@ def scan_cmd(
     segment_frames: int = typer.Option(None, help="Frames scored per work unit."),
     flow: str = typer.Option(None, help="Flow backend for FR models: dis, farneback, ptlflow."),
     limit: int = typer.Option(None, help="Scan only the first N videos."),
+    score_region: str = typer.Option(
+        None, "--score-region",
+        help="frame: PSNR of the whole frame (the papers', default); patch: its worst patch."),
     dry_run: bool = typer.Option(None, "--dry-run", help="List, probe and plan only."),
     address: str = typer.Option(None, help="Ray cluster to join (default: a private local Ray)."),
     config: str = typer.Option(
@@ -204,7 +213,7 @@ def scan_cmd(
             config, archive=archive, checkpoints=tuple(checkpoint) if checkpoint else None,
             store=store, run_id=run_id, workers=workers, cpus_per_worker=cpus_per_worker,
             gpus_per_worker=gpus_per_worker, segment_frames=segment_frames, flow=flow,
-            limit=limit, dry_run=dry_run, address=address,
+            limit=limit, dry_run=dry_run, address=address, score_region=score_region,
             progress=False if no_progress else None,
         )
         result = scan(cfg)

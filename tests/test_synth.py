@@ -95,7 +95,7 @@ def _foreground(root: Path, rel: str, bg: np.ndarray) -> np.ndarray:
 def test_forbidden_region_is_empty_except_during_that_anomaly(medium):
     root, meta = medium
     bg = background(2, (128, 96))
-    top = meta["scene"]["path_top"]
+    top = meta["geometry"]["path_top"]
     yy, xx = np.mgrid[0:96, 0:128]
     grass = yy < top[0] + top[1] * xx - 0.06 * 96  # well above the path: nobody walks there
     for t in [*meta["train"], *meta["test"]]:

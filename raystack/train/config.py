@@ -54,14 +54,16 @@ class TrainConfig:
     val_fraction: float = 0.1
     # Validation clips used at most (evenly spaced over the held-out ones), to bound its cost.
     val_clips: int = 256
-    # AdamW learning rate (paper: 2e-4) and weight decay (torch's AdamW default).
-    lr: float = 2e-4
+    # AdamW peak learning rate; None = the model's recipe (models/presets.py TRAIN_RECIPES:
+    # 3e-3 for the small and tiny VQ-MaU presets, measured in docs/models.md; else the
+    # paper's 2e-4). Weight decay: torch's AdamW default.
+    lr: float | None = None
     weight_decay: float = 0.01
     # Cosine decay over ALL steps of the run to lr * min_lr_ratio; it never restarts, and a
     # resumed run continues the same curve.
     min_lr_ratio: float = 0.05
-    # Linear warm-up steps before the cosine (0 = none).
-    warmup_steps: int = 0
+    # Linear warm-up steps before the cosine (0 = none; None = the model's recipe).
+    warmup_steps: int | None = None
     # Gradient-norm clipping (0 = off): VQ codebook jumps early in training spike gradients.
     grad_clip: float = 1.0
     # Optical flow for FR: must match the scan's (raystack scan --flow), or FR scores flows
@@ -108,6 +110,15 @@ class TrainConfig:
         """Streams in training order, e.g. ``("fp", "fr")``."""
         return MODELS[self.model]
 
+    def schedule(self, task: str) -> tuple[float, int]:
+        """``(peak lr, warm-up steps)`` of ``task``: the configured ones, else its recipe."""
+        from raystack.models.presets import train_recipe
+
+        recipe = train_recipe(self.model_name(task))
+        lr = self.lr if self.lr is not None else recipe["lr"]
+        warmup = self.warmup_steps if self.warmup_steps is not None else recipe["warmup_steps"]
+        return float(lr), int(warmup)
+
     def model_name(self, task: str) -> str:
         """The registry name of ``task``'s model, e.g. ``vqmau_fp.small``."""
         return f"{FAMILY[task]}.{self.preset}"
@@ -144,14 +155,14 @@ def check_config(cfg: TrainConfig) -> None:
             bad(key, "must be >= 1")
     for key in ("workers", "cpus_per_worker", "clips_per_epoch", "warmup_steps", "max_failures",
                 "val_clips"):
-        if int(getattr(cfg, key)) < 0:
+        if getattr(cfg, key) is not None and int(getattr(cfg, key)) < 0:
             bad(key, "must be >= 0")
     if cfg.batch_size % max(cfg.workers, 1):
         bad("batch_size", f"must be a multiple of workers ({cfg.workers}): it is the global "
                           "batch, split evenly over the workers")
     if not 0.0 <= cfg.val_fraction < 0.5:
         bad("val_fraction", "must be in [0, 0.5): the held-out tail of each training video")
-    if cfg.lr <= 0 or cfg.weight_decay < 0 or cfg.grad_clip < 0:
+    if (cfg.lr is not None and cfg.lr <= 0) or cfg.weight_decay < 0 or cfg.grad_clip < 0:
         bad("lr", "lr must be > 0, weight_decay and grad_clip >= 0")
     if not 0.0 <= cfg.min_lr_ratio <= 1.0:
         bad("min_lr_ratio", "must be in [0, 1]")

@@ -143,7 +143,7 @@ class StreamTrainer:
         self.opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.weight_decay},
              {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.lr,
+            lr=cfg.schedule(task)[0],
         )
         self.steps_per_epoch = steps_per_epoch(
             len(data.train), batch_size=cfg.batch_size, clips_per_epoch=cfg.clips_per_epoch)
@@ -155,7 +155,8 @@ class StreamTrainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt,
             lambda step: lr_factor(step, total_steps=self.total_steps,
-                                   warmup_steps=cfg.warmup_steps, min_ratio=cfg.min_lr_ratio),
+                                   warmup_steps=cfg.schedule(task)[1],
+                                   min_ratio=cfg.min_lr_ratio),
         )
         self.reducer = Reducer()
         self.epoch = 0  # epochs completed

@@ -188,3 +188,14 @@ def test_keep_checkpoints_prunes_all_but_best_and_latest(tiny_cfg):
     best = result.selected["fp"]["epoch"]
     assert f"checkpoint_epoch_{best:04d}" in kept and "checkpoint_epoch_0003" in kept
     assert len(kept) == (1 if best == 3 else 2)
+
+
+def test_learning_rate_follows_the_model_recipe_unless_set():
+    from raystack.train import TrainConfig
+
+    small = TrainConfig(archive="a", model="fp+fr", preset="small")
+    assert small.schedule("fp") == small.schedule("fr") == (3e-3, 100)
+    paper = TrainConfig(archive="a", model="fp+fr", preset="ped2")
+    assert paper.schedule("fp") == (2e-4, 0)
+    mine = TrainConfig(archive="a", model="fp", preset="small", lr=5e-4, warmup_steps=7)
+    assert mine.schedule("fp") == (5e-4, 7)

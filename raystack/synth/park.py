@@ -1,111 +1,23 @@
-"""A synthetic fixed-camera archive with labelled anomalies, for tests, benchmarks and demos.
+"""The park scene: a cartoon path through grass that walkers cross left to right.
 
-One scene per archive (textured grass, a paved path, bushes, a bench, a lamp post) seen
-by a fixed camera. Walkers (legs and arms swing with their stride) cross the path left
-to right at walking speed, with mild sensor noise and a slow lighting drift. Test videos
-add one anomaly each, cycling through :data:`ANOMALY_KINDS`: a cyclist several times
-faster than the walkers, a walker against the flow, a walker crossing the grass where
-nobody goes, and an object that appears out of nowhere and shakes. Everything follows
-from the seed, so the same seed gives the same labels and the same decoded frames.
-
-    info = synthesize("/tmp/a", seed=0)       # 6 train + 4 test videos, 150 frames, 256x256
-    # /tmp/a/train/train_001.mp4 ... /tmp/a/test/test_004.mp4
-    # /tmp/a/frame_labels_synth.npy  int64 (600,) 0/1 over sorted test videos
-    # /tmp/a/labels.json             per test video: frames, offset, anomalous ranges, kinds
+Cheap to render and with gross anomalies, so tests and the demo stay fast; the
+street scene (:mod:`raystack.synth.street`) is the realistic one. Test videos add one
+anomaly each, cycling through :data:`ANOMALY_KINDS`: a cyclist several times faster
+than the walkers, a walker against the flow, a walker crossing the grass where nobody
+goes, and an object that appears out of nowhere and shakes.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 
-from raystack.errors import ArchiveError
-
 ANOMALY_KINDS = ("fast", "against_flow", "forbidden_region", "sudden_appearance")
-VIDEO_FORMATS = {"mp4": ".mp4", "avi": ".avi", "mkv": ".mkv"}
-FRAME_FORMATS = {"frames": ".jpg", "jpg": ".jpg", "png": ".png", "tif": ".tif"}
-LABELS_FILE = "frame_labels_synth.npy"
-META_FILE = "labels.json"
-_CODECS = {"mpeg4": "mpeg4", "mp4v": "mpeg4", "h264": "libx264", "libx264": "libx264"}
 
-
-# --- writing media --------------------------------------------------------------------
-
-
-def write_video(
-    path: str | Path,
-    frames: Iterable[np.ndarray],
-    *,
-    fps: float = 25.0,
-    codec: str = "mpeg4",
-    bit_rate: int | None = None,
-    pix_fmt: str = "yuv420p",
-    container_options: dict[str, str] | None = None,
-) -> int:
-    """Encode RGB uint8 (H, W, 3) or grayscale (H, W) frames into ``path`` with PyAV.
-
-    The container follows the extension (mp4, avi, mkv, mov, ...); ``container_options``
-    go to the muxer (e.g. ``{"movflags": "faststart"}``). The encoder runs on one thread
-    so that the same frames always give the same stream. Returns the number of frames
-    written.
-    """
-    import av
-
-    path = Path(path)
-    container = av.open(str(path), mode="w", options=container_options or {})
-    stream = None
-    n = 0
-    try:
-        for frame in frames:
-            if stream is None:
-                h, w = frame.shape[:2]
-                rate = Fraction(fps).limit_denominator(1001)  # 29.97 -> 30000/1001
-                stream = container.add_stream(_CODECS.get(codec, codec), rate=rate)
-                stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-                # ~1 bit a pixel keeps mpeg4 close to the rendered frames at these sizes.
-                stream.bit_rate = bit_rate or max(200_000, int(w * h * fps))
-                stream.codec_context.thread_count = 1
-            fmt = "rgb24" if frame.ndim == 3 else "gray"
-            for pkt in stream.encode(
-                av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=fmt)
-            ):
-                container.mux(pkt)
-            n += 1
-        if stream is not None:
-            for pkt in stream.encode():
-                container.mux(pkt)
-    finally:
-        container.close()
-    return n
-
-
-def write_frames(folder: str | Path, frames: Iterable[np.ndarray], *, ext: str = ".jpg") -> int:
-    """Write RGB frames as ``folder/0000.jpg, 0001.jpg, ...`` (Avenue/ShanghaiTech style)."""
-    import cv2
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
-    n = 0
-    for n, frame in enumerate(frames, start=1):  # noqa: B007
-        img = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if frame.ndim == 3 else frame
-        if not cv2.imwrite(str(folder / f"{n - 1:04d}{ext}"), img, params):
-            msg = f"OpenCV could not write {folder / f'{n - 1:04d}{ext}'}"
-            raise OSError(msg)
-    return n
-
-
-# --- the scene ------------------------------------------------------------------------
-
-
-def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: tuple[int, ...]) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, h: int, w: int, cells: tuple[int, ...]) -> np.ndarray:
     """Sum of upsampled random grids: cloud-like texture in about [-1, 1]."""
     import cv2
 
@@ -149,7 +61,7 @@ def _make_scene(rng: np.random.Generator, width: int, height: int) -> _Scene:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     on_path = (yy >= top[0] + top[1] * xx) & (yy <= bottom[0] + bottom[1] * xx)
 
-    cloud = _smooth_noise(rng, h, w, (3, 6, 12))
+    cloud = smooth_noise(rng, h, w, (3, 6, 12))
     grain = rng.standard_normal((h, w)).astype(np.float32)
     grass = (
         np.stack([72 + 16 * cloud, 110 + 22 * cloud, 58 + 12 * cloud], -1) + 6 * grain[..., None]
@@ -193,7 +105,7 @@ def _make_scene(rng: np.random.Generator, width: int, height: int) -> _Scene:
     return _Scene(w, h, img, top, bottom, walker_h=0.11 * h, speed=w / 160.0)
 
 
-def _scene_for(seed: int, width: int, height: int) -> _Scene:
+def scene_for(seed: int, width: int, height: int) -> _Scene:
     return _make_scene(
         np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))), width, height
     )
@@ -202,7 +114,7 @@ def _scene_for(seed: int, width: int, height: int) -> _Scene:
 def background(seed: int = 0, size: tuple[int, int] = (256, 256)) -> np.ndarray:
     """The static scene (no walkers, noise or lighting drift) of the archive that
     :func:`synthesize` writes with this ``seed`` and ``size``: uint8 (H, W, 3) RGB."""
-    return _scene_for(seed, int(size[0]), int(size[1])).background.copy()
+    return scene_for(seed, int(size[0]), int(size[1])).background.copy()
 
 
 # --- moving things --------------------------------------------------------------------
@@ -373,10 +285,15 @@ def _anomaly_agent(kind: str, rng: np.random.Generator, scene: _Scene, t0: int, 
     return a
 
 
-def _render(
-    scene: _Scene, rng: np.random.Generator, n: int, kind: str | None, labels: list[int]
+def render(
+    scene: _Scene,
+    rng: np.random.Generator,
+    n: int,
+    kind: str | None,
+    labels: list[int],
+    boxes: list[list[list[float]]],
 ) -> Iterator[np.ndarray]:
-    """Yield ``n`` RGB frames; append one 0/1 label per frame to ``labels``."""
+    """Yield ``n`` RGB frames; append a 0/1 label and the anomalous boxes of each frame."""
     count = int(rng.integers(3, 7))
     walkers = [
         _walker(rng, scene, float(x)) for x in np.sort(rng.uniform(-0.05, 1.0, count)) * scene.width
@@ -400,7 +317,9 @@ def _render(
         for a in sorted(agents, key=lambda a: a.y):
             if a.visible(scene):
                 _draw(img, a, scene)
-        labels.append(int(any(a.anomaly and a.visible(scene) for a in agents)))
+        anomalous = [a for a in agents if a.anomaly and a.visible(scene)]
+        labels.append(int(bool(anomalous)))
+        boxes.append([_clip(a.bbox(scene), scene) for a in anomalous])
         gain = 1.0 + 0.05 * math.sin(2 * math.pi * f / period + phi)
         noisy = img.astype(np.float32) * gain + noise_rng.normal(0.0, 2.0, img.shape).astype(
             np.float32
@@ -414,180 +333,8 @@ def _render(
                 walkers[i].state["psi"] = float(rng.uniform(0, 2 * math.pi))
 
 
-# --- the archive ----------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class SynthInfo:
-    """What :func:`synthesize` wrote. Paths in ``train``/``test`` are relative to ``out``."""
-
-    out: Path
-    train: tuple[str, ...]
-    test: tuple[str, ...]
-    labels_path: Path
-    meta_path: Path
-    test_frames: int
-    anomalous_frames: int
-    anomalies: tuple[dict, ...]
-
-    def summary(self) -> str:
-        lines = [
-            f"wrote {len(self.train)} training and {len(self.test)} test videos to {self.out}",
-            f"  labels: {self.labels_path.name} ({self.test_frames} test frames, "
-            f"{self.anomalous_frames} anomalous), sidecar: {self.meta_path.name}",
-        ]
-        lines += [
-            f"  {a['video']}: {a['kind']} frames [{a['start']}, {a['stop']})"
-            for a in self.anomalies
-        ]
-        return "\n".join(lines)
-
-
-def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
-    """Half-open [start, stop) ranges where ``labels`` is 1."""
-    padded = np.concatenate([[0], labels.astype(np.int8), [0]])
-    edges = np.flatnonzero(np.diff(padded))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
-
-
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    ours = [out / "train", out / "test", out / LABELS_FILE, out / META_FILE]
-    existing = [p for p in ours if p.exists()]
-    if existing and not overwrite:
-        msg = (
-            f"{out} already holds {', '.join(p.name for p in existing)}; "
-            "pass overwrite=True (CLI: --overwrite) or choose an empty folder"
-        )
-        raise ArchiveError(msg)
-    for p in existing:
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
-    (out / "train").mkdir(parents=True)
-    (out / "test").mkdir(parents=True)
-
-
-def synthesize(
-    out: str | Path,
-    *,
-    seed: int = 0,
-    n_train: int = 6,
-    n_test: int = 4,
-    frames: int = 150,
-    size: tuple[int, int] = (256, 256),
-    fps: float = 25.0,
-    fmt: str = "mp4",
-    codec: str = "mpeg4",
-    overwrite: bool = False,
-) -> SynthInfo:
-    """Write a synthetic archive of normal training videos and labelled test videos.
-
-    Args:
-        out: folder to write (created); must not already hold a synthetic archive
-            unless ``overwrite``.
-        seed: everything (scene, walkers, anomalies, noise) follows from it. Video ``i``
-            of a split depends only on ``seed`` and ``i``, not on the other counts.
-        n_train, n_test: number of videos; test video ``i`` holds anomaly kind
-            ``ANOMALY_KINDS[i % 4]``.
-        frames: frames per video (at least 8).
-        size: (width, height) in pixels (at least 32x32).
-        fps: frame rate written into the container.
-        fmt: ``mp4``, ``avi``, ``mkv`` (video files), or ``frames``/``jpg``, ``png``,
-            ``tif`` (one folder of images per video).
-        codec: video codec, ``mpeg4`` (mp4v, default) or ``h264``.
-        overwrite: replace a synthetic archive already in ``out``.
-
-    Returns:
-        A :class:`SynthInfo` naming the files written.
-    """
-    if fmt not in VIDEO_FORMATS and fmt not in FRAME_FORMATS:
-        msg = f"unknown format {fmt!r}; choose one of {sorted({**VIDEO_FORMATS, **FRAME_FORMATS})}"
-        raise ValueError(msg)
-    width, height = (int(v) for v in size)
-    if width < 32 or height < 32 or frames < 8 or n_train < 0 or n_test < 0:
-        msg = "need size >= 32x32, frames >= 8 and non-negative counts; "
-        msg += f"got size={size}, frames={frames}, n_train={n_train}, n_test={n_test}"
-        raise ValueError(msg)
-    if codec in ("h264", "libx264") and (width % 2 or height % 2):
-        msg = f"h264 needs an even width and height; got {width}x{height}"
-        raise ValueError(msg)
-    out = Path(out).expanduser()
-    _prepare_out(out, overwrite)
-    scene = _scene_for(seed, width, height)
-    digits = max(3, len(str(max(n_train, n_test))))
-
-    def write(split: str, i: int, kind: str | None) -> tuple[str, np.ndarray]:
-        rng = np.random.default_rng(
-            np.random.SeedSequence(seed, spawn_key=(1 if split == "train" else 2, i))
-        )
-        labels: list[int] = []
-        name = f"{split}_{i + 1:0{digits}d}"
-        video_frames = _render(scene, rng, frames, kind, labels)
-        if fmt in VIDEO_FORMATS:
-            rel = f"{split}/{name}{VIDEO_FORMATS[fmt]}"
-            write_video(out / rel, video_frames, fps=fps, codec=codec)
-        else:
-            rel = f"{split}/{name}"
-            write_frames(out / rel, video_frames, ext=FRAME_FORMATS[fmt])
-        return rel, np.asarray(labels, np.int64)
-
-    train = [write("train", i, None)[0] for i in range(n_train)]
-    test_meta, all_labels, anomalies, offset = [], [], [], 0
-    for i in range(n_test):
-        kind = ANOMALY_KINDS[i % len(ANOMALY_KINDS)]
-        rel, labels = write("test", i, kind)
-        ranges = [{"kind": kind, "start": a, "stop": b} for a, b in _runs(labels)]
-        anomalies += [{"video": rel, **r} for r in ranges]
-        test_meta.append(
-            {
-                "name": Path(rel).stem if fmt in VIDEO_FORMATS else Path(rel).name,
-                "video": rel,
-                "frames": frames,
-                "offset": offset,
-                "kinds": [kind],
-                "anomalies": ranges,
-            }
-        )
-        all_labels.append(labels)
-        offset += frames
-    # Names are zero-padded, so this order is both the sorted and the natural order.
-    flat = np.concatenate(all_labels) if all_labels else np.zeros(0, np.int64)
-    np.save(out / LABELS_FILE, flat)
-    meta = {
-        "generator": "raystack.synth",
-        "version": 1,
-        "seed": seed,
-        "params": {
-            "n_train": n_train,
-            "n_test": n_test,
-            "frames": frames,
-            "width": width,
-            "height": height,
-            "fps": fps,
-            "format": fmt,
-            "codec": codec,
-        },
-        "scene": {
-            "path_top": list(scene.top),
-            "path_bottom": list(scene.bottom),
-            "walker_height_px": scene.walker_h,
-            "walking_speed_px_per_frame": scene.speed,
-        },
-        "labels_file": LABELS_FILE,
-        "label_values": {"0": "normal", "1": "anomalous"},
-        "ranges": "half-open [start, stop) frame indices within each video; "
-        "offset = where the video starts in labels_file",
-        "train": [
-            {"name": Path(r).name.split(".")[0], "video": r, "frames": frames} for r in train
-        ],
-        "test": test_meta,
-    }
-    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    return SynthInfo(
-        out,
-        tuple(train),
-        tuple(m["video"] for m in test_meta),
-        out / LABELS_FILE,
-        out / META_FILE,
-        int(flat.size),
-        int(flat.sum()),
-        tuple(anomalies),
-    )
+def _clip(box: tuple[float, float, float, float], scene: _Scene) -> list[float]:
+    x0, y0, x1, y1 = box
+    return [round(max(0.0, x0), 1), round(max(0.0, y0), 1), round(min(scene.width, x1), 1),
+            round(min(scene.height, y1), 1)]
