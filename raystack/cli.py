@@ -276,6 +276,10 @@ def sql_cmd(
     query: str = typer.Argument(None, help="SQL to run; without it, an interactive prompt."),
     fmt: str = typer.Option("table", "--format", "-f", help=_FORMAT_HELP),
     out: str = typer.Option(None, "--out", "-o", help="Write the result to this file."),
+    timeout: float = typer.Option(
+        None, "--timeout", help="Seconds one statement may run (default 600; 0: no limit)."),
+    memory_limit: str = typer.Option(
+        None, "--memory-limit", help="DuckDB memory cap, e.g. 4GB (default: a quarter of RAM)."),
 ) -> None:
     """Run SQL on a store through the read-only analyst connection.
 
@@ -283,15 +287,23 @@ def sql_cmd(
     smoothed(sigma), fused(fusion, alpha, streams, sigma), flags(threshold |
     adaptive_k | threshold_name, ...), events(..., min_frames, merge_gap); all
     take run := 'RUN'. Without QUERY, read statements ending in ';' until EOF
-    or .quit (.tables lists views and macros).
+    or .quit (.tables lists views and macros). Ctrl-C cancels the running
+    statement.
 
     Example: raystack sql /tmp/store "SELECT * FROM events(threshold := 0.7, min_frames := 10)"
     """
+    import warnings
+
     from raystack.query import connect, run_sql
+    from raystack.query.connection import QueryCancelled
     from raystack.query.output import repl
 
     try:
-        con = connect(store)
+        with warnings.catch_warnings(record=True) as skipped:
+            warnings.simplefilter("always")
+            con = connect(store, timeout_s=timeout, memory_limit=memory_limit)
+        for w in skipped:
+            typer.secho(f"warning: {w.message}", fg=typer.colors.YELLOW, err=True)
         if query is None:
             repl(con)
             return
@@ -300,6 +312,12 @@ def sql_cmd(
             typer.echo("ok")
         else:
             _emit(table, fmt, out)
+    except QueryCancelled as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=130) from None
+    except KeyboardInterrupt:
+        typer.secho("error: interrupted", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=130) from None
     except _query_errors() as e:
         raise _fail(e) from e
 

@@ -23,8 +23,9 @@ def repl(
     """Read SQL statements (ending in ``;``) until EOF or ``.quit``; print each result.
 
     ``.tables`` lists the views and macros, ``.help`` says what is allowed. A failing
-    statement prints its error and the prompt goes on. Returns the number of statements
-    that failed.
+    statement prints its error and the prompt goes on; so does one cancelled with Ctrl-C,
+    and Ctrl-C at the prompt drops the statement being typed. Returns the number of
+    statements that failed or were cancelled.
     """
     from raystack.query.connection import READ_ONLY_HELP, QueryError, run_sql
 
@@ -34,6 +35,10 @@ def repl(
             line = read_line("raystack> " if not buf else "     ...> ")
         except EOFError:
             break
+        except KeyboardInterrupt:
+            buf = []
+            write("^C")
+            continue
         stripped = line.strip()
         if not buf and stripped in (".quit", ".exit", "\\q"):
             break

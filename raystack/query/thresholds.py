@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from raystack.query.connection import THRESHOLDS_DIR, QueryError, run_sql
+from raystack.query.connection import QueryError, run_sql
 from raystack.query.fusion import Fusion, resolve_fusion
+from raystack.query.threshold_files import THRESHOLDS_DIR
 
 
 def calibrate_threshold(scores: np.ndarray, false_alarm_rate: float) -> float:

@@ -20,6 +20,7 @@ from typing import Any
 
 from raystack.config import to_dict
 from raystack.errors import ConfigError
+from raystack.redact import redact_uri
 from raystack.scan.config import ScanConfig, check_config, resolve_run_id
 from raystack.scan.manifest import Manifest, ScanSummary, manifest_row, summarize
 from raystack.scan.plan import PROBE_SUFFIX, Outcome, Plan, plan_units
@@ -72,7 +73,7 @@ def _model_info(cfg: ScanConfig) -> dict[str, Any]:
 
 def _identity(cfg: ScanConfig, info: dict[str, Any]) -> dict[str, Any]:
     return {
-        "archive": cfg.archive,
+        "archive": redact_uri(cfg.archive),  # as run.json stores it, so resumes compare equal
         "context": info["context"],
         "segment_frames": cfg.segment_frames,
         "streams": info["streams"],

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from raystack import __version__
 from raystack.archive.s3 import arrow_s3_filesystem, is_s3_uri, parse_s3_uri, s3_client
 from raystack.errors import SchemaVersionError
+from raystack.redact import redact
 from raystack.store import layout
 from raystack.store.layout import StoreError
 from raystack.store.schema import SCHEMA_VERSION, TABLES, check_version, table_schema
@@ -254,9 +255,10 @@ class Store:
     # --- JSON documents ------------------------------------------------------------------
 
     def write_run_json(self, run_id: str, info: dict) -> str:
-        """Write ``runs/<run_id>/run.json`` (adds run_id and schema_version if absent)."""
+        """Write ``runs/<run_id>/run.json`` (adds run_id and schema_version if absent), with
+        credentials in URIs masked (:func:`raystack.redact.redact`)."""
         rel = layout.run_json_relpath(run_id)
-        doc = {"run_id": run_id, "schema_version": SCHEMA_VERSION, **info}
+        doc = redact({"run_id": run_id, "schema_version": SCHEMA_VERSION, **info})
         self.ensure()
         self._put(rel, _dumps(doc))
         return self._uri(rel)
@@ -271,10 +273,11 @@ class Store:
         return doc
 
     def write_json(self, relpath: str, obj: Any) -> str:
-        """Atomically write a small JSON document at ``relpath`` (e.g. ``calibration/r1.json``)."""
+        """Atomically write a small JSON document at ``relpath`` (e.g. ``calibration/r1.json``),
+        credentials in URIs masked."""
         rel = layout.doc_relpath(relpath)
         self.ensure()
-        self._put(rel, _dumps(obj))
+        self._put(rel, _dumps(redact(obj)))
         return self._uri(rel)
 
     def read_json(self, relpath: str, default: Any = _MISSING) -> Any:

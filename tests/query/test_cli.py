@@ -45,8 +45,24 @@ def test_interactive_prompt_until_quit(labelled_store):
     code, out = invoke("sql", st.uri, input=script)
     assert code == 0
     assert "│     3 │" in out and "1 rows" in out
-    assert out.count("> Error: ") == 2 and "syntax error" in out and "LOAD statements are refused" in out
+    assert out.count("> Error: ") == 2 and "syntax error" in out and "read-only" in out
     assert "events" in out and "macro" in out and "not run" not in out
+
+
+def test_sql_limits_and_skipped_files(labelled_store, tmp_path):
+    st, _ = labelled_store
+    forever = "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT max(n) FROM t"
+    code, out = invoke("sql", st.uri, forever, "--timeout", "1")
+    assert code == 1 and "timeout" in out
+    q = "SELECT current_setting('memory_limit') AS m"
+    code, out = invoke("sql", st.uri, q, "--memory-limit", "1GB", "--format", "csv")
+    assert code == 0 and "953.6 MiB" in out
+    code, out = invoke("sql", st.uri, q, "--memory-limit", "lots")
+    assert code == 1 and "memory limit must look like" in out
+    link = tmp_path / "store" / "scores" / "run=test" / "zz.parquet"
+    link.symlink_to("/etc/passwd")
+    code, out = invoke("sql", st.uri, "SELECT count(*) AS n FROM scores", "--format", "csv")
+    assert code == 0 and "warning: store file scores/run=test/zz.parquet skipped" in out
 
 
 def test_events_calibrate_and_eval(labelled_store, tmp_path):
