@@ -2,6 +2,8 @@
 
     python bench/events_bench.py                       # 10M and 100M rows, writes bench/results/events.json
     python bench/events_bench.py --rows 10000000 --repeat 3
+    python bench/events_bench.py --rows 10000000 --baseline bccaba0 --skip-pandas --skip-side \
+        --out bench/results/events_readonly.json       # this tree against a commit, interleaved
 
 Both sides start from the same Parquet store (many videos of 5,000 frames, one stream) and
 compute the same events: per-video min-max normalised anomaly = 1 - norm(PSNR), flagged
@@ -17,6 +19,10 @@ Repeats run back to back, so all but the first read warm files from the page cac
 Also measured: the cold start of ``connect`` on a store of 1,000 Parquet files, smoothing
 as a Python UDF against a pure-SQL offset join, and the row_number-islands formulation
 against lag + running sum.
+
+``--baseline REF`` also runs the DuckDB side (and the cold start) on the code of git commit
+REF, exported to a temporary folder and put first on the worker's PYTHONPATH; baseline and
+current runs alternate, so both see the same load of a shared machine.
 """
 
 from __future__ import annotations
@@ -87,7 +93,9 @@ def run_duckdb(store: Path, threads: int, memory_limit: str | None, spill: str |
     from raystack.query import connect, run_sql
 
     t1 = time.perf_counter()
-    con = connect(store, threads=threads, memory_limit=memory_limit, spill_dir=spill)
+    # A sealed (read-only) connection cannot spill; --spill measures the internal one.
+    con = connect(store, threads=threads, memory_limit=memory_limit, spill_dir=spill,
+                  read_only=spill is None)
     t2 = time.perf_counter()
     ev = run_sql(con, EVENTS_SQL, [THRESHOLD, MIN_FRAMES, MERGE_GAP])
     t3 = time.perf_counter()
@@ -142,7 +150,23 @@ def worker(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(res), flush=True)
 
 
-def measure(kind: str, store: Path, args: argparse.Namespace, cap_gib: float | None) -> dict:
+def export_baseline(ref: str, into: Path) -> tuple[Path, str]:
+    """The ``raystack`` package of git commit ``ref`` under ``into``; (folder, full hash)."""
+    root = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", ref], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    shutil.rmtree(into, ignore_errors=True)
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(root), "archive", commit, "raystack", "schemas"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    # setup.py installs the top-level schemas/ as raystack.schemas; mirror that here.
+    shutil.copytree(into / "schemas", into / "raystack" / "schemas")
+    return into, commit
+
+
+def measure(kind: str, store: Path, args: argparse.Namespace, cap_gib: float | None,
+            src: Path | None = None) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--store", str(store),
            "--threads", str(args.threads)]
     if args.memory_limit:
@@ -156,6 +180,8 @@ def measure(kind: str, store: Path, args: argparse.Namespace, cap_gib: float | N
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH")) if p)
     proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -170,23 +196,37 @@ def compare(rows: int, args: argparse.Namespace) -> dict:
     files = len(list((store / "scores").rglob("*.parquet")))
     out = {"rows": rows, "videos": rows // FRAMES, "files": files, "parquet_mib": size / 2**20}
     repeat = args.repeat if rows <= 20_000_000 else max(1, args.repeat - 1)
-    for kind, cap in (("duckdb", None), ("pandas", args.pandas_cap_gib)):
-        runs = [measure(kind, store, args, cap) for _ in range(repeat)]
-        ok = [r for r in runs if r.get("ok")]
+    runs: dict[str, list[dict]] = {"duckdb": [], "duckdb_baseline": [], "pandas": []}
+    for _ in range(repeat):  # interleaved: the same load falls on every side
+        runs["duckdb"].append(measure("duckdb", store, args, None))
+        if args.baseline_src:
+            runs["duckdb_baseline"].append(measure("duckdb", store, args, None,
+                                                   args.baseline_src))
+        if not args.skip_pandas:
+            runs["pandas"].append(measure("pandas", store, args, args.pandas_cap_gib))
+    for kind, rs in runs.items():
+        if not rs:
+            continue
+        ok = [r for r in rs if r.get("ok")]
         out[kind] = {
-            "runs": runs, "ok": bool(ok),
+            "runs": rs, "ok": bool(ok),
             "wall_s_median": statistics.median(r["wall_s"] for r in ok) if ok else None,
             "peak_rss_mib_max": max(r["peak_rss_mib"] for r in ok) if ok else None,
-            "error": None if ok else runs[-1].get("error"),
+            "error": None if ok else rs[-1].get("error"),
         }
-        print(f"  {rows:>11,} rows {kind:6s}: " + (
+        print(f"  {rows:>11,} rows {kind:15s}: " + (
             f"{out[kind]['wall_s_median']:.2f} s, peak RSS {out[kind]['peak_rss_mib_max']:.0f} MiB"
             if ok else f"failed: {out[kind]['error']}"), flush=True)
-    d, p = out["duckdb"], out["pandas"]
-    if d["ok"] and p["ok"]:
+    d, p, b = out["duckdb"], out.get("pandas"), out.get("duckdb_baseline")
+    if d["ok"] and p and p["ok"]:
         same = {(r["events"], r["flagged_frames"]) for r in d["runs"] + p["runs"] if r.get("ok")}
         out["same_events"] = len(same) == 1
         out["speedup"] = p["wall_s_median"] / d["wall_s_median"]
+    if d["ok"] and b and b["ok"]:
+        same = {(r["events"], r["flagged_frames"]) for r in d["runs"] + b["runs"] if r.get("ok")}
+        out["same_events_as_baseline"] = len(same) == 1
+        out["vs_baseline"] = d["wall_s_median"] / b["wall_s_median"]
+        print(f"  {rows:>11,} rows: this tree / baseline = {out['vs_baseline']:.2f}x", flush=True)
     return out
 
 
@@ -219,16 +259,29 @@ def cold_start(args: argparse.Namespace) -> dict:
         "print(json.dumps(dict(import_s=t1-t0, connect_cold_s=t2-t1, first_count_s=t3-t2, rows=n,"
         " first_events_s=t4-t3, connect_warm_s=t5-t4)))\n"
     ) % (root, args.threads, root, args.threads)
-    runs = []
+    sides = {"current": None, "baseline": args.baseline_src} if args.baseline_src else {
+        "current": None}
+    runs: dict[str, list[dict]] = {side: [] for side in sides}
     for _ in range(args.repeat):
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    keys = runs[0].keys()
-    med = {k: statistics.median(r[k] for r in runs) for k in keys}
-    print(f"  connect on 1,000 files: cold {med['connect_cold_s'] * 1000:.0f} ms (+ import "
-          f"{med['import_s'] * 1000:.0f} ms), warm {med['connect_warm_s'] * 1000:.0f} ms, "
-          f"first count(*) {med['first_count_s'] * 1000:.0f} ms", flush=True)
-    return {"files": 1000, "median": med, "runs": runs}
+        for side, src in sides.items():
+            env = dict(os.environ)
+            if src is not None:
+                env["PYTHONPATH"] = str(src)
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                  check=True, env=env)
+            runs[side].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    out: dict = {"files": 1000}
+    for side, rs in runs.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        print(f"  connect on 1,000 files ({side}): cold {med['connect_cold_s'] * 1000:.0f} ms "
+              f"(+ import {med['import_s'] * 1000:.0f} ms), warm "
+              f"{med['connect_warm_s'] * 1000:.0f} ms, first count(*) "
+              f"{med['first_count_s'] * 1000:.0f} ms", flush=True)
+        if side == "current":
+            out.update(median=med, runs=rs)
+        else:
+            out["baseline"] = {"median": med, "runs": rs}
+    return out
 
 
 SMOOTH_SQL_JOIN = """
@@ -336,6 +389,10 @@ def main() -> None:
     ap.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 4GB")
     ap.add_argument("--spill", default=None, help="DuckDB spill folder (default: none)")
     ap.add_argument("--skip-side", action="store_true", help="only the DuckDB/pandas table")
+    ap.add_argument("--skip-pandas", action="store_true", help="DuckDB only")
+    ap.add_argument("--baseline", default=None,
+                    help="git commit whose DuckDB side runs too, interleaved (see above)")
+    ap.add_argument("--out", default=str(RESULTS), help="results file")
     ap.add_argument("--no-save", action="store_true")
     ap.add_argument("--worker", choices=["duckdb", "pandas"], help=argparse.SUPPRESS)
     ap.add_argument("--store", help=argparse.SUPPRESS)
@@ -345,12 +402,18 @@ def main() -> None:
         return
     free = shutil.disk_usage(Path(args.dir).parent).free / 2**30
     print(f"events benchmark: {args.threads} threads, {free:.0f} GiB free under {args.dir}")
+    args.baseline_src, baseline_commit = None, None
+    if args.baseline:
+        args.baseline_src, baseline_commit = export_baseline(args.baseline,
+                                                             Path(args.dir) / "baseline-src")
+        print(f"baseline: {baseline_commit} in {args.baseline_src}")
     results = {"date": dt.datetime.now(dt.timezone.utc).isoformat(), "machine": machine(),  # noqa: UP017
                "params": {"threshold": THRESHOLD, "min_frames": MIN_FRAMES, "merge_gap": MERGE_GAP,
                           "frames_per_video": FRAMES, "rows_per_file": ROWS_PER_FILE,
                           "threads": args.threads, "repeat": args.repeat,
                           "pandas_cap_gib": args.pandas_cap_gib,
-                          "duckdb_memory_limit": args.memory_limit, "spill": args.spill},
+                          "duckdb_memory_limit": args.memory_limit, "spill": args.spill,
+                          "baseline_commit": baseline_commit, "pandas": not args.skip_pandas},
                "compare": []}
     for rows in (int(r) for r in args.rows.split(",")):
         results["compare"].append(compare(rows, args))
@@ -360,20 +423,27 @@ def main() -> None:
     print("\n| rows | files | parquet MiB | DuckDB s | DuckDB peak MiB | pandas s | pandas peak MiB "
           "| pandas / DuckDB | same events |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|:--:|")
+    skipped = {"ok": True, "wall_s_median": None, "peak_rss_mib_max": None}
     for c in results["compare"]:
-        d, p = c["duckdb"], c["pandas"]
-        fmt = lambda x, f: f.format(x) if x is not None else "failed"  # noqa: E731
+        d, p = c["duckdb"], c.get("pandas", skipped)
+        fmt = lambda x, f: f.format(x) if x is not None else "n/a"  # noqa: E731
         print(f"| {c['rows']:,} | {c['files']} | {c['parquet_mib']:.0f} | "
               f"{fmt(d['wall_s_median'], '{:.2f}')} | {fmt(d['peak_rss_mib_max'], '{:.0f}')} | "
               f"{fmt(p['wall_s_median'], '{:.2f}')} | {fmt(p['peak_rss_mib_max'], '{:.0f}')} | "
               f"{fmt(c.get('speedup'), '{:.1f}x')} | {c.get('same_events', 'n/a')} |")
-        for kind in ("duckdb", "pandas"):
-            if not c[kind]["ok"]:
+        for kind in ("duckdb", "duckdb_baseline", "pandas"):
+            if kind in c and not c[kind]["ok"]:
                 print(f"  {kind} at {c['rows']:,} rows: {c[kind]['error']}")
+        if "vs_baseline" in c:
+            b = c["duckdb_baseline"]
+            print(f"  {c['rows']:,} rows, DuckDB: baseline {b['wall_s_median']:.2f} s, this tree "
+                  f"{d['wall_s_median']:.2f} s ({c['vs_baseline']:.2f}x), same events: "
+                  f"{c['same_events_as_baseline']}")
     if not args.no_save:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"\nwrote {RESULTS}")
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

@@ -5,18 +5,22 @@
 While DuckDB runs, the main thread sits inside C++ and Python's SIGINT handler waits for it
 to come back, which may be never. So the statement runs on a helper thread while the main
 thread waits in Python: Ctrl-C then reaches the handler at once, and the handler calls
-``con.interrupt()``. A second Ctrl-C, if DuckDB has not stopped yet, raises
-``KeyboardInterrupt`` as usual.
+``con.interrupt()`` (and again every 50 ms until the statement ends, in case the first
+came before DuckDB started). Ctrl-C more than two seconds later, if DuckDB has still not
+stopped, raises ``KeyboardInterrupt`` as usual.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+# A Ctrl-C this long after the first one, with the statement still running, gives up on it.
+_PATIENCE_S = 2.0
 
 
 class Cancelled(Exception):  # noqa: N818 - it is what the user did, not a failure
@@ -42,9 +46,13 @@ def interruptible(con: Any, fn: Callable[[], T]) -> T:
         finally:
             done.set()
 
+    first: list[float] = []
+
     def on_sigint(signum: int, frame: Any) -> None:
-        if pressed.is_set():
+        if first and time.monotonic() - first[0] > _PATIENCE_S:
             raise KeyboardInterrupt
+        if not first:
+            first.append(time.monotonic())
         pressed.set()
         con.interrupt()
 
@@ -55,7 +63,8 @@ def interruptible(con: Any, fn: Callable[[], T]) -> T:
     try:
         threading.Thread(target=work, name="raystack-query", daemon=True).start()
         while not done.wait(0.05):
-            pass
+            if pressed.is_set():  # again: a first interrupt may land before DuckDB runs
+                con.interrupt()
     finally:
         signal.signal(signal.SIGINT, previous)
     if "error" in outcome:

@@ -114,10 +114,10 @@ def connect(
         threads: DuckDB worker threads (default: DuckDB's, one per core).
         memory_limit: e.g. ``"4GB"`` (default: a quarter of RAM, at least 1 GiB).
         timeout_s: seconds one statement may run (default 600; 0: no limit).
-        spill_dir: where DuckDB may spill when a query exceeds ``memory_limit``. A
-            read-only connection spills nowhere unless given one (that folder is then the
-            only place DuckDB writes to, for its own temporary files); other connections
-            default to a private temp folder.
+        spill_dir: where DuckDB may spill when a query exceeds ``memory_limit``; other
+            connections default to a private temp folder. A read-only connection never
+            spills (DuckDB lets SQL read and write its spill folder): giving it one is an
+            error.
         scan: ``"parquet"`` (DuckDB's reader; default for local stores) or ``"arrow"``
             (pyarrow datasets; always used for ``s3://``).
 
@@ -144,6 +144,12 @@ def connect(
     if scan == "parquet" and st.is_s3:
         msg = f"{st.uri}: DuckDB cannot read s3:// here (no httpfs); use scan='arrow'"
         raise ValueError(msg)
+    if read_only and spill_dir is not None:
+        msg = (
+            "a read-only connection cannot spill: DuckDB would let its SQL read and write the "
+            "spill folder; raise memory_limit instead (spill_dir is for read_only=False)"
+        )
+        raise ValueError(msg)
     limits = QueryLimits(timeout_s=timeout_s, memory_limit=memory_limit)
     config: dict[str, Any] = {
         "autoinstall_known_extensions": False,
@@ -164,7 +170,7 @@ def connect(
     # DuckDB creates the folder only when it spills, and removes its files on close.
     con.execute("SET temp_directory = ?", [str(spill_dir) if spill_dir is not None else ""])
     if read_only:
-        seal(con, allowed, local_files=spill_dir is not None)
+        seal(con, allowed)
     return con
 
 

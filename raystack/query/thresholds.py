@@ -122,7 +122,8 @@ def calibrate(
     finally:
         con.close()
     if scores.size == 0:
-        msg = f"run {normal_run!r} of {st.uri} has no fused scores for {fz.name}; nothing to calibrate on"
+        msg = (f"run {normal_run!r} of {st.uri} has no fused scores for {fz.name}; "
+               "nothing to calibrate on")
         raise QueryError(msg)
     value = calibrate_threshold(scores, false_alarm_rate_target)
     doc = {
@@ -151,6 +152,7 @@ def load_threshold(con: Any, name: str) -> dict:
     rows = run_sql(con, "SELECT * FROM thresholds WHERE name = ?", [name]).to_pylist()
     if not rows:
         known = run_sql(con, "SELECT name FROM thresholds ORDER BY name").column("name").to_pylist()
-        msg = f"no calibrated threshold named {name!r} in this store; known: {known or 'none'} (run raystack calibrate)"
+        msg = (f"no calibrated threshold named {name!r} in this store; known: "
+               f"{known or 'none'} (run raystack calibrate)")
         raise QueryError(msg)
     return rows[0]

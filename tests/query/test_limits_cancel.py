@@ -184,6 +184,9 @@ def test_ctrl_c_in_the_prompt_cancels_only_the_statement(store, procs):
     proc.send_signal(signal.SIGINT)
     at = out.wait_for("query cancelled", 10)
     assert at - sent < 1.0, out.text() + err.text()
+    assert out.wait_for("cancelled (Ctrl-C)\nraystack> ", 10) < float("inf")
+    proc.send_signal(signal.SIGINT)  # at the prompt: drops the line being typed
+    assert out.wait_for("^C", 10) < float("inf"), out.text() + err.text()
     proc.stdin.write("SELECT 6 * 7 AS answer;\n.quit\n")
     proc.stdin.close()
     proc.wait(30)

@@ -379,6 +379,35 @@ def test_no_file_is_written_or_read_outside_the_store(scene, scan):
     unchanged(scene)
 
 
+def test_an_attached_store_file_is_never_written(scene):
+    con = connect(scene.st)
+    for q in (
+        f"ATTACH '{scene.U}' AS c (TYPE duckdb)",
+        "ATTACH 'raystack://store/scores/run=r1/new.duckdb' AS d",
+        f"COPY (SELECT 1 AS x) TO '{scene.U}' (FORMAT csv, APPEND true)",
+    ):
+        refused_everywhere(con, q)
+    # DuckDB 2 attaches a Parquet file as a catalog to read; what is made in it stays in memory.
+    for q in (
+        f"ATTACH '{scene.U}' AS a (READ_WRITE)",
+        "CREATE TABLE a.t AS SELECT 1 AS x",
+        "CHECKPOINT a",
+        "DETACH a",
+    ):
+        run_sql(con, q)
+    unchanged(scene)
+
+
+def test_a_read_only_connection_does_not_spill(scene):
+    # DuckDB lets SQL read and write its spill folder, so a sealed connection has none.
+    with pytest.raises(ValueError, match="spill"):
+        connect(scene.st, spill_dir=scene.work / "spill")
+    con = connect(scene.st)
+    refused_everywhere(con, f"COPY (SELECT 1) TO '{scene.work}/x.csv'")
+    assert run_sql(con, "SELECT current_setting('temp_directory') AS t")["t"][0].as_py() == ""
+    unchanged(scene)
+
+
 def test_python_variables_are_not_readable_by_name(scene):
     con = connect(scene.st)
     hidden_table = pa.table({"secret": [SECRET]})  # noqa: F841 - what a replacement scan would find
