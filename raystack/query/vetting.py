@@ -39,16 +39,16 @@ def inside(path: str, root: str) -> bool:
     return path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def fd_inside(fd: int, root: str) -> bool:
-    """Whether the open file ``fd`` lies inside ``root``, by the kernel's name for it.
+def fd_path(fd: int) -> str | None:
+    """The kernel's name for the open file ``fd`` (None without /proc).
 
-    The name is read after opening, so a link or folder swapped in between a check of the
-    path and the open cannot redirect the read. Without /proc the answer is no.
+    It is read after opening, so a link or folder swapped in between a check of the path
+    and the open cannot redirect the read unseen.
     """
     try:
-        return inside(os.readlink(f"/proc/self/fd/{fd}"), root)
+        return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
-        return False
+        return None
 
 
 def open_vetted(v: VettedFile, root: str) -> int:
@@ -62,7 +62,8 @@ def open_vetted(v: VettedFile, root: str) -> int:
     try:
         st = os.fstat(fd)
         same = (st.st_dev, st.st_ino) == (v.dev, v.ino)
-        if not stat.S_ISREG(st.st_mode) or not (same or fd_inside(fd, root)):
+        now = fd_path(fd)
+        if not stat.S_ISREG(st.st_mode) or not (same or (now is not None and inside(now, root))):
             msg = (
                 f"the raystack store is read-only: {v.relpath} changed since the connection opened"
             )
@@ -77,36 +78,41 @@ def _is_parquet(fd: int, size: int) -> bool:
     return size >= 12 and os.pread(fd, 4, 0) == _PARQUET_MAGIC == os.pread(fd, 4, size - 4)
 
 
+_OUTSIDE = "it resolves to a place outside the store"
+
+
+def _vet(path: str, rel: str, root_real: str, parquet: bool) -> VettedFile | str:
+    """The vetted file, or why it is refused."""
+    real = os.path.realpath(path)
+    if not inside(real, root_real):
+        return _OUTSIDE
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as e:
+        return f"it cannot be opened ({e.strerror})"
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return "it is not a regular file"
+        now = fd_path(fd)
+        if now is not None and not inside(now, root_real):
+            return _OUTSIDE
+        if parquet and not _is_parquet(fd, st.st_size):
+            return "it is not a Parquet file"
+        return VettedFile(rel, real, st.st_dev, st.st_ino, st.st_size, st.st_mtime)
+    finally:
+        os.close(fd)
+
+
 def vet_files(root: str, paths: list[str], *, parquet: bool) -> dict[str, VettedFile]:
     """The files of ``paths`` (under ``root``) a read-only connection may read, by relpath."""
     root_real = os.path.realpath(root)
     kept: dict[str, VettedFile] = {}
     for path in paths:
         rel = os.path.relpath(path, root).replace(os.sep, "/")
-        reason = None
-        real = os.path.realpath(path)
-        if not inside(real, root_real):
-            reason = "it resolves to a place outside the store"
+        vetted = _vet(path, rel, root_real, parquet)
+        if isinstance(vetted, VettedFile):
+            kept[rel] = vetted
         else:
-            try:
-                fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-            except OSError as e:
-                reason = f"it cannot be opened ({e.strerror})"
-            else:
-                try:
-                    st = os.fstat(fd)
-                    if not stat.S_ISREG(st.st_mode):
-                        reason = "it is not a regular file"
-                    elif not fd_inside(fd, root_real):
-                        reason = "it resolves to a place outside the store"
-                    elif parquet and not _is_parquet(fd, st.st_size):
-                        reason = "it is not a Parquet file"
-                    else:
-                        kept[rel] = VettedFile(
-                            rel, real, st.st_dev, st.st_ino, st.st_size, st.st_mtime
-                        )
-                finally:
-                    os.close(fd)
-        if reason is not None:
-            warnings.warn(f"store file {rel} skipped: {reason}", StoreFileWarning, stacklevel=3)
+            warnings.warn(f"store file {rel} skipped: {vetted}", StoreFileWarning, stacklevel=3)
     return kept
