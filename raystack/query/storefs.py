@@ -136,8 +136,8 @@ class StoreFileSystem(AbstractFileSystem):
         name = self._strip_protocol(path)
         if name in self._dirs:
             return {"name": name, "size": 0, "type": "directory"}
-        v = self._vetted(path)
-        return {"name": name, "size": v.size, "type": "file", "mtime": v.mtime}
+        size, mtime = self._now(self._vetted(path))
+        return {"name": name, "size": size, "type": "file", "mtime": mtime}
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         name = self._strip_protocol(path)
@@ -153,8 +153,18 @@ class StoreFileSystem(AbstractFileSystem):
         entries = sorted(children)
         return [self.info(p) for p in entries] if detail else entries
 
+    @staticmethod
+    def _now(v: VettedFile) -> tuple[int, float]:
+        """Size and mtime as the file is now, so DuckDB's file cache sees a file a scan has
+        replaced since (the open still checks where it lies)."""
+        try:
+            st = os.stat(v.real, follow_symlinks=False)
+        except OSError:
+            return v.size, v.mtime
+        return st.st_size, st.st_mtime
+
     def modified(self, path: str) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self._vetted(path).mtime, tz=dt.UTC)
+        return dt.datetime.fromtimestamp(self._now(self._vetted(path))[1], tz=dt.UTC)
 
     def created(self, path: str) -> dt.datetime:
         return self.modified(path)
