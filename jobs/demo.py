@@ -25,7 +25,8 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="demo-out", help="folder for everything the demo writes")
-    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the TOML's)")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="training epochs (default: the TOML's)")
     ap.add_argument("--workers", type=int, default=2, help="Ray Train workers and scan actors")
     ap.add_argument("--config", default=str(Path(__file__).with_name("demo.toml")),
                     help="demo settings (synth, train, scan, events)")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     s = settings["synth"]
     if not (archive / "labels.json").exists():
         info = synthesize(archive, seed=s["seed"], n_train=s["train"], n_test=s["test"],
-                          frames=s["frames"], size=tuple(s["size"]))
+                          frames=s["frames"], size=tuple(s["size"]), scene=s.get("scene", "park"))
         print(info.summary())
     else:
         print(f"reusing {archive}")
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                       fusion=f"weighted:{ev['alpha']}", sigma=ev["sigma"], out_dir=out / "eval")
     timings["eval_s"] = time.perf_counter() - t
     aucs = {}
-    for fusion in ("fp", "fr"):
+    # The learned streams beside the trivial ones every scan writes, on the same frames.
+    for fusion in ("fp", "fr", "diff", "motion"):
         aucs[fusion] = evaluate(out / "store", archive / "frame_labels_synth.npy",
                                 scanned.run_id, fusion=fusion, sigma=ev["sigma"]).micro_auc
     aucs[f"weighted:{ev['alpha']}"] = result.micro_auc

@@ -35,7 +35,9 @@ def _ordered(videos: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(videos, key=lambda v: v["relpath"])
 
 
-def from_flat(flat: np.ndarray, videos: list[dict[str, Any]], *, source: str) -> dict[str, np.ndarray]:
+def from_flat(
+    flat: np.ndarray, videos: list[dict[str, Any]], *, source: str
+) -> dict[str, np.ndarray]:
     """Split a flat label array over ``videos`` (sorted by relpath) by their frame counts."""
     flat = np.asarray(flat).reshape(-1)
     vids = _ordered(videos)
