@@ -10,6 +10,7 @@ typo in a job file fails loudly instead of silently using a default.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 import typing
 from pathlib import Path
@@ -42,6 +43,33 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     return value
 
 
+def absolute_path(value: Any) -> Any:
+    """A local path made absolute against the current folder; URIs and empty values as they are.
+
+    Ray workers (scan actors, Ray Train) run in another folder, and run.json must say where
+    the data was, so every path is resolved once, in the process the user started.
+
+        absolute_path("runs")            # "/home/me/runs"
+        absolute_path("s3://b/store")    # unchanged
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (tuple, list)):
+        return type(value)(absolute_path(v) for v in value)
+    text = os.fspath(value)
+    if not text or "://" in text:
+        return value
+    absolute = os.path.abspath(os.path.expanduser(text))
+    return Path(absolute) if isinstance(value, Path) else absolute
+
+
+def resolve_paths(cfg: T) -> T:
+    """``cfg`` with every field named in its ``PATH_FIELDS`` made absolute (see above)."""
+    fields = getattr(cfg, "PATH_FIELDS", ())
+    changes = {k: absolute_path(getattr(cfg, k)) for k in fields}
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
 def from_dict(cls: type[T], data: dict[str, Any], *, source: str = "config") -> T:
     """Build ``cls`` from a mapping, rejecting keys the dataclass does not declare."""
     if not dataclasses.is_dataclass(cls):
@@ -54,7 +82,7 @@ def from_dict(cls: type[T], data: dict[str, Any], *, source: str = "config") -> 
         msg = f"{source}: unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}"
         raise ConfigError(msg)
     kwargs = {k: _coerce(v, hints[k], k) for k, v in data.items()}
-    return cls(**kwargs)
+    return resolve_paths(cls(**kwargs))
 
 
 def load_config(
@@ -63,7 +91,8 @@ def load_config(
     """Load ``cls`` from a TOML file (optionally one ``[section]``), then apply overrides.
 
     Overrides whose value is ``None`` are ignored, so CLI options left unset keep the
-    file's (or the dataclass's) value.
+    file's (or the dataclass's) value. The fields of ``cls.PATH_FIELDS`` come back absolute
+    (:func:`resolve_paths`).
     """
     data: dict[str, Any] = {}
     source = "overrides"

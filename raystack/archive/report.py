@@ -31,10 +31,11 @@ def write_videos(table: pa.Table, fmt: str, out: str | Path | None) -> None:
 
 def print_videos(table: pa.Table, console=None) -> None:
     """Print ``table`` as a rich table, then each probe error in full."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    from raystack.console import console as make_console
+
+    console = console or make_console()
     # A narrow terminal (or a pipe, 80 columns) drops the id; csv/json always have it.
     wide = console.width >= 120
     cols = ["relpath", "kind", "frames", "fps", "size", "codec", "duration"]

@@ -124,19 +124,48 @@ def save_checkpoint(
     return path
 
 
-def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """The raw checkpoint dict, validated; raises :class:`CheckpointError` with the reason."""
-    path = Path(path)
+def _check_is_file(path: Path) -> None:
+    if path.is_dir():
+        msg = (f"checkpoint {path}: is a folder, expected a checkpoint file (the fp.pt / fr.pt "
+               "/ m2s2l.pt that `raystack train` exports)")
+        raise CheckpointError(msg)
     if not path.is_file():
         msg = f"checkpoint {path}: no such file"
         raise CheckpointError(msg)
+
+
+def _check_magic(path: Path) -> None:
+    """Refuse files torch.save cannot have written before the unpickler's page of advice."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\x93NUMPY"):
+        msg = f"checkpoint {path}: is a NumPy .npy array, not a model checkpoint"
+        raise CheckpointError(msg)
+    if not head.startswith(b"PK\x03\x04"):
+        msg = (f"checkpoint {path}: cannot be read as a model checkpoint (torch.save writes a "
+               f"zip archive; this file starts with {head[:4]!r})")
+        raise CheckpointError(msg)
+
+
+def _first_sentence(err: Exception) -> str:
+    """torch's unpickling errors run to a page of advice; the first sentence says what failed."""
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text.split('. ')[0][:200]}" if text else type(err).__name__
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """The raw checkpoint dict, validated; raises :class:`CheckpointError` with the reason."""
+    path = Path(path)
+    _check_is_file(path)
+    _check_magic(path)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     # A damaged file can fail anywhere inside the unpickler (IndexError, KeyError, ...);
     # whatever it raises, the answer is the same: this file is not a usable checkpoint.
     except Exception as err:
-        msg = f"checkpoint {path}: cannot be read as a torch checkpoint ({err})"
-        raise CheckpointError(msg) from err
+        msg = (f"checkpoint {path}: not a raystack checkpoint, it cannot be read as a torch "
+               f"checkpoint ({_first_sentence(err)})")
+        raise CheckpointError(msg) from None
     if not isinstance(payload, dict) or any(k not in payload for k in _REQUIRED):
         have = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
         msg = f"checkpoint {path}: not a raystack checkpoint (needs keys {_REQUIRED}, has {have})"
@@ -177,9 +206,7 @@ def load_checkpoint(
 def checkpoint_hash(path: str | os.PathLike) -> str:
     """sha256 hex digest of the checkpoint file (what run.json records)."""
     path = Path(path)
-    if not path.is_file():
-        msg = f"checkpoint {path}: no such file"
-        raise CheckpointError(msg)
+    _check_is_file(path)
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -12,7 +12,23 @@ Modules, in data-flow order: ``config`` (ScanConfig), ``plan`` (work units), ``c
 
 from __future__ import annotations
 
-from raystack.scan.config import ScanConfig, load_scan_config
-from raystack.scan.run import ScanResult, scan, status
+import importlib
+from typing import Any
 
-__all__ = ["ScanConfig", "ScanResult", "load_scan_config", "scan", "status"]
+# Imported on first use: the CLI reads the config's defaults for --help without torch.
+_LAZY = {
+    "ScanConfig": "raystack.scan.config",
+    "load_scan_config": "raystack.scan.config",
+    "ScanResult": "raystack.scan.run",
+    "scan": "raystack.scan.run",
+    "status": "raystack.scan.run",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    msg = f"module 'raystack.scan' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from raystack.config import load_config
 from raystack.errors import ConfigError
@@ -22,6 +22,9 @@ from raystack.errors import ConfigError
 @dataclass(frozen=True)
 class ScanConfig:
     """Everything a scan needs; every field has a default so a TOML file sets only a few."""
+
+    # Local paths among the fields, made absolute when a config is loaded or a scan starts.
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("archive", "checkpoints", "store", "cache_dir")
 
     # Archive to scan: a local folder, a single video file, or s3://bucket/prefix.
     archive: str = ""

@@ -42,7 +42,7 @@ class ScanProgress:
         log_every_s: float = 30.0,
         description: str = "scan",
     ) -> None:
-        from rich.console import Console
+        from raystack.console import console as make_console
 
         self.total_units = total_units
         self.total_frames = total_frames
@@ -51,7 +51,7 @@ class ScanProgress:
         self.failed = 0
         self.retries = 0
         self.enabled = enabled
-        self.console = console or Console(stderr=True)
+        self.console = console or make_console(stderr=True)
         self.log_every_s = log_every_s
         self.description = description
         self._t0 = time.perf_counter()
@@ -219,9 +219,9 @@ def render_plan(plan: Any, run_id: str = "") -> Any:
 
 def print_result(result: Any, console: Any = None) -> None:
     """Print what ``scan`` did: the plan for a dry run, else the summary and failures."""
-    from rich.console import Console
+    from raystack.console import console as make_console
 
-    console = console or Console()
+    console = console or make_console()
     if result.dry_run:
         console.print(render_plan(result.plan, result.run_id))
         return

@@ -18,7 +18,7 @@ import time
 from datetime import UTC
 from typing import Any
 
-from raystack.config import to_dict
+from raystack.config import resolve_paths, to_dict
 from raystack.errors import ConfigError
 from raystack.redact import redact_uri
 from raystack.scan.config import ScanConfig, check_config, resolve_run_id
@@ -119,7 +119,7 @@ def scan(cfg: ScanConfig | None = None, **overrides: Any) -> ScanResult:
         ConfigError: invalid settings, or a resume with settings other than the run's.
         ArchiveError: the archive cannot be listed.
     """
-    cfg = dataclasses.replace(cfg or ScanConfig(), **overrides)
+    cfg = resolve_paths(dataclasses.replace(cfg or ScanConfig(), **overrides))
     check_config(cfg)
     cfg = resolve_run_id(cfg)
     run_id = str(cfg.run_id)

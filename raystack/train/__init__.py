@@ -13,7 +13,22 @@ fingerprint), ``loop`` (the plain training loop, checkpoints, selection rule), `
 
 from __future__ import annotations
 
-from raystack.train.config import TrainConfig, load_train_config
-from raystack.train.run import TrainResult, train
+import importlib
+from typing import Any
 
-__all__ = ["TrainConfig", "TrainResult", "load_train_config", "train"]
+# Imported on first use: the CLI reads the config's defaults for --help without torch.
+_LAZY = {
+    "TrainConfig": "raystack.train.config",
+    "load_train_config": "raystack.train.config",
+    "TrainResult": "raystack.train.run",
+    "train": "raystack.train.run",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    msg = f"module 'raystack.train' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -9,10 +9,11 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from raystack.config import load_config
 from raystack.errors import ConfigError
@@ -26,6 +27,10 @@ DEVICES = ("auto", "cpu", "cuda")
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run needs; every field has a default so a TOML file sets a few."""
+
+    # Local paths among the fields, made absolute when a config is loaded or a run starts:
+    # Ray Train workers run in another folder.
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("archive", "storage", "export_dir", "cache_dir")
 
     # Training videos, normal footage only: a local folder, a video file or s3://bucket/prefix.
     # Point it at the training split (e.g. ARCHIVE/train): a listing that contains a folder
@@ -124,6 +129,19 @@ class TrainConfig:
         return f"{FAMILY[task]}.{self.preset}"
 
 
+def model_presets(model: str) -> list[str]:
+    """The presets every stream of ``model`` has, e.g. ``tiny, small, ped2, ...`` for fp+fr."""
+    from raystack.models import list_models
+
+    per_task = [
+        {n.split(".", 1)[1] for n in list_models(f"{FAMILY[t]}.*", aliases=True)}
+        for t in MODELS[model]
+    ]
+    common = set.intersection(*per_task) if per_task else set()
+    order = ("tiny", "small", "ped2", "avenue", "shanghaitech", "paper")
+    return sorted(common, key=lambda p: (order.index(p) if p in order else len(order), p))
+
+
 def load_train_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
     """Load the ``[train]`` table of a TOML file (or nothing) and apply overrides."""
     section = "train" if path is not None else None
@@ -150,6 +168,11 @@ def check_config(cfg: TrainConfig) -> None:
         bad("archive", "set the training videos (a folder, a video file or s3://bucket/prefix)")
     if cfg.model not in MODELS:
         bad("model", f"choose one of {sorted(MODELS)}")
+    presets = model_presets(cfg.model)
+    if cfg.preset not in presets:
+        close = difflib.get_close_matches(str(cfg.preset), presets, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        bad("preset", f"{hint}presets of {cfg.model}: {', '.join(presets)}")
     for key in ("epochs", "batch_size", "stride", "object_store_mb"):
         if int(getattr(cfg, key)) < 1:
             bad(key, "must be >= 1")

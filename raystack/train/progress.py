@@ -41,9 +41,9 @@ class TrainProgress:
     """Renders training events on stderr with rich (a live bar only when ``enabled``)."""
 
     def __init__(self, *, enabled: bool = True, console: Any = None) -> None:
-        from rich.console import Console
+        from raystack.console import console as make_console
 
-        self.console = console or Console(stderr=True)
+        self.console = console or make_console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
         self._progress: Any = None
         self._bar: Any = None

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raystack.config import to_dict
+from raystack.config import resolve_paths, to_dict
 from raystack.errors import ConfigError, RaystackError
 from raystack.train.config import TrainConfig, check_config, resolve_name
 from raystack.train.loop import (
@@ -164,6 +164,7 @@ def train(cfg: TrainConfig, *, progress: TrainProgress | None = None) -> TrainRe
         ArchiveError: the archive cannot be listed, holds test videos, or nothing decodes.
         TrainingFailed: a Ray Train run failed after its retries.
     """
+    cfg = resolve_paths(cfg)  # Ray Train workers run in another folder
     check_config(cfg)
     cfg = resolve_name(cfg)
     from raystack.models import get_config

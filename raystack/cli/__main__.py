@@ -1,0 +1,5 @@
+"""``python -m raystack.cli``: the same as the ``raystack`` command."""
+
+from raystack.cli import main
+
+main()

@@ -1,0 +1,86 @@
+"""``raystack eval`` (AUC against labels) and ``raystack report`` (the HTML report)."""
+
+from __future__ import annotations
+
+import typer
+
+from raystack.cli.app import abs_path, app, fail, query_errors
+
+
+@app.command("eval")
+def eval_cmd(
+    store: str = typer.Argument(..., callback=abs_path,
+        help="The scan's store: folder or s3:// URI."),
+    labels: str = typer.Option(
+        ..., "--labels", callback=abs_path,
+            help="frame_labels_*.npy, an ano_pred .mat, or a test_frame_mask folder."
+    ),
+    run_id: str = typer.Option(..., "--run-id", help="The scan run to evaluate."),
+    fusion: str = typer.Option(
+        "auto", help="auto, a stream, weighted[:ALPHA[:A,B]], max[:A,...] or oracle[:A,B]."
+    ),
+    sigma: float = typer.Option(10.0, help="Gaussian smoothing in frames (0: none)."),
+    normalise: str = typer.Option("video", help="Min-max per video (the protocol) or global."),
+    skip_first: int = typer.Option(None, "--skip-first", help="Also skip frames below this index."),
+    threshold: float = typer.Option(None, help="Threshold line drawn on the score curves."),
+    out: str = typer.Option("eval", "--out", "-o", callback=abs_path,
+        help="Folder for eval.json and the PNG plots."),
+) -> None:
+    """Frame-level micro and macro AUC of a run against labels (docs/evaluation.md).
+
+    fusion oracle reproduces VADMamba's clip-level fusion: it picks each video's
+    stream by its AUC against the TEST LABELS, so its numbers are not a valid
+    detector score; every output it writes says so.
+
+    Example: raystack eval /tmp/store --labels /tmp/a/frame_labels_synth.npy --run-id night1
+    """
+    from raystack.eval import evaluate
+
+    try:
+        result = evaluate(store, labels, run_id, fusion=fusion, sigma=sigma, normalise=normalise,
+                          skip_first=skip_first, threshold=threshold, out_dir=out)
+    except query_errors() as e:
+        raise fail(e) from e
+    if result.warning:
+        typer.secho(f"WARNING: {result.warning}", fg=typer.colors.YELLOW, err=True)
+    typer.echo(result.summary())
+    for kind, path in result.files.items():
+        typer.echo(f"{kind}: {path}")
+
+
+
+
+@app.command("report")
+def report_cmd(
+    store: str = typer.Argument(..., callback=abs_path,
+        help="The scan's store: a folder or s3:// URI."),
+    run_id: str = typer.Option(..., "--run-id", help="The scan run to report."),
+    out: str = typer.Option("report", "--out", "-o", callback=abs_path,
+        help="Folder for index.html."),
+    fusion: str = typer.Option("auto", help="As for `raystack events`."),
+    alpha: float = typer.Option(0.5, help="Weight of the first stream in weighted fusion."),
+    sigma: float = typer.Option(10.0, help="Temporal smoothing of the scores, in frames."),
+    threshold: float = typer.Option(0.7, help="Fixed threshold on the [0, 1] anomaly score."),
+    calibrated: str = typer.Option(None, help="Use this calibrated threshold instead."),
+    min_frames: int = typer.Option(5, help="Drop events shorter than this."),
+    merge_gap: int = typer.Option(3, help="Merge events at most this many frames apart."),
+    labels: str = typer.Option(None, callback=abs_path,
+        help="Frame labels (.npy, .mat, mask folder) to mark."),
+) -> None:
+    """Write a self-contained HTML report: summary, score curves, events with thumbnails.
+
+    Example: raystack report /tmp/store --run-id night1 --out /tmp/report
+    """
+    from raystack.errors import RaystackError
+    from raystack.eval import load_labels_for_run
+    from raystack.report import ReportOptions, write_report
+
+    opts = ReportOptions(fusion=fusion, alpha=alpha, sigma=sigma, threshold=threshold,
+                         threshold_name=calibrated, min_frames=min_frames, merge_gap=merge_gap)
+    try:
+        per_video = load_labels_for_run(store, run_id, labels) if labels else None
+        page = write_report(store, run_id, out, opts, labels=per_video)
+    except (RaystackError, ValueError, OSError) as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from e
+    typer.echo(f"report: {page}")

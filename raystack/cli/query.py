@@ -1,0 +1,127 @@
+"""Query commands over a store: ``sql``, ``events``, ``runs`` and ``calibrate``."""
+
+from __future__ import annotations
+
+import typer
+
+from raystack.cli.app import FORMAT_HELP, STORE_HELP, abs_path, app, emit, fail, query_errors
+
+
+@app.command("sql")
+def sql_cmd(
+    store: str = typer.Argument(..., callback=abs_path, help=STORE_HELP),
+    query: str = typer.Argument(None, help="SQL to run; without it, an interactive prompt."),
+    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    out: str = typer.Option(None, "--out", "-o", callback=abs_path,
+        help="Write the result to this file."),
+    timeout: float = typer.Option(
+        None, "--timeout", help="Seconds one statement may run (default 600; 0: no limit)."),
+    memory_limit: str = typer.Option(
+        None, "--memory-limit", help="DuckDB memory cap, e.g. 4GB (default: a quarter of RAM)."),
+) -> None:
+    """Run SQL on a store through the read-only analyst connection.
+
+    Views: scores, videos, manifest, thresholds. Table macros: normalised(),
+    smoothed(sigma), fused(fusion, alpha, streams, sigma), flags(threshold |
+    adaptive_k | threshold_name, ...), events(..., min_frames, merge_gap); all
+    take run := 'RUN'. Without QUERY, read statements ending in ';' until EOF
+    or .quit (.tables lists views and macros). Ctrl-C cancels the running
+    statement.
+
+    Example: raystack sql /tmp/store "SELECT * FROM events(threshold := 0.7, min_frames := 10)"
+    """
+    import warnings
+
+    from raystack.query import connect, run_sql
+    from raystack.query.connection import QueryCancelled
+    from raystack.query.output import repl
+
+    try:
+        with warnings.catch_warnings(record=True) as skipped:
+            warnings.simplefilter("always")
+            con = connect(store, timeout_s=timeout, memory_limit=memory_limit)
+        for w in skipped:
+            typer.secho(f"warning: {w.message}", fg=typer.colors.YELLOW, err=True)
+        if query is None:
+            repl(con)
+            return
+        table = run_sql(con, query)
+        if table is None:
+            typer.echo("ok")
+        else:
+            emit(table, fmt, out)
+    except QueryCancelled as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=130) from None
+    except KeyboardInterrupt:
+        typer.secho("error: interrupted", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=130) from None
+    except query_errors() as e:
+        raise fail(e) from e
+
+
+@app.command("events")
+def events_cmd(
+    store: str = typer.Argument(..., callback=abs_path, help=STORE_HELP),
+    run_id: str = typer.Option(None, "--run-id", help="One run (default: every run)."),
+    threshold: float = typer.Option(
+        None, help="Fixed threshold on the [0, 1] score (default 0.5)."
+    ),
+    adaptive_k: float = typer.Option(None, "--adaptive-k", help="Per video: mean + K * std."),
+    calibrated: str = typer.Option(None, help="A threshold stored by `raystack calibrate`."),
+    min_frames: int = typer.Option(1, help="Drop events spanning fewer frames (after merging)."),
+    merge_gap: int = typer.Option(0, help="Merge events at most this many frames apart."),
+    fusion: str = typer.Option(
+        "auto",
+        help="auto (the only stream, or weighted:0.5 of fp,fr or of m2s2l_app,m2s2l_mot), "
+             "a stream (fp, fr, ...), weighted[:ALPHA[:A,B]] or max[:A,B,...].",
+    ),
+    sigma: float = typer.Option(None, help="Gaussian smoothing in frames (default 10; 0: none)."),
+    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    out: str = typer.Option(None, "--out", "-o", callback=abs_path,
+        help="Write the events to this file."),
+) -> None:
+    """List anomaly events: runs of frames whose fused score is above the threshold.
+
+    Example: raystack events /tmp/store --run-id night1 --threshold 0.7 --min-frames 10
+    --merge-gap 5 --fusion weighted:0.5
+    """
+    from raystack.query import find_events
+
+    try:
+        table = find_events(store, run_id=run_id, threshold=threshold, adaptive_k=adaptive_k,
+                            calibrated=calibrated, min_frames=min_frames, merge_gap=merge_gap,
+                            fusion=fusion, sigma=sigma)
+        emit(table, fmt, out)
+    except query_errors() as e:
+        raise fail(e) from e
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    store: str = typer.Argument(..., callback=abs_path, help=STORE_HELP),
+    normal_run: str = typer.Option(..., "--normal-run", help="A run over normal footage only."),
+    false_alarm_rate: float = typer.Option(
+        ..., "--false-alarm-rate", help="Target fraction of normal frames flagged, e.g. 0.01."
+    ),
+    name: str = typer.Option(..., "--name", help="Name to store the threshold under."),
+    fusion: str = typer.Option("auto", help="As for `raystack events`."),
+    sigma: float = typer.Option(10.0, help="Gaussian smoothing in frames (0: none)."),
+) -> None:
+    """Calibrate a threshold on normal footage and store it as STORE/thresholds/NAME.json.
+
+    Apply it with `raystack events STORE --calibrated NAME` or in SQL with
+    events(threshold_name := 'NAME').
+
+    Example: raystack calibrate /tmp/store --normal-run day1 --false-alarm-rate 0.01
+    --name cams-1pct
+    """
+    from raystack.query import calibrate
+
+    try:
+        doc = calibrate(store, normal_run, false_alarm_rate, name=name, fusion=fusion, sigma=sigma)
+    except query_errors() as e:
+        raise fail(e) from e
+    typer.echo(f"threshold {doc['name']} = {doc['value']:.6g} (fusion {doc['fusion']}, sigma "
+               f"{doc['sigma']:g}): flags {doc['achieved_rate']:.4%} of the {doc['frames']} frames "
+               f"of run {doc['run_id']} (target {doc['false_alarm_rate']:.4%})")

@@ -1,0 +1,102 @@
+"""``raystack scan`` (an archive into a store, on Ray) and ``raystack status`` (a run's summary)."""
+
+from __future__ import annotations
+
+import typer
+
+from raystack.cli.app import abs_path, app, default_of
+from raystack.scan.config import ScanConfig
+
+
+def _d(name: str) -> str:
+    return default_of(ScanConfig, name)
+
+
+@app.command("scan")
+def scan_cmd(
+    archive: str = typer.Argument(
+        None, callback=abs_path,
+        help="A local folder, a video file or s3://bucket/prefix (or set it in --config)."),
+    checkpoint: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        None, "--checkpoint", "-c", callback=abs_path,
+        help="Model checkpoint (repeat for FP and FR)."),
+    store: str = typer.Option(None, "--store", "-s", callback=abs_path,
+                              help="Output store: folder or s3:// URI."),
+    run_id: str = typer.Option(None, "--run-id", show_default="scan-UTCTIME",
+                               help="Run id; the same id resumes a run."),
+    workers: int = typer.Option(None, show_default="0: what fits the cluster",
+                                help="Ray actors."),
+    cpus_per_worker: int = typer.Option(None, show_default="0: CPUs / workers, else 1",
+                                        help="CPUs (= torch threads) per actor."),
+    gpus_per_worker: float = typer.Option(None, show_default=_d("gpus_per_worker"),
+                                          help="GPUs per actor (0 on CPU machines)."),
+    segment_frames: int = typer.Option(None, show_default=_d("segment_frames"),
+                                       help="Frames scored per work unit."),
+    flow: str = typer.Option(None, show_default=_d("flow"),
+                             help="Flow backend for FR models: dis, farneback, ptlflow."),
+    limit: int = typer.Option(None, show_default="all", help="Scan only the first N videos."),
+    score_region: str = typer.Option(
+        None, "--score-region", show_default=_d("score_region"),
+        help="frame: PSNR of the whole frame (the papers'); patch: its worst patch."),
+    dry_run: bool = typer.Option(None, "--dry-run/--no-dry-run", show_default="no-dry-run",
+                                 help="List, probe and plan only."),
+    address: str = typer.Option(None, show_default="RAY_ADDRESS, else a private local Ray",
+                                help="Ray cluster to join."),
+    config: str = typer.Option(
+        None, "--config", callback=abs_path,
+        help="TOML config file (its scan table); options override it."),
+    progress: bool = typer.Option(None, "--progress/--no-progress", show_default="progress",
+                                  help="Live progress bar on a terminal."),
+) -> None:
+    """Score every frame of an archive into a Parquet store, on Ray; reruns resume.
+
+    Exits 1 when any unit failed (the summary lists each file and the reason), 2 on
+    invalid settings.
+
+    Example: raystack scan /tmp/a/test -c fp.pt -c fr.pt --store /tmp/store --run-id night1
+    """
+    from raystack.errors import RaystackError
+    from raystack.scan import load_scan_config, scan
+    from raystack.scan.progress import print_result
+
+    try:
+        cfg = load_scan_config(
+            config, archive=archive, checkpoints=tuple(checkpoint) if checkpoint else None,
+            store=store, run_id=run_id, workers=workers, cpus_per_worker=cpus_per_worker,
+            gpus_per_worker=gpus_per_worker, segment_frames=segment_frames, flow=flow,
+            limit=limit, dry_run=dry_run, address=address, score_region=score_region,
+            progress=progress,
+        )
+        result = scan(cfg)
+    except (RaystackError, ValueError, OSError) as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from e
+    except KeyboardInterrupt:
+        typer.secho("interrupted: finished units are recorded; rerun with the same --run-id "
+                    "to resume", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=130) from None
+    print_result(result)
+    if not result.ok and not result.dry_run:
+        raise typer.Exit(code=1)
+
+
+@app.command("status")
+def status_cmd(
+    store: str = typer.Argument(..., callback=abs_path,
+                                help="The store a scan wrote: folder or s3:// URI."),
+    run_id: str = typer.Option(..., "--run-id", help="The run to summarise."),
+) -> None:
+    """Print a run's summary from its manifest (exit 1 if units failed or are pending)."""
+    from raystack.console import console
+    from raystack.errors import RaystackError
+    from raystack.scan import status
+    from raystack.scan.progress import render_summary
+
+    try:
+        summary = status(store, run_id)
+    except (RaystackError, ValueError, OSError) as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from e
+    console().print(render_summary(summary))
+    if not summary.ok:
+        raise typer.Exit(code=1)
