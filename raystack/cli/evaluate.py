@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from raystack.cli.app import abs_path, app, fail, query_errors
+from raystack.query.defaults import EVENTS
 
 
 @app.command("eval")
@@ -48,8 +49,6 @@ def eval_cmd(
         typer.echo(f"{kind}: {path}")
 
 
-
-
 @app.command("report")
 def report_cmd(
     store: str = typer.Argument(..., callback=abs_path,
@@ -57,17 +56,21 @@ def report_cmd(
     run_id: str = typer.Option(..., "--run-id", help="The scan run to report."),
     out: str = typer.Option("report", "--out", "-o", callback=abs_path,
         help="Folder for index.html."),
-    fusion: str = typer.Option("auto", help="As for `raystack events`."),
-    alpha: float = typer.Option(0.5, help="Weight of the first stream in weighted fusion."),
-    sigma: float = typer.Option(10.0, help="Temporal smoothing of the scores, in frames."),
-    threshold: float = typer.Option(0.7, help="Fixed threshold on the [0, 1] anomaly score."),
+    fusion: str = typer.Option(EVENTS.fusion, help="As for `raystack events`."),
+    alpha: float = typer.Option(EVENTS.alpha, help="Weight of the first stream (weighted fusion)."),
+    sigma: float = typer.Option(EVENTS.sigma, help="Temporal smoothing of the scores, in frames."),
+    threshold: float = typer.Option(EVENTS.threshold, min=0.0, max=1.0,
+                                    help="Fixed threshold on the [0, 1] anomaly score."),
     calibrated: str = typer.Option(None, help="Use this calibrated threshold instead."),
-    min_frames: int = typer.Option(5, help="Drop events shorter than this."),
-    merge_gap: int = typer.Option(3, help="Merge events at most this many frames apart."),
+    min_frames: int = typer.Option(EVENTS.min_frames, help="Drop events shorter than this."),
+    merge_gap: int = typer.Option(EVENTS.merge_gap,
+                                  help="Merge events at most this many frames apart."),
     labels: str = typer.Option(None, callback=abs_path,
         help="Frame labels (.npy, .mat, mask folder) to mark."),
 ) -> None:
     """Write a self-contained HTML report: summary, score curves, events with thumbnails.
+
+    The event defaults are those of the SQL events() macro and `raystack events`.
 
     Example: raystack report /tmp/store --run-id night1 --out /tmp/report
     """

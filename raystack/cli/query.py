@@ -5,6 +5,10 @@ from __future__ import annotations
 import typer
 
 from raystack.cli.app import FORMAT_HELP, STORE_HELP, abs_path, app, emit, fail, query_errors
+from raystack.query.defaults import EVENTS
+
+FUSION_HELP = ("auto (the only stream, or weighted:0.5 of fp,fr or of m2s2l_app,m2s2l_mot), "
+               "a stream (fp, fr, ...), weighted[:ALPHA[:A,B]] or max[:A,B,...].")
 
 
 @app.command("sql")
@@ -21,7 +25,7 @@ def sql_cmd(
 ) -> None:
     """Run SQL on a store through the read-only analyst connection.
 
-    Views: scores, videos, manifest, thresholds. Table macros: normalised(),
+    Views: scores, videos, manifest, thresholds, runs. Table macros: normalised(),
     smoothed(sigma), fused(fusion, alpha, streams, sigma), flags(threshold |
     adaptive_k | threshold_name, ...), events(..., min_frames, merge_gap); all
     take run := 'RUN'. Without QUERY, read statements ending in ';' until EOF
@@ -65,23 +69,24 @@ def events_cmd(
     store: str = typer.Argument(..., callback=abs_path, help=STORE_HELP),
     run_id: str = typer.Option(None, "--run-id", help="One run (default: every run)."),
     threshold: float = typer.Option(
-        None, help="Fixed threshold on the [0, 1] score (default 0.5)."
-    ),
+        None, min=0.0, max=1.0, show_default=f"{EVENTS.threshold:g}",
+        help="Fixed threshold on the [0, 1] score."),
     adaptive_k: float = typer.Option(None, "--adaptive-k", help="Per video: mean + K * std."),
     calibrated: str = typer.Option(None, help="A threshold stored by `raystack calibrate`."),
-    min_frames: int = typer.Option(1, help="Drop events spanning fewer frames (after merging)."),
-    merge_gap: int = typer.Option(0, help="Merge events at most this many frames apart."),
-    fusion: str = typer.Option(
-        "auto",
-        help="auto (the only stream, or weighted:0.5 of fp,fr or of m2s2l_app,m2s2l_mot), "
-             "a stream (fp, fr, ...), weighted[:ALPHA[:A,B]] or max[:A,B,...].",
-    ),
-    sigma: float = typer.Option(None, help="Gaussian smoothing in frames (default 10; 0: none)."),
+    min_frames: int = typer.Option(None, show_default=str(EVENTS.min_frames),
+                                   help="Drop events spanning fewer frames (after merging)."),
+    merge_gap: int = typer.Option(None, show_default=str(EVENTS.merge_gap),
+                                  help="Merge events at most this many frames apart."),
+    fusion: str = typer.Option(EVENTS.fusion, help=FUSION_HELP),
+    sigma: float = typer.Option(None, show_default=f"{EVENTS.sigma:g}",
+                                help="Gaussian smoothing in frames (0: none)."),
     fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
     out: str = typer.Option(None, "--out", "-o", callback=abs_path,
         help="Write the events to this file."),
 ) -> None:
     """List anomaly events: runs of frames whose fused score is above the threshold.
+
+    The defaults are those of the SQL events() macro (raystack report uses the same).
 
     Example: raystack events /tmp/store --run-id night1 --threshold 0.7 --min-frames 10
     --merge-gap 5 --fusion weighted:0.5
@@ -97,6 +102,26 @@ def events_cmd(
         raise fail(e) from e
 
 
+@app.command("runs")
+def runs_cmd(
+    store: str = typer.Argument(..., callback=abs_path, help=STORE_HELP),
+    fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    out: str = typer.Option(None, "--out", "-o", callback=abs_path, help="Write to this file."),
+) -> None:
+    """List the runs of a store: videos, score files (units), manifest files, score streams.
+
+    The same as `raystack sql STORE "SELECT * FROM runs"`.
+
+    Example: raystack runs /tmp/store
+    """
+    from raystack.query import connect, run_sql
+
+    try:
+        emit(run_sql(connect(store), "SELECT * FROM runs"), fmt, out)
+    except query_errors() as e:
+        raise fail(e) from e
+
+
 @app.command("calibrate")
 def calibrate_cmd(
     store: str = typer.Argument(..., callback=abs_path, help=STORE_HELP),
@@ -105,8 +130,8 @@ def calibrate_cmd(
         ..., "--false-alarm-rate", help="Target fraction of normal frames flagged, e.g. 0.01."
     ),
     name: str = typer.Option(..., "--name", help="Name to store the threshold under."),
-    fusion: str = typer.Option("auto", help="As for `raystack events`."),
-    sigma: float = typer.Option(10.0, help="Gaussian smoothing in frames (0: none)."),
+    fusion: str = typer.Option(EVENTS.fusion, help="As for `raystack events`."),
+    sigma: float = typer.Option(EVENTS.sigma, help="Gaussian smoothing in frames (0: none)."),
 ) -> None:
     """Calibrate a threshold on normal footage and store it as STORE/thresholds/NAME.json.
 

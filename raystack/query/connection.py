@@ -181,11 +181,14 @@ def _register_raw_tables(con: Any, st: Any, scan: str, read_only: bool) -> list[
     from raystack.query.vetting import vet_files
 
     if st.is_s3:
+        listed = {t: st.list_files(t) for t in RAW_TABLES}
         for table in RAW_TABLES:
-            con.register(f"_raw_{table}", _dataset(st, table, st.list_files(table)))
+            con.register(f"_raw_{table}", _dataset(st, table, listed[table]))
         con.register("_raw_thresholds", load_thresholds(st))
+        con.register("_raw_runs", _runs_table(listed))
         return []
     vetted = {t: vet_files(st.uri, st.list_files(t), parquet=True) for t in RAW_TABLES}
+    con.register("_raw_runs", _runs_table({t: list(files) for t, files in vetted.items()}))
     docs = vet_files(st.uri, threshold_paths(st), parquet=False)
     con.register("_raw_thresholds", load_thresholds(st, docs))
     readable: list[str] = []
@@ -205,6 +208,27 @@ def _register_raw_tables(con: Any, st: Any, scan: str, read_only: bool) -> list[
             listed = [f"{st.uri}/{rel}" for rel in files]
             con.register(f"_raw_{table}", _dataset(st, table, listed))
     return readable
+
+
+def _runs_table(files: dict[str, list[str]]) -> pa.Table:
+    """The runs of the store from its folders (``<table>/run=<id>/``), with file counts:
+    what the ``runs`` view and the macros' check of ``run := ...`` read, without a scan."""
+    import re
+
+    pattern = re.compile(r"(?:^|/)run=([^/]+)/[^/]*$")
+    counts: dict[str, dict[str, int]] = {}
+    for table, paths in files.items():
+        for path in paths:
+            m = pattern.search(path)
+            if m:
+                per = counts.setdefault(m.group(1), {t: 0 for t in RAW_TABLES})
+                per[table] += 1
+    ids = sorted(counts)
+    return pa.table({
+        "run_id": pa.array(ids, pa.string()),
+        "score_files": pa.array([counts[r]["scores"] for r in ids], pa.int64()),
+        "manifest_files": pa.array([counts[r]["manifest"] for r in ids], pa.int64()),
+    })
 
 
 def run_sql(con: Any, query: str, params: list | dict | None = None) -> pa.Table | None:

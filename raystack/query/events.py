@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from raystack.query.connection import QueryError, connect, run_sql
+from raystack.query.defaults import EVENTS
 from raystack.query.fusion import parse_fusion, resolve_fusion
 from raystack.query.thresholds import load_threshold, run_streams
 
@@ -26,6 +27,14 @@ EVENTS_QUERY = (
 )
 
 
+def check_threshold(threshold: float | None) -> None:
+    """Refuse a fixed threshold no score can cross: scores are in [0, 1] (1 - normalised PSNR)."""
+    if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
+        msg = (f"threshold {threshold:g} is outside [0, 1]: scores are 1 - min-max normalised "
+               "PSNR per video, in [0, 1] (use adaptive_k or a calibrated threshold otherwise)")
+        raise QueryError(msg)
+
+
 def find_events(
     store_or_con: Any,
     *,
@@ -33,8 +42,8 @@ def find_events(
     threshold: float | None = None,
     adaptive_k: float | None = None,
     calibrated: str | None = None,
-    min_frames: int = 1,
-    merge_gap: int = 0,
+    min_frames: int | None = None,
+    merge_gap: int | None = None,
     fusion: str | None = None,
     sigma: float | None = None,
 ) -> pa.Table:
@@ -43,7 +52,9 @@ def find_events(
     Args:
         store_or_con: a store (path, URI or Store) or a connection from :func:`connect`.
         run_id: one run, or None for every run of the store.
-        threshold: fixed threshold (flagged = score > threshold); 0.5 when no kind is given.
+        threshold: fixed threshold in [0, 1] (flagged = score > threshold); the SQL default
+            (:data:`raystack.query.defaults.EVENTS`) when no kind is given. Every default
+            below is the ``events()`` macro's.
         adaptive_k: per-video threshold mean + k * std of that video's scores.
         calibrated: name of a threshold stored by :func:`raystack.query.calibrate`.
         min_frames: drop events spanning fewer frames (after merging).
@@ -60,10 +71,14 @@ def find_events(
     if len(given) > 1:
         msg = f"give one kind of threshold, not {given}"
         raise QueryError(msg)
+    min_frames = EVENTS.min_frames if min_frames is None else min_frames
+    merge_gap = EVENTS.merge_gap if merge_gap is None else merge_gap
+    check_threshold(threshold)
     if min_frames < 1 or merge_gap < 0:
         msg = f"min_frames must be >= 1 and merge_gap >= 0, got {min_frames} and {merge_gap}"
         raise QueryError(msg)
-    con, own = (store_or_con, False) if hasattr(store_or_con, "sql") else (connect(store_or_con), True)
+    own = not hasattr(store_or_con, "sql")
+    con = connect(store_or_con) if own else store_or_con
     try:
         if calibrated is not None:
             doc = load_threshold(con, calibrated)
@@ -71,10 +86,12 @@ def find_events(
             sigma = sigma if sigma is not None else doc["sigma"]
         if fusion is not None and str(fusion).strip() != "auto":
             parse_fusion(fusion)  # a bad spec fails before the store is read
+        if run_id is not None:  # names the store's runs, rather than "no score rows"
+            run_sql(con, "SELECT check_run(?) AS ok", [run_id])
         fz = resolve_fusion(fusion, run_streams(con, run_id))
         args = fz.macro_args()
         params = [
-            0.5 if not given else threshold,
+            EVENTS.threshold if not given else threshold,
             int(min_frames),
             int(merge_gap),
             adaptive_k,
@@ -82,7 +99,7 @@ def find_events(
             args["fusion"],
             args["alpha"],
             args["streams"],
-            10.0 if sigma is None else float(sigma),
+            EVENTS.sigma if sigma is None else float(sigma),
             run_id,
         ]
         return run_sql(con, EVENTS_QUERY, params)

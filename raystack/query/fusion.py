@@ -59,7 +59,8 @@ def _streams(text: str, spec: str) -> tuple[str, ...]:
     names = tuple(s.strip() for s in text.split(",") if s.strip())
     bad = [n for n in names if not _STREAM.fullmatch(n) or n in ("weighted", "max", "oracle")]
     if not names or bad:
-        msg = f"fusion {spec!r}: stream names must be model names like fp, fr, m2s2l_app; got {text!r}"
+        msg = (f"fusion {spec!r}: stream names must be model names like fp, fr, m2s2l_app; "
+               f"got {text!r}")
         raise FusionError(msg)
     if len(set(names)) != len(names):
         msg = f"fusion {spec!r} names a stream twice"
@@ -101,7 +102,13 @@ def parse_fusion(spec: str) -> Fusion:
     if rest:
         msg = f"fusion {spec!r}: expected a model name, weighted[:ALPHA[:A,B]] or max[:A,B,...]"
         raise FusionError(msg)
-    return Fusion("stream", _streams(head, spec))
+    streams = _streams(head, spec)
+    if len(streams) > 1:  # "fr,fp" once silently meant fr alone
+        msg = (f"fusion {spec!r} names {len(streams)} streams; one stream is a model name, "
+               f"combine streams with weighted:ALPHA:{','.join(streams[:2])} or "
+               f"max:{','.join(streams)}")
+        raise FusionError(msg)
+    return Fusion("stream", streams)
 
 
 def resolve_fusion(spec: str | None, available: Sequence[str]) -> Fusion:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from raystack.query.defaults import EVENTS
 from raystack.query.fusion import Fusion, FusionError, resolve_fusion
 from raystack.report.svg import score_curve_svg
 from raystack.report.thumbs import frame_thumbnail
@@ -26,13 +27,15 @@ from raystack.report.thumbs import frame_thumbnail
 
 @dataclass(frozen=True)
 class ReportOptions:
-    fusion: str = "auto"  # as `raystack events --fusion`; "auto"/"weighted" take the run's pair
-    alpha: float = 0.5  # weight of the first stream in weighted fusion (no labels involved)
-    sigma: float = 10.0  # temporal smoothing of the normalised scores, in frames
-    threshold: float = 0.7  # fixed threshold on the [0, 1] anomaly score ...
-    threshold_name: str | None = None  # ... unless a threshold calibrated on normal footage is named
-    min_frames: int = 5  # events shorter than this are dropped
-    merge_gap: int = 3  # events separated by at most this many frames are merged
+    # The event defaults are the SQL events() macro's (raystack.query.defaults), so the
+    # report shows the events `raystack events` and SQL find on the same store.
+    fusion: str = EVENTS.fusion  # as `raystack events --fusion`; "auto"/"weighted" take the pair
+    alpha: float = EVENTS.alpha  # weight of the first stream in weighted fusion (no labels)
+    sigma: float = EVENTS.sigma  # temporal smoothing of the normalised scores, in frames
+    threshold: float = EVENTS.threshold  # fixed threshold on the [0, 1] anomaly score ...
+    threshold_name: str | None = None  # ... unless a threshold calibrated on normal data is named
+    min_frames: int = EVENTS.min_frames  # events shorter than this are dropped
+    merge_gap: int = EVENTS.merge_gap  # events separated by at most this many frames are merged
     max_thumbnails: int = 60  # thumbnails are decoded from the source: cap the cost
 
 

@@ -10,6 +10,12 @@
 --   SELECT * FROM events(fusion := 'weighted', alpha := 0.6, adaptive_k := 3, run := 'r1');
 --   SELECT * FROM events(threshold_name := 'night-cams', merge_gap := 5);
 --
+-- The argument defaults written below are the only ones: `raystack events`, `raystack report`
+-- and raystack.query.find_events read them from this file (raystack.query.defaults).
+-- fusion := 'auto' takes, per run, its only learned stream, or weighted (alpha) of the one
+-- known pair it has (fp,fr or m2s2l_app,m2s2l_mot). An unknown run, an unknown fusion or
+-- stream, or a threshold outside [0, 1] raises an error naming the value and the choices.
+--
 -- Pipeline (each macro reads the one before it):
 --   scores -> normalised(run)          per (run, video, model) min-max of PSNR, anomaly = 1 - norm
 --          -> smoothed(sigma, run)     scipy gaussian_filter1d(anomaly, sigma, mode='mirror',
@@ -40,6 +46,18 @@ CREATE OR REPLACE VIEW manifest AS SELECT * EXCLUDE (run) FROM _raw_manifest;
 -- videos rows carry no run_id column; their run is the hive partition they live in.
 CREATE OR REPLACE VIEW videos AS SELECT run AS run_id, * EXCLUDE (run) FROM _raw_videos;
 CREATE OR REPLACE VIEW thresholds AS SELECT * FROM _raw_thresholds;
+-- One row per run of the store (from its folders): its videos, score files (units), manifest
+-- files (attempts) and score streams ('fp,fr').
+CREATE OR REPLACE VIEW runs AS
+    SELECT r.run_id, coalesce(v.videos, 0) AS videos, r.score_files, r.manifest_files,
+           coalesce(m.streams, '') AS streams
+    FROM _raw_runs AS r
+    LEFT JOIN (SELECT x.run_id, count(*) AS videos FROM videos AS x GROUP BY x.run_id) AS v
+        ON v.run_id = r.run_id
+    LEFT JOIN (SELECT y.run_id, string_agg(DISTINCT y.model, ',' ORDER BY y.model) AS streams
+               FROM scores AS y GROUP BY y.run_id) AS m
+        ON m.run_id = r.run_id
+    ORDER BY r.run_id;
 
 -- helpers -------------------------------------------------------------------------------
 
@@ -60,6 +78,63 @@ CREATE OR REPLACE MACRO fusion_name(fusion, alpha, streams) AS
         WHEN fusion = 'max' THEN 'max:' || array_to_string(streams, ',')
         ELSE fusion
     END;
+
+-- true, or an error naming an unknown run and the runs of the store.
+-- One aggregate row, always: DuckDB evaluates it even when the run filter leaves no row.
+CREATE OR REPLACE MACRO check_run(run) AS (
+    SELECT CASE
+        WHEN run IS NULL OR list_contains(list(r.run_id), run) THEN true
+        ELSE error('unknown run ''' || run || '''; runs in this store: '
+                   || coalesce(string_agg(r.run_id, ', ' ORDER BY r.run_id), 'none'))
+    END
+    FROM _raw_runs AS r
+);
+
+-- true, or an error naming a fusion or stream the selected runs do not score (a typo would
+-- otherwise select no rows and look like "no anomalies").
+CREATE OR REPLACE MACRO check_fusion(fusion, streams, run) AS (
+    SELECT CASE
+        WHEN fusion IS NULL THEN error('fusion must not be NULL')
+        WHEN fusion = 'auto' OR len(h.have) = 0 THEN true
+        WHEN fusion IN ('weighted', 'max') AND NOT list_has_all(h.have, streams)
+            THEN error('fusion ' || fusion || ' needs streams ' || CAST(streams AS VARCHAR)
+                       || ', but the run(s) score only ' || CAST(h.have AS VARCHAR))
+        WHEN fusion IN ('weighted', 'max') OR list_contains(h.have, fusion) THEN true
+        ELSE error('unknown fusion ''' || fusion || '''; choose auto, weighted, max or a stream '
+                   || 'of the run(s): ' || array_to_string(h.have, ', '))
+    END
+    FROM (SELECT coalesce(list(DISTINCT s.model ORDER BY s.model), []) AS have
+          FROM scores AS s WHERE run IS NULL OR s.run_id = run) AS h
+);
+
+-- What fusion := 'auto' means for each run (the rule of raystack.query.fusion.resolve_fusion):
+-- its only learned stream (the baselines diff and motion are never fused by default), else
+-- weighted alpha of the one pair of (fp, fr), (m2s2l_app, m2s2l_mot) it has.
+CREATE OR REPLACE MACRO auto_fusion(alpha := 0.5, run := NULL) AS TABLE
+    SELECT c.run_id, c.kind, c.s1, c.s2,
+           CASE WHEN c.kind = 'weighted' THEN fusion_name('weighted', alpha, [c.s1, c.s2])
+                ELSE c.s1 END AS name
+    FROM (
+        SELECT l.run_id,
+               CASE WHEN len(l.learned) = 1 THEN 'stream'
+                    WHEN list_has_all(l.learned, ['fp', 'fr'])
+                         <> list_has_all(l.learned, ['m2s2l_app', 'm2s2l_mot']) THEN 'weighted'
+                    ELSE error('run ' || l.run_id || ' has streams ' || CAST(l.learned AS VARCHAR)
+                               || '; fusion auto cannot choose: name a stream, weighted or max')
+               END AS kind,
+               CASE WHEN len(l.learned) = 1 THEN l.learned[1]
+                    WHEN list_has_all(l.learned, ['fp', 'fr']) THEN 'fp' ELSE 'm2s2l_app' END AS s1,
+               CASE WHEN len(l.learned) = 1 THEN l.learned[1]
+                    WHEN list_has_all(l.learned, ['fp', 'fr']) THEN 'fr' ELSE 'm2s2l_mot' END AS s2
+        FROM (
+            SELECT s.run_id,
+                   coalesce(list(DISTINCT s.model ORDER BY s.model)
+                                FILTER (WHERE s.model NOT IN ('diff', 'motion')),
+                            list(DISTINCT s.model ORDER BY s.model)) AS learned
+            FROM scores AS s WHERE run IS NULL OR s.run_id = run
+            GROUP BY s.run_id
+        ) AS l
+    ) AS c;
 
 -- The value of the calibrated threshold tname, checked against the fusion and smoothing
 -- it is applied to (a threshold only means something on the scores it was computed on).
@@ -91,7 +166,7 @@ CREATE OR REPLACE MACRO normalised(run := NULL) AS TABLE
     FROM (
         SELECT s.*, CAST(min(s.psnr) OVER v AS DOUBLE) AS lo, CAST(max(s.psnr) OVER v AS DOUBLE) AS hi
         FROM scores AS s
-        WHERE run IS NULL OR s.run_id = run
+        WHERE (run IS NULL OR s.run_id = run) AND check_run(run)
         WINDOW v AS (PARTITION BY s.run_id, s.video_id, s.model)
     ) AS w;
 
@@ -114,12 +189,13 @@ CREATE OR REPLACE MACRO smoothed(sigma := 10, run := NULL) AS TABLE
         GROUP BY n.run_id, n.video_id, n.model
     ) AS l;
 
-CREATE OR REPLACE MACRO fused(fusion := 'fp', alpha := 0.5, streams := ['fp', 'fr'],
+CREATE OR REPLACE MACRO fused(fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
                               sigma := 10, run := NULL) AS TABLE
     SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
            s.timestamp_s, s.score
     FROM smoothed(sigma := sigma, run := run) AS s
-    WHERE fusion NOT IN ('weighted', 'max') AND s.model = fusion
+    WHERE fusion NOT IN ('weighted', 'max', 'auto') AND s.model = fusion
+          AND check_fusion(fusion, streams, run)
     UNION ALL
     SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
            any_value(s.timestamp_s) AS timestamp_s,
@@ -130,19 +206,37 @@ CREATE OR REPLACE MACRO fused(fusion := 'fp', alpha := 0.5, streams := ['fp', 'f
            END AS score
     FROM smoothed(sigma := sigma, run := run) AS s
     WHERE fusion IN ('weighted', 'max') AND list_contains(streams, s.model)
+          AND check_fusion(fusion, streams, run)
     GROUP BY s.run_id, s.video_id, s.frame
-    HAVING count(DISTINCT s.model) = len(streams);
+    HAVING count(DISTINCT s.model) = len(streams)
+    UNION ALL
+    -- 'auto': each run's own choice (a stream, or a weighted pair), as a join on the run.
+    SELECT s.run_id, s.video_id, a.name AS fusion, s.frame, any_value(s.timestamp_s) AS timestamp_s,
+           CASE WHEN a.kind = 'weighted'
+                THEN alpha * max(s.score) FILTER (WHERE s.model = a.s1)
+                     + (1 - alpha) * max(s.score) FILTER (WHERE s.model = a.s2)
+                ELSE max(s.score)
+           END AS score
+    FROM smoothed(sigma := sigma, run := run) AS s
+    JOIN auto_fusion(alpha := alpha, run := run) AS a
+        ON a.run_id = s.run_id AND (s.model = a.s1 OR s.model = a.s2)
+    WHERE fusion = 'auto'
+    GROUP BY s.run_id, s.video_id, s.frame, a.name, a.kind
+    HAVING count(DISTINCT s.model) = CASE WHEN a.kind = 'weighted' THEN 2 ELSE 1 END;
 
-CREATE OR REPLACE MACRO flags(threshold := 0.5, adaptive_k := NULL, threshold_name := NULL,
-                              fusion := 'fp', alpha := 0.5, streams := ['fp', 'fr'],
+CREATE OR REPLACE MACRO flags(threshold := 0.7, adaptive_k := NULL, threshold_name := NULL,
+                              fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
                               sigma := 10, run := NULL) AS TABLE
     SELECT x.run_id, x.video_id, x.fusion, x.frame, x.timestamp_s, x.score,
            x.thr AS threshold, x.score > x.thr AS flagged
     FROM (
         SELECT f.*,
                CASE WHEN threshold_name IS NOT NULL
-                    THEN calibrated_threshold(threshold_name, fusion_name(fusion, alpha, streams), sigma)
+                    THEN calibrated_threshold(threshold_name, f.fusion, sigma)
                     WHEN threshold IS NULL THEN error('flags/events need a threshold, adaptive_k or threshold_name')
+                    WHEN threshold < 0 OR threshold > 1
+                        THEN error('threshold ' || threshold || ' is outside [0, 1]: scores are '
+                                   || '1 - min-max normalised PSNR per video, in [0, 1]')
                     ELSE threshold::DOUBLE
                END AS thr
         FROM fused(fusion := fusion, alpha := alpha, streams := streams, sigma := sigma, run := run) AS f
@@ -158,9 +252,9 @@ CREATE OR REPLACE MACRO flags(threshold := 0.5, adaptive_k := NULL, threshold_na
 
 -- Gaps and islands: consecutive flagged frames share frame - row_number(); the islands
 -- (few) are then merged with a running sum over "starts a new event" marks.
-CREATE OR REPLACE MACRO events(threshold := 0.5, min_frames := 1, merge_gap := 0,
+CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3,
                                adaptive_k := NULL, threshold_name := NULL,
-                               fusion := 'fp', alpha := 0.5, streams := ['fp', 'fr'],
+                               fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
                                sigma := 10, run := NULL) AS TABLE
     WITH islands AS (
         SELECT i.run_id, i.video_id, i.fusion, min(i.frame) AS s, max(i.frame) AS e,

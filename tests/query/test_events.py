@@ -81,7 +81,8 @@ def test_merge_gap_shorter_and_longer(hand_store):
 
 def test_several_runs_and_summary_columns(hand_store):
     con = connect(hand_store)
-    t = run_sql(con, "SELECT * FROM events(threshold := 0.5, sigma := 0) WHERE run_id = 'r2'")
+    t = run_sql(con, "SELECT * FROM events(threshold := 0.5, min_frames := 1, merge_gap := 0, "
+                     "sigma := 0) WHERE run_id = 'r2'")
     rows = t.to_pylist()
     assert [(r["start_frame"], r["end_frame"]) for r in rows] == [(0, 0), (4, 4)]
     assert rows[0]["start_s"] == 0.0 and rows[1]["end_s"] == pytest.approx(4 / 25)
@@ -151,4 +152,5 @@ def test_find_events_resolves_fusion_and_checks_streams(hand_store):
         find_events(hand_store, run_id="r1", fusion="weighted:0.5")
     with pytest.raises(QueryError, match="one kind of threshold"):
         find_events(hand_store, threshold=0.5, adaptive_k=2.0)
-    assert find_events(hand_store, run_id="r2", adaptive_k=0.0, sigma=0).num_rows == 2
+    assert find_events(hand_store, run_id="r2", adaptive_k=0.0, sigma=0, min_frames=1,
+                       merge_gap=0).num_rows == 2
