@@ -14,7 +14,8 @@ def eval_cmd(
         help="The scan's store: folder or s3:// URI."),
     labels: str = typer.Option(
         ..., "--labels", callback=abs_path,
-            help="frame_labels_*.npy, an ano_pred .mat, or a test_frame_mask folder."
+        help="frame_labels_*.npy, an ano_pred .mat, a test_frame_mask folder or labels.json "
+             "(raystack synth)."
     ),
     run_id: str = typer.Option(..., "--run-id", help="The scan run to evaluate."),
     fusion: str = typer.Option(

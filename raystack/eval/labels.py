@@ -6,7 +6,9 @@ Three formats, all giving ``{video_id: int8 array over every frame of the video}
   videos in sorted name order (ped2, avenue, shanghaitech, and raystack's synthetic set);
 - an ano_pred-style ``.mat`` whose ``gt`` cell holds, per video in sorted order, a 2 x K
   array of 1-based inclusive [start; end] intervals;
-- ShanghaiTech's ``test_frame_mask/`` folder of per-video ``<name>.npy`` arrays.
+- ShanghaiTech's ``test_frame_mask/`` folder of per-video ``<name>.npy`` arrays;
+- the ``labels.json`` that ``raystack synth`` writes (``docs/synthetic.md``): half-open
+  ``[start, stop)`` ranges per test video, matched to the run's videos by path.
 
     labels = labels_for_videos("frame_labels_ped2.npy", videos)   # videos: rows with
     # video_id, relpath and frames, e.g. the run's `videos` table as pylist
@@ -51,23 +53,26 @@ def from_flat(
         msg = f"{source}: frame labels must be 0 (normal) or 1 (anomalous)"
         raise LabelError(msg)
     out, pos = {}, 0
-    for v, n in zip(vids, counts):
+    for v, n in zip(vids, counts, strict=True):
         out[v["video_id"]] = flat[pos: pos + n].astype(np.int8)
         pos += n
     return out
 
 
-def from_intervals(gt: list[np.ndarray], videos: list[dict[str, Any]], *, source: str) -> dict[str, np.ndarray]:
+def from_intervals(
+    gt: list[np.ndarray], videos: list[dict[str, Any]], *, source: str
+) -> dict[str, np.ndarray]:
     """Per-video 1-based inclusive [start; end] intervals (2 x K) -> frame labels."""
     vids = _ordered(videos)
     if len(gt) != len(vids):
         msg = f"{source}: intervals for {len(gt)} videos, but the run has {len(vids)} videos"
         raise LabelError(msg)
     out = {}
-    for v, iv in zip(vids, gt):
+    for v, iv in zip(vids, gt, strict=True):
         n = int(v["frames"] or 0)
         lab = np.zeros(n, dtype=np.int8)
-        iv = np.asarray(iv, dtype=np.int64).reshape(2, -1) if np.size(iv) else np.zeros((2, 0), np.int64)
+        iv = (np.asarray(iv, dtype=np.int64).reshape(2, -1) if np.size(iv)
+              else np.zeros((2, 0), np.int64))
         for s, e in iv.T:
             if s < 1 or e > n or s > e:
                 msg = f"{source}: interval [{s}, {e}] is outside {v['relpath']} (1..{n})"
@@ -86,7 +91,8 @@ def _load_mat(path: Path) -> list[np.ndarray]:
         msg = f"{path}: not a readable .mat file ({e})"
         raise LabelError(msg) from None
     if "gt" not in mat:
-        msg = f"{path}: no 'gt' variable (ano_pred interval format); variables: {sorted(k for k in mat if not k.startswith('__'))}"
+        names = sorted(k for k in mat if not k.startswith("__"))
+        msg = f"{path}: no 'gt' variable (ano_pred interval format); variables: {names}"
         raise LabelError(msg)
     return [np.asarray(c) for c in np.asarray(mat["gt"]).reshape(-1)]
 
@@ -108,6 +114,54 @@ def from_mask_folder(folder: Path, videos: list[dict[str, Any]]) -> dict[str, np
     return out
 
 
+def _matches(entry: str, relpath: str) -> bool:
+    """The synth path ``test/test_001.mp4`` is the run's ``test_001.mp4`` when the scan was
+    pointed at ``ARCHIVE/test``, or ``x/test/test_001.mp4`` when pointed above the archive."""
+    return entry == relpath or entry.endswith("/" + relpath) or relpath.endswith("/" + entry)
+
+
+def from_synth_json(
+    doc: dict, videos: list[dict[str, Any]], *, source: str
+) -> dict[str, np.ndarray]:
+    """Frame labels from ``raystack synth``'s ``labels.json``: its test videos' ranges; its
+    training videos are all normal."""
+    entries = [(e["video"], e.get("anomalies", [])) for e in doc.get("test", [])]
+    entries += [(e["video"], []) for e in doc.get("train", [])]
+    out = {}
+    for v in _ordered(videos):
+        hits = [ranges for name, ranges in entries if _matches(name, v["relpath"])]
+        if len(hits) != 1:
+            known = ", ".join(name for name, _ in entries)
+            msg = (f"{source}: {'no' if not hits else 'several'} labelled video(s) match "
+                   f"{v['relpath']} of the run; the file labels {known}")
+            raise LabelError(msg)
+        n = int(v["frames"] or 0)
+        lab = np.zeros(n, dtype=np.int8)
+        for r in hits[0]:
+            if not 0 <= int(r["start"]) <= int(r["stop"]) <= n:
+                msg = (f"{source}: range [{r['start']}, {r['stop']}) is outside "
+                       f"{v['relpath']} (0..{n})")
+                raise LabelError(msg)
+            lab[int(r["start"]): int(r["stop"])] = 1
+        out[v["video_id"]] = lab
+    return out
+
+
+def _load_json(path: Path) -> dict:
+    import json
+
+    try:
+        doc = json.loads(path.read_text())
+    except (ValueError, OSError) as e:
+        msg = f"{path}: not a readable JSON file ({e})"
+        raise LabelError(msg) from None
+    if not isinstance(doc, dict) or doc.get("generator") != "raystack.synth" or "test" not in doc:
+        msg = (f"{path}: not a raystack synth labels.json (needs generator 'raystack.synth' and "
+               "a 'test' list); other JSON label formats are not read")
+        raise LabelError(msg)
+    return doc
+
+
 def labels_for_videos(path: str | Path, videos: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     """Frame labels for ``videos`` from a flat ``.npy``, an interval ``.mat`` or a mask folder."""
     path = Path(path)
@@ -120,7 +174,10 @@ def labels_for_videos(path: str | Path, videos: list[dict[str, Any]]) -> dict[st
         return from_intervals(_load_mat(path), videos, source=str(path))
     if path.suffix == ".npy":
         return from_flat(np.load(path, allow_pickle=False), videos, source=str(path))
-    msg = f"{path}: unknown label format (expected a .npy, a .mat or a test_frame_mask folder)"
+    if path.suffix == ".json":
+        return from_synth_json(_load_json(path), videos, source=str(path))
+    msg = (f"{path}: unknown label format (expected a .npy, a .mat, a test_frame_mask folder "
+           "or raystack synth's labels.json)")
     raise LabelError(msg)
 
 

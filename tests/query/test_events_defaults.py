@@ -31,7 +31,8 @@ def anomalous_store(tmp_path, write_scores):
         f = np.arange(16, 300)
         drop = ((f > 60 + 20 * cam) & (f < 110 + 20 * cam)) | ((f > 200) & (f < 204))
         for m in ("fp", "fr"):
-            write_scores(st, "test", {(f"cam{cam}", m): (f, 32 + rng.normal(0, 1, f.size) - 12 * drop)})
+            psnr = 32 + rng.normal(0, 1, f.size) - 12 * drop
+            write_scores(st, "test", {(f"cam{cam}", m): (f, psnr)})
     return st
 
 
