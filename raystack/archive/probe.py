@@ -11,6 +11,8 @@ without downloading them. A bad file never stops probing: its row carries a
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +69,54 @@ def _probe_frames(src: VideoSource, fps: float, verify: bool) -> dict[str, Any]:
     }
 
 
+_EDGE = 1 << 20  # bytes read at each end of a file for its fingerprint
+
+
+def _edges(uri: str, size: int) -> tuple[bytes, bytes]:
+    if uri.startswith("s3://"):
+        from raystack.archive.cache import S3RangeFile
+
+        with S3RangeFile(uri, size, None) as f:
+            head = f.read(_EDGE)
+            f.seek(max(size - _EDGE, 0))
+            return head, f.read(_EDGE)
+    with open(uri, "rb") as f:
+        head = f.read(_EDGE)
+        f.seek(max(size - _EDGE, 0))
+        return head, f.read(_EDGE)
+
+
+def _size(uri: str) -> int:
+    if uri.startswith("s3://"):
+        from raystack.archive.s3 import parse_s3_uri, s3_client
+
+        bucket, key = parse_s3_uri(uri)
+        return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+    return os.path.getsize(uri)
+
+
+def content_id(src: VideoSource) -> str:
+    """``sha256:`` + 32 hex of the video's size and its first and last MiB (a frame folder:
+    its total size, its image names, its first and last image): the same bytes give the same
+    id whatever the archive root; a file re-encoded, cut or grown does not.
+
+    Not a full-content hash (that would read every archive twice): two files of equal size
+    whose first and last MiB are equal collide.
+    """
+    digest = hashlib.sha256()
+    if src.kind == "frames":
+        names = [m.rstrip("/").rsplit("/", 1)[-1] for m in src.members]
+        digest.update(json.dumps(["frames", src.size_bytes, names]).encode())
+        for member in (src.members[0], src.members[-1]):
+            head, tail = _edges(member, _size(member))
+            digest.update(head + tail)
+    else:
+        size = src.size_bytes if src.size_bytes is not None else _size(src.uri)
+        head, tail = _edges(src.uri, size)
+        digest.update(json.dumps(["video", size]).encode() + head + tail)
+    return "sha256:" + digest.hexdigest()[:32]
+
+
 def probe_source(src: VideoSource, *, frames_fps: float = 25.0, verify: bool = True) -> dict:
     """One row of the ``videos`` table for ``src``; never raises for a bad file.
 
@@ -95,6 +145,7 @@ def probe_source(src: VideoSource, *, frames_fps: float = 25.0, verify: bool = T
         "duration_s": None,
         "codec": None,
         "probe_error": None,
+        "content_id": None,
     }
     try:
         media = (
@@ -109,6 +160,10 @@ def probe_source(src: VideoSource, *, frames_fps: float = 25.0, verify: bool = T
         row["probe_error"] = f"{src.uri}: {type(e).__name__}: {e}"
     else:
         row.update(media, duration_s=media["frames"] / media["fps"])
+        try:
+            row["content_id"] = content_id(src)
+        except (OSError, RaystackError):
+            pass  # probed but unreadable now: no fingerprint rather than no row
     return row
 
 

@@ -161,6 +161,8 @@ def connect(
     con = duckdb.connect(":memory:", config=config)
     con.execute("SET enable_progress_bar = false")
     allowed = _register_raw_tables(con, st, scan, read_only)
+    runs = con.execute("SELECT run_id FROM _raw_runs ORDER BY run_id").fetchall()
+    con.execute(f"CREATE OR REPLACE MACRO store_runs() AS {_varchar_list(r for (r,) in runs)}")
     register_udfs(con)
     con.execute(sql_text(SQL_NAME))
     if spill_dir is None and not read_only:
@@ -201,13 +203,32 @@ def _register_raw_tables(con: Any, st: Any, scan: str, read_only: bool) -> list[
     for table, files in vetted.items():
         if scan == "parquet" and files:
             paths = [store_url(rel) if read_only else v.real for rel, v in files.items()]
-            rel = con.read_parquet(paths, filename=True).project(_RAW_PROJECTION)
+            # union_by_name: files written before a column was added (videos.run_id,
+            # content_id) read with that column null.
+            rel = con.read_parquet(paths, filename=True, union_by_name=True)
+            rel = rel.project(_RAW_PROJECTION + _missing_columns(table, rel.columns))
             rel.create_view(f"_raw_{table}")
             readable += paths
         else:
             listed = [f"{st.uri}/{rel}" for rel in files]
             con.register(f"_raw_{table}", _dataset(st, table, listed))
     return readable
+
+
+def _varchar_list(items: Any) -> str:
+    """A SQL literal ``['a', 'b']`` (typed, so an empty store gives an empty VARCHAR[])."""
+    quoted = ", ".join("'" + str(x).replace("'", "''") + "'" for x in items)
+    return f"CAST([{quoted}] AS VARCHAR[])"
+
+
+def _missing_columns(table: str, have: list[str]) -> str:
+    """``, NULL::TYPE AS name`` for each schema column no file of ``table`` has."""
+    from raystack.store.schema import table_schema
+
+    types = {"string": "VARCHAR"}
+    missing = [f for f in table_schema(table) if f.name not in have]
+    return "".join(f", CAST(NULL AS {types.get(str(f.type), 'VARCHAR')}) AS {f.name}"
+                   for f in missing if str(f.type) in types)
 
 
 def _runs_table(files: dict[str, list[str]]) -> pa.Table:

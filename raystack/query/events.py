@@ -87,7 +87,7 @@ def find_events(
         if fusion is not None and str(fusion).strip() != "auto":
             parse_fusion(fusion)  # a bad spec fails before the store is read
         if run_id is not None:  # names the store's runs, rather than "no score rows"
-            run_sql(con, "SELECT check_run(?) AS ok", [run_id])
+            run_sql(con, "SELECT checked_run(?) AS run", [run_id])
         fz = resolve_fusion(fusion, run_streams(con, run_id))
         args = fz.macro_args()
         params = [

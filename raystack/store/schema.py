@@ -68,3 +68,26 @@ def check_version(found: int | str | None, where: str) -> None:
 def sql_text(name: str) -> str:
     """Text of ``schemas/sql/<name>.sql`` (views and macros of the query layer)."""
     return (resources.files("raystack.schemas") / "sql" / f"{name}.sql").read_text()
+
+
+# Nullable columns added to a v1 table after its first release: a writer that does not know
+# them still writes (they are stored null), and readers fill them with null in older files.
+ADDED_COLUMNS = {"videos": ("run_id", "content_id")}
+
+
+def fill_added_columns(table: str, data: pa.Table, run_id: str | None) -> pa.Table:
+    """``data`` with the :data:`ADDED_COLUMNS` it lacks as nulls, and a ``run_id`` column
+    that is all null (videos rows come from probing, which knows no run) set to ``run_id``."""
+    schema = table_schema(table)
+    for name in ADDED_COLUMNS.get(table, ()):
+        if name not in data.column_names:
+            field = schema.field(name)
+            data = data.append_column(field, pa.nulls(data.num_rows, field.type))
+    names = data.column_names
+    if run_id is not None and "run_id" in ADDED_COLUMNS.get(table, ()) and "run_id" in names:
+        col = data.column("run_id")
+        if col.null_count == data.num_rows:
+            field = schema.field("run_id")
+            data = data.set_column(names.index("run_id"), field,
+                                   pa.array([run_id] * data.num_rows, field.type))
+    return data

@@ -32,7 +32,13 @@ from raystack.errors import SchemaVersionError
 from raystack.redact import redact
 from raystack.store import layout
 from raystack.store.layout import StoreError
-from raystack.store.schema import SCHEMA_VERSION, TABLES, check_version, table_schema
+from raystack.store.schema import (
+    SCHEMA_VERSION,
+    TABLES,
+    check_version,
+    fill_added_columns,
+    table_schema,
+)
 
 _MAX_PUT = 5 * 1024**3  # S3's limit for a single PUT
 _MISSING = object()
@@ -57,6 +63,7 @@ def conform_table(
     if not isinstance(data, pa.Table):
         msg = f"{table} data must be a pyarrow.Table, got {type(data).__name__}"
         raise StoreError(msg)
+    data = fill_added_columns(table, data, run_id)
     names = data.column_names
     dupes = sorted({n for n in names if names.count(n) > 1})
     missing = [n for n in schema.names if n not in names]

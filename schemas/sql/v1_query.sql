@@ -43,8 +43,10 @@
 
 CREATE OR REPLACE VIEW scores AS SELECT * EXCLUDE (run) FROM _raw_scores;
 CREATE OR REPLACE VIEW manifest AS SELECT * EXCLUDE (run) FROM _raw_manifest;
--- videos rows carry no run_id column; their run is the hive partition they live in.
-CREATE OR REPLACE VIEW videos AS SELECT run AS run_id, * EXCLUDE (run) FROM _raw_videos;
+-- videos rows carry their run_id since content_id was added; older files only have the
+-- hive partition they live in.
+CREATE OR REPLACE VIEW videos AS
+    SELECT coalesce(v.run_id, v.run) AS run_id, v.* EXCLUDE (run, run_id) FROM _raw_videos AS v;
 CREATE OR REPLACE VIEW thresholds AS SELECT * FROM _raw_thresholds;
 -- One row per run of the store (from its folders): its videos, score files (units), manifest
 -- files (attempts) and score streams ('fp,fr').
@@ -80,18 +82,18 @@ CREATE OR REPLACE MACRO fusion_name(fusion, alpha, streams) AS
     END;
 
 -- true, or an error naming an unknown run and the runs of the store.
--- One aggregate row, always: DuckDB evaluates it even when the run filter leaves no row.
-CREATE OR REPLACE MACRO check_run(run) AS (
-    SELECT CASE
-        WHEN run IS NULL OR list_contains(list(r.run_id), run) THEN true
-        ELSE error('unknown run ''' || run || '''; runs in this store: '
-                   || coalesce(string_agg(r.run_id, ', ' ORDER BY r.run_id), 'none'))
-    END
-    FROM _raw_runs AS r
-);
+-- run itself, or an error naming an unknown run and the runs of the store. store_runs() is
+-- a constant list written when the connection opens, so DuckDB folds this when it plans
+-- the query: the error cannot be skipped, and a known run still filters the Parquet scan.
+CREATE OR REPLACE MACRO checked_run(run) AS
+    CASE WHEN run IS NULL OR list_contains(store_runs(), run) THEN run
+         ELSE error('unknown run ''' || run || '''; runs in this store: '
+                    || coalesce(nullif(array_to_string(store_runs(), ', '), ''), 'none'))
+    END;
 
 -- true, or an error naming a fusion or stream the selected runs do not score (a typo would
--- otherwise select no rows and look like "no anomalies").
+-- otherwise select no rows and look like "no anomalies"). fused() evaluates it in a UNION
+-- ALL branch of its own, which DuckDB runs whatever the other branches return.
 CREATE OR REPLACE MACRO check_fusion(fusion, streams, run) AS (
     SELECT CASE
         WHEN fusion IS NULL THEN error('fusion must not be NULL')
@@ -166,7 +168,7 @@ CREATE OR REPLACE MACRO normalised(run := NULL) AS TABLE
     FROM (
         SELECT s.*, CAST(min(s.psnr) OVER v AS DOUBLE) AS lo, CAST(max(s.psnr) OVER v AS DOUBLE) AS hi
         FROM scores AS s
-        WHERE (run IS NULL OR s.run_id = run) AND check_run(run)
+        WHERE run IS NULL OR s.run_id = checked_run(run)
         WINDOW v AS (PARTITION BY s.run_id, s.video_id, s.model)
     ) AS w;
 
@@ -195,7 +197,6 @@ CREATE OR REPLACE MACRO fused(fusion := 'auto', alpha := 0.5, streams := ['fp', 
            s.timestamp_s, s.score
     FROM smoothed(sigma := sigma, run := run) AS s
     WHERE fusion NOT IN ('weighted', 'max', 'auto') AND s.model = fusion
-          AND check_fusion(fusion, streams, run)
     UNION ALL
     SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
            any_value(s.timestamp_s) AS timestamp_s,
@@ -206,7 +207,6 @@ CREATE OR REPLACE MACRO fused(fusion := 'auto', alpha := 0.5, streams := ['fp', 
            END AS score
     FROM smoothed(sigma := sigma, run := run) AS s
     WHERE fusion IN ('weighted', 'max') AND list_contains(streams, s.model)
-          AND check_fusion(fusion, streams, run)
     GROUP BY s.run_id, s.video_id, s.frame
     HAVING count(DISTINCT s.model) = len(streams)
     UNION ALL
@@ -222,7 +222,13 @@ CREATE OR REPLACE MACRO fused(fusion := 'auto', alpha := 0.5, streams := ['fp', 
         ON a.run_id = s.run_id AND (s.model = a.s1 OR s.model = a.s2)
     WHERE fusion = 'auto'
     GROUP BY s.run_id, s.video_id, s.frame, a.name, a.kind
-    HAVING count(DISTINCT s.model) = CASE WHEN a.kind = 'weighted' THEN 2 ELSE 1 END;
+    HAVING count(DISTINCT s.model) = CASE WHEN a.kind = 'weighted' THEN 2 ELSE 1 END
+    UNION ALL
+    -- No row: raises for an unknown fusion or stream (see check_fusion).
+    SELECT CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
+           CAST(NULL AS BIGINT), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE)
+    FROM (SELECT check_fusion(fusion, streams, run) AS ok) AS g
+    WHERE NOT g.ok;
 
 CREATE OR REPLACE MACRO flags(threshold := 0.7, adaptive_k := NULL, threshold_name := NULL,
                               fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
