@@ -144,6 +144,11 @@ CREATE OR REPLACE MACRO calibrated_threshold(tname, fname, sig) AS (
     SELECT CASE
         WHEN count(*) = 0 THEN error('no calibrated threshold named ''' || tname
             || ''' in this store; see SELECT * FROM thresholds, or run raystack calibrate')
+        WHEN fname = 'auto'
+            THEN error('threshold ''' || tname || ''' was calibrated on fusion '
+                || any_value(t.fusion) || ' with sigma ' || any_value(t.sigma)
+                || '; fusion auto is not checked against a calibration: pass that fusion '
+                || '(e.g. fusion := ''weighted'', alpha := 0.5 for weighted:0.5:fp,fr) and sigma')
         WHEN any_value(t.fusion) <> fname
              OR any_value(t.sigma) IS DISTINCT FROM greatest(coalesce(sig, 0), 0)::DOUBLE
             THEN error('threshold ''' || tname || ''' was calibrated on fusion '
@@ -224,9 +229,12 @@ CREATE OR REPLACE MACRO fused(fusion := 'auto', alpha := 0.5, streams := ['fp', 
     GROUP BY s.run_id, s.video_id, s.frame, a.name, a.kind
     HAVING count(DISTINCT s.model) = CASE WHEN a.kind = 'weighted' THEN 2 ELSE 1 END
     UNION ALL
-    -- No row: raises for an unknown fusion or stream (see check_fusion).
-    SELECT CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
-           CAST(NULL AS BIGINT), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE)
+    -- No row: raises for an unknown fusion or stream (see check_fusion). Every column
+    -- depends on g.ok, so no filter pushed down from flags() or events() can be folded to
+    -- false at planning time and drop the check.
+    SELECT CASE WHEN g.ok THEN NULL ELSE '' END, CASE WHEN g.ok THEN NULL ELSE '' END,
+           CASE WHEN g.ok THEN NULL ELSE '' END, CASE WHEN g.ok THEN NULL ELSE 0 END::BIGINT,
+           CASE WHEN g.ok THEN NULL ELSE 0 END::DOUBLE, CASE WHEN g.ok THEN NULL ELSE 0 END::DOUBLE
     FROM (SELECT check_fusion(fusion, streams, run) AS ok) AS g
     WHERE NOT g.ok;
 
@@ -238,7 +246,9 @@ CREATE OR REPLACE MACRO flags(threshold := 0.7, adaptive_k := NULL, threshold_na
     FROM (
         SELECT f.*,
                CASE WHEN threshold_name IS NOT NULL
-                    THEN calibrated_threshold(threshold_name, f.fusion, sigma)
+                    -- Checked against the fusion asked for, a constant: a per-row f.fusion or a
+                    -- subquery resolving 'auto' here made every flags() query 1.6-2x slower.
+                    THEN calibrated_threshold(threshold_name, fusion_name(fusion, alpha, streams), sigma)
                     WHEN threshold IS NULL THEN error('flags/events need a threshold, adaptive_k or threshold_name')
                     WHEN threshold < 0 OR threshold > 1
                         THEN error('threshold ' || threshold || ' is outside [0, 1]: scores are '

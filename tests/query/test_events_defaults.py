@@ -106,3 +106,16 @@ def test_runs_view_and_command_list_the_runs(random_store):
     res = CliRunner().invoke(app, ["runs", st.uri, "--format", "csv"])
     assert res.exit_code == 0 and res.output.splitlines()[0].startswith('"run_id","videos"')
     assert '"r2"' in res.output
+
+
+def test_a_calibrated_threshold_with_fusion_auto_says_which_fusion_to_pass(random_store):
+    st, _ = random_store
+    from raystack.query import calibrate
+
+    calibrate(st, "r1", 0.05, name="c1", fusion="weighted:0.5", sigma=0)
+    con = connect(st)
+    with pytest.raises(QueryError, match="calibrated on fusion weighted:0.5:fp,fr with sigma 0"):
+        run_sql(con, "SELECT * FROM events(threshold_name := 'c1', sigma := 0, run := 'r1')")
+    ok = run_sql(con, "SELECT * FROM events(threshold_name := 'c1', fusion := 'weighted', "
+                      "sigma := 0, run := 'r1')")
+    assert ok.num_rows == find_events(st, run_id="r1", calibrated="c1").num_rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -133,7 +134,9 @@ def test_config_file_overrides_and_checks(tmp_path):
     p.write_text('[scan]\narchive = "/a"\ncheckpoints = ["fp.pt"]\nstore = "/s"\n'
                  "segment_frames = 128\n")
     cfg = load_scan_config(p, workers=2, segment_frames=None)
-    assert cfg.checkpoints == ("fp.pt",) and cfg.segment_frames == 128 and cfg.workers == 2
+    # Relative paths are made absolute against the current folder (Ray workers run elsewhere).
+    assert cfg.checkpoints == (os.path.abspath("fp.pt"),)
+    assert cfg.segment_frames == 128 and cfg.workers == 2
     check_config(cfg)
     assert resolve_run_id(cfg).run_id.startswith("scan-")
     assert resolve_run_id(dataclasses.replace(cfg, run_id="x")).run_id == "x"
