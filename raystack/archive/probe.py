@@ -162,8 +162,10 @@ def probe_source(src: VideoSource, *, frames_fps: float = 25.0, verify: bool = T
         row.update(media, duration_s=media["frames"] / media["fps"])
         try:
             row["content_id"] = content_id(src)
-        except (OSError, RaystackError):
-            pass  # probed but unreadable now: no fingerprint rather than no row
+        # Best effort, like the row itself: a file that vanished or an S3 error since it was
+        # decoded leaves no fingerprint rather than failing the archive's probe.
+        except Exception:  # noqa: BLE001
+            row["content_id"] = None
     return row
 
 

@@ -64,9 +64,10 @@ def test_s3_probe_reads_ranges_without_downloading(s3_bucket, tiny_archive, cach
     _upload(tiny_archive, s3_bucket, "a")
     local = probe_archive(tiny_archive).to_pylist()
     remote = probe_archive(f"s3://{s3_bucket}/a").to_pylist()
-    keys = ("relpath", "video_id", "frames", "fps", "width", "height", "codec", "probe_error")
+    keys = ("relpath", "video_id", "frames", "fps", "width", "height", "codec", "probe_error",
+            "content_id")  # the same bytes on S3 and on disk: the same content_id
     assert [[r[k] for k in keys] for r in remote] == [[r[k] for k in keys] for r in local]
-    assert all(r["etag"] for r in remote)
+    assert all(r["etag"] for r in remote) and all(r["content_id"] for r in remote)
     assert _files(cache) == []
 
 
