@@ -27,7 +27,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     args = typing.get_args(annotation)
     if value is None:
         return None
-    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+    union = origin is not None and str(origin) == "<class 'types.UnionType'>"
+    if origin is typing.Union or union:
         non_none = [a for a in args if a is not type(None)]
         return _coerce(value, non_none[0], key) if len(non_none) == 1 else value
     if origin is tuple:

@@ -12,7 +12,8 @@ from raystack.store import Store
 def reference_events(frames, scores, threshold, min_frames, merge_gap):
     """Plain loops: runs of consecutive flagged frames, merged across <= merge_gap missing or
     unflagged frames, then dropped when spanning fewer than min_frames frames."""
-    flagged = [(int(f), float(s)) for f, s in sorted(zip(frames, scores)) if s > threshold]
+    flagged = [(int(f), float(s)) for f, s in sorted(zip(frames, scores, strict=True))
+               if s > threshold]
     events = []
     for f, s in flagged:
         if events and f - events[-1]["end"] - 1 <= merge_gap:
@@ -50,7 +51,8 @@ def events_of(con, **kw):
     args = dict(threshold=0.5, min_frames=1, merge_gap=0, sigma=0, run=None) | kw
     t = run_sql(con, "SELECT * FROM events(threshold := ?, min_frames := ?, merge_gap := ?, "
                      "sigma := ?, run := ?)", list(args.values()))
-    return [(r["run_id"], r["video_id"], r["event_id"], r["start_frame"], r["end_frame"], r["frames"])
+    return [(r["run_id"], r["video_id"], r["event_id"], r["start_frame"], r["end_frame"],
+             r["frames"])
             for r in t.to_pylist()]
 
 
@@ -58,7 +60,8 @@ def test_first_last_frame_and_single_frame_spikes(hand_store):
     con = connect(hand_store)
     ev = events_of(con, run="r1")
     v1 = [e[3:5] for e in ev if e[1] == "v1"]
-    # frames 0-1 (starts at the first frame), 5 (a single-frame spike), 7-8, 12, 18-19 (ends at the last)
+    # frames 0-1 (starts at the first frame), 5 (a single-frame spike), 7-8, 12,
+    # 18-19 (ends at the last)
     assert v1 == [(0, 1), (5, 5), (7, 8), (12, 12), (18, 19)]
     assert [e[2] for e in ev if e[1] == "v1"] == [1, 2, 3, 4, 5]
     v2 = [e[3:5] for e in ev if e[1] == "v2"]
@@ -86,8 +89,10 @@ def test_several_runs_and_summary_columns(hand_store):
     rows = t.to_pylist()
     assert [(r["start_frame"], r["end_frame"]) for r in rows] == [(0, 0), (4, 4)]
     assert rows[0]["start_s"] == 0.0 and rows[1]["end_s"] == pytest.approx(4 / 25)
-    assert rows[0]["fusion"] == "fp" and rows[0]["peak_score"] == 1.0 and rows[0]["threshold"] == 0.5
-    assert t.column_names == ["run_id", "video_id", "fusion", "event_id", "start_frame", "end_frame",
+    assert rows[0]["fusion"] == "fp" and rows[0]["peak_score"] == 1.0
+    assert rows[0]["threshold"] == 0.5
+    assert t.column_names == ["run_id", "video_id", "fusion", "event_id", "start_frame",
+                              "end_frame",
                               "start_s", "end_s", "frames", "flagged_frames", "peak_score",
                               "mean_score", "threshold"]
     both = {e[0] for e in events_of(con)}
@@ -123,7 +128,8 @@ def test_events_match_reference_on_random_tables(tmp_path, seed, write_scores):
         data[(f"v{v}", "fp")] = (frames, rng.normal(30, 3, n))
     write_scores(st, "r", data)
     con = connect(st)
-    for thr, mf, gap, sigma in [(0.6, 1, 0, 0), (0.7, 3, 2, 0), (0.4, 5, 4, 3.0), (0.55, 2, 1, 10.0)]:
+    cases = [(0.6, 1, 0, 0), (0.7, 3, 2, 0), (0.4, 5, 4, 3.0), (0.55, 2, 1, 10.0)]
+    for thr, mf, gap, sigma in cases:
         got = run_sql(con, "SELECT * FROM events(threshold := ?, min_frames := ?, merge_gap := ?, "
                            "sigma := ?)", [thr, mf, gap, sigma]).to_pylist()
         exp = []
@@ -137,7 +143,8 @@ def test_events_match_reference_on_random_tables(tmp_path, seed, write_scores):
 
                 a[order] = gaussian_filter1d(a[order], sigma, mode="mirror", truncate=4)
             exp += [(vid, *e) for e in reference_events(frames, a, thr, mf, gap)]
-        assert [(r["video_id"], r["start_frame"], r["end_frame"]) for r in got] == [e[:3] for e in exp]
+        got_spans = [(r["video_id"], r["start_frame"], r["end_frame"]) for r in got]
+        assert got_spans == [e[:3] for e in exp]
         np.testing.assert_allclose([r["peak_score"] for r in got], [e[3] for e in exp], atol=1e-9)
         np.testing.assert_allclose([r["mean_score"] for r in got], [e[4] for e in exp], atol=1e-9)
         assert [r["flagged_frames"] for r in got] == [e[5] for e in exp]

@@ -72,7 +72,8 @@ def test_a_malformed_file_is_reported_and_skipped(store, text, reason):
     con, shown, said = opened(store)
     assert shown == {"good": 0.5}
     assert "thresholds/broken.json skipped" in said and reason in said
-    assert run_sql(con, "SELECT count(*) AS n FROM events(threshold_name := 'good', fusion := 'fp', sigma := 0)")
+    assert run_sql(con, "SELECT count(*) AS n FROM events(threshold_name := 'good', "
+                        "fusion := 'fp', sigma := 0)")
 
 
 def test_a_file_name_outside_the_naming_rule_is_skipped(store):
