@@ -4,8 +4,8 @@ This is the only module of the scan that imports Ray. The driver gives each acto
 unit at a time, naming the unit it will get next so the actor decodes that one ahead
 (a work queue over ``ray.wait``); it records each result through a callback as it
 arrives, and retries a unit whose actor died (bounded attempts; every attempt is
-recorded). Actors restart after a crash (``max_restarts``) and are killed at the end, so
-their CPUs go back to the cluster.
+recorded). Actors restart after a crash, within a budget per time window, and are killed at the
+end, so their CPUs go back to the cluster.
 
     with ray_session(cfg):
         pool = ActorPool.start(cfg, run_id="r1")
@@ -24,14 +24,14 @@ import dataclasses
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from raystack.errors import ConfigError, RaystackError
 from raystack.scan.config import ScanConfig
-from raystack.scan.manifest import manifest_row, utcnow
+from raystack.scan.manifest import INFRASTRUCTURE, manifest_row, utcnow
 from raystack.scan.plan import WorkUnit
+from raystack.scan.scheduler import RestartBudget, RetryRules, UnitQueue, failure_kind
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,9 @@ def ray_session(cfg: ScanConfig) -> Iterator[bool]:
 
     An already initialised Ray (a test's, a notebook's) is used as is and left running.
     ``cfg.address`` or ``RAY_ADDRESS`` (set by ``ray job submit``) joins that cluster.
-    Otherwise a private local Ray starts with ``address="local"`` (never someone else's
-    instance on this machine), a capped object store and no dashboard, and is shut down
-    at the end, also on Ctrl-C or an error.
+    Otherwise a private local Ray starts (:func:`raystack.ray_local.private_ray`: never
+    someone else's instance, a capped object store, no dashboard) and is shut down and
+    cleaned up at the end, also on Ctrl-C, an error or a killed driver.
     """
     import ray
 
@@ -65,22 +65,18 @@ def ray_session(cfg: ScanConfig) -> Iterator[bool]:
         yield False
         return
     address = cfg.address or os.environ.get("RAY_ADDRESS")
-    common = {"ignore_reinit_error": False, "logging_level": logging.WARNING,
-              "log_to_driver": True}
     if address:
-        ray.init(address=address, **common)
-    else:
-        ray.init(
-            address="local",
-            num_cpus=os.cpu_count() or 1,
-            object_store_memory=int(cfg.object_store_mb) * 1024 * 1024,
-            include_dashboard=False,
-            **common,
-        )
-    try:
+        ray.init(address=address, ignore_reinit_error=False, logging_level=logging.WARNING,
+                 log_to_driver=True)
+        try:
+            yield True
+        finally:
+            ray.shutdown()
+        return
+    from raystack.ray_local import private_ray
+
+    with private_ray(os.cpu_count() or 1, int(cfg.object_store_mb) * 1024 * 1024):
         yield True
-    finally:
-        ray.shutdown()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,9 +134,11 @@ class _ScanActor:
     """Actor body: a UnitScorer plus a test hook that kills the process mid-unit."""
 
     def __init__(self, cfg: ScanConfig, run_id: str, threads: int) -> None:
+        from raystack import retry
         from raystack.scan.worker import UnitScorer
         from raystack.store import Store
 
+        retry.configure(total_s=cfg.storage_retry_s)
         self.scorer = UnitScorer(
             cfg.checkpoints, store=Store(cfg.store), run_id=run_id, device=cfg.device,
             threads=threads, batch_size=cfg.batch_size, flow=cfg.flow,
@@ -177,6 +175,7 @@ class _Slot:
     inflight: int = 0
     ping: Any = None  # ObjectRef of a pending ready() call
     reserved: tuple[WorkUnit, int] | None = None  # its next unit, already decoding there
+    restarts: RestartBudget | None = None
 
 
 class ActorPool:
@@ -196,7 +195,9 @@ class ActorPool:
         remote = ray.remote(_ScanActor).options(
             num_cpus=shape.cpus_per_worker,
             num_gpus=shape.gpus_per_worker,
-            max_restarts=cfg.max_actor_restarts,
+            # Ray counts restarts over an actor's whole life; the driver's RestartBudget
+            # limits them per time window instead and kills a worker that exceeds it.
+            max_restarts=-1 if cfg.max_actor_restarts else 0,
             max_task_retries=0,  # the driver retries, so every attempt is recorded
             # Synchronous actor: calls run on the process's main thread, where torch's
             # thread pool is warm (see UnitScorer); the next unit is prefetched by hint.
@@ -204,7 +205,9 @@ class ActorPool:
             runtime_env={"env_vars": env},
         )
         self.slots = [
-            _Slot(remote.remote(cfg, run_id, shape.cpus_per_worker)) for _ in range(shape.workers)
+            _Slot(remote.remote(cfg, run_id, shape.cpus_per_worker),
+                  restarts=RestartBudget(cfg.max_actor_restarts, cfg.actor_restart_window_s))
+            for _ in range(shape.workers)
         ]
         for s in self.slots:
             s.ping = s.handle.ready.remote()
@@ -246,29 +249,34 @@ class ActorPool:
     ) -> None:
         """Score ``(unit, first attempt)`` pairs; ``on_result(row, final)`` gets every attempt.
 
-        ``final`` is False for an attempt that will be retried. A unit whose actor died
-        or raised an unexpected error is retried up to ``max_attempts``; a ``failed`` row
-        from the worker (a bad file) is final.
+        ``final`` is False for an attempt that will be retried. A failed attempt is retried
+        after a backoff while the unit has attempts left for its kind of failure
+        (:class:`~raystack.scan.scheduler.RetryRules`): a dead worker or a store that stayed
+        away is infrastructure; an unexpected error while scoring is input. A ``failed`` row
+        of kind ``input`` from the worker (a bad file) is final.
         """
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
-        pending: deque[tuple[WorkUnit, int]] = deque(work)
+        rules = RetryRules(max_attempts=self.cfg.max_attempts,
+                           max_infra_attempts=self.cfg.max_infra_attempts,
+                           backoff_s=self.cfg.retry_backoff_s)
+        queue = UnitQueue(work, rules)
         inflight: dict[Any, tuple[_Slot, WorkUnit, int, Any]] = {}
         waiting_since = time.monotonic()
 
         def unreserve(slot: _Slot) -> None:
             if slot.reserved is not None:
-                pending.appendleft(slot.reserved)
+                queue.push_front(slot.reserved)
                 slot.reserved = None
 
         def next_for(slot: _Slot) -> tuple[WorkUnit, int] | None:
             if slot.reserved is not None:
                 item, slot.reserved = slot.reserved, None
                 return item
-            if pending:
-                return pending.popleft()
-            # Nothing left in the queue: take a unit another worker only has reserved
+            if (item := queue.pop()) is not None:
+                return item
+            # Nothing ready in the queue: take a unit another worker only has reserved
             # (its prefetch is wasted, but no worker idles at the end of the run).
             for other in self.slots:
                 if other.reserved is not None:
@@ -276,28 +284,28 @@ class ActorPool:
                     return item
             return None
 
-        def fail(unit: WorkUnit, attempt: int, started: Any, slot: _Slot | None, err: str) -> None:
-            retry = attempt < self.cfg.max_attempts
+        def fail(unit: WorkUnit, attempt: int, started: Any, slot: _Slot | None, err: str,
+                 kind: str) -> None:
             row = manifest_row(unit, "failed", attempt=attempt, error=err,
                                worker=slot.name if slot else None, started_at=started,
-                               run_id=self.run_id)
-            on_result(row, not retry)
-            if retry:
-                pending.append((unit, attempt + 1))
+                               run_id=self.run_id, failure_kind=kind)
+            on_result(row, not queue.failed(unit, attempt, kind))
 
         def queued() -> bool:
-            return bool(pending) or any(s.reserved is not None for s in self.slots)
+            return bool(queue) or any(s.reserved is not None for s in self.slots)
 
         while queued() or inflight:
             live = [s for s in self.slots if s.state != "dead"]
             if not live:
                 for s in self.slots:
                     unreserve(s)
-                for unit, attempt in pending:
-                    err = "no live scan worker left (every actor died and ran out of restarts)"
+                for unit, attempt in queue.drain():
+                    err = ("no live scan worker left (every worker crashed more often than "
+                           f"{self.cfg.max_actor_restarts} times in "
+                           f"{self.cfg.actor_restart_window_s:.0f} s); a rerun resumes")
                     on_result(manifest_row(unit, "failed", attempt=attempt, error=err,
-                                           run_id=self.run_id), True)
-                pending.clear()
+                                           run_id=self.run_id, failure_kind=INFRASTRUCTURE),
+                              True)
                 break
             for s in self.slots:
                 if s.state != "ready":
@@ -305,15 +313,17 @@ class ActorPool:
                     continue
                 if s.inflight == 0 and (item := next_for(s)) is not None:
                     unit, attempt = item
-                    if self.cfg.prefetch_next_unit and pending:
-                        s.reserved = pending.popleft()
+                    if self.cfg.prefetch_next_unit and queue.has_ready():
+                        s.reserved = queue.pop()
                     nxt = s.reserved[0] if s.reserved is not None else None
                     ref = s.handle.run.remote(unit, attempt, nxt)
                     inflight[ref] = (s, unit, attempt, utcnow())
                     s.inflight += 1
             pings = {s.ping: s for s in self.slots if s.ping is not None}
-            ready, _ = ray.wait([*inflight, *pings], num_returns=1, timeout=1.0)
-            if ready:
+            soon = queue.next_in()
+            timeout = 1.0 if soon is None else min(1.0, max(0.05, soon))
+            ready, _ = ray.wait([*inflight, *pings], num_returns=1, timeout=timeout)
+            if ready or (queue.has_ready() and any(s.state == "ready" for s in self.slots)):
                 waiting_since = time.monotonic()
             elif not inflight and time.monotonic() - waiting_since > ACTOR_READY_TIMEOUT_S:
                 msg = (
@@ -330,17 +340,20 @@ class ActorPool:
                 try:
                     row = ray.get(ref)
                 except RayActorError as e:
-                    self._suspect(slot)
+                    self._crashed(slot)
                     unreserve(slot)
                     fail(unit, attempt, started, slot, f"worker died: {type(e).__name__}: "
-                         f"{_first_line(e)}")
+                         f"{_first_line(e)}", INFRASTRUCTURE)
                     continue
                 except RayTaskError as e:
                     cause = e.cause if getattr(e, "cause", None) is not None else e
                     err = f"{type(cause).__name__}: {_first_line(cause)}"
-                    fail(unit, attempt, started, slot, err)
+                    fail(unit, attempt, started, slot, err, failure_kind(cause))
                     continue
-                on_result(row, True)
+                if row["status"] == "failed" and row.get("failure_kind") == INFRASTRUCTURE:
+                    on_result(row, not queue.failed(unit, attempt, INFRASTRUCTURE))
+                else:
+                    on_result(row, True)
 
     def _on_ping(self, slot: _Slot, ref: Any) -> None:
         import ray
@@ -362,11 +375,23 @@ class ActorPool:
             slot.state = "dead"
             log.warning("scan worker %s is dead: %s", slot.name, _first_line(e))
 
-    def _suspect(self, slot: _Slot) -> None:
-        """The actor died mid-unit: stop feeding it until it answers again after its restart."""
-        if slot.state == "ready":
-            slot.state = "restarting"
-            slot.ping = slot.handle.ready.remote()
+    def _crashed(self, slot: _Slot) -> None:
+        """The actor died mid-unit: stop feeding it until it answers again after its
+        restart, or give it up when it crashes more often than its restart budget allows."""
+        import ray
+
+        if slot.state != "ready":
+            return
+        if slot.restarts is None or not slot.restarts.record():
+            log.warning("scan worker %s crashed %d times within %.0f s; giving it up",
+                        slot.name, slot.restarts.recent if slot.restarts else 1,
+                        self.cfg.actor_restart_window_s)
+            with contextlib.suppress(Exception):
+                ray.kill(slot.handle, no_restart=True)
+            slot.state, slot.ping = "dead", None
+            return
+        slot.state = "restarting"
+        slot.ping = slot.handle.ready.remote()
 
 
 def _first_line(e: BaseException) -> str:
