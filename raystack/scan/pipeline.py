@@ -372,20 +372,20 @@ class ActorPool:
                 # checkpoints, so this is the worker's environment): stop the scan.
                 msg = f"a scan worker could not start: {_first_line(e)}"
                 raise ScanError(msg) from e
-            slot.state = "dead"
-            log.warning("scan worker %s is dead: %s", slot.name, _first_line(e))
+            # Died again before answering (killed while restarting): one more crash against
+            # its budget; an actor Ray cannot restart fails every ping and soon runs out.
+            self._crashed(slot)
 
     def _crashed(self, slot: _Slot) -> None:
         """The actor died mid-unit: stop feeding it until it answers again after its
         restart, or give it up when it crashes more often than its restart budget allows."""
         import ray
 
-        if slot.state != "ready":
-            return
+        if slot.state == "dead" or (slot.state == "restarting" and slot.ping is not None):
+            return  # already counted; its restart is being awaited
         if slot.restarts is None or not slot.restarts.record():
-            log.warning("scan worker %s crashed %d times within %.0f s; giving it up",
-                        slot.name, slot.restarts.recent if slot.restarts else 1,
-                        self.cfg.actor_restart_window_s)
+            log.warning("scan worker %s crashed over %d times in %.0f s; giving it up", slot.name,
+                        self.cfg.max_actor_restarts, self.cfg.actor_restart_window_s)
             with contextlib.suppress(Exception):
                 ray.kill(slot.handle, no_restart=True)
             slot.state, slot.ping = "dead", None
