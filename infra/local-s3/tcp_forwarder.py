@@ -105,8 +105,13 @@ class TcpForwarder:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with a TCP reset, as a server that went away mid-request does."""
+    """Drop a connection, as a server that went away mid-request does.
+
+    ``shutdown`` first: a plain ``close`` does not end a socket that a pump thread is
+    blocked reading, so the peer would see nothing and wait for its read timeout."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()

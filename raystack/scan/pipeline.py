@@ -27,11 +27,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from raystack.errors import ConfigError, RaystackError
+from raystack.errors import RaystackError
 from raystack.scan.config import ScanConfig
 from raystack.scan.manifest import INFRASTRUCTURE, manifest_row, utcnow
 from raystack.scan.plan import WorkUnit
 from raystack.scan.scheduler import RestartBudget, RetryRules, UnitQueue, failure_kind
+from raystack.scan.shape import PoolShape, pool_shape
+
+__all__ = ["ActorPool", "PoolShape", "ScanError", "pool_shape", "ray_session"]
 
 log = logging.getLogger(__name__)
 
@@ -79,57 +82,6 @@ def ray_session(cfg: ScanConfig) -> Iterator[bool]:
         yield True
 
 
-@dataclasses.dataclass(frozen=True)
-class PoolShape:
-    """How many actors and what each reserves."""
-
-    workers: int
-    cpus_per_worker: int
-    gpus_per_worker: float
-
-
-def pool_shape(
-    cfg: ScanConfig, node_cpus: Sequence[float], node_gpus: Sequence[float]
-) -> PoolShape:
-    """Actors and their resources for a cluster whose nodes have these CPUs and GPUs.
-
-    Pure: ``workers = 0`` fills the cluster; ``cpus_per_worker = 0`` splits the CPUs
-    evenly over the workers. A request that cannot be placed is refused (an actor that
-    never starts would hold its units forever).
-    """
-    cpus = [int(c) for c in node_cpus if c >= 1]
-    if not cpus:
-        msg = "the Ray cluster has no CPUs to run scan workers on"
-        raise ConfigError(msg)
-    gpw = float(cfg.gpus_per_worker)
-    total_cpu, big = sum(cpus), max(cpus)
-    if gpw > 0:
-        slots = [int(g / gpw + 1e-9) for g in node_gpus]
-        if sum(slots) == 0:
-            msg = f"gpus_per_worker = {gpw} but the Ray cluster has GPUs {list(node_gpus)}"
-            raise ConfigError(msg)
-        workers = cfg.workers or sum(slots)
-        per_node = max(slots)
-        cpw = cfg.cpus_per_worker or max(1, min(big // max(per_node, 1), total_cpu // workers))
-    elif cfg.workers:
-        workers = cfg.workers
-        cpw = cfg.cpus_per_worker or max(1, min(big, total_cpu // workers))
-    else:
-        # One single-threaded actor per CPU: torch scales poorly from 1 to 2 threads on
-        # these models, so on 2 cores two 1-thread actors scored 1.05-2x the frames/s of
-        # one 2-thread actor (bench/results/scan_pipeline.json).
-        cpw = cfg.cpus_per_worker or 1
-        workers = sum(c // cpw for c in cpus)
-    fits = sum(c // cpw for c in cpus)
-    if cpw > big or workers > fits:
-        msg = (
-            f"{workers} workers x {cpw} CPUs do not fit the Ray cluster (node CPUs {cpus}); "
-            f"lower --workers or cpus_per_worker (at most {fits} workers of {cpw} CPUs fit)"
-        )
-        raise ConfigError(msg)
-    return PoolShape(workers, cpw, gpw)
-
-
 class _ScanActor:
     """Actor body: a UnitScorer plus a test hook that kills the process mid-unit."""
 
@@ -157,6 +109,12 @@ class _ScanActor:
 
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
         return {"worker": worker_name(), "threads": torch.get_num_threads(), "cpus": cpus}
+
+    def retry_stats(self) -> dict[str, int]:
+        """Storage retries this worker made (:func:`raystack.retry.stats`)."""
+        from raystack import retry
+
+        return retry.stats()
 
     def run(self, unit: WorkUnit, attempt: int, next_unit: WorkUnit | None) -> dict[str, Any]:
         # RAYSTACK_FAULT_CRASH_UNIT=<unit_id>: exit abruptly on that unit's first attempt,
@@ -234,6 +192,11 @@ class ActorPool:
         """Kill the actors so their CPUs return to the cluster."""
         import ray
 
+        live = [s for s in self.slots if s.state == "ready" and s.inflight == 0]
+        with contextlib.suppress(Exception):  # what each worker had to retry, for run.json
+            stats = ray.get([s.handle.retry_stats.remote() for s in live], timeout=10)
+            for s, st in zip(live, stats, strict=True):
+                s.info["storage_retries"] = st["retries"]
         self.last_workers = self.workers
         for s in self.slots:
             with contextlib.suppress(Exception):

@@ -148,6 +148,7 @@ def test_a_scan_rides_out_an_outage_of_store_and_archive_with_nothing_lost(
     rows = Store(cfg.store).read_table("manifest", "outage").to_pylist()
     finished_before_cut = sum(r["finished_at"].timestamp() < window["cut"] for r in rows)
     assert finished_before_cut < units
+    assert sum(w.get("storage_retries", 0) for w in result.workers) > 0  # the worker waited
     # A unit in flight waited out the outage inside its reads or its write.
     stuck = max((r["decode_s"] or 0) + (r["write_s"] or 0) for r in rows)
     assert stuck >= OUTAGE_S / 2
