@@ -64,6 +64,9 @@ class RetryPolicy:
 _lock = threading.Lock()
 _policy = RetryPolicy()
 _stats = {"retries": 0, "recovered": 0, "gave_up": 0}
+# During an outage every operation in flight retries; one line every few seconds says so.
+WARN_EVERY_S = 10.0
+_last_warning = [-WARN_EVERY_S]
 
 
 def configure(total_s: float | None = None, **kw: float) -> RetryPolicy:
@@ -180,7 +183,7 @@ def call(
                 )
                 raise InfrastructureError(msg) from e
             _count("retries")
-            if tries == 1 or tries % 10 == 0:
+            if _due_warning():
                 log.warning("%s %s failed (%s: %s); retrying for up to %.0f s", what, where,
                             type(e).__name__, _first_line(e), p.total_s - waited)
             sleep(pause)
@@ -188,6 +191,15 @@ def call(
         if tries:
             _count("recovered")
         return out
+
+
+def _due_warning() -> bool:
+    now = time.monotonic()
+    with _lock:
+        if now - _last_warning[0] < WARN_EVERY_S:
+            return False
+        _last_warning[0] = now
+        return True
 
 
 def _first_line(e: BaseException) -> str:

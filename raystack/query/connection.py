@@ -198,13 +198,27 @@ def _register_raw_tables(con: Any, st: Any, scan: str, read_only: bool) -> list[
     for table, files in vetted.items():
         if scan == "parquet" and files:
             paths = [store_url(rel) if read_only else v.real for rel, v in files.items()]
-            rel = con.read_parquet(paths, filename=True).project(_RAW_PROJECTION)
-            rel.create_view(f"_raw_{table}")
+            # Manifests mix files from before and after a column was added: by name.
+            rel = con.read_parquet(paths, filename=True, union_by_name=table == "manifest")
+            rel.project(_RAW_PROJECTION + _added_columns(table, rel.columns)) \
+                .create_view(f"_raw_{table}")
             readable += paths
         else:
             listed = [f"{st.uri}/{rel}" for rel in files]
             con.register(f"_raw_{table}", _dataset(st, table, listed))
     return readable
+
+
+def _added_columns(table: str, present: list[str]) -> str:
+    """``, NULL::VARCHAR AS <col>`` for schema columns no file holds yet (a store written
+    before the column existed, e.g. the manifest's ``failure_kind``): nullable strings."""
+    from raystack.store.schema import table_schema
+
+    missing = [f for f in table_schema(table) if f.name not in present]
+    if any(f.type != pa.string() or not f.nullable for f in missing):
+        msg = f"{table} files lack columns {[f.name for f in missing]} that cannot be filled"
+        raise QueryError(msg)
+    return "".join(f", NULL::VARCHAR AS {f.name}" for f in missing)
 
 
 def run_sql(con: Any, query: str, params: list | dict | None = None) -> pa.Table | None:
