@@ -155,3 +155,27 @@ def test_a_scan_rides_out_an_outage_of_store_and_archive_with_nothing_lost(
     scores = Store(cfg.store).read_table("scores", "outage")
     assert scores.num_rows == 3 * 20 * 3  # fp, diff, motion for every scorable frame
     assert scores.group_by(["video_id", "frame", "model"]).aggregate([]).num_rows == 180
+
+
+def test_probing_through_a_long_outage_fails_the_scan_not_the_file(forwarded_s3, tiny_archive):
+    """S3 away past the budget says nothing about the video: no probe_error is recorded."""
+    from raystack import retry
+    from raystack.archive import list_archive
+    from raystack.archive.probe import probe_source
+    from raystack.errors import InfrastructureError
+
+    fwd, direct = forwarded_s3
+    bucket = _bucket(direct, "rs-outage-probe")
+    video = sorted(tiny_archive.glob("*.mp4"))[0]
+    direct.upload_file(str(video), bucket, f"cams/{video.name}")
+    (src,) = list_archive(f"s3://{bucket}/cams")
+    old = retry.policy()
+    retry.configure(total_s=2.0)
+    fwd.cut()
+    try:
+        with pytest.raises(InfrastructureError, match=video.name):
+            probe_source(src)
+    finally:
+        retry.configure(total_s=old.total_s)
+        fwd.restore()
+    assert probe_source(src)["probe_error"] is None  # and once S3 is back, it probes fine
