@@ -87,13 +87,13 @@ def test_ten_worker_kills_in_quick_succession_lose_no_unit(tiny_checkpoints, tin
     assert all("worker died" in r["error"] for r in died)
 
 
-def test_a_worker_that_keeps_crashing_is_given_up_and_its_units_fail_as_infrastructure(
+def test_a_worker_past_its_restart_budget_is_given_up_and_the_rest_fail_as_infrastructure(
     tiny_checkpoints, tiny_archive, tmp_path, monkeypatch
 ):
     from raystack.scan import ScanConfig, scan
+    from raystack.store import Store
 
-    # Every unit kills its worker (the hook exits on a first attempt of this unit id only,
-    # so aim it at every unit through a budget of 1 restart per window instead).
+    # The worker crashes on the first unit, with a budget of no restart at all.
     units = scan(ScanConfig(archive=str(tiny_archive), checkpoints=(tiny_checkpoints["fp"],),
                             segment_frames=512, dry_run=True)).plan.units
     monkeypatch.setenv("RAYSTACK_FAULT_CRASH_UNIT", units[0].unit_id)
@@ -106,6 +106,9 @@ def test_a_worker_that_keeps_crashing_is_given_up_and_its_units_fail_as_infrastr
     assert failed == {u.unit_id for u in units}  # the crash, then nobody left to run the rest
     assert all("no live scan worker" in e or "worker died" in e
                for _, _, e in result.summary.failed)
+    rows = Store(cfg.store).read_table("manifest", "budget").to_pylist()
+    assert {r["failure_kind"] for r in rows if r["status"] == "failed"} == {"infrastructure"}
+    assert any("a rerun resumes" in (r["error"] or "") for r in rows)
 
 
 def test_cli_scan_prints_no_ray_warning_runs_no_dashboard_and_leaves_no_session_folder(
