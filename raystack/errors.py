@@ -30,3 +30,8 @@ class SchemaVersionError(RaystackError):
 
 class ConfigError(RaystackError):
     """A configuration file or override is invalid."""
+
+
+class InfrastructureError(RaystackError):
+    """The store, the archive's server or a worker was unavailable for longer than the retry
+    budget; not a fault of the input. A scan retries the unit later; a rerun resumes."""

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from raystack import retry
 from raystack.archive.ids import suffix, unsafe_segments
 from raystack.archive.s3 import parse_s3_uri, s3_client
 from raystack.errors import ArchiveError, RaystackError, UndecodableVideoError
@@ -97,29 +98,28 @@ def head(uri: str) -> dict:
 
     bucket, key = parse_s3_uri(uri)
     try:
-        return s3_client().head_object(Bucket=bucket, Key=key)
+        return retry.call(lambda: s3_client().head_object(Bucket=bucket, Key=key),
+                          what="read the metadata of", where=uri)
     except (ClientError, BotoCoreError) as e:
         raise _client_error(uri, e, "read its metadata") from e
 
 
-def _stream_to(f, bucket: str, key: str, etag: str | None, attempts: int = 3) -> None:
-    """Chunked GET into ``f``; a connection dropped mid-body resumes with a Range GET."""
-    from botocore.exceptions import BotoCoreError
-
+def _stream_to(f, bucket: str, key: str, etag: str | None) -> None:
+    """Chunked GET into ``f``; a connection dropped mid-body resumes with a Range GET, and
+    an unreachable endpoint is retried through the outage (:mod:`raystack.retry`)."""
     written = 0
-    for attempt in range(attempts):
+
+    def get_rest() -> None:
+        nonlocal written
         kwargs = {"IfMatch": f'"{etag}"'} if etag else {}
         if written:
             kwargs["Range"] = f"bytes={written}-"
         body = s3_client().get_object(Bucket=bucket, Key=key, **kwargs)["Body"]
-        try:
-            for chunk in body.iter_chunks(_CHUNK):
-                f.write(chunk)
-                written += len(chunk)
-            return
-        except BotoCoreError:
-            if attempt == attempts - 1:
-                raise
+        for chunk in body.iter_chunks(_CHUNK):
+            f.write(chunk)
+            written += len(chunk)
+
+    retry.call(get_rest, what="download", where=f"s3://{bucket}/{key}")
 
 
 def trim_cache(
@@ -230,7 +230,8 @@ def read_object(uri: str) -> bytes:
 
     bucket, key = check_key(uri)
     try:
-        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        return retry.call(lambda: s3_client().get_object(Bucket=bucket, Key=key)["Body"].read(),
+                          what="read", where=uri)
     except (ClientError, BotoCoreError) as e:
         raise _client_error(uri, e, "read it") from e
 
@@ -272,11 +273,14 @@ class S3RangeFile(io.RawIOBase):
 
         stop = min(self._size, start + max(length, self._block)) - 1
         kwargs = {"IfMatch": f'"{self._etag}"'} if self._etag else {}
-        try:
+        def get() -> bytes:
             resp = s3_client().get_object(
                 Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{stop}", **kwargs
             )
-            self._buf = resp["Body"].read()
+            return resp["Body"].read()
+
+        try:
+            self._buf = retry.call(get, what="read a byte range of", where=self.uri)
         except (ClientError, BotoCoreError) as e:
             raise _client_error(self.uri, e, "read a byte range") from e
         self._buf_start = start

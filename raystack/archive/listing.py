@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from raystack import retry
 from raystack.archive.ids import (
     DEFAULT_EXCLUDE,
     is_image_name,
@@ -168,10 +169,13 @@ def _s3_error(uri: str, err: Exception) -> ArchiveError:
 def _iter_objects(bucket: str, prefix: str, uri: str) -> Iterator[dict]:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    paginator = s3_client().get_paginator("list_objects_v2")
+    def pages() -> list[dict]:
+        paginator = s3_client().get_paginator("list_objects_v2")
+        return [o for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+                for o in page.get("Contents", [])]
+
     try:
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            yield from page.get("Contents", [])
+        yield from retry.call(pages, what="list", where=uri)
     except (ClientError, BotoCoreError) as e:
         raise _s3_error(uri, e) from e
 
@@ -188,7 +192,8 @@ def _head(bucket: str, key: str) -> dict | None:
     from botocore.exceptions import ClientError
 
     try:
-        return s3_client().head_object(Bucket=bucket, Key=key)
+        return retry.call(lambda: s3_client().head_object(Bucket=bucket, Key=key),
+                          what="read the metadata of", where=f"s3://{bucket}/{key}")
     except ClientError as e:
         if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return None

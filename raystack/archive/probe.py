@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from raystack.archive.ids import suffix
 from raystack.archive.listing import VideoSource, list_archive
-from raystack.errors import RaystackError, UndecodableVideoError
+from raystack.errors import InfrastructureError, RaystackError, UndecodableVideoError
 
 
 def _probe_video(src: VideoSource, verify: bool) -> dict[str, Any]:
@@ -153,6 +153,8 @@ def probe_source(src: VideoSource, *, frames_fps: float = 25.0, verify: bool = T
             if src.kind == "frames"
             else _probe_video(src, verify)
         )
+    except InfrastructureError:
+        raise  # S3 stayed away past the retry budget: no verdict on the file
     except RaystackError as e:
         row["probe_error"] = str(e)
     except (OSError, ValueError, RuntimeError) as e:

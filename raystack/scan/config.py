@@ -76,11 +76,24 @@ class ScanConfig:
     # Ray cluster to join ("auto", "ray://host:10001", "host:6379"); None = RAY_ADDRESS if
     # set (as under `ray job submit`), else start a private local Ray for this scan.
     address: str | None = None
-    # Attempts per unit when its worker dies or raises an unexpected error (not for bad
-    # files: a domain error is final for this run and retried only by a rerun).
+    # Attempts per unit that fail because of the input (an unexpected error while scoring
+    # it). A bad file (an undecodable video) fails at once: a domain error is final for this
+    # run and retried only by a rerun.
     max_attempts: int = 3
-    # Restarts of a dead actor before the pool gives it up.
-    max_actor_restarts: int = 4
+    # Attempts per unit that fail because of the infrastructure (its worker died, the store
+    # or the network stayed away longer than storage_retry_s): waiting cures those.
+    max_infra_attempts: int = 10
+    # Seconds before a failed unit is tried again, doubling with each failure of the unit
+    # (capped at 60 s); other units run meanwhile.
+    retry_backoff_s: float = 2.0
+    # Restarts of a crashed worker allowed within any actor_restart_window_s seconds; a
+    # worker that crashes more often than that is given up (the others carry on).
+    max_actor_restarts: int = 20
+    actor_restart_window_s: float = 600.0
+    # Seconds every read and write of the store and the archive keeps retrying through an
+    # outage (connection refused, timeouts, 5xx), with exponential backoff, before the
+    # attempt fails as an infrastructure failure.
+    storage_retry_s: float = 300.0
     # Object store of the local Ray in MiB: only manifest rows travel through it (workers
     # write their scores straight to the store), so a small store leaves RAM to the models.
     object_store_mb: int = 512
@@ -133,6 +146,11 @@ def check_config(cfg: ScanConfig) -> None:
     for key in ("workers", "cpus_per_worker", "prefetch_chunks", "max_actor_restarts"):
         if int(getattr(cfg, key)) < 0:
             bad(key, "must be >= 0")
+    if int(cfg.max_infra_attempts) < 1:
+        bad("max_infra_attempts", "must be >= 1")
+    for key in ("retry_backoff_s", "actor_restart_window_s", "storage_retry_s"):
+        if float(getattr(cfg, key)) < 0:
+            bad(key, "must be >= 0 seconds")
     if cfg.cache_max_gb < 0:
         bad("cache_max_gb", "must be >= 0 (0 = no cap)")
     if cfg.gpus_per_worker < 0:

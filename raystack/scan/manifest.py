@@ -25,6 +25,10 @@ from raystack.scan.plan import PROBE_SUFFIX, SHORT_SUFFIX, Outcome, WorkUnit
 from raystack.store.schema import table_schema
 
 STAGES = ("decode_s", "flow_s", "model_s", "write_s")
+# Why an attempt failed: the file itself (an undecodable video; retrying will not help), or
+# the machinery around it (a dead worker, the store or the network away; retrying will).
+INPUT, INFRASTRUCTURE = "input", "infrastructure"
+FAILURE_KINDS = (INPUT, INFRASTRUCTURE)
 
 
 def utcnow() -> datetime:
@@ -50,11 +54,21 @@ def manifest_row(
     finished_at: datetime | None = None,
     timings: dict[str, float] | None = None,
     run_id: str = "",
+    failure_kind: str | None = None,
 ) -> dict[str, Any]:
-    """A manifest row (a dict in the ``manifest`` schema) for one attempt of ``unit``."""
+    """A manifest row (a dict in the ``manifest`` schema) for one attempt of ``unit``.
+
+    A failed row is of ``failure_kind`` ``"input"`` unless told otherwise."""
     if status not in ("done", "failed"):
         msg = f"manifest status must be 'done' or 'failed', got {status!r}"
         raise ValueError(msg)
+    if status == "failed":
+        failure_kind = failure_kind or INPUT
+        if failure_kind not in FAILURE_KINDS:
+            msg = f"failure_kind must be one of {FAILURE_KINDS}, got {failure_kind!r}"
+            raise ValueError(msg)
+    else:
+        failure_kind = None
     if isinstance(unit, WorkUnit):
         start, end = unit.start, unit.stop
     else:  # an outcome of the plan covers no frame range
@@ -75,6 +89,7 @@ def manifest_row(
         "started_at": started_at,
         "finished_at": finished_at or utcnow(),
         **{k: (float(timings[k]) if k in timings else None) for k in STAGES},
+        "failure_kind": failure_kind,
     }
 
 

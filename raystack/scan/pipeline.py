@@ -4,8 +4,8 @@ This is the only module of the scan that imports Ray. The driver gives each acto
 unit at a time, naming the unit it will get next so the actor decodes that one ahead
 (a work queue over ``ray.wait``); it records each result through a callback as it
 arrives, and retries a unit whose actor died (bounded attempts; every attempt is
-recorded). Actors restart after a crash (``max_restarts``) and are killed at the end, so
-their CPUs go back to the cluster.
+recorded). Actors restart after a crash, within a budget per time window, and are killed at the
+end, so their CPUs go back to the cluster.
 
     with ray_session(cfg):
         pool = ActorPool.start(cfg, run_id="r1")
@@ -24,14 +24,17 @@ import dataclasses
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from raystack.errors import ConfigError, RaystackError
+from raystack.errors import RaystackError
 from raystack.scan.config import ScanConfig
-from raystack.scan.manifest import manifest_row, utcnow
+from raystack.scan.manifest import INFRASTRUCTURE, manifest_row, utcnow
 from raystack.scan.plan import WorkUnit
+from raystack.scan.scheduler import RestartBudget, RetryRules, UnitQueue, failure_kind
+from raystack.scan.shape import PoolShape, pool_shape
+
+__all__ = ["ActorPool", "PoolShape", "ScanError", "pool_shape", "ray_session"]
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +58,9 @@ def ray_session(cfg: ScanConfig) -> Iterator[bool]:
 
     An already initialised Ray (a test's, a notebook's) is used as is and left running.
     ``cfg.address`` or ``RAY_ADDRESS`` (set by ``ray job submit``) joins that cluster.
-    Otherwise a private local Ray starts with ``address="local"`` (never someone else's
-    instance on this machine), a capped object store and no dashboard, and is shut down
-    at the end, also on Ctrl-C or an error.
+    Otherwise a private local Ray starts (:func:`raystack.ray_local.private_ray`: never
+    someone else's instance, a capped object store, no dashboard) and is shut down and
+    cleaned up at the end, also on Ctrl-C, an error or a killed driver.
     """
     import ray
 
@@ -65,82 +68,29 @@ def ray_session(cfg: ScanConfig) -> Iterator[bool]:
         yield False
         return
     address = cfg.address or os.environ.get("RAY_ADDRESS")
-    common = {"ignore_reinit_error": False, "logging_level": logging.WARNING,
-              "log_to_driver": True}
     if address:
-        ray.init(address=address, **common)
-    else:
-        ray.init(
-            address="local",
-            num_cpus=os.cpu_count() or 1,
-            object_store_memory=int(cfg.object_store_mb) * 1024 * 1024,
-            include_dashboard=False,
-            **common,
-        )
-    try:
+        ray.init(address=address, ignore_reinit_error=False, logging_level=logging.WARNING,
+                 log_to_driver=True)
+        try:
+            yield True
+        finally:
+            ray.shutdown()
+        return
+    from raystack.ray_local import private_ray
+
+    with private_ray(os.cpu_count() or 1, int(cfg.object_store_mb) * 1024 * 1024):
         yield True
-    finally:
-        ray.shutdown()
-
-
-@dataclasses.dataclass(frozen=True)
-class PoolShape:
-    """How many actors and what each reserves."""
-
-    workers: int
-    cpus_per_worker: int
-    gpus_per_worker: float
-
-
-def pool_shape(
-    cfg: ScanConfig, node_cpus: Sequence[float], node_gpus: Sequence[float]
-) -> PoolShape:
-    """Actors and their resources for a cluster whose nodes have these CPUs and GPUs.
-
-    Pure: ``workers = 0`` fills the cluster; ``cpus_per_worker = 0`` splits the CPUs
-    evenly over the workers. A request that cannot be placed is refused (an actor that
-    never starts would hold its units forever).
-    """
-    cpus = [int(c) for c in node_cpus if c >= 1]
-    if not cpus:
-        msg = "the Ray cluster has no CPUs to run scan workers on"
-        raise ConfigError(msg)
-    gpw = float(cfg.gpus_per_worker)
-    total_cpu, big = sum(cpus), max(cpus)
-    if gpw > 0:
-        slots = [int(g / gpw + 1e-9) for g in node_gpus]
-        if sum(slots) == 0:
-            msg = f"gpus_per_worker = {gpw} but the Ray cluster has GPUs {list(node_gpus)}"
-            raise ConfigError(msg)
-        workers = cfg.workers or sum(slots)
-        per_node = max(slots)
-        cpw = cfg.cpus_per_worker or max(1, min(big // max(per_node, 1), total_cpu // workers))
-    elif cfg.workers:
-        workers = cfg.workers
-        cpw = cfg.cpus_per_worker or max(1, min(big, total_cpu // workers))
-    else:
-        # One single-threaded actor per CPU: torch scales poorly from 1 to 2 threads on
-        # these models, so on 2 cores two 1-thread actors scored 1.05-2x the frames/s of
-        # one 2-thread actor (bench/results/scan_pipeline.json).
-        cpw = cfg.cpus_per_worker or 1
-        workers = sum(c // cpw for c in cpus)
-    fits = sum(c // cpw for c in cpus)
-    if cpw > big or workers > fits:
-        msg = (
-            f"{workers} workers x {cpw} CPUs do not fit the Ray cluster (node CPUs {cpus}); "
-            f"lower --workers or cpus_per_worker (at most {fits} workers of {cpw} CPUs fit)"
-        )
-        raise ConfigError(msg)
-    return PoolShape(workers, cpw, gpw)
 
 
 class _ScanActor:
     """Actor body: a UnitScorer plus a test hook that kills the process mid-unit."""
 
     def __init__(self, cfg: ScanConfig, run_id: str, threads: int) -> None:
+        from raystack import retry
         from raystack.scan.worker import UnitScorer
         from raystack.store import Store
 
+        retry.configure(total_s=cfg.storage_retry_s)
         self.scorer = UnitScorer(
             cfg.checkpoints, store=Store(cfg.store), run_id=run_id, device=cfg.device,
             threads=threads, batch_size=cfg.batch_size, flow=cfg.flow,
@@ -160,6 +110,12 @@ class _ScanActor:
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
         return {"worker": worker_name(), "threads": torch.get_num_threads(), "cpus": cpus}
 
+    def retry_stats(self) -> dict[str, int]:
+        """Storage retries this worker made (:func:`raystack.retry.stats`)."""
+        from raystack import retry
+
+        return retry.stats()
+
     def run(self, unit: WorkUnit, attempt: int, next_unit: WorkUnit | None) -> dict[str, Any]:
         # RAYSTACK_FAULT_CRASH_UNIT=<unit_id>: exit abruptly on that unit's first attempt,
         # as an OOM kill or a segfault would (tests of retry after a dead worker).
@@ -177,6 +133,7 @@ class _Slot:
     inflight: int = 0
     ping: Any = None  # ObjectRef of a pending ready() call
     reserved: tuple[WorkUnit, int] | None = None  # its next unit, already decoding there
+    restarts: RestartBudget | None = None
 
 
 class ActorPool:
@@ -196,7 +153,9 @@ class ActorPool:
         remote = ray.remote(_ScanActor).options(
             num_cpus=shape.cpus_per_worker,
             num_gpus=shape.gpus_per_worker,
-            max_restarts=cfg.max_actor_restarts,
+            # Ray counts restarts over an actor's whole life; the driver's RestartBudget
+            # limits them per time window instead and kills a worker that exceeds it.
+            max_restarts=-1 if cfg.max_actor_restarts else 0,
             max_task_retries=0,  # the driver retries, so every attempt is recorded
             # Synchronous actor: calls run on the process's main thread, where torch's
             # thread pool is warm (see UnitScorer); the next unit is prefetched by hint.
@@ -204,7 +163,9 @@ class ActorPool:
             runtime_env={"env_vars": env},
         )
         self.slots = [
-            _Slot(remote.remote(cfg, run_id, shape.cpus_per_worker)) for _ in range(shape.workers)
+            _Slot(remote.remote(cfg, run_id, shape.cpus_per_worker),
+                  restarts=RestartBudget(cfg.max_actor_restarts, cfg.actor_restart_window_s))
+            for _ in range(shape.workers)
         ]
         for s in self.slots:
             s.ping = s.handle.ready.remote()
@@ -231,6 +192,11 @@ class ActorPool:
         """Kill the actors so their CPUs return to the cluster."""
         import ray
 
+        live = [s for s in self.slots if s.state == "ready" and s.inflight == 0]
+        with contextlib.suppress(Exception):  # what each worker had to retry, for run.json
+            stats = ray.get([s.handle.retry_stats.remote() for s in live], timeout=10)
+            for s, st in zip(live, stats, strict=True):
+                s.info["storage_retries"] = st["retries"]
         self.last_workers = self.workers
         for s in self.slots:
             with contextlib.suppress(Exception):
@@ -246,29 +212,34 @@ class ActorPool:
     ) -> None:
         """Score ``(unit, first attempt)`` pairs; ``on_result(row, final)`` gets every attempt.
 
-        ``final`` is False for an attempt that will be retried. A unit whose actor died
-        or raised an unexpected error is retried up to ``max_attempts``; a ``failed`` row
-        from the worker (a bad file) is final.
+        ``final`` is False for an attempt that will be retried. A failed attempt is retried
+        after a backoff while the unit has attempts left for its kind of failure
+        (:class:`~raystack.scan.scheduler.RetryRules`): a dead worker or a store that stayed
+        away is infrastructure; an unexpected error while scoring is input. A ``failed`` row
+        of kind ``input`` from the worker (a bad file) is final.
         """
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
-        pending: deque[tuple[WorkUnit, int]] = deque(work)
+        rules = RetryRules(max_attempts=self.cfg.max_attempts,
+                           max_infra_attempts=self.cfg.max_infra_attempts,
+                           backoff_s=self.cfg.retry_backoff_s)
+        queue = UnitQueue(work, rules)
         inflight: dict[Any, tuple[_Slot, WorkUnit, int, Any]] = {}
         waiting_since = time.monotonic()
 
         def unreserve(slot: _Slot) -> None:
             if slot.reserved is not None:
-                pending.appendleft(slot.reserved)
+                queue.push_front(slot.reserved)
                 slot.reserved = None
 
         def next_for(slot: _Slot) -> tuple[WorkUnit, int] | None:
             if slot.reserved is not None:
                 item, slot.reserved = slot.reserved, None
                 return item
-            if pending:
-                return pending.popleft()
-            # Nothing left in the queue: take a unit another worker only has reserved
+            if (item := queue.pop()) is not None:
+                return item
+            # Nothing ready in the queue: take a unit another worker only has reserved
             # (its prefetch is wasted, but no worker idles at the end of the run).
             for other in self.slots:
                 if other.reserved is not None:
@@ -276,28 +247,28 @@ class ActorPool:
                     return item
             return None
 
-        def fail(unit: WorkUnit, attempt: int, started: Any, slot: _Slot | None, err: str) -> None:
-            retry = attempt < self.cfg.max_attempts
+        def fail(unit: WorkUnit, attempt: int, started: Any, slot: _Slot | None, err: str,
+                 kind: str) -> None:
             row = manifest_row(unit, "failed", attempt=attempt, error=err,
                                worker=slot.name if slot else None, started_at=started,
-                               run_id=self.run_id)
-            on_result(row, not retry)
-            if retry:
-                pending.append((unit, attempt + 1))
+                               run_id=self.run_id, failure_kind=kind)
+            on_result(row, not queue.failed(unit, attempt, kind))
 
         def queued() -> bool:
-            return bool(pending) or any(s.reserved is not None for s in self.slots)
+            return bool(queue) or any(s.reserved is not None for s in self.slots)
 
         while queued() or inflight:
             live = [s for s in self.slots if s.state != "dead"]
             if not live:
                 for s in self.slots:
                     unreserve(s)
-                for unit, attempt in pending:
-                    err = "no live scan worker left (every actor died and ran out of restarts)"
+                for unit, attempt in queue.drain():
+                    err = ("no live scan worker left (every worker crashed more often than "
+                           f"{self.cfg.max_actor_restarts} times in "
+                           f"{self.cfg.actor_restart_window_s:.0f} s); a rerun resumes")
                     on_result(manifest_row(unit, "failed", attempt=attempt, error=err,
-                                           run_id=self.run_id), True)
-                pending.clear()
+                                           run_id=self.run_id, failure_kind=INFRASTRUCTURE),
+                              True)
                 break
             for s in self.slots:
                 if s.state != "ready":
@@ -305,15 +276,17 @@ class ActorPool:
                     continue
                 if s.inflight == 0 and (item := next_for(s)) is not None:
                     unit, attempt = item
-                    if self.cfg.prefetch_next_unit and pending:
-                        s.reserved = pending.popleft()
+                    if self.cfg.prefetch_next_unit and queue.has_ready():
+                        s.reserved = queue.pop()
                     nxt = s.reserved[0] if s.reserved is not None else None
                     ref = s.handle.run.remote(unit, attempt, nxt)
                     inflight[ref] = (s, unit, attempt, utcnow())
                     s.inflight += 1
             pings = {s.ping: s for s in self.slots if s.ping is not None}
-            ready, _ = ray.wait([*inflight, *pings], num_returns=1, timeout=1.0)
-            if ready:
+            soon = queue.next_in()
+            timeout = 1.0 if soon is None else min(1.0, max(0.05, soon))
+            ready, _ = ray.wait([*inflight, *pings], num_returns=1, timeout=timeout)
+            if ready or (queue.has_ready() and any(s.state == "ready" for s in self.slots)):
                 waiting_since = time.monotonic()
             elif not inflight and time.monotonic() - waiting_since > ACTOR_READY_TIMEOUT_S:
                 msg = (
@@ -330,17 +303,20 @@ class ActorPool:
                 try:
                     row = ray.get(ref)
                 except RayActorError as e:
-                    self._suspect(slot)
+                    self._crashed(slot)
                     unreserve(slot)
                     fail(unit, attempt, started, slot, f"worker died: {type(e).__name__}: "
-                         f"{_first_line(e)}")
+                         f"{_first_line(e)}", INFRASTRUCTURE)
                     continue
                 except RayTaskError as e:
                     cause = e.cause if getattr(e, "cause", None) is not None else e
                     err = f"{type(cause).__name__}: {_first_line(cause)}"
-                    fail(unit, attempt, started, slot, err)
+                    fail(unit, attempt, started, slot, err, failure_kind(cause))
                     continue
-                on_result(row, True)
+                if row["status"] == "failed" and row.get("failure_kind") == INFRASTRUCTURE:
+                    on_result(row, not queue.failed(unit, attempt, INFRASTRUCTURE))
+                else:
+                    on_result(row, True)
 
     def _on_ping(self, slot: _Slot, ref: Any) -> None:
         import ray
@@ -359,14 +335,26 @@ class ActorPool:
                 # checkpoints, so this is the worker's environment): stop the scan.
                 msg = f"a scan worker could not start: {_first_line(e)}"
                 raise ScanError(msg) from e
-            slot.state = "dead"
-            log.warning("scan worker %s is dead: %s", slot.name, _first_line(e))
+            # Died again before answering (killed while restarting): one more crash against
+            # its budget; an actor Ray cannot restart fails every ping and soon runs out.
+            self._crashed(slot)
 
-    def _suspect(self, slot: _Slot) -> None:
-        """The actor died mid-unit: stop feeding it until it answers again after its restart."""
-        if slot.state == "ready":
-            slot.state = "restarting"
-            slot.ping = slot.handle.ready.remote()
+    def _crashed(self, slot: _Slot) -> None:
+        """The actor died mid-unit: stop feeding it until it answers again after its
+        restart, or give it up when it crashes more often than its restart budget allows."""
+        import ray
+
+        if slot.state == "dead" or (slot.state == "restarting" and slot.ping is not None):
+            return  # already counted; its restart is being awaited
+        if slot.restarts is None or not slot.restarts.record():
+            log.warning("scan worker %s crashed over %d times in %.0f s; giving it up", slot.name,
+                        self.cfg.max_actor_restarts, self.cfg.actor_restart_window_s)
+            with contextlib.suppress(Exception):
+                ray.kill(slot.handle, no_restart=True)
+            slot.state, slot.ping = "dead", None
+            return
+        slot.state = "restarting"
+        slot.ping = slot.handle.ready.remote()
 
 
 def _first_line(e: BaseException) -> str:

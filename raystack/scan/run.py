@@ -18,6 +18,7 @@ import time
 from datetime import UTC
 from typing import Any
 
+from raystack import retry
 from raystack.config import resolve_paths, to_dict
 from raystack.errors import ConfigError
 from raystack.redact import redact_uri
@@ -121,6 +122,7 @@ def scan(cfg: ScanConfig | None = None, **overrides: Any) -> ScanResult:
     """
     cfg = resolve_paths(dataclasses.replace(cfg or ScanConfig(), **overrides))
     check_config(cfg)
+    retry.configure(total_s=cfg.storage_retry_s)  # the driver's own store and archive I/O
     cfg = resolve_run_id(cfg)
     run_id = str(cfg.run_id)
     t_start = time.perf_counter()

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from raystack.errors import RaystackError, UndecodableVideoError
+from raystack.errors import InfrastructureError, RaystackError, UndecodableVideoError
 from raystack.scan.chunks import Chunk, Inline, Prefetcher, iter_chunks, prefetch
-from raystack.scan.manifest import manifest_row, utcnow, worker_name
+from raystack.scan.manifest import INFRASTRUCTURE, INPUT, manifest_row, utcnow, worker_name
 from raystack.scan.plan import WorkUnit
 from raystack.store.schema import table_schema
 
@@ -266,7 +266,9 @@ class UnitScorer:
         The score file is written before the row is returned, so a ``done`` row always
         points at a complete file; its name is the unit id, so a retry overwrites it.
         A :class:`RaystackError` (a bad file) gives a ``failed`` row naming the file and
-        the reason; any other exception propagates (the caller decides on retries).
+        the reason (``failure_kind`` ``"input"``, or ``"infrastructure"`` for an
+        :class:`InfrastructureError`); any other exception propagates (the caller decides
+        on retries).
         """
         if self.store is None:
             msg = "UnitScorer.run needs a store to write to; pass store=Store(uri)"
@@ -278,8 +280,12 @@ class UnitScorer:
             self.store.write_table("scores", self.run_id, unit.unit_id, table)
             timings["write_s"] = time.perf_counter() - t0
         except RaystackError as e:
+            # InfrastructureError: the store or the archive stayed away past the retry
+            # budget; the pool tries the unit again later. Any other: the file itself.
+            kind = INFRASTRUCTURE if isinstance(e, InfrastructureError) else INPUT
             return manifest_row(unit, "failed", attempt=attempt, error=describe_error(e),
-                                worker=worker_name(), started_at=started, run_id=self.run_id)
+                                worker=worker_name(), started_at=started, run_id=self.run_id,
+                                failure_kind=kind)
         return manifest_row(unit, "done", rows=table.num_rows, attempt=attempt,
                             worker=worker_name(), started_at=started, timings=timings,
                             run_id=self.run_id)

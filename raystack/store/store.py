@@ -23,77 +23,21 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from raystack import __version__
+from raystack import __version__, retry
 from raystack.archive.s3 import arrow_s3_filesystem, is_s3_uri, parse_s3_uri, s3_client
 from raystack.errors import SchemaVersionError
 from raystack.redact import redact
 from raystack.store import layout
+from raystack.store.conform import conform_table
 from raystack.store.layout import StoreError
-from raystack.store.schema import (
-    SCHEMA_VERSION,
-    TABLES,
-    check_version,
-    fill_added_columns,
-    table_schema,
-)
+from raystack.store.schema import SCHEMA_VERSION, TABLES, check_version, table_schema
+
+__all__ = ["Store", "conform_table"]
 
 _MAX_PUT = 5 * 1024**3  # S3's limit for a single PUT
 _MISSING = object()
-
-
-def conform_table(
-    table: str, data: pa.Table | pa.RecordBatch, run_id: str | None = None
-) -> pa.Table:
-    """Check ``data`` against the schema of ``table`` and cast it to exactly that schema.
-
-    Columns are reordered to the schema's order; types are cast safely (no overflow, no
-    truncation of integers); non-nullable columns must hold no nulls; where the table has
-    a ``run_id`` column every row must carry ``run_id``.
-
-    Raises:
-        StoreError: naming the missing or unexpected columns, or the column that cannot be cast.
-    """
-    layout.check_table(table)
-    schema = table_schema(table)
-    if isinstance(data, pa.RecordBatch):
-        data = pa.Table.from_batches([data])
-    if not isinstance(data, pa.Table):
-        msg = f"{table} data must be a pyarrow.Table, got {type(data).__name__}"
-        raise StoreError(msg)
-    data = fill_added_columns(table, data, run_id)
-    names = data.column_names
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    missing = [n for n in schema.names if n not in names]
-    extra = [n for n in names if n not in schema.names]
-    if missing or extra or dupes:
-        msg = (
-            f"{table} table does not fit schema v{SCHEMA_VERSION}: missing columns {missing}, "
-            f"unexpected columns {extra}, duplicated columns {dupes}; expected {schema.names}"
-        )
-        raise StoreError(msg)
-    cols = []
-    for field in schema:
-        col = data.column(field.name)
-        if col.type != field.type:
-            try:
-                col = col.cast(field.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
-                msg = f"{table} column {field.name!r}: cannot cast {col.type} to {field.type}: {e}"
-                raise StoreError(msg) from e
-        if not field.nullable and col.null_count:
-            msg = f"{table} column {field.name!r} has {col.null_count} nulls but may not be null"
-            raise StoreError(msg)
-        cols.append(col)
-    out = pa.Table.from_arrays(cols, schema=schema)
-    if run_id is not None and "run_id" in schema.names and out.num_rows:
-        if not pc.all(pc.equal(out["run_id"], run_id)).as_py():
-            found = pc.unique(out["run_id"]).to_pylist()[:5]
-            msg = f"{table} rows carry run_id {found}, but are written to run {run_id!r}"
-            raise StoreError(msg)
-    return out
 
 
 class Store:
@@ -192,7 +136,9 @@ class Store:
         resuming writers, which have called :meth:`ensure`)."""
         from pyarrow import fs
 
-        info = self.fs.get_file_info(self._path(layout.table_relpath(table, run_id, name)))
+        path = self._path(layout.table_relpath(table, run_id, name))
+        info = retry.call(lambda: self.fs.get_file_info(path), what="look up",
+                          where=self._uri_of_path(path))
         return info.type == fs.FileType.File
 
     def list_files(self, table: str, run_id: str | None = None) -> list[str]:
@@ -217,8 +163,12 @@ class Store:
         if not paths:
             empty = schema.empty_table()
             return empty.select(columns) if columns is not None else empty
-        dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=self.fs)
-        return dataset.to_table(columns=columns)
+
+        def read() -> pa.Table:
+            dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=self.fs)
+            return dataset.to_table(columns=columns)
+
+        return retry.call(read, what=f"read table {table} of", where=f"store {self.uri}")
 
     def dataset(self, table: str) -> Any:
         """A ``pyarrow.dataset.Dataset`` over all runs of ``table``, with the hive column ``run``.
@@ -327,7 +277,13 @@ class Store:
         return f"store {self.uri} ({rel})"
 
     def _put(self, rel: str, data: bytes | pa.Buffer) -> None:
-        """Publish ``data`` at ``rel`` in one step: temp file + rename, or one S3 PUT."""
+        """Publish ``data`` at ``rel`` in one step: temp file + rename, or one S3 PUT.
+
+        Retried through outages (:mod:`raystack.retry`): the write is whole or absent, so
+        repeating it is safe."""
+        retry.call(lambda: self._put_once(rel, data), what="write", where=self._uri(rel))
+
+    def _put_once(self, rel: str, data: bytes | pa.Buffer) -> None:
         size = data.size if isinstance(data, pa.Buffer) else len(data)
         if self.is_s3:
             if size > _MAX_PUT:
@@ -361,10 +317,16 @@ class Store:
         from pyarrow import fs
 
         path = self._path(rel)
-        if self.fs.get_file_info(path).type != fs.FileType.File:
+
+        def read() -> bytes | None:
+            if self.fs.get_file_info(path).type != fs.FileType.File:
+                return None
+            with self.fs.open_input_stream(path) as f:
+                return f.read()
+
+        raw = retry.call(read, what="read", where=self._uri(rel))
+        if raw is None:
             return None
-        with self.fs.open_input_stream(path) as f:
-            raw = f.read()
         try:
             return json.loads(raw)
         except ValueError as e:
@@ -396,7 +358,8 @@ class Store:
 
         base = self._path(rel) if rel else self._root
         sel = fs.FileSelector(base, recursive=recursive, allow_not_found=True)
-        return self.fs.get_file_info(sel)
+        return retry.call(lambda: self.fs.get_file_info(sel), what="list",
+                          where=self._uri_of_path(base))
 
     def _data_paths(self, table: str, run_id: str | None) -> list[str]:
         """Filesystem paths of the finished files of ``table`` under ``run=<id>/`` folders."""

@@ -64,6 +64,9 @@ def ray_session(cfg: Any) -> Iterator[None]:
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
+        from raystack.ray_local import explicit_auth_mode
+
+        explicit_auth_mode()  # no token-authentication warning on every run
         # Progress and errors reach the driver through the queue and the Result; worker
         # logs stay in Ray's session folder (/tmp/ray/session_latest/logs). Forwarding them
         # would mostly repeat a warning of Ray Train's placement-group cleaner, which cannot
