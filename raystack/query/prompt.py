@@ -16,6 +16,7 @@ only ``.quit``, ``.exit`` or end of input (Ctrl-D) do.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -153,11 +154,15 @@ def toolkit_reader(con: Any, history: Path | None, **session_kw: Any) -> Callabl
         else:
             buf.insert_text("\n")
 
-    words = [*names(con), *_SQL_WORDS, *(w.lower() for w in _SQL_WORDS),
-             ".help", ".quit", ".exit", ".tables", ".schema", ".mode"]
+    params = [p for (ps,) in con.sql(
+        "SELECT parameters FROM duckdb_functions() WHERE function_type = 'table_macro' "
+        "AND NOT internal").fetchall() for p in ps]
+    words = sorted({*names(con), *params, *_SQL_WORDS, *(w.lower() for w in _SQL_WORDS),
+                    ".help", ".quit", ".exit", ".tables", ".schema", ".mode"})
     session: Any = PromptSession(
         history=hist, multiline=True, key_bindings=keys, enable_history_search=False,
-        completer=WordCompleter(words, ignore_case=False, sentence=True),
+        # A word is letters, digits, _ and a leading dot (dot-commands), after any punctuation.
+        completer=WordCompleter(words, pattern=re.compile(r"^([.\w]+)")),
         prompt_continuation=lambda width, line, wrap: CONTINUE, **session_kw)
     return lambda prompt: session.prompt(prompt)
 

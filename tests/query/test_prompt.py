@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import time
 
 from typer.testing import CliRunner
 
@@ -66,10 +68,10 @@ def test_dot_command_mid_statement_does_not_swallow_quit(labelled_store):
 
 
 @contextlib.contextmanager
-def typed(con, history, keys: list[str]):
+def typed(con, history, keys: list):
     """A prompt_toolkit reader on a pipe; each prompt gets the next chunk of ``keys``, as a
     person types only once the prompt shows (typed ahead, the rest of a chunk is lost
-    with the prompt that read it)."""
+    with the prompt that read it); a list is typed in parts, 0.5 s apart."""
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 
@@ -79,8 +81,17 @@ def typed(con, history, keys: list[str]):
         reader = toolkit_reader(con, history, input=inp, output=DummyOutput())
         chunks = iter(keys)
 
+        def type_slowly(parts: list[str]) -> None:
+            for part in parts:
+                time.sleep(0.5)  # the prompt reacts (completes) before the next keys
+                inp.send_text(part)
+
         def read(prompt: str) -> str:
-            inp.send_text(next(chunks, "\x04"))  # then Ctrl-D: end of input
+            chunk = next(chunks, "\x04")  # then Ctrl-D: end of input
+            if isinstance(chunk, list):
+                threading.Thread(target=type_slowly, args=(chunk,), daemon=True).start()
+            else:
+                inp.send_text(chunk)
             return reader(prompt)
 
         yield read
@@ -99,13 +110,14 @@ def test_line_editing_history_and_ctrl_c_in_prompt_toolkit(labelled_store, tmp_p
         "SELECT 'typo' AS x;" + "\x1b[D" * 7 + "\x7fY\r",  # Left, Backspace: 'typY'
         "SELECT 'half\x03",  # Ctrl-C clears the line and the prompt stays
         ".mode line\r",
+        ["SELECT count(*) AS n FROM vid", "\t", ";\r"],  # Tab completes the view's name
         "SELECT 1 AS one;\r",
     ]) as read:
         failures = repl(con, read, printed.append)
     assert failures == 0, printed
     assert [p for p in printed if "42" in p] == [printed[0], printed[1]], printed
     assert "│     42 │" in printed[0] and "│ typY   │" in printed[2]
-    assert printed[3] == "^C" and printed[-1] == "one = 1", printed
+    assert printed[3] == "^C" and printed[-2:] == ["n = 3", "one = 1"], printed
     assert "+SELECT 6 * 7\n+AS answer;" in history.read_text()  # prompt_toolkit's format
 
 
