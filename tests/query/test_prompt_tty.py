@@ -71,9 +71,9 @@ def test_arrow_keys_history_and_ctrl_c_on_a_terminal(store, tmp_path):
     try:
         assert term.wait_for("SQL prompt, read-only", 60), term.out
         term.send("SELECT 6 * 7 AS answer;\r")
-        assert term.wait_for("42", 30), term.out
+        assert term.wait_for("│     42 │", 30), term.out
         term.send("\x1b[A\r")  # Up: the same statement again, not ^[[A
-        assert term.wait_for("42", 30), term.out
+        assert term.wait_for("│     42 │", 30), term.out
         term.send(LONG + "\r")
         time.sleep(2)  # well into the statement
         sent = time.monotonic()
@@ -85,7 +85,7 @@ def test_arrow_keys_history_and_ctrl_c_on_a_terminal(store, tmp_path):
         term.send("\x03")  # at the prompt: clears the line only
         time.sleep(0.5)
         term.send("SELECT 'still here' AS s;\r")
-        assert term.wait_for("still here", 30), term.out
+        assert term.wait_for("│ still here │", 30), term.out  # the result, not the echo
         assert term.proc.poll() is None
         term.send(".quit\r")
         assert term.proc.wait(30) == 0
