@@ -69,7 +69,12 @@ def report_cmd(
     labels: str = typer.Option(None, callback=abs_path,
         help="Frame labels (.npy, .mat, mask folder) to mark."),
 ) -> None:
-    """Write a self-contained HTML report: summary, score curves, events with thumbnails.
+    """Write an HTML report folder: index (summary, events, videos), a page per video.
+
+    Open OUT/index.html. Times are seconds from each video's start, with a UTC
+    clock estimated from the file's mtime. Exits 1 when some source videos could
+    not be read for thumbnails: the report is still written and names them
+    (docs/report.md).
 
     The event defaults are those of the SQL events() macro and `raystack events`.
 
@@ -77,14 +82,20 @@ def report_cmd(
     """
     from raystack.errors import RaystackError
     from raystack.eval import load_labels_for_run
-    from raystack.report import ReportOptions, write_report
+    from raystack.report import ReportOptions, build_report
 
     opts = ReportOptions(fusion=fusion, alpha=alpha, sigma=sigma, threshold=threshold,
                          threshold_name=calibrated, min_frames=min_frames, merge_gap=merge_gap)
     try:
         per_video = load_labels_for_run(store, run_id, labels) if labels else None
-        page = write_report(store, run_id, out, opts, labels=per_video)
+        report = build_report(store, run_id, out, opts, labels=per_video)
     except (RaystackError, ValueError, OSError) as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from e
-    typer.echo(f"report: {page}")
+    typer.echo(f"report: {report.path} ({report.pages} pages, {report.events} events)")
+    for w in report.warnings:
+        typer.secho(f"warning: {w}", fg=typer.colors.YELLOW, err=True)
+    for uri, why in report.missing_sources.items():
+        typer.secho(f"warning: missing source {uri}: {why}", fg=typer.colors.YELLOW, err=True)
+    if not report.complete:
+        raise typer.Exit(code=1)

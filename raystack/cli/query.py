@@ -28,9 +28,10 @@ def sql_cmd(
     Views: scores, videos, manifest, thresholds, runs. Table macros: normalised(),
     smoothed(sigma), fused(fusion, alpha, streams, sigma), flags(threshold |
     adaptive_k | threshold_name, ...), events(..., min_frames, merge_gap); all
-    take run := 'RUN'. Without QUERY, read statements ending in ';' until EOF
-    or .quit (.tables lists views and macros). Ctrl-C cancels the running
-    statement.
+    take run := 'RUN'. Without QUERY, an interactive prompt with line editing
+    and history: statements end in ';'; .help lists the dot-commands (.tables,
+    .schema, .mode, .quit). Ctrl-C cancels the running statement or clears the
+    line; Ctrl-D or .quit leaves.
 
     Example: raystack sql /tmp/store "SELECT * FROM events(threshold := 0.7, min_frames := 10)"
     """
@@ -38,7 +39,7 @@ def sql_cmd(
 
     from raystack.query import connect, run_sql
     from raystack.query.connection import QueryCancelled
-    from raystack.query.output import repl
+    from raystack.query.prompt import run_prompt
 
     try:
         with warnings.catch_warnings(record=True) as skipped:
@@ -47,7 +48,9 @@ def sql_cmd(
         for w in skipped:
             typer.secho(f"warning: {w.message}", fg=typer.colors.YELLOW, err=True)
         if query is None:
-            repl(con)
+            from raystack.store import Store
+
+            run_prompt(con, store, Store(store).runs())
             return
         table = run_sql(con, query)
         if table is None:

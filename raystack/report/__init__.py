@@ -1,5 +1,5 @@
-"""Self-contained HTML report of a scan run: summary, score curves, events with thumbnails."""
+"""HTML report of a scan run: index (summary, events, videos), a page per video, thumbnails."""
 
-from raystack.report.build import ReportOptions, write_report
+from raystack.report.build import Report, ReportOptions, build_report, write_report
 
-__all__ = ["ReportOptions", "write_report"]
+__all__ = ["Report", "ReportOptions", "build_report", "write_report"]

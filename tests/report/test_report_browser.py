@@ -20,16 +20,24 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--virtual-time-budget=5000"]
 
 
+def images_shown(page, profile) -> tuple[int, int]:
+    """(decoded, total) images once the page loaded, as its own script counts them."""
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom",
+                          page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    shown = re.search(r'data-images-shown="(\d+)/(\d+)"', dom)
+    assert shown, f"the page's script did not run: {page}"
+    return int(shown.group(1)), int(shown.group(2))
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
 def test_report_renders_with_all_images(scanned_store, tmp_path):
     store, videos, _ = scanned_store
     page = write_report(store, "r1", tmp_path / "rep", ReportOptions(sigma=0, threshold=0.5))
     profile = tmp_path / "profile"
-    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom",
-                          page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    shown = re.search(r'data-images-shown="(\d+)/(\d+)"', dom)
-    assert shown, "the page's load script did not run"
-    assert int(shown.group(2)) == len(videos) and shown.group(1) == shown.group(2)
+    assert images_shown(page, profile) == (len(videos), len(videos))
+    # Each video page shows its own event's thumbnail from the shared thumbs/ folder.
+    for video_page in sorted((tmp_path / "rep" / "videos").glob("*.html")):
+        assert images_shown(video_page, profile) == (1, 1)
     png = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={png}",
                     "--window-size=1100,1400", page.as_uri()], capture_output=True, timeout=120)
@@ -39,3 +47,38 @@ def test_report_renders_with_all_images(scanned_store, tmp_path):
     assert img is not None and img.shape[:2] == (1400, 1100)
     # Not a blank page: curves, tables and thumbnails put many non-white pixels on it.
     assert (img < 200).any(axis=2).mean() > 0.01
+
+
+PROBE = """<script>addEventListener('load', () => {
+ const t = document.getElementById('video-table'), th = t.tHead.rows[0].cells;
+ const first = () => t.tBodies[0].rows[0].cells[0].textContent;
+ th[0].click(); const up = first(); th[0].click(); const down = first();
+ const f = document.querySelector("input[data-table='video-table']");
+ f.value = 'cam007'; f.dispatchEvent(new Event('input'));
+ const shown = [...t.tBodies[0].rows].filter(r => !r.hidden).length;
+ document.body.dataset.probe = [up, down, shown,
+   document.getElementById('video-table-count').textContent].join('|');
+});</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
+def test_index_tables_sort_and_filter(scanned_store, tmp_path, write_run):
+    import pyarrow as pa
+
+    from raystack.store import Store
+
+    _, videos, _ = scanned_store
+    row = videos.to_pylist()[0]
+    many = pa.Table.from_pylist([{**row, "video_id": f"cam{i:03d}-id", "relpath": f"cam{i:03d}.mp4"}
+                                 for i in (3, 12, 7, 1)], schema=videos.schema)
+    store = Store(tmp_path / "store")
+    write_run(store, many)
+    index = write_report(store, "r1", tmp_path / "rep", ReportOptions(sigma=0, threshold=0.5))
+    probe = index.with_name("probe.html")
+    probe.write_text(index.read_text().replace("</body>", PROBE + "</body>"))
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                          "--dump-dom", probe.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    found = re.search(r'data-probe="([^"]*)"', dom)
+    assert found, "the probe script did not run"
+    assert found.group(1) == "cam001.mp4|cam012.mp4|1|1"
