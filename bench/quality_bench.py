@@ -40,9 +40,9 @@ ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PAIRS_TRAIN = {"fp+fr": ("fp", "fr"), "m2s2l": ("m2s2l",), "fp": ("fp",), "fr": ("fr",)}
 
 
-def _clips(spec: str, tasks: tuple[str, ...]) -> dict[str, int] | None:
-    """``fp=2400,fr=1000`` -> {"fp": 2400, "fr": 1000}; a plain number -> None."""
-    if "=" not in spec:
+def _clips(spec: str | None, tasks: tuple[str, ...]) -> dict[str, int] | None:
+    """``fp=2400,fr=1000`` -> {"fp": 2400, "fr": 1000}; a plain number or None -> None."""
+    if spec is None or "=" not in spec:
         return None
     out = {k.strip(): int(v) for k, v in (part.split("=") for part in spec.split(","))}
     if set(out) != set(tasks):
@@ -76,9 +76,11 @@ def main() -> None:
     p.add_argument("--name", default="quality", help="results file bench/results/NAME.json")
     p.add_argument("--model", default="fp+fr", choices=sorted(PAIRS))
     p.add_argument("--preset", default="small")
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--clips-per-epoch", default="1500",
-                   help="clips drawn per epoch: N, or per task as fp=2400,fr=1000")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs (default: raystack train's, the model's recipe)")
+    p.add_argument("--clips-per-epoch", default=None,
+                   help="clips drawn per epoch: N, or per task as fp=2400,fr=1000 "
+                        "(default: raystack train's, the model's recipe)")
     p.add_argument("--workers", type=int, default=0, help="training workers (0: in process)")
     p.add_argument("--n-train", type=int, default=8)
     p.add_argument("--n-test", type=int, default=12)
@@ -119,8 +121,9 @@ def main() -> None:
     for model, clips in runs:
         cfg = TrainConfig(archive=str(archives["train"] / "train"), model=model,
                           preset=args.preset, epochs=args.epochs,
-                          clips_per_epoch=int(clips if clips is not None
-                                              else args.clips_per_epoch),
+                          clips_per_epoch=(clips if clips is not None else
+                                           None if args.clips_per_epoch is None
+                                           else int(args.clips_per_epoch)),
                           workers=args.workers, storage=str(work / "runs"),
                           name=f"{name}-{model}", cache_dir=str(work / "cache"),
                           progress=False)

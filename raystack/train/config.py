@@ -45,13 +45,15 @@ class TrainConfig:
     # Config fields of the model replaced on top of the preset (create_model overrides),
     # e.g. {img_size = [64, 64]} in a TOML [train.model_overrides] table.
     model_overrides: dict[str, Any] = field(default_factory=dict)
-    # Passes over the training clips (or over clips_per_epoch samples of them).
-    epochs: int = 10
+    # Passes over the training clips (or over clips_per_epoch samples of them); None = the
+    # model's recipe (models/presets.py TRAIN_RECIPES: FP small 3, FR small 2; else 10).
+    epochs: int | None = None
     # Global batch: split evenly over the workers, so a run's optimisation steps do not
     # depend on how many workers share them. Must be a multiple of max(workers, 1).
     batch_size: int = 8
-    # Clips drawn per epoch (without replacement, reshuffled every epoch); 0 = all of them.
-    clips_per_epoch: int = 0
+    # Clips drawn per epoch (without replacement, reshuffled every epoch); 0 = all of them;
+    # None = the model's recipe (FP small 2400, FR small 1000; else 0).
+    clips_per_epoch: int | None = None
     # Frames between the targets of consecutive training clips of a video (1 = every frame).
     stride: int = 1
     # Held-out normal footage for checkpoint selection: the last fraction of every training
@@ -124,6 +126,16 @@ class TrainConfig:
         warmup = self.warmup_steps if self.warmup_steps is not None else recipe["warmup_steps"]
         return float(lr), int(warmup)
 
+    def budget(self, task: str) -> tuple[int, int]:
+        """``(epochs, clips per epoch)`` of ``task``: the configured ones, else its recipe."""
+        from raystack.models.presets import train_recipe
+
+        recipe = train_recipe(self.model_name(task))
+        epochs = self.epochs if self.epochs is not None else recipe["epochs"]
+        clips = self.clips_per_epoch if self.clips_per_epoch is not None \
+            else recipe["clips_per_epoch"]
+        return int(epochs), int(clips)
+
     def model_name(self, task: str) -> str:
         """The registry name of ``task``'s model, e.g. ``vqmau_fp.small``."""
         return f"{FAMILY[task]}.{self.preset}"
@@ -174,7 +186,7 @@ def check_config(cfg: TrainConfig) -> None:
         hint = f"did you mean {close[0]!r}? " if close else ""
         bad("preset", f"{hint}presets of {cfg.model}: {', '.join(presets)}")
     for key in ("epochs", "batch_size", "stride", "object_store_mb"):
-        if int(getattr(cfg, key)) < 1:
+        if getattr(cfg, key) is not None and int(getattr(cfg, key)) < 1:
             bad(key, "must be >= 1")
     for key in ("workers", "cpus_per_worker", "clips_per_epoch", "warmup_steps", "max_failures",
                 "val_clips"):

@@ -146,12 +146,13 @@ class StreamTrainer:
             lr=cfg.schedule(task)[0],
         )
         self.steps_per_epoch = steps_per_epoch(
-            len(data.train), batch_size=cfg.batch_size, clips_per_epoch=cfg.clips_per_epoch)
+            len(data.train), batch_size=cfg.batch_size, clips_per_epoch=cfg.budget(task)[1])
         if self.steps_per_epoch < 1:
             msg = (f"{task}: {len(data.train)} training clips cannot fill one batch of "
                    f"{cfg.batch_size}; lower batch_size or add footage")
             raise ConfigError(msg)
-        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.epochs = cfg.budget(task)[0]
+        self.total_steps = self.epochs * self.steps_per_epoch
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt,
             lambda step: lr_factor(step, total_steps=self.total_steps,
@@ -217,7 +218,8 @@ class StreamTrainer:
         cfg = self.cfg
         epoch = self.epoch + 1
         order = epoch_batches(len(self.data.train), batch_size=cfg.batch_size,
-                              clips_per_epoch=cfg.clips_per_epoch, seed=cfg.seed, epoch=epoch)
+                              clips_per_epoch=cfg.budget(self.task)[1], seed=cfg.seed,
+                              epoch=epoch)
         codes = self.module.config.codebook_size if getattr(self.module, "vq", None) else 0
         counts = torch.zeros(max(codes, 1), dtype=torch.float64)
         sums: dict[str, float] = {}
@@ -431,10 +433,10 @@ def fit_in_process(
             trainer.load_state(*read_checkpoint_dir(storage.get_dir(rel, tmp)))
         resumed_from = epoch
     if emit is not None:
-        emit({"kind": "start", "task": task, "epochs": cfg.epochs, "start_epoch": trainer.epoch,
+        emit({"kind": "start", "task": task, "epochs": trainer.epochs, "start_epoch": trainer.epoch,
               "steps": trainer.steps_per_epoch, "workers": 1, "data": data.summary(),
               "resumed_from": resumed_from})
-    while trainer.epoch < cfg.epochs:
+    while trainer.epoch < trainer.epochs:
         metrics = trainer.run_epoch(emit)
         with tempfile.TemporaryDirectory() as tmp:
             write_checkpoint(trainer, tmp, run_name=cfg.name)

@@ -139,11 +139,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     trainer = StreamTrainer(cfg, task, data, device=ray.train.torch.get_device(), rank=rank,
                             world_size=world, wrap=ray.train.torch.prepare_model)
     resumed_from = _load_latest(trainer, storage, task)
-    emit({"kind": "start", "task": task, "epochs": cfg.epochs, "start_epoch": trainer.epoch,
+    emit({"kind": "start", "task": task, "epochs": trainer.epochs, "start_epoch": trainer.epoch,
           "steps": trainer.steps_per_epoch, "workers": world, "data": data.summary(),
           "resumed_from": resumed_from})
     exit_after = int(os.environ.get(FAULT_EXIT_AFTER_EPOCH, "0") or 0)
-    while trainer.epoch < cfg.epochs:
+    while trainer.epoch < trainer.epochs:
         metrics = trainer.run_epoch(emit)
         reported = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         if rank == 0:
