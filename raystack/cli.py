@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import typer
 
+from raystack.cli_errors import ExitCodeGroup, fail
+from raystack.exitcodes import epilog
+
 app = typer.Typer(
     name="raystack",
     help="Scan video archives for anomalies with state-space (Mamba) models.",
+    epilog=epilog(),
+    cls=ExitCodeGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -20,8 +25,7 @@ app = typer.Typer(
 
 
 def _fail(err: Exception) -> typer.Exit:
-    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=1)
+    return fail(err)  # the code of raystack.exitcodes, the same for every command
 
 
 @app.command()
@@ -91,7 +95,7 @@ def probe(
     of images (jpg, png, tif: UCSD Ped2, Avenue, ShanghaiTech style). S3 uses
     the standard AWS settings (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
     ~/.aws/config, ...). A file that cannot be read is listed with the
-    reason, and the rest of the archive is still probed.
+    reason, and the rest of the archive is still probed; the command then exits 1.
 
     Examples: raystack probe /tmp/a
     raystack probe s3://cams/2024 --format parquet --out videos.parquet
@@ -110,6 +114,11 @@ def probe(
             write_videos(table, "csv" if fmt == "table" else fmt, out)
     except (RaystackError, ValueError, OSError) as e:
         raise _fail(e) from e
+    unreadable = table.num_rows - table["probe_error"].null_count
+    if unreadable:  # a job that checks an archive must see it is not all readable
+        typer.secho(f"{unreadable} of {table.num_rows} videos could not be read (see "
+                    "probe_error)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
 
 
 # --- models and training: train -------------------------------------------------------
@@ -161,8 +170,7 @@ def train_cmd(
     except TrainingFailed as e:
         raise _fail(e) from e
     except (RaystackError, ValueError, OSError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from e
+        raise _fail(e) from e
     typer.echo(result.summary())
     for line in result.warnings():
         typer.secho(line, fg=typer.colors.YELLOW, err=True)
@@ -200,7 +208,8 @@ def scan_cmd(
     """Score every frame of an archive into a Parquet store, on Ray; reruns resume.
 
     Exits 1 when any unit failed (the summary lists each file and the reason), 2 on
-    invalid settings.
+    invalid settings or an archive with no videos, 3 when the store or archive is
+    unavailable (disk full, read-only, S3 down; a rerun resumes).
 
     Example: raystack scan /tmp/a/test -c fp.pt -c fr.pt --store /tmp/store --run-id night1
     """
@@ -218,8 +227,7 @@ def scan_cmd(
         )
         result = scan(cfg)
     except (RaystackError, ValueError, OSError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from e
+        raise _fail(e) from e
     except KeyboardInterrupt:
         typer.secho("interrupted: finished units are recorded; rerun with the same --run-id "
                     "to resume", fg=typer.colors.YELLOW, err=True)
@@ -244,8 +252,7 @@ def status_cmd(
     try:
         summary = status(store, run_id)
     except (RaystackError, ValueError, OSError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from e
+        raise _fail(e) from e
     Console().print(render_summary(summary))
     if not summary.ok:
         raise typer.Exit(code=1)
@@ -457,8 +464,7 @@ def report_cmd(
         per_video = load_labels_for_run(store, run_id, labels) if labels else None
         page = write_report(store, run_id, out, opts, labels=per_video)
     except (RaystackError, ValueError, OSError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from e
+        raise _fail(e) from e
     typer.echo(f"report: {page}")
 
 

@@ -30,3 +30,8 @@ class SchemaVersionError(RaystackError):
 
 class ConfigError(RaystackError):
     """A configuration file or override is invalid."""
+
+
+class InfrastructureError(RaystackError):
+    """The storage, the archive or the cluster cannot be reached or written (disk full,
+    read-only, an S3 outage): nothing is wrong with the input, and a rerun resumes."""

@@ -132,10 +132,22 @@ def scan(cfg: ScanConfig | None = None, **overrides: Any) -> ScanResult:
         s = ScanSummary(run_id=run_id, pending=len(plan.units) + len(plan.outcomes))
         return ScanResult(run_id, plan, s, time.perf_counter() - t_start, dry_run=True)
 
-    from raystack.store import Store
+    from raystack.exitcodes import storage_guard
     from raystack.store.layout import check_name
 
     check_name(run_id, "run id")
+    resume = (f"the units finished so far are recorded: once the store is writable again, "
+              f"rerun with --run-id {run_id} to resume")
+    with storage_guard(f"store {redact_uri(str(cfg.store))}", resume):
+        return _scan_into_store(cfg, run_id, info, plan, videos, t_start)
+
+
+def _scan_into_store(
+    cfg: ScanConfig, run_id: str, info: dict[str, Any], plan: Plan, videos: Any, t_start: float
+) -> ScanResult:
+    """Record the run, score the units that are not done yet, and summarise the manifest."""
+    from raystack.store import Store
+
     store = Store(cfg.store).ensure()
     identity = _identity(cfg, info)
     previous = store.read_json(f"runs/{run_id}/run.json", default=None)
