@@ -25,6 +25,9 @@ from raystack.scan.plan import PROBE_SUFFIX, SHORT_SUFFIX, Outcome, WorkUnit
 from raystack.store.schema import table_schema
 
 STAGES = ("decode_s", "flow_s", "model_s", "write_s")
+STATUSES = ("done", "failed", "skipped")
+# Stores written before short videos were named recorded them as done rows with no reason.
+LEGACY_SHORT_REASON = "too short to score (recorded without the frame count)"
 
 
 def utcnow() -> datetime:
@@ -50,10 +53,15 @@ def manifest_row(
     finished_at: datetime | None = None,
     timings: dict[str, float] | None = None,
     run_id: str = "",
+    warning: str | None = None,
 ) -> dict[str, Any]:
-    """A manifest row (a dict in the ``manifest`` schema) for one attempt of ``unit``."""
-    if status not in ("done", "failed"):
-        msg = f"manifest status must be 'done' or 'failed', got {status!r}"
+    """A manifest row (a dict in the ``manifest`` schema) for one attempt of ``unit``.
+
+    ``error`` says why a ``failed`` attempt failed or why a ``skipped`` video has nothing
+    to score; ``warning`` what a ``done`` unit could not do (undecodable frames skipped).
+    """
+    if status not in STATUSES:
+        msg = f"manifest status must be one of {STATUSES}, got {status!r}"
         raise ValueError(msg)
     if isinstance(unit, WorkUnit):
         start, end = unit.start, unit.stop
@@ -75,6 +83,7 @@ def manifest_row(
         "started_at": started_at,
         "finished_at": finished_at or utcnow(),
         **{k: (float(timings[k]) if k in timings else None) for k in STAGES},
+        "warning": warning,
     }
 
 
@@ -125,7 +134,8 @@ class ScanSummary:
     units: int = 0
     done: int = 0
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (unit_id, uri, error)
-    short_videos: int = 0
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (unit_id, uri, reason)
+    warnings: list[tuple[str, str, str]] = field(default_factory=list)  # (unit_id, uri, text)
     rows: int = 0
     frames: int = 0
     attempts: int = 0
@@ -137,6 +147,16 @@ class ScanSummary:
     @property
     def ok(self) -> bool:
         return not self.failed and self.pending == 0
+
+    @property
+    def short_videos(self) -> int:
+        """Videos skipped as too short to score (named in :attr:`skipped`)."""
+        return len(self.skipped)
+
+    @property
+    def planned(self) -> int:
+        """Units of the plan that score frames (the skipped videos are not among them)."""
+        return self.units + self.pending - len(self.skipped)
 
     @property
     def frames_per_s(self) -> float:
@@ -164,12 +184,15 @@ def summarize(
         if r["status"] == "done" and r["unit_id"].endswith(f"-{PROBE_SUFFIX}"):
             continue  # a probe failure fixed by a rerun: bookkeeping, not a unit of the plan
         s.units += 1
-        if r["status"] == "done":
+        legacy_short = r["status"] == "done" and r["unit_id"].endswith(f"-{SHORT_SUFFIX}")
+        if r["status"] == "skipped" or legacy_short:
+            s.skipped.append((r["unit_id"], r["uri"], r.get("error") or LEGACY_SHORT_REASON))
+        elif r["status"] == "done":
             s.done += 1
             s.rows += int(r["rows"] or 0)
             s.frames += int(r["end_frame"]) - int(r["start_frame"])
-            if r["unit_id"].endswith(f"-{SHORT_SUFFIX}"):
-                s.short_videos += 1
+            if r.get("warning"):
+                s.warnings.append((r["unit_id"], r["uri"], r["warning"]))
         else:
             s.failed.append((r["unit_id"], r["uri"], r.get("error") or "unknown error"))
         for k in STAGES:
@@ -189,4 +212,6 @@ def summarize(
     if expected_units is not None:
         s.pending = max(0, expected_units - s.units)
     s.failed.sort()
+    s.skipped.sort()
+    s.warnings.sort()
     return s

@@ -194,7 +194,8 @@ def _scan_into_store(
                                       units_run=len(todo), units_skipped=skipped,
                                       workers=workers)
     run_doc["result"] = {"done": summary.done, "failed": len(summary.failed),
-                         "rows": summary.rows, "pending": summary.pending}
+                         "rows": summary.rows, "pending": summary.pending,
+                         "skipped": len(summary.skipped), "warnings": len(summary.warnings)}
     store.write_run_json(run_id, run_doc)
     return ScanResult(run_id, plan, summary, wall, skipped, store.uri, workers=workers)
 
