@@ -22,7 +22,7 @@ from raystack.config import to_dict
 from raystack.errors import ConfigError
 from raystack.redact import redact_uri
 from raystack.scan.config import ScanConfig, check_config, resolve_run_id
-from raystack.scan.manifest import Manifest, ScanSummary, manifest_row, summarize
+from raystack.scan.manifest import Manifest, ScanSummary, manifest_row, summarize_table
 from raystack.scan.plan import PROBE_SUFFIX, Outcome, Plan, plan_units
 
 # Settings that change which units exist or what their scores mean.
@@ -168,7 +168,7 @@ def _scan_into_store(
     store.write_run_json(run_id, run_doc)
     store.write_table("videos", run_id, "videos", videos)
 
-    manifest = Manifest(store, run_id)
+    manifest = Manifest(store, run_id).track()  # rows kept in memory, files compacted
     latest = manifest.latest()
     for o in plan.outcomes:  # videos with no unit: record how they stand, once per change
         prev = latest.get(o.unit_id)
@@ -184,11 +184,11 @@ def _scan_into_store(
     skipped = len(plan.units) - len(todo)
 
     workers = _run_pool(cfg, run_id, todo, manifest) if todo else []
+    manifest.compact()  # one file for `status` and the next resume to read
 
     wall = time.perf_counter() - t_start
-    rows = manifest.table().to_pylist()
-    summary = summarize(_latest(rows).values(), run_id=run_id, all_rows=rows,
-                        expected_units=len(plan.units) + len(plan.outcomes))
+    summary = summarize_table(manifest.table(), run_id=run_id,
+                              expected_units=len(plan.units) + len(plan.outcomes))
     run_doc["finished_at"] = _now_iso()
     run_doc["invocations"][-1].update(finished_at=run_doc["finished_at"], wall_s=wall,
                                       units_run=len(todo), units_skipped=skipped,
@@ -225,12 +225,6 @@ def _run_pool(
         finally:
             pool.stop()
     return [{**w, "ray_address": pool.address} for w in pool.last_workers]
-
-
-def _latest(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    from raystack.scan.manifest import latest_attempts
-
-    return latest_attempts(rows)
 
 
 def _resolve_probe_failures(manifest: Manifest, latest: dict[str, dict], plan: Plan) -> None:
@@ -273,7 +267,5 @@ def status(store: Any, run_id: str) -> ScanSummary:
 
     st = store if hasattr(store, "read_run_json") else Store(os.fspath(store))
     doc = st.read_run_json(run_id)
-    rows = Manifest(st, run_id).table().to_pylist()
-    latest = _latest(rows)
     expected = (doc.get("plan") or {}).get("entries")
-    return summarize(latest.values(), run_id=run_id, all_rows=rows, expected_units=expected)
+    return summarize_table(Manifest(st, run_id).table(), run_id=run_id, expected_units=expected)
