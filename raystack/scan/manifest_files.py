@@ -121,6 +121,7 @@ class Compactor:
         self._tables: list[pa.Table] = [table]
         self._new: list[dict[str, Any]] = []
         self._merged: list[str] = list(files)  # on disk and held in memory
+        self._loose = _loose(self._merged)
         self._generation = max((g for f in files if (g := generation_of(f)) is not None),
                                default=0)
         self.compactions = 0
@@ -138,13 +139,13 @@ class Compactor:
         """A row the driver just recorded as its own file at ``uri``; compacts when due."""
         self._new.append(row)
         self._merged.append(uri)
-        if self.loose() >= self.every:
+        self._loose += 1
+        if self._loose >= self.every:
             self.compact()
 
     def loose(self) -> int:
         """Files a reader must open besides the newest compacted one."""
-        return sum(generation_of(f) is None for f in self._merged) + max(
-            0, sum(generation_of(f) is not None for f in self._merged) - 1)
+        return self._loose
 
     def compact(self) -> str | None:
         """Write every row as the next compacted file, then delete the files it replaces.
@@ -171,5 +172,11 @@ class Compactor:
                 failed.append(f)
                 log.warning("manifest compaction could not delete %s: %s", f, e)
         self._merged += failed
+        self._loose = _loose(self._merged)
         self.compactions += 1
         return uri
+
+
+def _loose(files: list[str]) -> int:
+    compacted = sum(generation_of(f) is not None for f in files)
+    return len(files) - compacted + max(0, compacted - 1)
