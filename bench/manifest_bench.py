@@ -4,9 +4,9 @@
     python bench/manifest_bench.py --units 20000 --old-layout-units 0 --out /tmp/m.json
 
 The run is synthetic (no video is scored): 100,000 units, 5% of them retried once, 0.1%
-failed, as one compacted manifest file plus ``--loose`` attempt files written through
-``Manifest.record`` since the last compaction (999: the most a driver leaves between two
-compactions, the worst case for a reader). Measured:
+failed, in the most files a driver ever leaves (the worst case for a reader): one compacted
+file of the whole run, ``--batches`` (9) batch files of 100 rows and ``--loose`` (99)
+attempt files written through ``Manifest.record``. Measured:
 
 - ``raystack status STORE --run-id R`` as a user runs it: a fresh Python process each time
   (interpreter start and imports included), ``--repeat`` times; the target is <= 2 s;
@@ -42,7 +42,11 @@ sys.path.insert(0, str(ROOT))
 from machine_info import machine  # noqa: E402
 
 from raystack.scan.manifest import Manifest, manifest_row  # noqa: E402
-from raystack.scan.manifest_files import COMPACT_EVERY, compacted_name  # noqa: E402
+from raystack.scan.manifest_files import (  # noqa: E402
+    BATCH_EVERY,
+    COMPACT_EVERY,
+    compacted_name,
+)
 from raystack.scan.plan import WorkUnit, unit_id  # noqa: E402
 from raystack.store import Store  # noqa: E402
 from raystack.store.schema import table_schema  # noqa: E402
@@ -79,13 +83,20 @@ def _rows(units: list[WorkUnit], run_id: str) -> list[dict]:
     return rows
 
 
-def _make_run(store: Store, run_id: str, units: int, loose: int) -> int:
-    """A compacted run of ``units`` units plus ``loose`` recorded attempt files; rows."""
+def _make_run(store: Store, run_id: str, units: int, batches: int, loose: int) -> int:
+    """A run of ``units`` units: one compacted file, ``batches`` batch files and ``loose``
+    recorded attempt files; returns the number of attempt rows."""
     all_units = _units(units)
     rows = _rows(all_units, run_id)
-    head, tail = rows[: len(rows) - loose], rows[len(rows) - loose:]
-    table = pa.Table.from_pylist(head, schema=table_schema("manifest"))
-    store.write_table("manifest", run_id, compacted_name(1), table)
+    cut = len(rows) - loose - batches * BATCH_EVERY
+    head, tail = rows[:cut], rows[len(rows) - loose:]
+    schema = table_schema("manifest")
+    store.write_table("manifest", run_id, compacted_name(1),
+                      pa.Table.from_pylist(head, schema=schema))
+    for b in range(batches):
+        part = rows[cut + b * BATCH_EVERY: cut + (b + 1) * BATCH_EVERY]
+        store.write_table("manifest", run_id, compacted_name(2 + b),
+                          pa.Table.from_pylist(part, schema=schema))
     m = Manifest(store, run_id)
     for r in tail:
         m.record(r)
@@ -172,7 +183,8 @@ def _record_cost(store: Store, n: int, rounds: int = 2) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--units", type=int, default=100_000)
-    ap.add_argument("--loose", type=int, default=COMPACT_EVERY - 1)
+    ap.add_argument("--batches", type=int, default=COMPACT_EVERY // BATCH_EVERY - 1)
+    ap.add_argument("--loose", type=int, default=BATCH_EVERY - 1)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--old-layout-units", type=int, default=100_000)
     ap.add_argument("--record-units", type=int, default=3_000)
@@ -183,7 +195,7 @@ def main() -> None:
     try:
         store = Store(tmp / "store").ensure()
         t = time.perf_counter()
-        rows = _make_run(store, "big", args.units, args.loose)
+        rows = _make_run(store, "big", args.units, args.batches, args.loose)
         build_s = time.perf_counter() - t
         cli, inproc, codes = [], [], set()
         for _ in range(args.repeat):  # interleaved, so both see the same machine load
@@ -196,7 +208,8 @@ def main() -> None:
             "bench": "manifest_status",
             "machine": machine(),
             "command": " ".join(["python", "bench/manifest_bench.py", *sys.argv[1:]]),
-            "params": {"units": args.units, "attempt_rows": rows, "loose_files": args.loose,
+            "params": {"units": args.units, "attempt_rows": rows, "batch_files": args.batches,
+                       "loose_files": args.loose, "batch_every": BATCH_EVERY,
                        "manifest_files": len(store.list_files("manifest", "big")),
                        "repeat": args.repeat, "compact_every": COMPACT_EVERY},
             "build_s": round(build_s, 2),

@@ -137,7 +137,7 @@ def exit_code(err: BaseException) -> int:
             return _BY_NAME[klass.__name__]
     from raystack.errors import RaystackError
 
-    if isinstance(err, (RaystackError, ValueError, LookupError, OSError)):
+    if isinstance(err, (RaystackError, ValueError, OSError)):
         # OSError here is not a storage outage (checked above): a missing or wrong path.
         return INVALID
     return INTERNAL

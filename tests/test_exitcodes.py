@@ -73,7 +73,8 @@ def test_storage_guard_names_the_store_the_reason_and_the_resume():
     assert "rerun with --run-id r1 to resume" in text and "[Errno 28]" not in text.split("(")[0]
     # Anything that is not an outage passes through untouched.
     with pytest.raises(ConfigError), exitcodes.storage_guard("store x", "rerun"):
-        raise ConfigError("bad")
+        msg = "bad"
+        raise ConfigError(msg)
 
 
 def test_table_is_in_the_help_epilog_and_in_docs():
@@ -91,7 +92,8 @@ def test_unexpected_error_exits_internal_with_traceback_not_1(monkeypatch):
     import raystack.archive
 
     def boom(*a, **k):
-        raise RuntimeError("unexpected state")
+        msg = "unexpected state"
+        raise RuntimeError(msg)
 
     monkeypatch.setattr(raystack.archive, "probe_archive", boom)
     res = CliRunner().invoke(app, ["probe", "."])
@@ -103,7 +105,8 @@ def test_storage_outage_in_any_command_exits_3(monkeypatch, tmp_path):
     import raystack.archive
 
     def outage(*a, **k):
-        raise RaystackError("cannot list") from ConnectionRefusedError(
+        msg = "cannot list"
+        raise RaystackError(msg) from ConnectionRefusedError(
             errno.ECONNREFUSED, "Connection refused")
 
     monkeypatch.setattr(raystack.archive, "probe_archive", outage)
@@ -145,3 +148,19 @@ def tiny_fp_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "fp.pt"
     return str(save_checkpoint(path, create_model("vqmau_fp.tiny"), preset="vqmau_fp.tiny",
                                data_fingerprint="random"))
+
+
+def test_the_scan_job_entrypoint_uses_the_same_table(tmp_path, tiny_fp_checkpoint, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "jobs" / "scan.py"
+    spec = importlib.util.spec_from_file_location("scan_job", path)
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    (tmp_path / "empty").mkdir()
+    cfg = tmp_path / "scan.toml"
+    cfg.write_text(f'[scan]\narchive = "{tmp_path / "empty"}"\n'
+                   f'checkpoints = ["{tiny_fp_checkpoint}"]\nstore = "{tmp_path / "st"}"\n')
+    assert job.main(["--config", str(cfg)]) == exitcodes.INVALID
+    assert "holds no videos" in capsys.readouterr().err and not (tmp_path / "st").exists()

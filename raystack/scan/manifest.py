@@ -1,9 +1,11 @@
 """The manifest of a run: one row per work-unit attempt, the scan's source of truth on resume.
 
-Each attempt is its own Parquet file (``manifest/run=<id>/<unit_id>-a<attempt>.parquet``),
+Each attempt is first its own Parquet file (``manifest/run=<id>/<unit_id>-a<attempt>.parquet``),
 so no write ever overwrites history and a killed driver loses at most the rows of the
-attempts in flight. A unit is done when its latest attempt is ``done``; a rerun skips
-those and retries the rest.
+attempts in flight; the driver merges them into one compacted file as it goes
+(:mod:`raystack.scan.manifest_files`). A unit is done when its latest attempt is ``done``;
+a rerun skips those and retries the rest. A video with nothing to score is ``skipped``
+(the reason in ``error``); a done unit that skipped undecodable frames says so in ``warning``.
 
     m = Manifest(Store("./store"), "night-01")
     m.record(manifest_row(unit, "done", rows=1024, attempt=1, worker="host:123"))
@@ -245,7 +247,8 @@ def summarize(
 def summarize_table(
     table: pa.Table, *, run_id: str = "", expected_units: int | None = None
 ) -> ScanSummary:
-    """:func:`summarize` of a manifest table (every attempt row), vectorised.
+    """:func:`summarize` of a manifest table (every attempt row, copies of an attempt
+    counted once), vectorised.
 
     The same summary as ``summarize(latest_attempts(rows).values(), all_rows=rows, ...)``,
     but only the failed, skipped and warned units become Python objects, so ``status`` of
@@ -264,6 +267,11 @@ def summarize_table(
                                              ("f", "ascending")])
     t = table.take(order)
     uid = t["unit_id"].to_numpy(zero_copy_only=False)
+    att = t["attempt"].to_numpy()
+    copy = np.zeros(len(uid), bool)  # the copies a crash in a compaction left: adjacent now
+    copy[:-1] = (uid[:-1] == uid[1:]) & (att[:-1] == att[1:])
+    if copy.any():
+        t, uid = t.filter(pa.array(~copy)), uid[~copy]
     last = np.ones(len(uid), bool)
     last[:-1] = uid[:-1] != uid[1:]
     firsts = np.flatnonzero(np.concatenate(([True], last[:-1])))
@@ -296,7 +304,7 @@ def summarize_table(
     warned = finished.filter(pc.is_valid(finished["warning"]))
     s.warnings = sorted((r["unit_id"], r["uri"], r["warning"])
                         for r in warned.select(["unit_id", "uri", "warning"]).to_pylist())
-    s.attempts = int(table.num_rows)
+    s.attempts = int(t.num_rows)
     s.retried_units = int((per_unit > 1).sum())
     start, end = pc.min(kept["started_at"]).as_py(), pc.max(kept["finished_at"]).as_py()
     if start is not None and end is not None:

@@ -263,9 +263,11 @@ def status(store: Any, run_id: str) -> ScanSummary:
     Raises:
         StoreError: the run has no run.json in the store.
     """
+    from raystack.scan.manifest_files import read_manifest
     from raystack.store import Store
 
     st = store if hasattr(store, "read_run_json") else Store(os.fspath(store))
     doc = st.read_run_json(run_id)
     expected = (doc.get("plan") or {}).get("entries")
-    return summarize_table(Manifest(st, run_id).table(), run_id=run_id, expected_units=expected)
+    table, _ = read_manifest(st, run_id, dedupe=False)  # summarize_table drops the copies
+    return summarize_table(table, run_id=run_id, expected_units=expected)

@@ -115,6 +115,8 @@ def test_a_crash_in_the_middle_of_a_compaction_loses_nothing(tmp_path, monkeypat
 
 def status_counts(store):
     s = summarize_table(read_manifest(store, "r1")[0])
+    raw = summarize_table(read_manifest(store, "r1", dedupe=False)[0])  # what status reads
+    assert (raw.attempts, raw.done) == (s.attempts, s.done)
     return s.attempts, s.done
 
 
@@ -168,10 +170,41 @@ def test_vectorised_summary_equals_the_row_by_row_summary():
     from raystack.store.schema import table_schema
 
     table = pa.Table.from_pylist(rng.sample(rows, len(rows)), schema=table_schema("manifest"))
-    got = summarize_table(table, run_id="r", expected_units=400)
+    copies = pa.concat_tables([table, table.slice(0, 40)])  # as a crash mid-compaction leaves
+    got = summarize_table(copies, run_id="r", expected_units=400)
     want = summarize(latest_attempts(table.to_pylist()).values(), run_id="r",
                      all_rows=table.to_pylist(), expected_units=400)
     got.stage_s = {k: round(v, 6) for k, v in got.stage_s.items()}
     want.stage_s = {k: round(v, 6) for k, v in want.stage_s.items()}
     assert got == want
     assert got.skipped and got.failed and got.warnings and got.retried_units
+
+
+def test_batches_keep_the_files_a_reader_opens_bounded(tmp_path):
+    store = Store(tmp_path / "st").ensure()
+    m = Manifest(store, "r1").track(compact_every=10)
+    m._compactor.batch = 3
+    rows = [_row(f"u{i:02d}", 1) for i in range(12)]
+    seen = []
+    for r in rows:
+        m.record(r)
+        seen.append(len(_files(store)))
+    # 3 attempt files become one batch file; at 10 rows (checked every 3) all become one.
+    assert seen == [1, 2, 1, 2, 3, 2, 3, 4, 3, 4, 5, 1]
+    assert max(seen) <= 1 + 10 // 3 + 3 - 1
+    assert _key(read_manifest(store, "r1")[0].to_pylist()) == _key(rows)
+    assert (m._compactor.batches, m._compactor.compactions) == (3, 1)
+
+
+def test_old_manifest_files_without_the_newer_columns_are_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store = Store(tmp_path / "st").ensure()
+    Manifest(store, "r1").record(_row("u1", 1))
+    old = pa.Table.from_pylist([_row("u0", 1)]).drop_columns(["warning"])
+    folder = tmp_path / "st" / "manifest" / "run=r1"
+    pq.write_table(old, folder / "u0-a1.parquet")
+    table, _ = read_manifest(store, "r1")
+    assert sorted(table["unit_id"].to_pylist()) == ["u0", "u1"]
+    assert table["warning"].null_count == 2
