@@ -59,4 +59,5 @@ def manifest_rows(run_id: str = "r1") -> pa.Table:
         "flow_s": [None],
         "model_s": [0.2],
         "write_s": [0.01],
+        "warning": pa.array([None], pa.string()),
     })
