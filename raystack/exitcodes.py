@@ -23,24 +23,20 @@ UNAVAILABLE = 3  # storage or infrastructure unavailable: disk full, read-only, 
 INTERNAL = 4  # an unexpected error: a bug in raystack (the traceback is printed)
 INTERRUPTED = 130  # Ctrl-C / SIGINT, as shells report it
 
-TABLE = (
-    (OK, "success: every unit done, every file readable"),
-    (FAILED, "the command ran but part of the work failed: units failed or are pending "
-             "(scan, status), files unreadable (probe), training failed; the output "
-             "names each file and the reason"),
-    (INVALID, "invalid settings, usage or input: a bad option or config, a missing or "
-              "empty archive, an unknown run or store, a bad checkpoint, bad SQL"),
-    (UNAVAILABLE, "storage or infrastructure unavailable: disk full, read-only or "
-                  "not writable, S3 or the archive unreachable, Ray cluster unreachable; "
-                  "the message names the store or file, and a rerun resumes"),
-    (INTERNAL, "an unexpected error (a bug in raystack); the traceback is printed"),
-    (INTERRUPTED, "interrupted (Ctrl-C); finished work is kept and a rerun resumes"),
+TABLE = (  # one line each: the CLI's help epilog; docs/cli.md has examples
+    (OK, "success"),
+    (FAILED, "part of the work failed (units, unreadable files, training); each file named"),
+    (INVALID, "invalid settings, usage or input, e.g. a missing or empty archive"),
+    (UNAVAILABLE, "storage or infrastructure unavailable (disk full, read-only, S3 or Ray "
+                  "down); rerun to resume"),
+    (INTERNAL, "unexpected error, a bug in raystack (the traceback is printed)"),
+    (INTERRUPTED, "interrupted (Ctrl-C); rerun to resume"),
 )
 
 
 def epilog() -> str:
     """The exit-code table as the CLI's help epilog (one line per code)."""
-    lines = ["Exit codes (every command):"]
+    lines = ["Exit codes of every command (docs/cli.md):"]
     lines += [f"{code:>3}  {text}" for code, text in TABLE]
     # Click rewraps paragraphs; \b keeps these lines as they are.
     return "\b\n" + "\n".join(lines)
