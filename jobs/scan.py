@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     except (Exception, KeyboardInterrupt) as e:
         return fail(e).exit_code  # prints the one-line message; the code of docs/cli.md
     print_result(result)
-    return 0 if result.ok or result.dry_run else 1
+    if result.dry_run:
+        return 0
+    from raystack.exitcodes import run_exit_code
+
+    return run_exit_code(result.ok, [err for _, _, err in result.summary.failed])
 
 
 if __name__ == "__main__":

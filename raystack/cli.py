@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from raystack.cli_errors import ExitCodeGroup, fail
-from raystack.exitcodes import epilog
+from raystack.exitcodes import epilog, run_exit_code
 
 app = typer.Typer(
     name="raystack",
@@ -233,8 +233,8 @@ def scan_cmd(
                     "to resume", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(code=130) from None
     print_result(result)
-    if not result.ok and not result.dry_run:
-        raise typer.Exit(code=1)
+    if not result.dry_run and (code := run_exit_code(result.ok, _errors(result.summary))):
+        raise typer.Exit(code=code)
 
 
 @app.command("status")
@@ -254,8 +254,12 @@ def status_cmd(
     except (RaystackError, ValueError, OSError) as e:
         raise _fail(e) from e
     Console().print(render_summary(summary))
-    if not summary.ok:
-        raise typer.Exit(code=1)
+    if code := run_exit_code(summary.ok, _errors(summary)):
+        raise typer.Exit(code=code)
+
+
+def _errors(summary) -> list[str]:
+    return [err for _, _, err in summary.failed]
 
 
 # --- query and evaluation: sql, events, calibrate, eval, report ------------------------

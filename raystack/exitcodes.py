@@ -172,3 +172,29 @@ def storage_guard(where: str, resume: str) -> Iterator[None]:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         msg = f"{where}: {reason} ({type(e).__name__}: {first}); {resume}"
         raise InfrastructureError(msg) from e
+
+
+# How an infrastructure failure reads in the manifest's error column ("Type: message").
+_INFRA_ERROR_TEXT = ("No space left on device", "Read-only file system", "Disk quota exceeded",
+                     "Errno 28]", "Errno 30]", "Errno 122]", *_ARROW_S3_OUTAGE)
+_INFRA_ERROR_TYPES = ("EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError",
+                      "ConnectTimeoutError", "ConnectionError", "ConnectionRefusedError",
+                      "ConnectionResetError", "TimeoutError", "InfrastructureError")
+
+
+def is_infrastructure_failure(error: str | None) -> bool:
+    """Whether a failed unit's recorded error is the storage's fault, not the input's."""
+    text = error or ""
+    return text.split(":", 1)[0].strip() in _INFRA_ERROR_TYPES or any(
+        s in text for s in _INFRA_ERROR_TEXT)
+
+
+def run_exit_code(ok: bool, failed_errors: list[str]) -> int:
+    """The code of a scan or status that finished: 0, 1 (units failed or pending), or 3 when
+    any unit failed because storage was unavailable, so a scheduler reruns it (a rerun
+    retries exactly the failed units; one that then fails on its input exits 1)."""
+    if ok:
+        return OK
+    if any(is_infrastructure_failure(e) for e in failed_errors):
+        return UNAVAILABLE
+    return FAILED

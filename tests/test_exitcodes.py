@@ -164,3 +164,33 @@ def test_the_scan_job_entrypoint_uses_the_same_table(tmp_path, tiny_fp_checkpoin
                    f'checkpoints = ["{tiny_fp_checkpoint}"]\nstore = "{tmp_path / "st"}"\n')
     assert job.main(["--config", str(cfg)]) == exitcodes.INVALID
     assert "holds no videos" in capsys.readouterr().err and not (tmp_path / "st").exists()
+
+
+def test_a_run_whose_units_failed_on_storage_exits_3_not_1():
+    bad_file = "UndecodableVideoError: /a/x.mp4: not a readable video container"
+    outage = "EndpointConnectionError: Could not connect to the endpoint URL: http://s3/b/k"
+    full = "OSError: [Errno 28] No space left on device"
+    assert exitcodes.run_exit_code(True, []) == exitcodes.OK
+    assert exitcodes.run_exit_code(False, []) == exitcodes.FAILED  # pending units
+    assert exitcodes.run_exit_code(False, [bad_file]) == exitcodes.FAILED
+    assert exitcodes.run_exit_code(False, [bad_file, outage]) == exitcodes.UNAVAILABLE
+    assert exitcodes.run_exit_code(False, [full]) == exitcodes.UNAVAILABLE
+    # A dead worker may be the input's fault (a decoder crash): not an outage by itself.
+    assert exitcodes.run_exit_code(False, ["worker died: RayActorError: x"]) == 1
+
+
+def test_status_of_a_run_with_an_outage_failure_exits_3(tmp_path):
+    from raystack.scan.manifest import Manifest, manifest_row
+    from raystack.scan.plan import Outcome
+    from raystack.store import Store
+
+    st = Store(tmp_path / "st").ensure()
+    st.write_run_json("r1", {"plan": {"entries": 2}})
+    m = Manifest(st, "r1")
+    for uid, status, err in (("a-1", "done", None),
+                             ("b-1", "failed", "ConnectTimeoutError: Connect timeout on "
+                                               "endpoint URL")):
+        m.record(manifest_row(Outcome(uid, uid, f"/a/{uid}.mp4", status, 0, None), status,
+                              error=err))
+    res = CliRunner().invoke(app, ["status", st.uri, "--run-id", "r1"], env={"COLUMNS": "200"})
+    assert res.exit_code == exitcodes.UNAVAILABLE and "ConnectTimeoutError" in res.output
