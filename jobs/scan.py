@@ -6,8 +6,9 @@
 Under ``ray job submit`` the entrypoint has ``RAY_ADDRESS`` set, so the scan joins that
 cluster instead of starting its own Ray. ``--set key=value`` overrides one ScanConfig
 field; the value is read as TOML (``workers=2``, ``checkpoints=["a.pt"]``) or, if it is
-not valid TOML, as a plain string (``store=s3://bucket/store``). Exit status: 0 when every
-unit is done, 1 when some failed, 2 on invalid settings.
+not valid TOML, as a plain string (``store=s3://bucket/store``). Exit status: the table of
+docs/cli.md, as for ``raystack scan``: 0 when every unit is done, 1 when some failed, 2 on
+invalid settings, 3 when the store or archive is unavailable (a rerun resumes).
 """
 
 from __future__ import annotations
@@ -25,20 +26,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="override one ScanConfig field (repeatable)")
     args = parser.parse_args(argv)
 
-    from rich.console import Console
-
-    from raystack.errors import RaystackError
+    from raystack.cli_errors import fail
     from raystack.scan import load_scan_config, scan
     from raystack.scan.progress import print_result
 
     try:
         cfg = load_scan_config(args.config, **parse_set(args.set))
         result = scan(cfg)
-    except (RaystackError, ValueError, OSError) as e:
-        Console(stderr=True).print(f"[red]error:[/red] {e}", highlight=False)
-        return 2
+    except (Exception, KeyboardInterrupt) as e:
+        return fail(e).exit_code  # prints the one-line message; the code of docs/cli.md
     print_result(result)
-    return 0 if result.ok or result.dry_run else 1
+    if result.dry_run:
+        return 0
+    from raystack.exitcodes import run_exit_code
+
+    return run_exit_code(result.ok, [err for _, _, err in result.summary.failed])
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ cluster instead of starting its own Ray (with ``workers`` >= 2). ``--set key=val
 overrides one TrainConfig field; the value is read as TOML (``epochs=4``,
 ``model_overrides={img_size=[64, 64]}``) or, if it is not valid TOML, as a plain string
 (``storage=s3://bucket/runs``). Rerunning with the same ``name`` resumes the run from its
-latest checkpoint. Exit status: 0 on success, 1 when training failed, 2 on invalid
-settings or input.
+latest checkpoint. Exit status: the table of docs/cli.md: 0 on success, 1 when training
+failed, 2 on invalid settings or input, 3 when storage is unavailable (a rerun resumes).
 """
 
 from __future__ import annotations
@@ -27,22 +27,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="override one TrainConfig field (repeatable)")
     args = parser.parse_args(argv)
 
-    from rich.console import Console
-
-    from raystack.errors import RaystackError
+    from raystack.cli_errors import fail
     from raystack.train import load_train_config, train
-    from raystack.train.ray_train import TrainingFailed
 
-    console = Console(stderr=True)
     try:
         cfg = load_train_config(args.config, **parse_set(args.set))
         result = train(cfg)
-    except TrainingFailed as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False)
-        return 1
-    except (RaystackError, ValueError, OSError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False)
-        return 2
+    except (Exception, KeyboardInterrupt) as e:
+        return fail(e).exit_code  # prints the one-line message; the code of docs/cli.md
     print(result.summary())
     return 0
 

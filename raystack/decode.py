@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from raystack.decode_base import VideoReader, resize_rgb, to_model_range
 from raystack.errors import UndecodableVideoError
 
 # Which reader serves which access pattern (bench/decode_bench.py, results in
@@ -40,83 +41,6 @@ LONG_VIDEO_SEQUENTIAL_BACKEND = "pyav"
 LONG_VIDEO_BYTES = 1 << 30
 RANDOM_BACKEND = "decord"
 BACKENDS = ("decord", "pyav")
-
-
-def to_model_range(frames_uint8: np.ndarray) -> np.ndarray:
-    """uint8 pixels -> float32 in [-1, 1] (0 -> -1, 255 -> 1), same shape."""
-    return frames_uint8.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
-
-
-def resize_rgb(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    """Resize one (H, W, 3) uint8 frame to ``size`` = (width, height); None keeps it.
-
-    Every reader resizes through here so that switching readers never changes pixels.
-    Bilinear, as ``cv2.resize``'s default in the public VADMamba/MNAD data loaders (the
-    evaluation protocol's preprocessing); INTER_AREA would alias less but took 1.3 ms per
-    640x480 frame here against 0.11 ms, more than decoding the frame.
-    """
-    if size is None or (frame.shape[1], frame.shape[0]) == tuple(size):
-        return np.ascontiguousarray(frame)
-    import cv2
-
-    return cv2.resize(frame, tuple(size), interpolation=cv2.INTER_LINEAR)
-
-
-def _check_size(size: Any) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    w, h = (int(v) for v in size)
-    if w <= 0 or h <= 0:
-        msg = f"size must be (width, height) with positive values, got {size!r}"
-        raise ValueError(msg)
-    return (w, h)
-
-
-class VideoReader:
-    """Reads frame ranges of one video. Use as a context manager.
-
-    Attributes:
-        uri: the file or folder read (the S3 URI for cached objects).
-        num_frames, fps: as the container (or the folder) declares them.
-        width, height: size of the SOURCE frames; reads are resized to ``size``.
-        size: (width, height) of what :meth:`read` returns, or None for the source size.
-    """
-
-    backend = "base"
-
-    def __init__(self, uri: str, size: tuple[int, int] | None) -> None:
-        self.uri = uri
-        self.size = _check_size(size)
-        self.num_frames = 0
-        self.fps = 0.0
-        self.width = 0
-        self.height = 0
-
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:  # noqa: B027 - readers without handles have nothing to close
-        pass
-
-    @property
-    def out_shape(self) -> tuple[int, int]:
-        """(height, width) of the frames :meth:`read` returns."""
-        return (self.size[1], self.size[0]) if self.size else (self.height, self.width)
-
-    def _check_range(self, start: int, stop: int) -> None:
-        if not 0 <= start <= stop <= self.num_frames:
-            msg = f"{self.uri}: frame range [{start}, {stop}) outside [0, {self.num_frames})"
-            raise IndexError(msg)
-
-    def _empty(self) -> np.ndarray:
-        return np.zeros((0, *self.out_shape, 3), np.uint8)
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Frames ``[start, stop)`` as uint8 (T, H, W, 3) RGB, resized to ``size``."""
-        raise NotImplementedError
 
 
 # --- decord: random access and sequential reads of ordinary files -------------------
@@ -355,54 +279,6 @@ class PyAVReader(VideoReader):
         self._s.close()
 
 
-# --- frame folders --------------------------------------------------------------------
-
-
-def load_image(uri: str) -> np.ndarray:
-    """One image (local path or ``s3://`` URI) as uint8 (H, W, 3) RGB.
-
-    Grayscale, 16-bit and RGBA images are converted; anything OpenCV cannot decode
-    raises :class:`UndecodableVideoError` naming the image.
-    """
-    import cv2
-
-    if uri.startswith("s3://"):
-        from raystack.archive.cache import read_object
-
-        data = np.frombuffer(read_object(uri), np.uint8)
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    else:
-        if not os.path.isfile(uri):
-            raise UndecodableVideoError(uri, "image file does not exist")
-        bgr = cv2.imread(uri, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise UndecodableVideoError(
-            uri, "OpenCV cannot decode this image (corrupt or not an image)"
-        )
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-class FrameFolderReader(VideoReader):
-    """Reads a folder of images (natural order) as a video at an assumed frame rate."""
-
-    backend = "frames"
-
-    def __init__(self, uri: str, members: tuple[str, ...], *, size=(256, 256), fps: float = 25.0):
-        super().__init__(uri, size)
-        if not members:
-            raise UndecodableVideoError(uri, "folder holds no image files (jpg, png, tif, ...)")
-        self.members = tuple(members)
-        self.num_frames = len(self.members)
-        self.fps = float(fps)
-        self.height, self.width = load_image(self.members[0]).shape[:2]
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        self._check_range(start, stop)
-        if start == stop:
-            return self._empty()
-        return np.stack([resize_rgb(load_image(m), self.size) for m in self.members[start:stop]])
-
-
 # --- entry points ---------------------------------------------------------------------
 
 
@@ -489,6 +365,9 @@ def read_clip(
     with open_reader(src, size=size) as r:
         return to_model_range(r.read(start, stop))
 
+
+# The frame-folder reader lives in its own module.
+from raystack.decode_frames import FrameFolderReader, load_image  # noqa: E402
 
 __all__ = [
     "BACKENDS",

@@ -33,5 +33,6 @@ class ConfigError(RaystackError):
 
 
 class InfrastructureError(RaystackError):
-    """The store, the archive's server or a worker was unavailable for longer than the retry
-    budget; not a fault of the input. A scan retries the unit later; a rerun resumes."""
+    """The store, the archive's server, the disk or a worker was unavailable (an S3 outage
+    longer than the retry budget, a full or read-only disk): nothing is wrong with the
+    input, and a rerun resumes."""

@@ -234,10 +234,8 @@ def test_frame_folder_errors(tmp_path):
     bad = tmp_path / "bad"
     write_frames(bad, moving(3), ext=".jpg")
     (bad / "0001.jpg").write_text("not a jpeg")
-    with open_reader(bad) as r:
-        r.read(0, 1)
-        with pytest.raises(UndecodableVideoError) as info:
-            r.read(0, 3)
-    assert info.value.uri == str(bad / "0001.jpg") and "cannot decode" in info.value.reason
+    with open_reader(bad) as r:  # one bad image is one skipped frame (test_decode_frames.py)
+        assert r.read(0, 3).shape[0] == 3
+    assert r.bad_frames[1].startswith(str(bad / "0001.jpg")) and "cannot decode" in r.bad_frames[1]
     with pytest.raises(UndecodableVideoError, match="does not exist"):
         load_image(str(tmp_path / "missing.png"))

@@ -181,6 +181,6 @@ def test_cli_synth(tmp_path):
     assert "wrote 1 training and 2 test videos" in res.output and "fast frames [" in res.output
     assert len(np.load(out / LABELS_FILE)) == 32
     res = CliRunner().invoke(app, ["synth", str(out)])
-    assert res.exit_code == 1 and "--overwrite" in res.output
+    assert res.exit_code == 2 and "--overwrite" in res.output
     res = CliRunner().invoke(app, ["synth", str(tmp_path / "z"), "--size", "big"])
-    assert res.exit_code == 1 and "256x256" in res.output
+    assert res.exit_code == 2 and "256x256" in res.output

@@ -118,4 +118,4 @@ def test_cli_scene(tmp_path):
     assert res.exit_code == 0, res.output
     assert "runner" in res.output
     res = runner.invoke(app, ["synth", str(tmp_path / "t"), "--scene", "streets"])
-    assert res.exit_code == 1 and "unknown scene 'streets'" in res.output
+    assert res.exit_code == 2 and "unknown scene 'streets'" in res.output

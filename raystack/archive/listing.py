@@ -21,6 +21,7 @@ from pathlib import Path
 from raystack import retry
 from raystack.archive.ids import (
     DEFAULT_EXCLUDE,
+    VIDEO_EXTS,
     is_image_name,
     is_video_name,
     natural_key,
@@ -29,6 +30,7 @@ from raystack.archive.ids import (
 )
 from raystack.archive.s3 import is_s3_uri, parse_s3_uri, s3_client
 from raystack.errors import ArchiveError
+from raystack.redact import redact_uri
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,21 @@ def list_archive(
             (default: UCSD ground-truth folders ``*_gt``).
 
     Raises:
-        ArchiveError: the folder, bucket or prefix does not exist or cannot be listed.
+        ArchiveError: the folder, bucket or prefix does not exist, cannot be listed, or
+            holds no video (a scan of it would silently do nothing).
     """
     uri = str(uri)
     srcs = _list_s3(uri, exclude) if is_s3_uri(uri) else _list_local(uri, exclude)
+    if not srcs:
+        msg = (f"archive {redact_uri(uri)} holds no videos: no video file "
+               f"({', '.join(sorted(VIDEO_EXTS)[:6])}, ...) and no folder of images (jpg, png, "
+               f"tif, ...) under it{_excluded_note(exclude)}; is the path right?")
+        raise ArchiveError(msg)
     return sorted(srcs, key=lambda s: s.relpath)
+
+
+def _excluded_note(exclude: Sequence[str]) -> str:
+    return f" (skipped: {', '.join(exclude)})" if exclude else ""
 
 
 # --- local ----------------------------------------------------------------------------

@@ -52,13 +52,15 @@ def _probe_video(src: VideoSource, verify: bool) -> dict[str, Any]:
 
 
 def _probe_frames(src: VideoSource, fps: float, verify: bool) -> dict[str, Any]:
-    from raystack.decode import load_image
+    from raystack.decode_frames import first_decodable
 
     if not src.members:
         raise UndecodableVideoError(src.uri, "folder holds no image files (jpg, png, tif, ...)")
-    height, width = load_image(src.members[0]).shape[:2]
+    # One bad image is one bad frame (the scan skips and records it), not a bad folder.
+    _, image = first_decodable(src.members, src.uri)
+    height, width = image.shape[:2]
     if verify and len(src.members) > 1:
-        load_image(src.members[-1])
+        first_decodable(src.members, src.uri, reverse=True)
     kinds = sorted({suffix(m).lstrip(".") for m in src.members})
     return {
         "frames": len(src.members),

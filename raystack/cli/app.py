@@ -12,7 +12,10 @@ from typing import Any
 import typer
 import typer.core
 
+from raystack.cli_errors import ExitCodeGroup
+from raystack.cli_errors import fail as _fail_by_table
 from raystack.config import absolute_path
+from raystack.exitcodes import epilog
 
 _display_type = typer.core.TyperOption.display_type_rich
 
@@ -36,6 +39,8 @@ def _version(value: bool) -> None:
 app = typer.Typer(
     name="raystack",
     help="Scan video archives for anomalies with state-space (Mamba) models.",
+    epilog=epilog(),
+    cls=ExitCodeGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -52,8 +57,11 @@ def _root(
     """Scan video archives for anomalies with state-space (Mamba) models."""
 
 
-def fail(err: Exception, code: int = 1) -> typer.Exit:
-    """Print ``err`` as one red line on stderr; the Exit to raise with ``code``."""
+def fail(err: BaseException, code: int | None = None) -> typer.Exit:
+    """Print ``err`` as one red line on stderr; the Exit to raise, with ``code`` or else the
+    code of the exit-code table (raystack.exitcodes, the same for every command)."""
+    if code is None:
+        return _fail_by_table(err)
     typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=code)
 

@@ -78,7 +78,7 @@ def probe(
     of images (jpg, png, tif: UCSD Ped2, Avenue, ShanghaiTech style). S3 uses
     the standard AWS settings (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
     ~/.aws/config, ...). A file that cannot be read is listed with the
-    reason, and the rest of the archive is still probed.
+    reason, and the rest of the archive is still probed; the command then exits 1.
 
     Examples: raystack probe /tmp/a
     raystack probe s3://cams/2024 --format parquet --out videos.parquet
@@ -97,3 +97,8 @@ def probe(
             write_videos(table, "csv" if fmt == "table" else fmt, out)
     except (RaystackError, ValueError, OSError) as e:
         raise fail(e) from e
+    unreadable = table.num_rows - table["probe_error"].null_count
+    if unreadable:  # a job that checks an archive must see it is not all readable
+        typer.secho(f"{unreadable} of {table.num_rows} videos could not be read (see "
+                    "probe_error)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)

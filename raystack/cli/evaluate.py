@@ -90,8 +90,7 @@ def report_cmd(
         per_video = load_labels_for_run(store, run_id, labels) if labels else None
         report = build_report(store, run_id, out, opts, labels=per_video)
     except (RaystackError, ValueError, OSError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from e
+        raise fail(e) from e
     typer.echo(f"report: {report.path} ({report.pages} pages, {report.events} events)")
     for w in report.warnings:
         typer.secho(f"warning: {w}", fg=typer.colors.YELLOW, err=True)

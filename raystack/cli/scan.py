@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from raystack.cli.app import abs_path, app, default_of
+from raystack.cli.app import abs_path, app, default_of, fail
+from raystack.exitcodes import run_exit_code
 from raystack.scan.config import ScanConfig
 
 
@@ -51,7 +54,8 @@ def scan_cmd(
     """Score every frame of an archive into a Parquet store, on Ray; reruns resume.
 
     Exits 1 when any unit failed (the summary lists each file and the reason), 2 on
-    invalid settings.
+    invalid settings or an archive with no videos, 3 when the store or archive is
+    unavailable (disk full, read-only, S3 down; a rerun resumes).
 
     Example: raystack scan /tmp/a/test -c fp.pt -c fr.pt --store /tmp/store --run-id night1
     """
@@ -69,15 +73,14 @@ def scan_cmd(
         )
         result = scan(cfg)
     except (RaystackError, ValueError, OSError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from e
+        raise fail(e) from e
     except KeyboardInterrupt:
         typer.secho("interrupted: finished units are recorded; rerun with the same --run-id "
                     "to resume", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(code=130) from None
     print_result(result)
-    if not result.ok and not result.dry_run:
-        raise typer.Exit(code=1)
+    if not result.dry_run and (code := run_exit_code(result.ok, _errors(result.summary))):
+        raise typer.Exit(code=code)
 
 
 @app.command("status")
@@ -95,8 +98,11 @@ def status_cmd(
     try:
         summary = status(store, run_id)
     except (RaystackError, ValueError, OSError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from e
+        raise fail(e) from e
     console().print(render_summary(summary))
-    if not summary.ok:
-        raise typer.Exit(code=1)
+    if code := run_exit_code(summary.ok, _errors(summary)):
+        raise typer.Exit(code=code)
+
+
+def _errors(summary: Any) -> list[str]:
+    return [err for _, _, err in summary.failed]

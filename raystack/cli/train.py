@@ -70,13 +70,13 @@ def train_cmd(
             address=address, progress=progress,
         ))
     except (RaystackError, ValueError, OSError) as e:
-        raise fail(e, code=2) from e
+        raise fail(e) from e
     try:
         result = train(cfg)
     except TrainingFailed as e:
         raise fail(e) from e
     except (RaystackError, ValueError, OSError) as e:
-        raise fail(e, code=2) from e
+        raise fail(e) from e
     except KeyboardInterrupt:
         typer.secho(f"interrupted: finished epochs are checkpointed in {cfg.storage}/{cfg.name}; "
                     f"rerun with --storage {cfg.storage} --name {cfg.name} to resume",

@@ -1,9 +1,11 @@
 """The manifest of a run: one row per work-unit attempt, the scan's source of truth on resume.
 
-Each attempt is its own Parquet file (``manifest/run=<id>/<unit_id>-a<attempt>.parquet``),
+Each attempt is first its own Parquet file (``manifest/run=<id>/<unit_id>-a<attempt>.parquet``),
 so no write ever overwrites history and a killed driver loses at most the rows of the
-attempts in flight. A unit is done when its latest attempt is ``done``; a rerun skips
-those and retries the rest.
+attempts in flight; the driver merges them into one compacted file as it goes
+(:mod:`raystack.scan.manifest_files`). A unit is done when its latest attempt is ``done``;
+a rerun skips those and retries the rest. A video with nothing to score is ``skipped``
+(the reason in ``error``); a done unit that skipped undecodable frames says so in ``warning``.
 
     m = Manifest(Store("./store"), "night-01")
     m.record(manifest_row(unit, "done", rows=1024, attempt=1, worker="host:123"))
@@ -29,6 +31,9 @@ STAGES = ("decode_s", "flow_s", "model_s", "write_s")
 # the machinery around it (a dead worker, the store or the network away; retrying will).
 INPUT, INFRASTRUCTURE = "input", "infrastructure"
 FAILURE_KINDS = (INPUT, INFRASTRUCTURE)
+STATUSES = ("done", "failed", "skipped")
+# Stores written before short videos were named recorded them as done rows with no reason.
+LEGACY_SHORT_REASON = "too short to score (recorded without the frame count)"
 
 
 def utcnow() -> datetime:
@@ -55,12 +60,16 @@ def manifest_row(
     timings: dict[str, float] | None = None,
     run_id: str = "",
     failure_kind: str | None = None,
+    warning: str | None = None,
 ) -> dict[str, Any]:
     """A manifest row (a dict in the ``manifest`` schema) for one attempt of ``unit``.
 
-    A failed row is of ``failure_kind`` ``"input"`` unless told otherwise."""
-    if status not in ("done", "failed"):
-        msg = f"manifest status must be 'done' or 'failed', got {status!r}"
+    ``error`` says why a ``failed`` attempt failed or why a ``skipped`` video has nothing
+    to score; ``warning`` what a ``done`` unit could not do (undecodable frames skipped).
+    A failed row is of ``failure_kind`` ``"input"`` unless told otherwise.
+    """
+    if status not in STATUSES:
+        msg = f"manifest status must be one of {STATUSES}, got {status!r}"
         raise ValueError(msg)
     if status == "failed":
         failure_kind = failure_kind or INPUT
@@ -90,16 +99,30 @@ def manifest_row(
         "finished_at": finished_at or utcnow(),
         **{k: (float(timings[k]) if k in timings else None) for k in STAGES},
         "failure_kind": failure_kind,
+        "warning": warning,
     }
 
 
 class Manifest:
-    """Append-only manifest of one run in a store (see module docstring)."""
+    """Append-only manifest of one run in a store (see module docstring).
+
+    The driver of a scan calls :meth:`track` once: from then on the rows stay in memory and
+    the attempt files are merged into one compacted file every ``compact_every`` records
+    (:mod:`raystack.scan.manifest_files`); :meth:`compact` merges the rest at the end.
+    """
 
     def __init__(self, store: Any, run_id: str) -> None:
         self.store = store
         self.run_id = run_id
         self.schema = table_schema("manifest")
+        self._compactor: Any = None
+
+    def track(self, compact_every: int | None = None) -> Manifest:
+        """Read the run's rows once and keep them (and compact) as rows are recorded."""
+        from raystack.scan.manifest_files import COMPACT_EVERY, Compactor
+
+        self._compactor = Compactor(self.store, self.run_id, compact_every or COMPACT_EVERY)
+        return self
 
     def record(self, row: dict[str, Any]) -> dict[str, Any]:
         """Write one attempt row atomically (its own file); returns the row as written."""
@@ -108,12 +131,24 @@ class Manifest:
         row = {**row, "run_id": self.run_id}
         table = pa.Table.from_pylist([row], schema=self.schema)
         name = manifest_name(row["unit_id"], row["attempt"])
-        self.store.write_table("manifest", self.run_id, name, table)
+        uri = self.store.write_table("manifest", self.run_id, name, table)
+        if self._compactor is not None:
+            self._compactor.added(row, uri)
         return row
+
+    def compact(self) -> str | None:
+        """Merge the attempt files into the compacted file now (see :meth:`track`)."""
+        if self._compactor is None:
+            self.track()
+        return self._compactor.compact()
 
     def table(self) -> pa.Table:
         """Every attempt row of the run (empty table when nothing was recorded)."""
-        return self.store.read_table("manifest", self.run_id)
+        if self._compactor is not None:
+            return self._compactor.table()
+        from raystack.scan.manifest_files import read_manifest
+
+        return read_manifest(self.store, self.run_id)[0]
 
     def latest(self) -> dict[str, dict[str, Any]]:
         """``unit_id -> row`` of each unit's latest attempt."""
@@ -140,7 +175,8 @@ class ScanSummary:
     units: int = 0
     done: int = 0
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (unit_id, uri, error)
-    short_videos: int = 0
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (unit_id, uri, reason)
+    warnings: list[tuple[str, str, str]] = field(default_factory=list)  # (unit_id, uri, text)
     rows: int = 0
     frames: int = 0
     attempts: int = 0
@@ -152,6 +188,16 @@ class ScanSummary:
     @property
     def ok(self) -> bool:
         return not self.failed and self.pending == 0
+
+    @property
+    def short_videos(self) -> int:
+        """Videos skipped as too short to score (named in :attr:`skipped`)."""
+        return len(self.skipped)
+
+    @property
+    def planned(self) -> int:
+        """Units of the plan that score frames (the skipped videos are not among them)."""
+        return self.units + self.pending - len(self.skipped)
 
     @property
     def frames_per_s(self) -> float:
@@ -179,12 +225,15 @@ def summarize(
         if r["status"] == "done" and r["unit_id"].endswith(f"-{PROBE_SUFFIX}"):
             continue  # a probe failure fixed by a rerun: bookkeeping, not a unit of the plan
         s.units += 1
-        if r["status"] == "done":
+        legacy_short = r["status"] == "done" and r["unit_id"].endswith(f"-{SHORT_SUFFIX}")
+        if r["status"] == "skipped" or legacy_short:
+            s.skipped.append((r["unit_id"], r["uri"], r.get("error") or LEGACY_SHORT_REASON))
+        elif r["status"] == "done":
             s.done += 1
             s.rows += int(r["rows"] or 0)
             s.frames += int(r["end_frame"]) - int(r["start_frame"])
-            if r["unit_id"].endswith(f"-{SHORT_SUFFIX}"):
-                s.short_videos += 1
+            if r.get("warning"):
+                s.warnings.append((r["unit_id"], r["uri"], r["warning"]))
         else:
             s.failed.append((r["unit_id"], r["uri"], r.get("error") or "unknown error"))
         for k in STAGES:
@@ -204,4 +253,76 @@ def summarize(
     if expected_units is not None:
         s.pending = max(0, expected_units - s.units)
     s.failed.sort()
+    s.skipped.sort()
+    s.warnings.sort()
+    return s
+
+
+def summarize_table(
+    table: pa.Table, *, run_id: str = "", expected_units: int | None = None
+) -> ScanSummary:
+    """:func:`summarize` of a manifest table (every attempt row, copies of an attempt
+    counted once), vectorised.
+
+    The same summary as ``summarize(latest_attempts(rows).values(), all_rows=rows, ...)``,
+    but only the failed, skipped and warned units become Python objects, so ``status`` of
+    a 100,000-unit run stays well under a second (bench/manifest_bench.py).
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return summarize([], run_id=run_id, all_rows=[], expected_units=expected_units)
+    # Ties of attempt: the later finish wins; no finish time counts as the earliest.
+    epoch = pa.scalar(datetime(1970, 1, 1, tzinfo=UTC), table.schema.field("finished_at").type)
+    keys = pa.table({"u": table["unit_id"], "a": table["attempt"],
+                     "f": pc.fill_null(table["finished_at"], epoch)})
+    order = pc.sort_indices(keys, sort_keys=[("u", "ascending"), ("a", "ascending"),
+                                             ("f", "ascending")])
+    t = table.take(order)
+    uid = t["unit_id"].to_numpy(zero_copy_only=False)
+    att = t["attempt"].to_numpy()
+    copy = np.zeros(len(uid), bool)  # the copies a crash in a compaction left: adjacent now
+    copy[:-1] = (uid[:-1] == uid[1:]) & (att[:-1] == att[1:])
+    if copy.any():
+        t, uid = t.filter(pa.array(~copy)), uid[~copy]
+    last = np.ones(len(uid), bool)
+    last[:-1] = uid[:-1] != uid[1:]
+    firsts = np.flatnonzero(np.concatenate(([True], last[:-1])))
+    per_unit = np.diff(np.append(firsts, len(uid)))
+    latest = t.filter(pa.array(last))
+
+    status, ids = latest["status"], latest["unit_id"]
+    is_done = pc.equal(status, "done")
+    closed_probe = pc.and_(is_done, pc.ends_with(ids, f"-{PROBE_SUFFIX}"))
+    kept = latest.filter(pc.invert(closed_probe))
+    is_done = pc.equal(kept["status"], "done")
+    legacy_short = pc.and_(is_done, pc.ends_with(kept["unit_id"], f"-{SHORT_SUFFIX}"))
+    done = pc.and_(is_done, pc.invert(legacy_short))
+    skipped = pc.or_(pc.equal(kept["status"], "skipped"), legacy_short)
+    failed = pc.invert(pc.or_(done, skipped))
+
+    s = ScanSummary(run_id=run_id, units=kept.num_rows)
+    finished = kept.filter(done)
+    s.done = finished.num_rows
+    s.rows = int(pc.sum(finished["rows"]).as_py() or 0)
+    s.frames = int(pc.sum(pc.subtract(finished["end_frame"], finished["start_frame"])).as_py()
+                   or 0)
+    for k in STAGES:
+        s.stage_s[k] = float(pc.sum(pc.fill_null(kept[k], 0.0)).as_py() or 0.0)
+    s.failed = sorted((r["unit_id"], r["uri"], r["error"] or "unknown error")
+                      for r in kept.filter(failed).select(["unit_id", "uri", "error"]).to_pylist())
+    s.skipped = sorted((r["unit_id"], r["uri"], r["error"] or LEGACY_SHORT_REASON)
+                       for r in kept.filter(skipped).select(["unit_id", "uri", "error"])
+                       .to_pylist())
+    warned = finished.filter(pc.is_valid(finished["warning"]))
+    s.warnings = sorted((r["unit_id"], r["uri"], r["warning"])
+                        for r in warned.select(["unit_id", "uri", "warning"]).to_pylist())
+    s.attempts = int(t.num_rows)
+    s.retried_units = int((per_unit > 1).sum())
+    start, end = pc.min(kept["started_at"]).as_py(), pc.max(kept["finished_at"]).as_py()
+    if start is not None and end is not None:
+        s.wall_s = max(0.0, (end - start).total_seconds())
+    if expected_units is not None:
+        s.pending = max(0, expected_units - s.units)
     return s

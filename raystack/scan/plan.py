@@ -11,7 +11,7 @@ scorable frames exactly: no gap, no duplicate.
 
 Videos that cannot be units are reported instead: a probe error becomes a failed
 outcome naming the file and the reason; a video with ``n <= context`` frames has nothing
-to score and becomes a ``done`` outcome with zero rows (a "short" video).
+to score and becomes a ``skipped`` outcome that says so (a "short" video).
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ class Outcome:
     """A video that yields no work unit, recorded in the manifest as it is.
 
     ``status`` is ``"failed"`` for a probe error (``error`` names the file and the reason)
-    and ``"done"`` with zero rows for a video too short to score.
+    and ``"skipped"`` for a video too short to score (``error`` gives its frame count and
+    the frames the models need).
     """
 
     unit_id: str
@@ -101,7 +102,7 @@ class Plan:
 
     @property
     def short_videos(self) -> tuple[Outcome, ...]:
-        return tuple(o for o in self.outcomes if o.status == "done")
+        return tuple(o for o in self.outcomes if o.status == "skipped")
 
 
 def unit_id(video_id: str, start: int, stop: int) -> str:
@@ -128,6 +129,12 @@ def segment_ranges(n: int, *, context: int, segment_frames: int) -> list[tuple[i
         msg = f"context must be >= 0, got {context}"
         raise ValueError(msg)
     return [(s, min(s + segment_frames, n)) for s in range(context, n, segment_frames)]
+
+
+def too_short_reason(frames: int, context: int) -> str:
+    """Why a video has nothing to score: ``"12 frames; the models need at least 17 ..."``."""
+    return (f"too short to score: {frames} frames; the models need at least {context + 1} "
+            f"(context {context} + 1 frame to score)")
 
 
 def _rows(videos: pa.Table | Sequence[dict]) -> list[dict]:
@@ -168,7 +175,8 @@ def plan_units(
             continue
         ranges = segment_ranges(int(n), context=context, segment_frames=segment_frames)
         if not ranges:
-            outcomes.append(Outcome(f"{vid}-{SHORT_SUFFIX}", vid, uri, "done", int(n), None))
+            outcomes.append(Outcome(f"{vid}-{SHORT_SUFFIX}", vid, uri, "skipped", int(n),
+                                    too_short_reason(int(n), context)))
             continue
         fps = row.get("fps")
         fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else 0.0

@@ -161,11 +161,14 @@ def render_summary(s: ScanSummary, *, wall_s: float | None = None) -> Any:
     t = Table(title=f"scan {s.run_id}", show_header=False, title_justify="left")
     t.add_column("what", style="bold")
     t.add_column("value", justify="right")
-    t.add_row("units done", f"{s.done}/{s.units + s.pending}")
+    t.add_row("units done", f"{s.done}/{s.planned}")
     t.add_row("units failed", f"[red]{len(s.failed)}[/red]" if s.failed else "0")
     if s.pending:
         t.add_row("units pending", f"[yellow]{s.pending}[/yellow]")
-    t.add_row("videos too short to score", str(s.short_videos))
+    t.add_row("videos skipped (too short to score)",
+              f"[yellow]{len(s.skipped)}[/yellow]" if s.skipped else "0")
+    if s.warnings:
+        t.add_row("units with warnings", f"[yellow]{len(s.warnings)}[/yellow]")
     t.add_row("frames scored", f"{s.frames:,}")
     t.add_row("score rows", f"{s.rows:,}")
     if s.attempts:
@@ -177,18 +180,27 @@ def render_summary(s: ScanSummary, *, wall_s: float | None = None) -> Any:
         share = f" ({100 * s.stage_s[k] / busy:.0f}%)" if busy > 0 else ""
         t.add_row(f"worker {k[:-2]} time", f"{_fmt_s(s.stage_s[k])}{share}")
     parts: list[Any] = [t]
-    if s.failed:
-        f = Table(title=f"failed units ({len(s.failed)})", title_justify="left", expand=False)
-        # Fold, never truncate: the file and the reason are what the reader acts on.
-        f.add_column("unit", overflow="fold")
-        f.add_column("file", overflow="fold")
-        f.add_column("reason", overflow="fold")
-        for unit, uri, err in s.failed[:MAX_FAILURES_SHOWN]:
-            f.add_row(unit, uri, err)
-        if len(s.failed) > MAX_FAILURES_SHOWN:
-            f.add_row("...", f"and {len(s.failed) - MAX_FAILURES_SHOWN} more", "")
-        parts.append(f)
+    for title, rows, last in ((f"failed units ({len(s.failed)})", s.failed, "reason"),
+                              (f"skipped videos ({len(s.skipped)})", s.skipped, "reason"),
+                              (f"units with warnings ({len(s.warnings)})", s.warnings,
+                               "warning")):
+        if rows:
+            parts.append(_listing(title, ("unit", "file", last), rows))
     return Group(*parts)
+
+
+def _listing(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Any:
+    """A table of named units: the first MAX_FAILURES_SHOWN, then how many more."""
+    from rich.table import Table
+
+    f = Table(title=title, title_justify="left", expand=False)
+    for c in columns:  # fold, never truncate: the file and the reason are what one acts on
+        f.add_column(c, overflow="fold")
+    for row in rows[:MAX_FAILURES_SHOWN]:
+        f.add_row(*row)
+    if len(rows) > MAX_FAILURES_SHOWN:
+        f.add_row("...", f"and {len(rows) - MAX_FAILURES_SHOWN} more", *[""] * (len(columns) - 2))
+    return f
 
 
 def render_plan(plan: Any, run_id: str = "") -> Any:
@@ -207,13 +219,11 @@ def render_plan(plan: Any, run_id: str = "") -> Any:
     t.add_row("videos too short to score", str(len(plan.short_videos)))
     t.add_row("videos that failed probing", str(len(plan.probe_failures)))
     parts: list[Any] = [t]
-    if plan.probe_failures:
-        f = Table(title="probe failures", title_justify="left")
-        f.add_column("file", overflow="fold")
-        f.add_column("reason", overflow="fold")
-        for o in plan.probe_failures[:MAX_FAILURES_SHOWN]:
-            f.add_row(o.uri, o.error or "")
-        parts.append(f)
+    for title, outcomes in (("probe failures", plan.probe_failures),
+                            ("videos too short to score", plan.short_videos)):
+        if outcomes:
+            parts.append(_listing(title, ("file", "reason"),
+                                  [(o.uri, o.error or "") for o in outcomes]))
     return Group(*parts)
 
 

@@ -23,7 +23,7 @@ from raystack.config import resolve_paths, to_dict
 from raystack.errors import ConfigError
 from raystack.redact import redact_uri
 from raystack.scan.config import ScanConfig, check_config, resolve_run_id
-from raystack.scan.manifest import Manifest, ScanSummary, manifest_row, summarize
+from raystack.scan.manifest import Manifest, ScanSummary, manifest_row, summarize_table
 from raystack.scan.plan import PROBE_SUFFIX, Outcome, Plan, plan_units
 
 # Settings that change which units exist or what their scores mean.
@@ -134,10 +134,22 @@ def scan(cfg: ScanConfig | None = None, **overrides: Any) -> ScanResult:
         s = ScanSummary(run_id=run_id, pending=len(plan.units) + len(plan.outcomes))
         return ScanResult(run_id, plan, s, time.perf_counter() - t_start, dry_run=True)
 
-    from raystack.store import Store
+    from raystack.exitcodes import storage_guard
     from raystack.store.layout import check_name
 
     check_name(run_id, "run id")
+    resume = (f"the units finished so far are recorded: once the store is writable again, "
+              f"rerun with --run-id {run_id} to resume")
+    with storage_guard(f"store {redact_uri(str(cfg.store))}", resume):
+        return _scan_into_store(cfg, run_id, info, plan, videos, t_start)
+
+
+def _scan_into_store(
+    cfg: ScanConfig, run_id: str, info: dict[str, Any], plan: Plan, videos: Any, t_start: float
+) -> ScanResult:
+    """Record the run, score the units that are not done yet, and summarise the manifest."""
+    from raystack.store import Store
+
     store = Store(cfg.store).ensure()
     identity = _identity(cfg, info)
     previous = store.read_json(f"runs/{run_id}/run.json", default=None)
@@ -158,7 +170,7 @@ def scan(cfg: ScanConfig | None = None, **overrides: Any) -> ScanResult:
     store.write_run_json(run_id, run_doc)
     store.write_table("videos", run_id, "videos", videos)
 
-    manifest = Manifest(store, run_id)
+    manifest = Manifest(store, run_id).track()  # rows kept in memory, files compacted
     latest = manifest.latest()
     for o in plan.outcomes:  # videos with no unit: record how they stand, once per change
         prev = latest.get(o.unit_id)
@@ -174,17 +186,18 @@ def scan(cfg: ScanConfig | None = None, **overrides: Any) -> ScanResult:
     skipped = len(plan.units) - len(todo)
 
     workers = _run_pool(cfg, run_id, todo, manifest) if todo else []
+    manifest.compact()  # one file for `status` and the next resume to read
 
     wall = time.perf_counter() - t_start
-    rows = manifest.table().to_pylist()
-    summary = summarize(_latest(rows).values(), run_id=run_id, all_rows=rows,
-                        expected_units=len(plan.units) + len(plan.outcomes))
+    summary = summarize_table(manifest.table(), run_id=run_id,
+                              expected_units=len(plan.units) + len(plan.outcomes))
     run_doc["finished_at"] = _now_iso()
     run_doc["invocations"][-1].update(finished_at=run_doc["finished_at"], wall_s=wall,
                                       units_run=len(todo), units_skipped=skipped,
                                       workers=workers)
     run_doc["result"] = {"done": summary.done, "failed": len(summary.failed),
-                         "rows": summary.rows, "pending": summary.pending}
+                         "rows": summary.rows, "pending": summary.pending,
+                         "skipped": len(summary.skipped), "warnings": len(summary.warnings)}
     store.write_run_json(run_id, run_doc)
     return ScanResult(run_id, plan, summary, wall, skipped, store.uri, workers=workers)
 
@@ -214,12 +227,6 @@ def _run_pool(
         finally:
             pool.stop()
     return [{**w, "ray_address": pool.address} for w in pool.last_workers]
-
-
-def _latest(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    from raystack.scan.manifest import latest_attempts
-
-    return latest_attempts(rows)
 
 
 def _resolve_probe_failures(manifest: Manifest, latest: dict[str, dict], plan: Plan) -> None:
@@ -258,11 +265,11 @@ def status(store: Any, run_id: str) -> ScanSummary:
     Raises:
         StoreError: the run has no run.json in the store.
     """
+    from raystack.scan.manifest_files import read_manifest
     from raystack.store import Store
 
     st = store if hasattr(store, "read_run_json") else Store(os.fspath(store))
     doc = st.read_run_json(run_id)
-    rows = Manifest(st, run_id).table().to_pylist()
-    latest = _latest(rows)
     expected = (doc.get("plan") or {}).get("entries")
-    return summarize(latest.values(), run_id=run_id, all_rows=rows, expected_units=expected)
+    table, _ = read_manifest(st, run_id, dedupe=False)  # summarize_table drops the copies
+    return summarize_table(table, run_id=run_id, expected_units=expected)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from raystack.errors import InfrastructureError, RaystackError, UndecodableVideoError
 from raystack.scan.chunks import Chunk, Inline, Prefetcher, iter_chunks, prefetch
@@ -119,7 +120,7 @@ class UnitScorer:
         # ~19% (measured here, 2 cores), so the next unit is prefetched by a helper thread
         # that only decodes, never by a second caller.
         self._model_lock = threading.Lock()
-        self._ahead: dict[str, tuple[Prefetcher | Inline, dict[str, float]]] = {}
+        self._ahead: dict[str, tuple[Prefetcher | Inline, dict[str, float], dict[int, str]]] = {}
         self._ahead_lock = threading.Lock()
         self._flow_lock = threading.Lock()
 
@@ -131,10 +132,15 @@ class UnitScorer:
         with self._flow_lock:  # one flow backend object, shared by concurrent calls
             return flow_to_model_input(self._flow(frames_u8))
 
-    def _start(self, unit: WorkUnit) -> tuple[Prefetcher | Inline, dict[str, float]]:
-        """Start decoding ``unit`` on a background thread; returns it and its stage times."""
+    def _start(
+        self, unit: WorkUnit
+    ) -> tuple[Prefetcher | Inline, dict[str, float], dict[int, str]]:
+        """Start decoding ``unit`` on a background thread; returns it, its stage times and
+        the frames the reader could not decode (filled as it reads)."""
         timings = {"decode_s": 0.0, "flow_s": 0.0, "model_s": 0.0}
-        return prefetch(self._chunks(unit, timings), depth=self.prefetch_chunks), timings
+        bad: dict[int, str] = {}
+        items = prefetch(self._chunks(unit, timings, bad), depth=self.prefetch_chunks)
+        return items, timings, bad
 
     def _prefetch_next(self, unit: WorkUnit | None) -> None:
         """Decode the first chunks of the unit that comes next while the model works on
@@ -143,10 +149,12 @@ class UnitScorer:
             stale, self._ahead = self._ahead, {}
             if unit is not None and unit.context == self.context and self.prefetch_chunks:
                 self._ahead[unit.unit_id] = stale.pop(unit.unit_id, None) or self._start(unit)
-        for items, _ in stale.values():
+        for items, *_ in stale.values():
             items.close()
 
-    def _chunks(self, unit: WorkUnit, timings: dict[str, float]) -> Iterator[Chunk | float]:
+    def _chunks(
+        self, unit: WorkUnit, timings: dict[str, float], bad: dict[int, str]
+    ) -> Iterator[Chunk | float]:
         """Open the unit's video and yield its chunks (runs on the prefetch thread).
 
         The first item is the frame rate the reader found, for videos the probe gave none.
@@ -160,6 +168,7 @@ class UnitScorer:
                              cache_max_bytes=self.cache_max_bytes, threads=self.threads or 0,
                              frames_fps=frames_fps)
         timings["decode_s"] = timings.get("decode_s", 0.0) + time.perf_counter() - t0
+        bad_frames = reader.bad_frames
         with reader:
             if reader.num_frames < unit.stop:
                 reason = (
@@ -175,13 +184,18 @@ class UnitScorer:
                 flow=self._flow_model_range if self._flow is not None else None,
                 timings=timings,
             )
+            bad.update((i, r) for i, r in bad_frames.items() if unit.read_start <= i < unit.stop)
 
     # --- scoring -------------------------------------------------------------------------
 
     def score(
         self, unit: WorkUnit, next_unit: WorkUnit | None = None
-    ) -> tuple[pa.Table, dict[str, float]]:
-        """Scores of ``unit`` and the seconds spent per stage (decode, flow, model).
+    ) -> tuple[pa.Table, dict[str, float], dict[int, str]]:
+        """Scores of ``unit``, the seconds spent per stage (decode, flow, model), and the
+        frames of ``[start - context, stop)`` that could not be decoded (index -> reason).
+
+        An undecodable frame (a bad image in a frame folder) gets no score row; the frames
+        whose input needed it are scored with the nearest readable frame in its place.
 
         Args:
             unit: the unit to score.
@@ -200,7 +214,7 @@ class UnitScorer:
             raise ValueError(msg)
         with self._ahead_lock:
             ahead = self._ahead.pop(unit.unit_id, None)
-        items, timings = ahead or self._start(unit)
+        items, timings, bad = ahead or self._start(unit)
         per_stream: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
         aux: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
         fps = unit.fps
@@ -224,7 +238,11 @@ class UnitScorer:
                     aux[s].append(extra if extra is not None else np.full(n, np.nan, np.float32))
         finally:
             items.close()
-        return self._table(unit, fps, per_stream, aux), timings
+        table = self._table(unit, fps, per_stream, aux)
+        if bad:
+            keep = pc.invert(pc.is_in(table["frame"], pa.array(sorted(bad), pa.int64())))
+            table = table.filter(keep)
+        return table, timings, bad
 
     def __call__(self, unit: WorkUnit) -> pa.Table:
         """The ``scores`` rows of ``unit``: one per (frame in [start, stop), stream)."""
@@ -275,7 +293,7 @@ class UnitScorer:
             raise ValueError(msg)
         started = utcnow()
         try:
-            table, timings = self.score(unit, next_unit)
+            table, timings, bad = self.score(unit, next_unit)
             t0 = time.perf_counter()
             self.store.write_table("scores", self.run_id, unit.unit_id, table)
             timings["write_s"] = time.perf_counter() - t0
@@ -288,7 +306,19 @@ class UnitScorer:
                                 failure_kind=kind)
         return manifest_row(unit, "done", rows=table.num_rows, attempt=attempt,
                             worker=worker_name(), started_at=started, timings=timings,
-                            run_id=self.run_id)
+                            run_id=self.run_id, warning=bad_frames_warning(bad))
+
+
+def bad_frames_warning(bad: dict[int, str], shown: int = 20) -> str | None:
+    """The manifest's ``warning`` for undecodable frames: count, indices, first reason."""
+    if not bad:
+        return None
+    idx = sorted(bad)
+    listed = ", ".join(map(str, idx[:shown])) + (f", ... ({len(idx) - shown} more)"
+                                                 if len(idx) > shown else "")
+    noun = "frame" if len(idx) == 1 else "frames"
+    return (f"{len(idx)} undecodable {noun} skipped (no score row; neighbours filled in "
+            f"as model input): {listed} ({bad[idx[0]]})")
 
 
 def _split(out: Any) -> tuple[np.ndarray, np.ndarray | None]:

@@ -72,7 +72,7 @@ def sql_text(name: str) -> str:
 
 # Nullable columns added to a v1 table after its first release: a writer that does not know
 # them still writes (they are stored null), and readers fill them with null in older files.
-ADDED_COLUMNS = {"videos": ("run_id", "content_id"), "manifest": ("failure_kind",)}
+ADDED_COLUMNS = {"videos": ("run_id", "content_id"), "manifest": ("failure_kind", "warning")}
 
 
 def fill_added_columns(table: str, data: pa.Table, run_id: str | None) -> pa.Table:

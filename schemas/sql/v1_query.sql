@@ -42,7 +42,11 @@
 -- raw tables ----------------------------------------------------------------------------
 
 CREATE OR REPLACE VIEW scores AS SELECT * EXCLUDE (run) FROM _raw_scores;
-CREATE OR REPLACE VIEW manifest AS SELECT * EXCLUDE (run) FROM _raw_manifest;
+-- One row per attempt: after a crash in the middle of a manifest compaction an attempt is
+-- in the compacted file and in its own file until the next compaction; it shows once.
+CREATE OR REPLACE VIEW manifest AS SELECT * EXCLUDE (run) FROM _raw_manifest
+    QUALIFY row_number() OVER (PARTITION BY run, unit_id, attempt
+                               ORDER BY finished_at DESC NULLS LAST) = 1;
 -- videos rows carry their run_id since content_id was added; older files only have the
 -- hive partition they live in.
 CREATE OR REPLACE VIEW videos AS

@@ -82,7 +82,8 @@ def test_probe_frames_fps_is_configurable(bad_archive):
 
 def test_cli_probe_prints_table_and_errors(bad_archive):
     res = CliRunner().invoke(app, ["probe", str(bad_archive)], env={"COLUMNS": "160"})
-    assert res.exit_code == 0, res.output
+    # Unreadable files are findings: exit 1 (docs/cli.md), after the whole table.
+    assert res.exit_code == 1, res.output
     assert "good.mp4" in res.output and "317x211" in res.output
     assert "4 of 9 videos cannot be read" in res.output
     assert "empty (0 bytes)" in res.output
@@ -103,6 +104,6 @@ def test_cli_probe_formats(tiny_archive, tmp_path):
     assert res.exit_code == 0, res.output
     assert pq.read_table(out).num_rows == 4
     res = runner.invoke(app, ["probe", str(tiny_archive), "-f", "parquet"])
-    assert res.exit_code == 1 and "--out" in res.output
+    assert res.exit_code == 2 and "--out" in res.output  # usage: exit 2
     res = runner.invoke(app, ["probe", str(tmp_path / "missing")])
-    assert res.exit_code == 1 and "does not exist" in res.output
+    assert res.exit_code == 2 and "does not exist" in res.output

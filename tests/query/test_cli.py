@@ -29,13 +29,13 @@ def test_sql_formats_and_files(labelled_store, tmp_path):
     code, out = invoke("sql", st.uri, q, "--format", "parquet", "--out", tmp_path / "r.parquet")
     assert code == 0 and pq.read_table(tmp_path / "r.parquet").num_rows == 3
     code, out = invoke("sql", st.uri, q, "--format", "parquet")
-    assert code == 1 and "needs --out" in out
+    assert code == 2 and "needs --out" in out
 
 
 def test_sql_refuses_file_statements_clearly(labelled_store, tmp_path):
     st, _ = labelled_store
     code, out = invoke("sql", st.uri, f"COPY (SELECT * FROM scores) TO '{tmp_path}/x.csv'")
-    assert code == 1 and "read-only" in out and not (tmp_path / "x.csv").exists()
+    assert code == 2 and "read-only" in out and not (tmp_path / "x.csv").exists()
 
 
 def test_interactive_prompt_until_quit(labelled_store):
@@ -58,7 +58,7 @@ def test_sql_limits_and_skipped_files(labelled_store, tmp_path):
     code, out = invoke("sql", st.uri, q, "--memory-limit", "1GB", "--format", "csv")
     assert code == 0 and "953.6 MiB" in out
     code, out = invoke("sql", st.uri, q, "--memory-limit", "lots")
-    assert code == 1 and "memory limit must look like" in out
+    assert code == 2 and "memory limit must look like" in out
     link = tmp_path / "store" / "scores" / "run=test" / "zz.parquet"
     link.symlink_to("/etc/passwd")
     code, out = invoke("sql", st.uri, "SELECT count(*) AS n FROM scores", "--format", "csv")
@@ -85,7 +85,7 @@ def test_events_calibrate_and_eval(labelled_store, tmp_path):
                        "--min-frames", "3")
     assert code == 0 and "cam1-id" in out
     code, out = invoke("events", st.uri, "--calibrated", "missing")
-    assert code == 1 and "no calibrated threshold named 'missing'" in out
+    assert code == 2 and "no calibrated threshold named 'missing'" in out
 
     code, out = invoke("eval", st.uri, "--labels", labels, "--run-id", "test", "--sigma", "2",
                        "--out", tmp_path / "ev", "--threshold", "0.6")

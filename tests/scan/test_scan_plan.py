@@ -10,7 +10,7 @@ import pytest
 
 from raystack.errors import ConfigError
 from raystack.scan.config import ScanConfig, check_config, load_scan_config, resolve_run_id
-from raystack.scan.manifest import latest_attempts, manifest_row, summarize
+from raystack.scan.manifest import LEGACY_SHORT_REASON, latest_attempts, manifest_row, summarize
 from raystack.scan.pipeline import pool_shape
 from raystack.scan.plan import plan_units, segment_ranges, unit_id
 
@@ -59,6 +59,11 @@ def test_plan_units_ids_short_videos_and_probe_errors():
     ]
     assert plan.frames == 96 + 1 and plan.videos == 4
     assert [o.unit_id for o in plan.short_videos] == ["cam-b-short"]
+    # A video too short to score is named, with a reason, not counted as done.
+    (short,) = plan.short_videos
+    assert short.status == "skipped" and short.uri == "/a/cam-b.mp4"
+    assert short.error == ("too short to score: 4 frames; the models need at least 5 "
+                           "(context 4 + 1 frame to score)")
     (bad,) = plan.probe_failures
     assert bad.status == "failed" and "/a/cam-c.mp4" in bad.error and "not a readable" in bad.error
     assert unit_id("v", 3, 12) == "v-00000003-00000012"
@@ -85,7 +90,9 @@ def test_latest_attempt_wins_and_summary_counts():
     latest = latest_attempts(rows)
     assert latest["u1"]["attempt"] == 2 and latest["u1"]["status"] == "done"
     s = summarize(latest.values(), run_id="r", all_rows=rows, expected_units=6)
-    assert (s.units, s.done, s.rows, s.frames, s.short_videos) == (4, 3, 40, 20, 1)
+    # The legacy "done, 0 rows" short row of an older store is a named skip, not a unit done.
+    assert (s.units, s.done, s.rows, s.frames, s.short_videos) == (4, 2, 40, 20, 1)
+    assert s.skipped == [("v-short", "/a/v-short", LEGACY_SHORT_REASON)]
     assert s.failed == [("u3", "/a/u3", "UndecodableVideoError: /a/u3: truncated")]
     assert (s.attempts, s.retried_units, s.pending) == (5, 1, 2)
     assert not s.ok and s.stage_s["model_s"] == 32.0
@@ -97,8 +104,8 @@ def test_manifest_row_validates_status():
     row = manifest_row(plan.units[0], "done", rows=26, attempt=2, timings={"model_s": 1.5})
     assert (row["start_frame"], row["end_frame"], row["attempt"], row["model_s"]) == (4, 30, 2, 1.5)
     assert row["flow_s"] is None
-    with pytest.raises(ValueError, match="'done' or 'failed'"):
-        manifest_row(plan.units[0], "skipped")
+    with pytest.raises(ValueError, match="'done', 'failed', 'skipped'"):
+        manifest_row(plan.units[0], "finished")
 
 
 @pytest.mark.parametrize(
@@ -160,3 +167,28 @@ def test_summary_renders_failures_with_file_and_reason():
     text = console.export_text()
     assert "scan night" in text and "1/2" in text
     assert "u3" in text and "/a/u3" in text and "bad header" in text
+
+
+def test_skipped_videos_and_warnings_are_named_in_the_summary():
+    from rich.console import Console
+
+    from raystack.scan.progress import render_plan, render_summary
+
+    plan = plan_units([_video("cam-a", 30), _video("cam-s", 12)], context=16, segment_frames=40)
+    (short,) = plan.outcomes
+    skipped = manifest_row(short, short.status, error=short.error)
+    assert skipped["status"] == "skipped" and skipped["rows"] == 0
+    done = manifest_row(plan.units[0], "done", rows=14,
+                        warning="1 undecodable frame skipped: 17 (/a/17.jpg: corrupt)")
+    s = summarize([skipped, done], run_id="night", expected_units=2)
+    assert s.ok and s.done == 1 and s.planned == 1 and s.pending == 0
+    assert s.skipped == [("cam-s-short", "/a/cam-s.mp4", short.error)]
+    assert s.warnings == [(done["unit_id"], "/a/cam-a.mp4", done["warning"])]
+    console = Console(width=250, record=True)
+    console.print(render_summary(s))
+    console.print(render_plan(plan))
+    text = console.export_text()
+    assert "skipped videos (1)" in text and "/a/cam-s.mp4" in text
+    assert "12 frames; the models need at least 17 (context 16" in text
+    assert "units with warnings (1)" in text and "/a/17.jpg: corrupt" in text
+    assert "1/1" in text  # units done: the skipped video is not a unit left to do

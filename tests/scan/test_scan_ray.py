@@ -145,7 +145,9 @@ def test_bad_and_short_files_are_recorded_and_the_cli_exits_nonzero(
     assert len(bad) == 1 and bad[0]["uri"].endswith("broken.mp4")
     assert "not a readable video" in bad[0]["error"] or "broken.mp4" in bad[0]["error"]
     short = [r for r in latest.values() if r["unit_id"].endswith("-short")]
-    assert len(short) == 1 and short[0]["status"] == "done" and short[0]["rows"] == 0
+    assert len(short) == 1 and short[0]["status"] == "skipped" and short[0]["rows"] == 0
+    assert short[0]["error"].startswith("too short to score: 3 frames")
+    assert "skipped videos (1)" in text and "tiny.mp4" in text  # named in the summary
     # Every other unit completed.
     con, src = _duckdb_scores(store)
     _check_complete(con, src, "bad", videos=3, streams=3)  # fp + diff, motion
@@ -158,7 +160,8 @@ def test_bad_and_short_files_are_recorded_and_the_cli_exits_nonzero(
     # and its old probe failure is closed, so the run is complete.
     shutil.copy(next(tiny_archive.glob("*.mp4")), archive / "broken.mp4")
     again = scan(_cfg(archive, store, [tiny_checkpoints["fp"]], run_id="bad", segment_frames=512))
-    assert again.ok and again.skipped_done == 3 and again.summary.done == 5
+    assert again.ok and again.skipped_done == 3 and again.summary.done == 4
+    assert len(again.summary.skipped) == 1  # the short video: named, not a unit done
     _check_complete(con, src, "bad", videos=4, streams=3)
     assert status(store, "bad").ok
 

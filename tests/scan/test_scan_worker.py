@@ -115,12 +115,37 @@ def test_a_file_that_turned_bad_gives_a_failed_row(scorer, tiny_archive, tmp_pat
 def test_the_next_unit_is_decoded_ahead_and_scored_the_same(scorer, tiny_archive):
     units = _plan(tiny_archive, scorer.context, segment=7).units[:3]
     want = [scorer(u) for u in units]
-    t0, _ = scorer.score(units[0], next_unit=units[1])
+    t0, *_ = scorer.score(units[0], next_unit=units[1])
     assert units[1].unit_id in scorer._ahead  # its first chunks are decoding already
-    t1, timings = scorer.score(units[1], next_unit=units[2])
-    assert timings["decode_s"] > 0 and units[2].unit_id in scorer._ahead
+    t1, timings, bad = scorer.score(units[1], next_unit=units[2])
+    assert timings["decode_s"] > 0 and units[2].unit_id in scorer._ahead and bad == {}
     # A hint that did not come true is dropped, and the unit asked for is still right.
-    t0b, _ = scorer.score(units[0], next_unit=None)
+    t0b, *_ = scorer.score(units[0], next_unit=None)
     assert scorer._ahead == {}
     for got, w in zip((t0, t1, t0b), (want[0], want[1], want[0]), strict=True):
         np.testing.assert_allclose(got["psnr"].to_numpy(), w["psnr"].to_numpy(), atol=1e-4)
+
+
+def test_a_corrupt_frame_in_a_folder_is_skipped_and_named_not_the_whole_unit(
+        scorer, tmp_path):
+    from raystack.synth import write_frames
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "a" / "Test004"
+    write_frames(folder, rng.integers(0, 255, (40, *SIZE[::-1], 3), dtype=np.uint8), ext=".jpg")
+    (folder / "0017.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    [unit] = _plan(tmp_path / "a", scorer.context, segment=512).units  # probe still passes
+    store = Store(tmp_path / "store")
+    scorer.store, scorer.run_id = store, "r1"
+    try:
+        row = scorer.run(unit, attempt=1)
+    finally:
+        scorer.store, scorer.run_id = None, "t"
+    streams = len(scorer.streams)
+    assert row["status"] == "done" and row["error"] is None, row["error"]
+    # The 35 readable scored frames are scored; frame 17 has no row; the row names it.
+    assert row["rows"] == streams * (40 - scorer.context - 1)
+    frames = set(store.read_table("scores", "r1")["frame"].to_pylist())
+    assert 17 not in frames and frames == set(range(scorer.context, 40)) - {17}
+    assert row["warning"].startswith("1 undecodable frame skipped")
+    assert ": 17 (" in row["warning"] and "0017.jpg" in row["warning"]

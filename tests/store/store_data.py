@@ -60,4 +60,5 @@ def manifest_rows(run_id: str = "r1") -> pa.Table:
         "model_s": [0.2],
         "write_s": [0.01],
         "failure_kind": [None],
+        "warning": pa.array([None], pa.string()),
     })

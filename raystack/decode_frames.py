@@ -1,0 +1,132 @@
+"""The frame-folder reader: a folder of images (UCSD Ped2, Avenue, ShanghaiTech style)
+read as a video, where one unreadable image costs one frame, not the whole folder.
+
+    with FrameFolderReader("/d/Test004", members, size=(256, 256)) as r:
+        clip = r.read(0, 40)     # uint8 (40, 256, 256, 3); a corrupt 017.jpg is filled in
+        r.bad_frames             # {17: "/d/Test004/017.jpg: OpenCV cannot decode ..."}
+
+A corrupt image in a folder of frames is a damaged frame, not a damaged video: the reader
+fills it with the nearest readable frame (the previous one, else the next) so the model's
+input keeps its shape and timing, and records the frame in :attr:`bad_frames` so the scan
+writes no score for it and names it in the manifest. A read with no decodable frame within
+:data:`FILL_REACH` of it still fails.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from raystack.decode_base import VideoReader, resize_rgb
+from raystack.errors import UndecodableVideoError
+
+# How far (in frames) to look for a readable neighbour of a read whose frames are all bad.
+FILL_REACH = 16
+
+
+def load_image(uri: str) -> np.ndarray:
+    """One image (local path or ``s3://`` URI) as uint8 (H, W, 3) RGB.
+
+    Grayscale, 16-bit and RGBA images are converted; anything OpenCV cannot decode
+    raises :class:`UndecodableVideoError` naming the image.
+    """
+    import cv2
+
+    if uri.startswith("s3://"):
+        from raystack.archive.cache import read_object
+
+        data = np.frombuffer(read_object(uri), np.uint8)
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    else:
+        if not os.path.isfile(uri):
+            raise UndecodableVideoError(uri, "image file does not exist")
+        bgr = cv2.imread(uri, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UndecodableVideoError(
+            uri, "OpenCV cannot decode this image (corrupt or not an image)"
+        )
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def first_decodable(members: tuple[str, ...] | list[str], uri: str, *,
+                    reverse: bool = False, reach: int = FILL_REACH) -> tuple[int, np.ndarray]:
+    """``(index, image)`` of the first image that decodes, from the start (or the end).
+
+    Raises:
+        UndecodableVideoError: none of the first ``reach`` images decodes (names the first).
+    """
+    order = range(len(members) - 1, -1, -1) if reverse else range(len(members))
+    first_err: UndecodableVideoError | None = None
+    for n, i in enumerate(order):
+        if n >= reach:
+            break
+        try:
+            return i, load_image(members[i])
+        except UndecodableVideoError as e:
+            first_err = first_err or e
+    where = "last" if reverse else "first"
+    tried = min(reach, len(members))
+    reason = f"none of its {where} {tried} images can be decoded ({first_err})"
+    raise UndecodableVideoError(uri, reason)
+
+
+class FrameFolderReader(VideoReader):
+    """Reads a folder of images (natural order) as a video at an assumed frame rate."""
+
+    backend = "frames"
+
+    def __init__(self, uri: str, members: tuple[str, ...], *, size=(256, 256), fps: float = 25.0):
+        super().__init__(uri, size)
+        if not members:
+            raise UndecodableVideoError(uri, "folder holds no image files (jpg, png, tif, ...)")
+        self.members = tuple(members)
+        self.num_frames = len(self.members)
+        self.fps = float(fps)
+        _, image = first_decodable(self.members, uri)
+        self.height, self.width = image.shape[:2]
+        self._good: tuple[int, np.ndarray] | None = None  # latest readable frame, resized
+
+    def _load(self, i: int) -> np.ndarray | None:
+        try:
+            frame = resize_rgb(load_image(self.members[i]), self.size)
+        except UndecodableVideoError as e:
+            self.bad_frames[i] = str(e)
+            return None
+        self._good = (i, frame)
+        return frame
+
+    def _neighbour(self, start: int, stop: int) -> np.ndarray:
+        """A readable frame next to ``[start, stop)`` for a read where none decodes."""
+        if self._good is not None and start - FILL_REACH <= self._good[0] < start:
+            return self._good[1]
+        for i in [*range(start - 1, max(-1, start - 1 - FILL_REACH), -1),
+                  *range(stop, min(self.num_frames, stop + FILL_REACH))]:
+            if i not in self.bad_frames and (frame := self._load(i)) is not None:
+                return frame
+        reason = (f"no image of frames {start}..{stop - 1} or within {FILL_REACH} frames of "
+                  f"them can be decoded (e.g. {self.bad_frames.get(start, '?')})")
+        raise UndecodableVideoError(self.uri, reason)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        self._check_range(start, stop)
+        if start == stop:
+            return self._empty()
+        before = self._good if self._good is not None and self._good[0] < start else None
+        frames = [self._load(i) for i in range(start, stop)]
+        if any(f is None for f in frames):
+            fill = before[1] if before is not None else None
+            if all(f is None for f in frames) and fill is None:
+                fill = self._neighbour(start, stop)
+            for k, f in enumerate(frames):  # previous readable frame, else the next one
+                if f is not None:
+                    fill = f
+                elif fill is not None:
+                    frames[k] = fill
+            nxt = None
+            for k in range(len(frames) - 1, -1, -1):
+                if frames[k] is None:
+                    frames[k] = nxt if nxt is not None else self._neighbour(start, stop)
+                else:
+                    nxt = frames[k]
+        return np.stack(frames)
