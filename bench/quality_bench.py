@@ -51,6 +51,16 @@ def _clips(spec: str | None, tasks: tuple[str, ...]) -> dict[str, int] | None:
     return out
 
 
+def _overrides(pairs: list[str]) -> dict:
+    """``["residual=false", "flow_scale=10"]`` -> {"residual": False, "flow_scale": 10.0}."""
+    out = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        low = raw.strip().lower()
+        out[key.strip()] = (low == "true") if low in ("true", "false") else float(raw)
+    return out
+
+
 def candidate_fusions(streams: tuple[str, ...]) -> list[str]:
     """Label-free fusions of the learned streams the validation archive chooses among."""
     if len(streams) == 1:
@@ -82,6 +92,10 @@ def main() -> None:
                    help="clips drawn per epoch: N, or per task as fp=2400,fr=1000 "
                         "(default: raystack train's, the model's recipe)")
     p.add_argument("--workers", type=int, default=0, help="training workers (0: in process)")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="model config override (VQMaUConfig field), e.g. residual=false; "
+                        "repeatable")
+    p.add_argument("--lr", type=float, default=None, help="peak lr (default: the recipe's)")
     p.add_argument("--n-train", type=int, default=8)
     p.add_argument("--n-test", type=int, default=12)
     p.add_argument("--frames", type=int, default=300)
@@ -120,7 +134,8 @@ def main() -> None:
     checkpoints, selected, history, warnings, train_s = {}, {}, {}, [], 0.0
     for model, clips in runs:
         cfg = TrainConfig(archive=str(archives["train"] / "train"), model=model,
-                          preset=args.preset, epochs=args.epochs,
+                          preset=args.preset, epochs=args.epochs, lr=args.lr,
+                          model_overrides=_overrides(args.override),
                           clips_per_epoch=(clips if clips is not None else
                                            None if args.clips_per_epoch is None
                                            else int(args.clips_per_epoch)),

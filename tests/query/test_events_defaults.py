@@ -93,9 +93,10 @@ def test_python_and_cli_typos_fail_loudly(random_store):
     res = runner.invoke(app, ["events", st.uri, "--threshold", "1.5"])
     assert res.exit_code == 2 and "less than or equal to 1" in res.output
     res = runner.invoke(app, ["events", st.uri, "--fusion", "fr,fp", "--run-id", "r1"])
-    assert res.exit_code == 1 and "weighted:ALPHA:fr,fp" in res.output
+    # exit 2 (invalid input) in the exit-code table of every command (docs/cli.md)
+    assert res.exit_code == 2 and "weighted:ALPHA:fr,fp" in res.output
     res = runner.invoke(app, ["events", st.uri, "--run-id", "nope"])
-    assert res.exit_code == 1 and "unknown run 'nope'" in res.output
+    assert res.exit_code == 2 and "unknown run 'nope'" in res.output
 
 
 def test_runs_view_and_command_list_the_runs(random_store):
