@@ -176,6 +176,14 @@ def _is_terminal() -> bool:
 
 def run_prompt(con: Any, store: str, runs: list[str], *, history: Path | None = None) -> int:
     """The prompt of ``raystack sql STORE``: banner, then :func:`repl` on the best reader."""
+    import signal
+    import threading
+
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: the
+    # prompt would then cancel one statement (its own handler) and never again.
+    if threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     print(banner(con, store, runs), flush=True)
     if not _is_terminal():
         return repl(con)
