@@ -1,6 +1,6 @@
 """Events query from Parquet: DuckDB (raystack's events() macro) against vectorised pandas.
 
-    python bench/events_bench.py                       # 10M and 100M rows, writes bench/results/events.json
+    python bench/events_bench.py          # 10M and 100M rows, writes bench/results/events.json
     python bench/events_bench.py --rows 10000000 --repeat 3
     python bench/events_bench.py --rows 10000000 --baseline bccaba0 --skip-pandas --skip-side \
         --out bench/results/events_readonly.json       # this tree against a commit, interleaved
@@ -249,16 +249,19 @@ def cold_start(args: argparse.Namespace) -> dict:
                 "psnr": np.full(f.size, 30.0, np.float32), "aux": [None] * f.size},
                 schema=table_schema("scores")))
         (root / "scores" / ".complete").write_text("ok\n")
+    connect = f"connect(r'{root}', threads={args.threads})"
     code = (
         "import time, json; t0 = time.perf_counter()\n"
         "from raystack.query import connect, run_sql\n"
-        "t1 = time.perf_counter(); con = connect(r'%s', threads=%d); t2 = time.perf_counter()\n"
-        "n = run_sql(con, 'SELECT count(*) AS n FROM scores')['n'][0].as_py(); t3 = time.perf_counter()\n"
-        "ev = run_sql(con, 'SELECT count(*) AS n FROM events(threshold := 0.5, sigma := 0)'); t4 = time.perf_counter()\n"
-        "con2 = connect(r'%s', threads=%d); t5 = time.perf_counter()\n"
+        f"t1 = time.perf_counter(); con = {connect}; t2 = time.perf_counter()\n"
+        "n = run_sql(con, 'SELECT count(*) AS n FROM scores')['n'][0].as_py()\n"
+        "t3 = time.perf_counter()\n"
+        "ev = run_sql(con, 'SELECT count(*) AS n FROM events(threshold := 0.5, sigma := 0)')\n"
+        "t4 = time.perf_counter()\n"
+        f"con2 = {connect}; t5 = time.perf_counter()\n"
         "print(json.dumps(dict(import_s=t1-t0, connect_cold_s=t2-t1, first_count_s=t3-t2, rows=n,"
         " first_events_s=t4-t3, connect_warm_s=t5-t4)))\n"
-    ) % (root, args.threads, root, args.threads)
+    )
     sides = {"current": None, "baseline": args.baseline_src} if args.baseline_src else {
         "current": None}
     runs: dict[str, list[dict]] = {side: [] for side in sides}
@@ -420,8 +423,8 @@ def main() -> None:
     if not args.skip_side:
         results["cold_start"] = cold_start(args)
         results["formulations"] = formulations(args)
-    print("\n| rows | files | parquet MiB | DuckDB s | DuckDB peak MiB | pandas s | pandas peak MiB "
-          "| pandas / DuckDB | same events |")
+    print("\n| rows | files | parquet MiB | DuckDB s | DuckDB peak MiB | pandas s "
+          "| pandas peak MiB | pandas / DuckDB | same events |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|:--:|")
     skipped = {"ok": True, "wall_s_median": None, "peak_rss_mib_max": None}
     for c in results["compare"]:

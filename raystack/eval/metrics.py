@@ -34,7 +34,7 @@ def micro_auc(scores: list[np.ndarray], labels: list[np.ndarray]) -> float:
 
 def macro_auc(scores: list[np.ndarray], labels: list[np.ndarray]) -> tuple[float | None, int]:
     """(mean of per-video AUCs, number of single-class videos skipped)."""
-    aucs = [video_auc(s, lab) for s, lab in zip(scores, labels)]
+    aucs = [video_auc(s, lab) for s, lab in zip(scores, labels, strict=True)]
     valid = [a for a in aucs if a is not None]
     return (float(np.mean(valid)) if valid else None), len(aucs) - len(valid)
 
@@ -58,7 +58,7 @@ def oracle_choice(a: list[np.ndarray], b: list[np.ndarray], labels: list[np.ndar
     video's TEST LABELS, else 1. Single-class videos (no AUC) keep stream a. Uses test labels:
     for reproducing the paper only, never a default."""
     out = []
-    for sa, sb, lab in zip(a, b, labels):
+    for sa, sb, lab in zip(a, b, labels, strict=True):
         auc_a, auc_b = video_auc(sa, lab), video_auc(sb, lab)
         out.append(1 if auc_a is not None and auc_b is not None and auc_b > auc_a else 0)
     return out

@@ -47,7 +47,8 @@ def smooth_lists(
     frames = frames.cast(pa.list_(pa.int64()))
     sigmas = sigma.cast(pa.float64()).to_numpy(zero_copy_only=False)
     lengths = values.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
-    if not np.array_equal(lengths, frames.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)):
+    frame_lengths = frames.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
+    if not np.array_equal(lengths, frame_lengths):
         msg = f"{SMOOTH_FUNCTION}: each score list needs a frame list of the same length"
         raise ValueError(msg)
     # flatten() skips null lists, so offsets are rebuilt from the (null -> 0) lengths.

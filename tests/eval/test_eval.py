@@ -73,17 +73,21 @@ def test_macro_skips_single_class_and_oracle_rule():
 def store(tmp_path):
     rng = np.random.default_rng(0)
     st = Store(tmp_path / "store")
-    rows = [dict(video_id=v["video_id"], uri=f"/x/{v['relpath']}", relpath=v["relpath"], kind="video",
+    rows = [dict(video_id=v["video_id"], uri=f"/x/{v['relpath']}", relpath=v["relpath"],
+                 kind="video",
                  size_bytes=1, etag=None, mtime=None, frames=v["frames"], fps=25.0, width=64,
-                 height=64, duration_s=v["frames"] / 25, codec="mpeg4", probe_error=None) for v in VIDEOS]
-    st.write_table("videos", "r", "videos", pa.Table.from_pylist(rows, schema=table_schema("videos")))
+                 height=64, duration_s=v["frames"] / 25, codec="mpeg4", probe_error=None)
+            for v in VIDEOS]
+    st.write_table("videos", "r", "videos",
+                   pa.Table.from_pylist(rows, schema=table_schema("videos")))
     for v in VIDEOS:
         f = np.arange(4, v["frames"])
         for m in ("fp", "fr"):
             psnr = rng.normal(30, 1, len(f)).astype(np.float32)
             st.write_table("scores", "r", f"{v['video_id']}-{m}", pa.table({
                 "run_id": ["r"] * len(f), "video_id": [v["video_id"]] * len(f), "frame": f,
-                "timestamp_s": f / 25.0, "model": [m] * len(f), "psnr": psnr, "aux": [None] * len(f)},
+                "timestamp_s": f / 25.0, "model": [m] * len(f), "psnr": psnr,
+                "aux": [None] * len(f)},
                 schema=table_schema("scores")))
     flat = (rng.random(50) < 0.3).astype(np.int64)
     np.save(tmp_path / "labels.npy", flat)
@@ -110,10 +114,11 @@ def test_evaluate_matches_an_independent_computation(store, sigma, tmp_path):
     r = evaluate(st, labels, "r", fusion="fp", sigma=sigma)
     assert r.micro_auc == pytest.approx(roc_auc_score(np.concatenate(y), np.concatenate(fp)))
     r = evaluate(st, labels, "r", fusion="weighted:0.25", sigma=sigma, out_dir=tmp_path / "ev")
-    fused = [0.25 * a + 0.75 * b for a, b in zip(fp, fr)]
+    fused = [0.25 * a + 0.75 * b for a, b in zip(fp, fr, strict=True)]
     assert r.micro_auc == pytest.approx(roc_auc_score(np.concatenate(y), np.concatenate(fused)))
     assert not r.uses_test_labels and (tmp_path / "ev" / "roc.png").stat().st_size > 1000
-    assert json.loads((tmp_path / "ev" / "eval.json").read_text())["fusion"] == "weighted:0.25:fp,fr"
+    written = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert written["fusion"] == "weighted:0.25:fp,fr"
 
 
 def test_oracle_is_labelled_everywhere(store, tmp_path):
@@ -152,7 +157,8 @@ def test_skip_first_global_normalisation_and_max(store):
     parts = {}
     for m in ("fp", "fr"):
         for vid in ("a-1", "b-2"):
-            part = sc[(sc.video_id == vid) & (sc.model == m) & (sc.frame >= 10)].sort_values("frame")
+            part = sc[(sc.video_id == vid) & (sc.model == m) & (sc.frame >= 10)]
+            part = part.sort_values("frame")
             parts[(m, vid)] = (part.frame.to_numpy(), part.psnr.to_numpy(np.float64))
     exp = {}
     for m in ("fp", "fr"):
@@ -171,12 +177,14 @@ def test_unscored_videos_are_reported_and_bad_labels_refused(store, tmp_path):
     st, labels, flat = store
     rows = st.read_table("videos", "r").to_pylist()
     rows.append({**rows[0], "video_id": "c-3", "relpath": "c.mp4", "frames": 5})
-    st.write_table("videos", "r", "videos", pa.Table.from_pylist(rows, schema=table_schema("videos")))
+    st.write_table("videos", "r", "videos",
+                   pa.Table.from_pylist(rows, schema=table_schema("videos")))
     np.save(tmp_path / "more.npy", np.concatenate([flat, [0, 1, 0, 0, 0]]))
     r = evaluate(st, tmp_path / "more.npy", "r", fusion="fp", sigma=0)
     assert r.unscored_videos == ["c.mp4"] and r.videos == 2 and "no scores" in r.summary()
     rows[0]["frames"] = 3  # fewer frames than the video's scores reach
-    st.write_table("videos", "r", "videos", pa.Table.from_pylist(rows, schema=table_schema("videos")))
+    st.write_table("videos", "r", "videos",
+                   pa.Table.from_pylist(rows, schema=table_schema("videos")))
     np.save(tmp_path / "short.npy", np.zeros(sum(r["frames"] for r in rows), np.int64))
     with pytest.raises(LabelError, match="has scores up to frame"):
         evaluate(st, tmp_path / "short.npy", "r", fusion="fp", sigma=0)

@@ -35,7 +35,8 @@ def _clip(config, batch: int = 2, seed: int = 0) -> torch.Tensor:
 
 def test_presets_are_data_and_paper_is_ped2():
     names = list_models("m2s2l.*")
-    assert names == ["m2s2l.avenue", "m2s2l.ped2", "m2s2l.shanghaitech", "m2s2l.small", "m2s2l.tiny"]
+    assert names == ["m2s2l.avenue", "m2s2l.ped2", "m2s2l.shanghaitech", "m2s2l.small",
+                     "m2s2l.tiny"]
     assert get_config("m2s2l.paper") == PRESETS["m2s2l.ped2"]
     alphas = {n: get_config(n).score_alpha for n in names if n not in ("m2s2l.small", "m2s2l.tiny")}
     assert alphas == {"m2s2l.ped2": 0.6, "m2s2l.avenue": 0.4, "m2s2l.shanghaitech": 0.5}

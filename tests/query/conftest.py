@@ -87,7 +87,8 @@ def random_store(tmp_path):
     shorter than any smoothing kernel) and run r2 (fp only)."""
     rng = np.random.default_rng(7)
     st = Store(tmp_path / "store").ensure()
-    r1 = random_run(rng, {"cam-a": 120, "cam-b": 37, "cam-c": 3, "cam-d": 2, "cam-e": 1, "cam-f": 9})
+    r1 = random_run(rng, {"cam-a": 120, "cam-b": 37, "cam-c": 3, "cam-d": 2, "cam-e": 1,
+                          "cam-f": 9})
     r2 = random_run(rng, {"cam-a": 60, "cam-z": 25}, models=("fp",))
     write_scores(st, "r1", r1)
     write_scores(st, "r2", r2)

@@ -57,7 +57,8 @@ def test_banner_names_version_store_runs_and_help(labelled_store):
     assert code == 0
     first = out.splitlines()[:3]
     assert first[0] == f"raystack 0.1.0 SQL prompt, read-only, on {st.uri}"
-    assert first[1].startswith("runs: normal, test; views: manifest, runs, scores, thresholds, videos")
+    assert first[1].startswith(
+        "runs: normal, test; views: manifest, runs, scores, thresholds, videos")
     assert '".help"' in first[2]
 
 

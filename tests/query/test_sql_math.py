@@ -41,7 +41,7 @@ def test_raw_views_have_schema_columns_and_runs(con):
     c, data = con
     t = run_sql(c, "SELECT run_id, count(*) AS n FROM scores GROUP BY run_id ORDER BY run_id")
     expected = {r: sum(len(f) for f, _ in d.values()) for r, d in data.items()}
-    assert dict(zip(t["run_id"].to_pylist(), t["n"].to_pylist())) == expected
+    assert dict(zip(t["run_id"].to_pylist(), t["n"].to_pylist(), strict=True)) == expected
     cols = run_sql(c, "SELECT * FROM scores LIMIT 0").column_names
     assert cols == ["run_id", "video_id", "frame", "timestamp_s", "model", "psnr", "aux"]
     # No manifest or videos files yet: the views exist, empty, with their columns.
@@ -52,7 +52,8 @@ def test_raw_views_have_schema_columns_and_runs(con):
 
 def test_normalised_is_per_video_minmax_anomaly(con):
     c, data = con
-    got = by_key(run_sql(c, "SELECT * FROM normalised()"), ["run_id", "video_id", "model"], "anomaly")
+    got = by_key(run_sql(c, "SELECT * FROM normalised()"), ["run_id", "video_id", "model"],
+                 "anomaly")
     assert len(got) == sum(len(d) for d in data.values())
     for run, d in data.items():
         for (vid, m), (frames, psnr) in d.items():
@@ -86,7 +87,8 @@ def fused_expected(d: dict, kind: str, alpha: float, sigma: float) -> dict:
         common, ia, ib = np.intersect1d(fa, fb, return_indices=True)
         if not common.size:
             continue
-        v = alpha * sa[ia] + (1 - alpha) * sb[ib] if kind == "weighted" else np.maximum(sa[ia], sb[ib])
+        v = (alpha * sa[ia] + (1 - alpha) * sb[ib] if kind == "weighted"
+             else np.maximum(sa[ia], sb[ib]))
         out[vid] = (common, v)
     return out
 
@@ -111,7 +113,7 @@ def test_single_stream_fusion_is_the_smoothed_stream(con):
     got = by_key(run_sql(c, "SELECT * FROM fused(fusion := 'fr', sigma := 3)"),
                  ["run_id", "video_id"], "score")
     assert {k[0] for k in got} == {"r1"}  # r2 has no fr stream
-    for (vid, m), (frames, psnr) in data["r1"].items():
+    for (vid, m), (_frames, psnr) in data["r1"].items():
         if m == "fr":
             np.testing.assert_allclose(got[("r1", vid)][1], smooth(anomaly(psnr), 3), atol=1e-9)
 
@@ -130,11 +132,12 @@ def test_flags_fixed_and_adaptive_thresholds(con):
     c, data = con
     t = run_sql(c, "SELECT * FROM flags(threshold := 0.6, fusion := 'fp', sigma := 0)")
     for run, d in data.items():
-        for (vid, m), (frames, psnr) in d.items():
+        for (vid, m), (_frames, psnr) in d.items():
             if m != "fp":
                 continue
             sel = np.array([r == run and v == vid for r, v in
-                            zip(t["run_id"].to_pylist(), t["video_id"].to_pylist())])
+                            zip(t["run_id"].to_pylist(), t["video_id"].to_pylist(),
+                                strict=True)])
             order = np.argsort(t["frame"].to_numpy()[sel])
             flagged = t["flagged"].to_numpy(zero_copy_only=False)[sel][order]
             np.testing.assert_array_equal(flagged, anomaly(psnr) > 0.6)
@@ -143,7 +146,7 @@ def test_flags_fixed_and_adaptive_thresholds(con):
                    "sigma := 2, run := 'r1')", [k])
     got = by_key(t, ["video_id"], "threshold")
     flags = by_key(t, ["video_id"], "flagged")
-    for vid, (frames, v) in fused_expected(data["r1"], "weighted", 0.5, 2.0).items():
+    for vid, (_frames, v) in fused_expected(data["r1"], "weighted", 0.5, 2.0).items():
         thr = v.mean() + k * v.std()
         np.testing.assert_allclose(got[(vid,)][1], thr, atol=1e-9)
         np.testing.assert_array_equal(flags[(vid,)][1].astype(bool), v > thr)

@@ -55,7 +55,8 @@ def test_calibrate_on_normal_run_then_apply_to_another(random_store):
     a = find_events(con, run_id="r1", calibrated="n5")
     b = find_events(con, run_id="r1", threshold=doc["value"], fusion="weighted:0.5", sigma=4)
     assert a.to_pylist() == b.to_pylist() and a.num_rows > 0
-    with pytest.raises(QueryError, match="was calibrated on fusion weighted:0.5:fp,fr with sigma 4"):
+    with pytest.raises(QueryError,
+                       match="was calibrated on fusion weighted:0.5:fp,fr with sigma 4"):
         run_sql(con, "SELECT * FROM events(threshold_name := 'n5', fusion := 'fp')")
     with pytest.raises(QueryError, match="no calibrated threshold named 'nope'"):
         run_sql(con, "SELECT * FROM events(threshold_name := 'nope')")

@@ -35,5 +35,6 @@ def test_nulls_and_no_smoothing_and_mismatched_lengths():
 def test_registered_function_in_sql():
     con = duckdb.connect()
     register_udfs(con)
-    got = con.sql("SELECT rs_gaussian_smooth([0.0, 1.0, 0.0], [0, 1, 2], 1.0) AS s").fetchall()[0][0]
+    got = con.sql(
+        "SELECT rs_gaussian_smooth([0.0, 1.0, 0.0], [0, 1, 2], 1.0) AS s").fetchall()[0][0]
     np.testing.assert_allclose(got, gaussian_filter1d([0.0, 1.0, 0.0], 1.0, mode="mirror"))
