@@ -10,8 +10,7 @@ be replaced by the module as soon as anything imports that subpackage.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from raystack.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -26,8 +25,4 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    msg = f"module 'raystack' has no attribute {name!r}"
-    raise AttributeError(msg)
+__getattr__ = lazy_attributes(__name__, _LAZY)

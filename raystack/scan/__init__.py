@@ -12,8 +12,7 @@ Modules, in data-flow order: ``config`` (ScanConfig), ``plan`` (work units), ``c
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from raystack.lazy import lazy_attributes
 
 # Imported on first use: the CLI reads the config's defaults for --help without torch.
 _LAZY = {
@@ -27,8 +26,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    msg = f"module 'raystack.scan' has no attribute {name!r}"
-    raise AttributeError(msg)
+__getattr__ = lazy_attributes(__name__, _LAZY)

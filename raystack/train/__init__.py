@@ -13,8 +13,7 @@ fingerprint), ``loop`` (the plain training loop, checkpoints, selection rule), `
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from raystack.lazy import lazy_attributes
 
 # Imported on first use: the CLI reads the config's defaults for --help without torch.
 _LAZY = {
@@ -27,8 +26,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    msg = f"module 'raystack.train' has no attribute {name!r}"
-    raise AttributeError(msg)
+__getattr__ = lazy_attributes(__name__, _LAZY)
