@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from raystack.exitcodes import run_exit_code
 
-    return run_exit_code(result.ok, [err for _, _, err in result.summary.failed])
+    return run_exit_code(result.ok, result.summary.kinds_and_errors())
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 OK = 0
 FAILED = 1  # the command ran; some of its work failed (units, unreadable files, training)
@@ -183,18 +183,26 @@ _INFRA_ERROR_TYPES = ("EndpointConnectionError", "ConnectionClosedError", "ReadT
 
 
 def is_infrastructure_failure(error: str | None) -> bool:
-    """Whether a failed unit's recorded error is the storage's fault, not the input's."""
+    """Whether a failed unit's recorded error reads as the storage's fault, not the input's
+    (for manifest rows without a ``failure_kind``)."""
     text = error or ""
     return text.split(":", 1)[0].strip() in _INFRA_ERROR_TYPES or any(
         s in text for s in _INFRA_ERROR_TEXT)
 
 
-def run_exit_code(ok: bool, failed_errors: list[str]) -> int:
+def run_exit_code(ok: bool, failures: Iterable[tuple[str | None, str | None]]) -> int:
     """The code of a scan or status that finished: 0, 1 (units failed or pending), or 3 when
-    any unit failed because storage was unavailable, so a scheduler reruns it (a rerun
-    retries exactly the failed units; one that then fails on its input exits 1)."""
+    any unit failed because of the infrastructure, so a scheduler reruns it (a rerun
+    retries exactly the failed units; one that then fails on its input exits 1).
+
+    ``failures`` holds ``(failure_kind, error)`` of each failed unit's latest attempt: the
+    manifest's ``failure_kind`` (``"infrastructure"``: its worker died, the store or the
+    network stayed away; ``"input"``: the file) decides. Rows written before that column
+    existed have no kind; their error text decides (:func:`is_infrastructure_failure`).
+    """
     if ok:
         return OK
-    if any(is_infrastructure_failure(e) for e in failed_errors):
-        return UNAVAILABLE
+    for kind, error in failures:
+        if kind == "infrastructure" or (kind is None and is_infrastructure_failure(error)):
+            return UNAVAILABLE
     return FAILED

@@ -166,31 +166,56 @@ def test_the_scan_job_entrypoint_uses_the_same_table(tmp_path, tiny_fp_checkpoin
     assert "holds no videos" in capsys.readouterr().err and not (tmp_path / "st").exists()
 
 
-def test_a_run_whose_units_failed_on_storage_exits_3_not_1():
+def test_a_run_whose_units_failed_on_infrastructure_exits_3_not_1():
     bad_file = "UndecodableVideoError: /a/x.mp4: not a readable video container"
     outage = "EndpointConnectionError: Could not connect to the endpoint URL: http://s3/b/k"
-    full = "OSError: [Errno 28] No space left on device"
+    died = "worker died: RayActorError: The actor died unexpectedly"
+    gone = "no live scan worker left (every worker crashed more often than 20 times in 600 s)"
     assert exitcodes.run_exit_code(True, []) == exitcodes.OK
     assert exitcodes.run_exit_code(False, []) == exitcodes.FAILED  # pending units
-    assert exitcodes.run_exit_code(False, [bad_file]) == exitcodes.FAILED
-    assert exitcodes.run_exit_code(False, [bad_file, outage]) == exitcodes.UNAVAILABLE
-    assert exitcodes.run_exit_code(False, [full]) == exitcodes.UNAVAILABLE
-    # A dead worker may be the input's fault (a decoder crash): not an outage by itself.
-    assert exitcodes.run_exit_code(False, ["worker died: RayActorError: x"]) == 1
+    assert exitcodes.run_exit_code(False, [("input", bad_file)]) == exitcodes.FAILED
+    assert exitcodes.run_exit_code(False, [("input", bad_file), ("infrastructure", outage)]
+                                   ) == exitcodes.UNAVAILABLE
+    # The manifest's failure_kind decides, not the wording of the error.
+    assert exitcodes.run_exit_code(False, [("infrastructure", died)]) == exitcodes.UNAVAILABLE
+    assert exitcodes.run_exit_code(False, [("infrastructure", gone)]) == exitcodes.UNAVAILABLE
+    looks_like_outage = "UndecodableVideoError: /a/Timeout was reached.mp4: truncated"
+    assert exitcodes.run_exit_code(False, [("input", looks_like_outage)]) == exitcodes.FAILED
+    # Rows from before the failure_kind column: the error text decides, as it did then.
+    full = "OSError: [Errno 28] No space left on device"
+    assert exitcodes.run_exit_code(False, [(None, full)]) == exitcodes.UNAVAILABLE
+    assert exitcodes.run_exit_code(False, [(None, bad_file)]) == exitcodes.FAILED
+    assert exitcodes.run_exit_code(False, [(None, died)]) == exitcodes.FAILED
 
 
-def test_status_of_a_run_with_an_outage_failure_exits_3(tmp_path):
+def _store_with_failures(tmp_path, failures):
     from raystack.scan.manifest import Manifest, manifest_row
     from raystack.scan.plan import Outcome
     from raystack.store import Store
 
     st = Store(tmp_path / "st").ensure()
-    st.write_run_json("r1", {"plan": {"entries": 2}})
+    st.write_run_json("r1", {"plan": {"entries": len(failures) + 1}})
     m = Manifest(st, "r1")
-    for uid, status, err in (("a-1", "done", None),
-                             ("b-1", "failed", "ConnectTimeoutError: Connect timeout on "
-                                               "endpoint URL")):
-        m.record(manifest_row(Outcome(uid, uid, f"/a/{uid}.mp4", status, 0, None), status,
-                              error=err))
+    m.record(manifest_row(Outcome("a-1", "a-1", "/a/a-1.mp4", "done", 0, None), "done"))
+    for uid, err, kind in failures:
+        m.record(manifest_row(Outcome(uid, uid, f"/a/{uid}.mp4", "failed", 0, None), "failed",
+                              error=err, failure_kind=kind))
+    return st
+
+
+@pytest.mark.parametrize(("kind", "code"), [("infrastructure", exitcodes.UNAVAILABLE),
+                                            ("input", exitcodes.FAILED)])
+def test_status_exit_code_follows_the_failure_kind_of_the_manifest(tmp_path, kind, code):
+    from raystack.scan import status
+
+    st = _store_with_failures(tmp_path, [("b-1", "worker died: RayActorError: killed", kind)])
+    assert status(st.uri, "r1").failure_kinds == {"b-1": kind}
+    res = CliRunner().invoke(app, ["status", st.uri, "--run-id", "r1"], env={"COLUMNS": "200"})
+    assert res.exit_code == code, res.output
+
+
+def test_status_of_a_run_with_an_outage_failure_exits_3(tmp_path):
+    st = _store_with_failures(tmp_path, [
+        ("b-1", "ConnectTimeoutError: Connect timeout on endpoint URL", "infrastructure")])
     res = CliRunner().invoke(app, ["status", st.uri, "--run-id", "r1"], env={"COLUMNS": "200"})
     assert res.exit_code == exitcodes.UNAVAILABLE and "ConnectTimeoutError" in res.output

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 from raystack.cli.app import abs_path, app, default_of, fail
@@ -53,9 +51,10 @@ def scan_cmd(
 ) -> None:
     """Score every frame of an archive into a Parquet store, on Ray; reruns resume.
 
-    Exits 1 when any unit failed (the summary lists each file and the reason), 2 on
-    invalid settings or an archive with no videos, 3 when the store or archive is
-    unavailable (disk full, read-only, S3 down; a rerun resumes).
+    Exits 1 when any unit failed on its input (the summary lists each file and the
+    reason), 2 on invalid settings or an archive with no videos, 3 when the store or
+    archive is unavailable (disk full, read-only, S3 down) or units failed because their
+    workers died (a rerun resumes).
 
     Example: raystack scan /tmp/a/test -c fp.pt -c fr.pt --store /tmp/store --run-id night1
     """
@@ -79,7 +78,7 @@ def scan_cmd(
                     "to resume", fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(code=130) from None
     print_result(result)
-    if not result.dry_run and (code := run_exit_code(result.ok, _errors(result.summary))):
+    if not result.dry_run and (code := run_exit_code(result.ok, result.summary.kinds_and_errors())):
         raise typer.Exit(code=code)
 
 
@@ -100,9 +99,6 @@ def status_cmd(
     except (RaystackError, ValueError, OSError) as e:
         raise fail(e) from e
     console().print(render_summary(summary))
-    if code := run_exit_code(summary.ok, _errors(summary)):
+    if code := run_exit_code(summary.ok, summary.kinds_and_errors()):
         raise typer.Exit(code=code)
 
-
-def _errors(summary: Any) -> list[str]:
-    return [err for _, _, err in summary.failed]

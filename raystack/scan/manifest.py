@@ -175,6 +175,8 @@ class ScanSummary:
     units: int = 0
     done: int = 0
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (unit_id, uri, error)
+    # unit_id -> failure_kind of each failed unit's latest attempt (None: an old manifest)
+    failure_kinds: dict[str, str | None] = field(default_factory=dict)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (unit_id, uri, reason)
     warnings: list[tuple[str, str, str]] = field(default_factory=list)  # (unit_id, uri, text)
     rows: int = 0
@@ -188,6 +190,10 @@ class ScanSummary:
     @property
     def ok(self) -> bool:
         return not self.failed and self.pending == 0
+
+    def kinds_and_errors(self) -> list[tuple[str | None, str]]:
+        """``(failure_kind, error)`` of each failed unit, as the exit code weighs them."""
+        return [(self.failure_kinds.get(uid), err) for uid, _, err in self.failed]
 
     @property
     def short_videos(self) -> int:
@@ -236,6 +242,7 @@ def summarize(
                 s.warnings.append((r["unit_id"], r["uri"], r["warning"]))
         else:
             s.failed.append((r["unit_id"], r["uri"], r.get("error") or "unknown error"))
+            s.failure_kinds[r["unit_id"]] = r.get("failure_kind")
         for k in STAGES:
             s.stage_s[k] += float(r.get(k) or 0.0)
         if r.get("started_at"):
@@ -310,8 +317,11 @@ def summarize_table(
                    or 0)
     for k in STAGES:
         s.stage_s[k] = float(pc.sum(pc.fill_null(kept[k], 0.0)).as_py() or 0.0)
+    failed_rows = kept.filter(failed).select(["unit_id", "uri", "error", "failure_kind"])
     s.failed = sorted((r["unit_id"], r["uri"], r["error"] or "unknown error")
-                      for r in kept.filter(failed).select(["unit_id", "uri", "error"]).to_pylist())
+                      for r in failed_rows.to_pylist())
+    s.failure_kinds = dict(zip(failed_rows["unit_id"].to_pylist(),
+                               failed_rows["failure_kind"].to_pylist(), strict=True))
     s.skipped = sorted((r["unit_id"], r["uri"], r["error"] or LEGACY_SHORT_REASON)
                        for r in kept.filter(skipped).select(["unit_id", "uri", "error"])
                        .to_pylist())
