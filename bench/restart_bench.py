@@ -114,7 +114,12 @@ class Killer:
             if self.times:  # at least every_s between two kills
                 self.stop.wait(max(0.0, self.times[-1] + self.every_s - time.monotonic()))
             pid = current[w]
-            if not self._wait(lambda pid=pid: pid in _actor_pids(busy=True), 60):
+            state = self._wait(lambda pid=pid: "busy" if pid in _actor_pids(busy=True) else
+                               "gone" if pid not in _actor_pids() else None, 60)
+            if state == "gone":  # Ray restarted it, then the scan gave the worker up
+                self.given_up.append(w)
+                continue
+            if state is None:
                 continue  # idle for a minute: the scan is ending
             try:
                 os.kill(pid, signal.SIGKILL)
