@@ -72,9 +72,10 @@ def report_cmd(
     """Write an HTML report folder: index (summary, events, videos), a page per video.
 
     Open OUT/index.html. Times are seconds from each video's start, with a UTC
-    clock estimated from the file's mtime. Exits 1 when some source videos could
-    not be read for thumbnails: the report is still written and names them
-    (docs/report.md).
+    clock estimated from the file's mtime. When some source videos cannot be read
+    for thumbnails the report is still written, names them and the archive, and
+    exits 1 (files moved or broken) or 3 (the archive's storage unreachable; rerun
+    later); an unknown run or store exits 2 (docs/report.md).
 
     The event defaults are those of the SQL events() macro and `raystack events`.
 
@@ -96,5 +97,35 @@ def report_cmd(
         typer.secho(f"warning: {w}", fg=typer.colors.YELLOW, err=True)
     for uri, why in report.missing_sources.items():
         typer.secho(f"warning: missing source {uri}: {why}", fg=typer.colors.YELLOW, err=True)
-    if not report.complete:
-        raise typer.Exit(code=1)
+    if code := _missing_sources_code(report.missing_sources):
+        raise typer.Exit(code=code)
+
+
+def _missing_sources_code(missing: dict[str, str]) -> int:
+    """0 for a complete report; else name the archive the missing sources lie in and pick
+    3 when the storage was away (rerun later) or 1 when files are gone (docs/cli.md)."""
+    from raystack.exitcodes import FAILED, OK, UNAVAILABLE
+    from raystack.report.thumbs import is_outage
+
+    if not missing:
+        return OK
+    archive = _common_folder(list(missing))
+    outage = any(is_outage(why) for why in missing.values())
+    what = ("was unreachable; rerun the report once it is reachable" if outage else
+            "could not be read (was it moved or unmounted?); rerun the report where it is")
+    typer.secho(f"warning: the archive {archive} ({len(missing)} source video(s)) {what} "
+                "to fill in the thumbnails; scores and events are complete",
+                fg=typer.colors.YELLOW, err=True)
+    return UNAVAILABLE if outage else FAILED
+
+
+def _common_folder(uris: list[str]) -> str:
+    """The deepest folder (or s3:// prefix) holding every one of ``uris``."""
+    parts = [u.split("/")[:-1] for u in uris]
+    common = parts[0]
+    for p in parts[1:]:
+        n = 0
+        while n < min(len(common), len(p)) and common[n] == p[n]:
+            n += 1
+        common = common[:n]
+    return "/".join(common) or "/"

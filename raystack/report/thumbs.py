@@ -4,11 +4,20 @@
 
 A thumbnail that cannot be read (file moved, S3 unreachable) returns (None, why): the report
 shows a placeholder and lists the file among its warnings; it never fails for a thumbnail.
+:func:`is_outage` tells a source the storage could not serve (S3 or a network share away)
+from one that is gone or broken, for the command's exit code (docs/cli.md).
 """
 
 from __future__ import annotations
 
-from raystack.errors import RaystackError
+from raystack.errors import InfrastructureError, RaystackError
+
+OUTAGE_PREFIX = "storage unavailable: "  # starts the ``why`` of a source an outage hid
+
+
+def is_outage(why: str | None) -> bool:
+    """Whether :func:`frame_thumbnail`'s ``why`` says the storage, not the file, failed."""
+    return bool(why) and why.startswith(OUTAGE_PREFIX)
 
 
 def frame_thumbnail(uri: str, frame: int, *, width: int = 192) -> tuple[bytes | None, str | None]:
@@ -16,11 +25,14 @@ def frame_thumbnail(uri: str, frame: int, *, width: int = 192) -> tuple[bytes | 
     import cv2
 
     from raystack.decode import open_reader
+    from raystack.exitcodes import describe, storage_reason
 
     try:
         with open_reader(uri, size=None) as reader:
             rgb = reader.read(frame, frame + 1)[0]
     except (RaystackError, OSError, ValueError, IndexError) as e:
+        if isinstance(e, InfrastructureError) or storage_reason(e) is not None:
+            return None, OUTAGE_PREFIX + describe(e)
         return None, str(e) or type(e).__name__
     h, w = rgb.shape[:2]
     height = max(1, round(h * width / w))

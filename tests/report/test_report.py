@@ -118,11 +118,38 @@ def test_moved_archive_warns_names_files_and_exits_1(scanned_store, tmp_path, wr
     assert result.exit_code == 1, result.output
     for rel in videos.column("relpath").to_pylist():
         assert f"warning: missing source {tmp_path}/gone/{rel}: " in result.output
+    text = " ".join(result.output.split())
+    assert f"warning: the archive {tmp_path}/gone ({len(videos)} source video(s)) could not " \
+           "be read (was it moved or unmounted?)" in text
     index = (tmp_path / "rep" / "index.html").read_text()
     assert "<h2 id='warnings' class='warn'>Warnings</h2>" in index
     assert index.count("source video unavailable") == len(videos)
     assert f"<code>{tmp_path}/gone/" in index
     assert "does not exist</td>" not in index and "<img" not in index
+
+
+def test_sources_behind_an_outage_exit_3_and_the_report_is_still_written(
+        scanned_store, tmp_path, write_run, monkeypatch):
+    import raystack.decode
+    from raystack.errors import InfrastructureError
+
+    _, videos, _ = scanned_store
+    store = Store(tmp_path / "store")
+    write_run(store, moved(videos, "s3://cams/2024"))
+
+    def s3_down(uri, **kw):
+        msg = f"download of {uri}: S3 unreachable (EndpointConnectionError) for 300 s"
+        raise InfrastructureError(msg)
+
+    monkeypatch.setattr(raystack.decode, "open_reader", s3_down)
+    result = CliRunner().invoke(app, ["report", store.uri, "--run-id", "r1", "--out",
+                                      str(tmp_path / "rep"), "--sigma", "0", "--threshold",
+                                      "0.5"])
+    assert result.exit_code == 3, result.output
+    text = " ".join(result.output.split())
+    assert "warning: the archive s3://cams/2024 (" in text and "was unreachable" in text
+    assert "storage unavailable: " in text
+    assert (tmp_path / "rep" / "index.html").exists()
 
 
 def test_many_videos_get_an_index_and_one_page_each(tmp_path, scanned_store, write_run):
@@ -162,3 +189,7 @@ def test_unknown_run_is_a_clear_error(scanned_store, tmp_path):
     store, _, _ = scanned_store
     with pytest.raises(ValueError, match="run 'nope' has no scores"):
         write_report(store, "nope", tmp_path)
+    # The command: invalid input (2), as docs/cli.md's table says, not 1.
+    result = CliRunner().invoke(app, ["report", store.uri, "--run-id", "nope", "--out",
+                                      str(tmp_path / "rep")])
+    assert result.exit_code == 2 and "run 'nope' has no scores" in result.output
