@@ -31,6 +31,13 @@ def test_version_and_short_help():
     assert code == 0 and "train" in out and "--version" in out
 
 
+def test_help_lists_the_commands_in_the_order_of_the_work():
+    code, out = invoke("-h")
+    listed = [line.split()[1] for line in out.splitlines()
+              if len(line.split()) > 1 and line.split()[0] == "│" and line.split()[1] in COMMANDS]
+    assert code == 0 and listed == list(COMMANDS)
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_of_every_command_works_and_shows_no_bool_metavar(command):
     code, out = invoke(command, "-h")

@@ -6,7 +6,15 @@ scan and status; ``query`` sql, events, runs and calibrate; ``evaluate`` eval an
 
 from __future__ import annotations
 
-from raystack.cli import data, evaluate, query, scan, train  # noqa: F401  (registers commands)
+# Importing a module registers its commands; `raystack --help` lists them in this order,
+# the order of the work (synth, probe, train, scan, status, sql, ..., eval, report).
+# isort: off
+from raystack.cli import data  # noqa: F401
+from raystack.cli import train  # noqa: F401
+from raystack.cli import scan  # noqa: F401
+from raystack.cli import query  # noqa: F401
+from raystack.cli import evaluate  # noqa: F401
+# isort: on
 from raystack.cli.app import app
 
 

@@ -88,7 +88,12 @@ def status_cmd(
                                 help="The store a scan wrote: folder or s3:// URI."),
     run_id: str = typer.Option(..., "--run-id", help="The run to summarise."),
 ) -> None:
-    """Print a run's summary from its manifest (exit 1 if units failed or are pending)."""
+    """Print a run's summary from its manifest (exit 1 or 3 if units failed or are pending).
+
+    Exits 1 when units failed on their input or are pending, 3 when units failed because of
+    the infrastructure (their workers died, the store or archive was unavailable; a rerun
+    resumes).
+    """
     from raystack.console import console
     from raystack.errors import RaystackError
     from raystack.scan import status
