@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import signal
@@ -47,6 +48,18 @@ from machine_info import machine  # noqa: E402
 
 ACTOR_TITLE = "ray::_ScanActor"  # Ray titles an actor's process so; ".run" while it scores
 REPLACEMENT_WAIT_S = 60.0  # a worker not back after this long was given up by the scan
+
+
+class GiveUps(logging.Handler):
+    """Counts the scan driver's "giving it up" warnings (a worker past its restart budget)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "giving it up" in record.getMessage():
+            self.count += 1
 
 
 def _actor_pids(busy: bool = False) -> set[int]:
@@ -76,6 +89,8 @@ class Killer:
 
     def __init__(self, kills: int, every_s: float, workers: int) -> None:
         self.kills, self.every_s, self.workers = kills, every_s, workers
+        self.give_ups = GiveUps()
+        logging.getLogger("raystack.scan.pipeline").addHandler(self.give_ups)
         self.times: list[float] = []
         self.per_worker = [0] * workers
         self.given_up: list[int] = []  # workers that did not come back after a kill
@@ -89,6 +104,7 @@ class Killer:
     def join(self) -> None:
         self.stop.set()
         self.thread.join(10)
+        logging.getLogger("raystack.scan.pipeline").removeHandler(self.give_ups)
 
     def _wait(self, cond: Any, timeout: float) -> Any:
         deadline = time.monotonic() + timeout
@@ -127,12 +143,15 @@ class Killer:
                 continue
             self.times.append(time.monotonic())
             self.per_worker[w] += 1
-            fresh = self._wait(lambda known=known: _actor_pids() - known, REPLACEMENT_WAIT_S)
-            if fresh:
+            before = self.give_ups.count
+            fresh = self._wait(lambda known=known, before=before: (
+                "given up" if self.give_ups.count > before else _actor_pids() - known),
+                REPLACEMENT_WAIT_S)
+            if fresh == "given up" or (not fresh and not self.stop.is_set()):
+                self.given_up.append(w)
+            elif fresh:
                 current[w] = min(fresh)
                 known |= fresh
-            elif not self.stop.is_set():
-                self.given_up.append(w)
 
 
 def _attempt_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
