@@ -53,8 +53,10 @@ class TrainingFailed(RaystackError):
 @contextlib.contextmanager
 def ray_session(cfg: Any) -> Iterator[None]:
     """Connect to Ray for a training run: an initialised Ray is used as is; ``cfg.address``
-    or ``RAY_ADDRESS`` joins that cluster; otherwise a private local Ray (``address="local"``,
-    capped object store, no dashboard) starts and is shut down at the end."""
+    or ``RAY_ADDRESS`` joins that cluster; otherwise a private local Ray starts, the same
+    one a scan gets (:func:`raystack.ray_local.private_ray`: no token-authentication
+    warning, no API server, its session folder removed at the end and nothing left
+    running after a killed driver), and is shut down at the end."""
     import ray
 
     if ray.is_initialized():
@@ -63,21 +65,20 @@ def ray_session(cfg: Any) -> Iterator[None]:
     address = cfg.address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
-    else:
-        from raystack.ray_local import explicit_auth_mode
+        try:
+            yield
+        finally:
+            ray.shutdown()
+        return
+    from raystack.ray_local import private_ray
 
-        explicit_auth_mode()  # no token-authentication warning on every run
-        # Progress and errors reach the driver through the queue and the Result; worker
-        # logs stay in Ray's session folder (/tmp/ray/session_latest/logs). Forwarding them
-        # would mostly repeat a warning of Ray Train's placement-group cleaner, which cannot
-        # reach the state API without the dashboard.
-        ray.init(address="local", num_cpus=os.cpu_count() or 1,
-                 object_store_memory=int(cfg.object_store_mb) * 1024 * 1024,
-                 include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-    try:
+    # Progress and errors reach the driver through the queue and the Result; worker logs
+    # stay in Ray's session folder while it runs. Forwarding them would mostly repeat a
+    # warning of Ray Train's placement-group cleaner, which cannot reach the state API
+    # without the dashboard.
+    with private_ray(os.cpu_count() or 1, int(cfg.object_store_mb) * 1024 * 1024,
+                     log_to_driver=False):
         yield
-    finally:
-        ray.shutdown()
 
 
 def _worker_emit(queue: Any, rank: int) -> Emit:
