@@ -29,7 +29,7 @@ from typing import Any
 
 from raystack.errors import RaystackError
 from raystack.scan.config import ScanConfig
-from raystack.scan.manifest import INFRASTRUCTURE, manifest_row, utcnow
+from raystack.scan.manifest import INFRASTRUCTURE, INPUT, manifest_row, utcnow
 from raystack.scan.plan import WorkUnit
 from raystack.scan.scheduler import RestartBudget, RetryRules, UnitQueue, failure_kind
 from raystack.scan.shape import PoolShape, pool_shape
@@ -120,6 +120,10 @@ class _ScanActor:
         # RAYSTACK_FAULT_CRASH_UNIT=<unit_id>: exit abruptly on that unit's first attempt,
         # as an OOM kill or a segfault would (tests of retry after a dead worker).
         if os.environ.get(f"{FAULT_ENV_PREFIX}CRASH_UNIT") == unit.unit_id and attempt == 1:
+            os._exit(17)
+        # RAYSTACK_FAULT_POISON_UNIT=<unit_id>: exit on every attempt, as a file that
+        # segfaults the decoder would.
+        if os.environ.get(f"{FAULT_ENV_PREFIX}POISON_UNIT") == unit.unit_id:
             os._exit(17)
         return self.scorer.run(unit, attempt, next_unit)
 
@@ -305,8 +309,13 @@ class ActorPool:
                 except RayActorError as e:
                     self._crashed(slot)
                     unreserve(slot)
-                    fail(unit, attempt, started, slot, f"worker died: {type(e).__name__}: "
-                         f"{_first_line(e)}", INFRASTRUCTURE)
+                    kind = queue.crashed(unit)
+                    err = f"worker died: {type(e).__name__}: {_first_line(e)}"
+                    if kind == INPUT:
+                        err = (f"the worker died while scoring this unit {self.cfg.max_attempts} "
+                               "times while other units finished: the file probably crashes "
+                               f"the decoder ({err})")
+                    fail(unit, attempt, started, slot, err, kind)
                     continue
                 except RayTaskError as e:
                     cause = e.cause if getattr(e, "cause", None) is not None else e
@@ -316,6 +325,8 @@ class ActorPool:
                 if row["status"] == "failed" and row.get("failure_kind") == INFRASTRUCTURE:
                     on_result(row, not queue.failed(unit, attempt, INFRASTRUCTURE))
                 else:
+                    if row["status"] == "done":
+                        queue.finished()
                     on_result(row, True)
 
     def _on_ping(self, slot: _Slot, ref: Any) -> None:

@@ -10,6 +10,10 @@ drive them with a fake clock.
   failure (the file: undecodable, or an unexpected error while scoring it) gets few
   attempts; an *infrastructure* failure (a dead worker, the store or the network away) gets
   many, further apart, since waiting cures it.
+- A unit whose worker dies under it ``max_attempts`` times while other units finish is a
+  *poison* input (a file that crashes the decoder process): it fails as input instead of
+  using up the infrastructure attempts meant for outages, and a rerun of the scan then
+  exits 1 (units failed) rather than 3 (retry later), which would loop a scheduler forever.
 - :class:`RestartBudget` allows a worker N restarts per sliding window of M seconds: a
   burst of crashes (a node drained, processes killed by hand) is ridden out, a worker that
   crashes on everything is given up.
@@ -75,6 +79,9 @@ class UnitQueue:
         self._later: list[tuple[float, int, Item]] = []  # (ready_at, tiebreak, item)
         self._seq = itertools.count()
         self._failures: dict[str, dict[str, int]] = {}
+        self._finished = 0  # units done so far, to tell a poison unit from a sick cluster
+        self._crashes: dict[str, tuple[int, int]] = {}  # unit -> (deaths, _finished at 1st)
+        self._poison: set[str] = set()
 
     def __bool__(self) -> bool:
         return bool(self._ready or self._later)
@@ -108,9 +115,30 @@ class UnitQueue:
             return None
         return max(0.0, self._later[0][0] - self.clock())
 
+    def finished(self) -> None:
+        """A unit was scored: the workers are healthy at least some of the time."""
+        self._finished += 1
+
+    def crashed(self, unit: WorkUnit) -> str:
+        """The kind of a worker's death while it scored ``unit``.
+
+        Infrastructure, unless this unit has now killed its worker ``max_attempts`` times
+        and other units finished after its first death: then the unit itself is the cause
+        (input), and :meth:`failed` does not requeue it.
+        """
+        deaths, finished_then = self._crashes.get(unit.unit_id, (0, self._finished))
+        deaths += 1
+        self._crashes[unit.unit_id] = (deaths, finished_then)
+        if deaths >= self.rules.max_attempts and self._finished > finished_then:
+            self._poison.add(unit.unit_id)
+            return INPUT
+        return INFRASTRUCTURE
+
     def failed(self, unit: WorkUnit, attempt: int, kind: str) -> bool:
         """Record a failed attempt; requeue the unit after its backoff if it has attempts
         left for that kind of failure. Returns whether it was requeued."""
+        if unit.unit_id in self._poison:
+            return False
         counts = self._failures.setdefault(unit.unit_id, {INPUT: 0, INFRASTRUCTURE: 0})
         counts[kind] += 1
         limit = self.rules.max_infra_attempts if kind == INFRASTRUCTURE else self.rules.max_attempts

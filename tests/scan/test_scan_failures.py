@@ -182,3 +182,29 @@ def test_after_the_driver_is_killed_nothing_of_its_ray_runs_on(tiny_checkpoints,
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+def test_a_file_that_kills_its_worker_every_time_fails_as_input_and_the_rest_is_scored(
+    tiny_checkpoints, tiny_archive, tmp_path, monkeypatch
+):
+    """A poison file (one that segfaults the decoder) used to count as infrastructure for
+    all its 10 attempts, and the scan exited 3 ("retry later") on every rerun."""
+    from raystack.exitcodes import FAILED, run_exit_code
+    from raystack.scan import ScanConfig, scan
+    from raystack.store import Store
+
+    units = scan(ScanConfig(archive=str(tiny_archive), checkpoints=(tiny_checkpoints["fp"],),
+                            segment_frames=512, dry_run=True)).plan.units
+    monkeypatch.setenv("RAYSTACK_FAULT_POISON_UNIT", units[0].unit_id)
+    cfg = ScanConfig(archive=str(tiny_archive), store=str(tmp_path / "store"),
+                     checkpoints=(tiny_checkpoints["fp"],), run_id="poison", segment_frames=512,
+                     workers=1, progress=False, retry_backoff_s=0.5)
+    result = scan(cfg)
+    assert result.summary.done == len(units) - 1
+    assert [u for u, _, _ in result.summary.failed] == [units[0].unit_id]
+    rows = Store(cfg.store).read_table("manifest", "poison").to_pylist()
+    poison = sorted((r for r in rows if r["unit_id"] == units[0].unit_id),
+                    key=lambda r: r["attempt"])
+    assert [r["failure_kind"] for r in poison] == ["infrastructure"] * 2 + ["input"]
+    assert "probably crashes the decoder" in poison[-1]["error"]
+    assert run_exit_code(result.ok, result.summary.kinds_and_errors()) == FAILED

@@ -94,3 +94,17 @@ def test_manifest_rows_carry_the_failure_kind():
     row = manifest_row(u, "failed", error="x", failure_kind=INFRASTRUCTURE)
     assert row["failure_kind"] == INFRASTRUCTURE
     assert manifest_row(u, "done", rows=3, failure_kind=INFRASTRUCTURE)["failure_kind"] is None
+
+
+def test_a_unit_that_kills_its_worker_while_others_finish_is_poison_input():
+    rules = RetryRules(max_attempts=3, max_infra_attempts=10, backoff_s=0)
+    q = UnitQueue([], rules, clock=Clock())
+    poison = _unit(0)
+    assert q.crashed(poison) == INFRASTRUCTURE and q.failed(poison, 1, INFRASTRUCTURE)
+    q.finished()  # the cluster scores other units meanwhile
+    assert q.crashed(poison) == INFRASTRUCTURE and q.failed(poison, 2, INFRASTRUCTURE)
+    assert q.crashed(poison) == INPUT  # third death under this unit, others went through
+    assert not q.failed(poison, 3, INPUT)  # final: no further attempt
+    # Deaths while nothing else finishes are the cluster's (kills, a drained node): the
+    # unit keeps its infrastructure attempts however often its worker dies under it.
+    assert [q.crashed(_unit(1)) for _ in range(5)] == [INFRASTRUCTURE] * 5
