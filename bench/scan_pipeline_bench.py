@@ -86,7 +86,7 @@ class ModelOnly:
                  segment: int) -> None:
         import cv2
 
-        from raystack.archive import list_archive
+        from raystack.archive import list_archive, materialise
         from raystack.decode import open_reader, to_model_range
         from raystack.flow import create_flow, flow_to_model_input
         from raystack.inference import FrameScorer
@@ -99,7 +99,7 @@ class ModelOnly:
         flow = create_flow("dis", preset="fast")
         self.clips = []
         for src in list_archive(archive):
-            with open_reader(src, size=(w, h), sequential=True) as r:
+            with open_reader(materialise(src), size=(w, h), sequential=True) as r:
                 u8 = r.read(0, r.num_frames)
             fl = flow_to_model_input(flow(u8))
             for a, b in segment_ranges(len(u8), context=ctx, segment_frames=segment):

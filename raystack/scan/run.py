@@ -99,7 +99,8 @@ def _check_resume(previous: dict[str, Any], identity: dict[str, Any], run_id: st
 
 
 def _probe(cfg: ScanConfig) -> tuple[list[Any], Any]:
-    from raystack.archive import list_archive, probe_archive
+    from raystack.archive import list_archive
+    from raystack.scan.probe import probe_archive
 
     sources = list_archive(cfg.archive)
     if cfg.limit is not None:

@@ -159,13 +159,14 @@ class UnitScorer:
 
         The first item is the frame rate the reader found, for videos the probe gave none.
         """
+        from raystack.archive import materialise
         from raystack.decode import open_reader
 
         t0 = time.perf_counter()
         src = unit.source if unit.source is not None else unit.uri
         frames_fps = unit.fps if unit.fps > 0 else 25.0
-        reader = open_reader(src, size=self.size, sequential=True, cache_dir=self.cache_dir,
-                             cache_max_bytes=self.cache_max_bytes, threads=self.threads or 0,
+        media = materialise(src, cache_dir=self.cache_dir, max_bytes=self.cache_max_bytes)
+        reader = open_reader(media, size=self.size, sequential=True, threads=self.threads or 0,
                              frames_fps=frames_fps)
         timings["decode_s"] = timings.get("decode_s", 0.0) + time.perf_counter() - t0
         bad_frames = reader.bad_frames

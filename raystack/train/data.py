@@ -147,9 +147,10 @@ def _cached(path: Path | None, make: Callable[[], np.ndarray]) -> np.ndarray:
 
 def decode_frames(src: Any, size: tuple[int, int]) -> np.ndarray:
     """All frames of ``src`` as uint8 (T, H, W, 3) at ``size`` = (H, W), as the scan decodes."""
+    from raystack.archive import materialise
     from raystack.decode import open_reader
 
-    with open_reader(src, size=(size[1], size[0]), sequential=True) as reader:
+    with open_reader(materialise(src), size=(size[1], size[0]), sequential=True) as reader:
         parts = [reader.read(s, min(s + READ_CHUNK, reader.num_frames))
                  for s in range(0, reader.num_frames, READ_CHUNK)]
     return np.concatenate(parts) if parts else np.zeros((0, *size, 3), np.uint8)

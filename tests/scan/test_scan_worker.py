@@ -8,8 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from raystack.archive import list_archive, probe_archive
+from raystack.archive import list_archive, materialise
 from raystack.scan.plan import plan_units
+from raystack.scan.probe import probe_archive
 from raystack.scan.worker import UnitScorer
 from raystack.store import Store
 
@@ -33,7 +34,7 @@ def _reference(scorer, src):
     from raystack.decode import open_reader, to_model_range
     from raystack.flow import create_flow, flow_to_model_input
 
-    with open_reader(src, size=SIZE) as r:
+    with open_reader(materialise(src), size=SIZE) as r:
         u8 = r.read(0, r.num_frames)
     flows = flow_to_model_input(create_flow("dis", preset="fast")(u8))
     return scorer.scorer.score(to_model_range(u8), flows)
