@@ -15,12 +15,13 @@ run in separate ``flock`` sessions):
   videos with one anomaly each) decoded at the models' size; ``vqmau_fp.SIZE``,
   ``vqmau_fr.SIZE`` and ``m2s2l.SIZE`` (``--size small``, 128x128, the default; or
   ``tiny``, 64x64) each trained with the SAME loop (AdamW, cosine schedule, grad clip, batch,
-  steps; clips from ``raystack.train.data``), then every test frame scored and the micro
-  (and macro) frame AUC computed with the protocol of docs/evaluation.md (per-video
-  min-max, 1 - norm, Gaussian smoothing) on the frames every model scores (from the
-  largest context on). Fusions as the query layer does them: alpha * stream 1 + (1 -
-  alpha) * stream 2 of the normalised, smoothed scores. ``--models`` trains some models
-  only; trained checkpoints are kept in ``--workdir`` and reused unless ``--retrain``.
+  steps; clips from ``raystack.train.data``), then every test frame scored, written as a
+  run of a store (``--workdir``/auc-store) and the micro (and macro) frame AUC taken from
+  ``raystack eval`` (docs/evaluation.md: per-video min-max, 1 - norm, Gaussian smoothing,
+  the SQL fusion) on the frames every model scores (from the largest context on). The
+  paper-order row fuses the PSNRs first and is evaluated as a stream of its own.
+  ``--models`` trains some models only; trained checkpoints are kept in ``--workdir`` and
+  reused unless ``--retrain``.
 
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/m2s2l_bench.py
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/m2s2l_bench.py --sections budget speed
@@ -244,23 +245,10 @@ def _test_videos(archive: Path, size: tuple[int, int], flow_cfg) -> list[dict]:
     return videos
 
 
-def _protocol(psnr_by_video: list[np.ndarray], sigma: float) -> list[np.ndarray]:
-    from raystack.scoring import video_anomaly_scores
-
-    return [video_anomaly_scores(p, sigma) for p in psnr_by_video]
-
-
-def _aucs(scores: list[np.ndarray], labels: list[np.ndarray]) -> dict:
-    from sklearn.metrics import roc_auc_score
-
-    micro = float(roc_auc_score(np.concatenate(labels), np.concatenate(scores)))
-    per_video = [float(roc_auc_score(y, s)) for s, y in zip(scores, labels, strict=True)
-                 if 0 < y.sum() < len(y)]
-    return {"micro_auc": micro, "macro_auc": float(np.mean(per_video)) if per_video else None,
-            "macro_videos": len(per_video), "macro_skipped": len(scores) - len(per_video)}
-
-
 def auc(args) -> dict:
+    from scores_store import write_scored_run
+
+    from raystack.eval import evaluate
     from raystack.inference import FrameScorer
 
     archive = _archive(args.workdir, args.seed)
@@ -302,25 +290,27 @@ def auc(args) -> dict:
     score_s = time.perf_counter() - t0
 
     alpha = m2.config.score_alpha
+    # The paper's own fusion order: weighted PSNR first, then the protocol; as a stream of
+    # its own, so raystack eval scores it like the others.
+    raw["m2s2l_paper"] = [alpha * a + (1 - alpha) * b
+                          for a, b in zip(raw["m2s2l_app"], raw["m2s2l_mot"], strict=True)]
+    run = write_scored_run(args.workdir / "auc-store", f"auc-{args.size}",
+                           [{"name": v["name"], "labels": v["labels"]} for v in videos], raw,
+                           first_frame=start)
     rows = []
-    streams = {s: _protocol(raw[s], args.sigma) for s in raw}
-    for label, scores in (
-        ("VQ-MaU FP", streams["fp"]),
-        ("VQ-MaU FR", streams["fr"]),
-        ("VQ-MaU FP+FR weighted 0.5", [0.5 * a + 0.5 * b for a, b in
-                                       zip(streams["fp"], streams["fr"], strict=True)]),
-        ("M2S2L appearance", streams["m2s2l_app"]),
-        ("M2S2L motion", streams["m2s2l_mot"]),
-        (f"M2S2L weighted {alpha:g}", [alpha * a + (1 - alpha) * b for a, b in
-                                       zip(streams["m2s2l_app"], streams["m2s2l_mot"],
-                                           strict=True)]),
+    for label, fusion in (
+        ("VQ-MaU FP", "fp"),
+        ("VQ-MaU FR", "fr"),
+        ("VQ-MaU FP+FR weighted 0.5", "weighted:0.5:fp,fr"),
+        ("M2S2L appearance", "m2s2l_app"),
+        ("M2S2L motion", "m2s2l_mot"),
+        (f"M2S2L weighted {alpha:g}", f"weighted:{alpha}:m2s2l_app,m2s2l_mot"),
+        (f"M2S2L weighted PSNR {alpha:g} (paper order)", "m2s2l_paper"),
     ):
-        rows.append({"scores": label, **_aucs(scores, labels)})
-    # The paper's own fusion order: weighted PSNR first, then the protocol.
-    paper = _protocol([alpha * a + (1 - alpha) * b for a, b in
-                       zip(raw["m2s2l_app"], raw["m2s2l_mot"], strict=True)], args.sigma)
-    rows.append({"scores": f"M2S2L weighted PSNR {alpha:g} (paper order)",
-                 **_aucs(paper, labels)})
+        r = evaluate(run.store, run.labels, run.run_id, fusion=fusion, sigma=args.sigma)
+        rows.append({"scores": label, "fusion": r.fusion, "micro_auc": r.micro_auc,
+                     "macro_auc": r.macro_auc, "macro_videos": r.videos - r.single_class_skipped,
+                     "macro_skipped": r.single_class_skipped})
 
     print(f"\nmicro frame AUC on {len(videos)} synthetic test videos, frames >= {start} "
           f"({sum(len(y) for y in labels)} frames, sigma {args.sigma}):")
@@ -341,6 +331,7 @@ def auc(args) -> dict:
         "first_scored_frame": start, "sigma": args.sigma, "score_s": score_s,
         "fusion": "query-layer order: alpha * normalised+smoothed stream 1 + (1 - alpha) * "
                   "stream 2; the paper-order row fuses PSNRs first",
+        "auc": f"raystack eval on run {run.run_id} of {run.store}",
         "rows": rows,
     }
 
