@@ -122,3 +122,51 @@ def test_bad_clips_are_refused():
         scorer.score(frames, flows[:2])
     with pytest.raises(ValueError, match="amp"):
         FrameScorer({"fp": _Oracle()}, amp="int8")
+
+
+def _parts(v):
+    # Today's return forms: a PSNR array, or (psnr, aux) for a stream with an aux score.
+    return v if isinstance(v, tuple) else (v, None)
+
+
+def test_every_family_scores_exactly_its_own_psnr_by_hand():
+    """Frozen expectation: each stream equals the PSNR recomputed by hand from the model's
+    own forward on the same windows (seeded tiny models, batches that split the clip)."""
+    from raystack.scoring import motion_psnr, psnr
+
+    models = {}
+    for key, name in (("fp", "vqmau_fp.tiny"), ("fr", "vqmau_fr.tiny"), ("m2s2l", "m2s2l.tiny")):
+        torch.manual_seed(7)
+        models[key] = create_model(name).eval()
+    ctx = max(models["fp"].config.in_frames, 1, models["m2s2l"].config.context)
+    frames, flows = _clip(ctx + 7, seed=3)
+    flows *= 0.3
+    out = FrameScorer(dict(models), batch_size=3).score(frames, flows)
+    assert tuple(out) == ("fp", "fr", "m2s2l_app", "m2s2l_mot", "diff", "motion")
+
+    chw = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    targets = np.arange(ctx, len(frames))
+    t = models["fp"].config.in_frames
+    with torch.inference_mode():
+        x = torch.stack([chw[i - t : i].reshape(-1, 64, 64) for i in targets])
+        want = {"fp": (psnr(models["fp"](x).pred, chw[targets]), None)}
+        f = torch.from_numpy(rescale_flow(flows[targets - 1], models["fr"].config.flow_scale))
+        want["fr"] = (psnr(models["fr"](f).pred, f), None)
+        c = models["m2s2l"].config.context
+        win = torch.stack([chw[i - c : i + 1] for i in targets])
+        m = models["m2s2l"](win[:, :-1])
+        d = m.distance
+        want["m2s2l_app"] = (psnr(m.pred, win[:, -1]),
+                             (d["common"] + d["appearance"]) / 2)
+        want["m2s2l_mot"] = (psnr(m.motion, (win[:, -1] - win[:, -2]) * 0.5),
+                             (d["common"] + d["motion"]) / 2)
+    want["diff"] = (psnr(chw[targets - 1], chw[targets]), None)
+    want["motion"] = (motion_psnr(torch.from_numpy(flows[targets - 1])), None)
+    for s, (p, a) in want.items():
+        got_p, got_a = _parts(out[s])
+        assert got_p.dtype == np.float32 and got_p.shape == (len(targets),)
+        np.testing.assert_allclose(got_p, p.numpy(), rtol=1e-4, err_msg=s)
+        if a is None:
+            assert got_a is None, s
+        else:
+            np.testing.assert_allclose(got_a, a.numpy(), rtol=1e-4, err_msg=s)
