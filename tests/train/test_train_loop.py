@@ -13,16 +13,14 @@ import torch
 from raystack.errors import ConfigError
 from raystack.models import get_config
 from raystack.train import train
-from raystack.train.data import prepare_data
-from raystack.train.loop import (
-    StreamTrainer,
+from raystack.train.checkpoints import (
     checkpoints_to_delete,
-    epoch_batches,
-    lr_factor,
     read_checkpoint_dir,
     select_epoch,
     write_checkpoint,
 )
+from raystack.train.data import prepare_data
+from raystack.train.loop import StreamTrainer, epoch_batches, lr_factor
 
 
 def _data(cfg, task):
