@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 from raystack.models.baselines import Baselines
 from raystack.models.contract import ScoringModel, StreamScores
@@ -97,9 +98,9 @@ class FrameScorer:
             msg = f"FrameScorer: region={region!r}; choose one of {REGIONS}"
             raise ValueError(msg)
         for name, model in models.items():
-            if not isinstance(model, ScoringModel):
+            if not (isinstance(model, ScoringModel) and isinstance(model, nn.Module)):
                 msg = (f"FrameScorer: model {name!r} ({type(model).__name__}) does not implement "
-                       "raystack.models.contract.ScoringModel")
+                       "raystack.models.contract.ScoringModel as an nn.Module")
                 raise TypeError(msg)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"

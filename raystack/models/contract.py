@@ -50,6 +50,9 @@ class StreamScores(Generic[A]):
 class ScoringModel(abc.ABC):
     """Scores target frames from windows of ``context + 1`` frames (see module docstring).
 
+    Implementations are ``nn.Module`` s, so a scorer moves every one of them to its device
+    and into eval mode alike.
+
     Attributes (class attributes or properties of an implementation):
         streams: names of the streams :meth:`score_batch` returns, in order.
         context: frames each target needs before it.

@@ -1,4 +1,4 @@
-"""Plain-Python training of one stream (FP or FR); no Ray here, the Ray adapter reuses it.
+"""Plain-Python training of one stream (FP, FR or M2S2L); no Ray here, the Ray adapter reuses it.
 
 - AdamW at the paper's 2e-4, weight decay on weight matrices only (nanoGPT's habit).
 - One cosine schedule over the run's TOTAL number of steps (optional linear warm-up) that
@@ -91,7 +91,7 @@ class StreamTrainer:
 
     Args:
         cfg: the :class:`~raystack.train.config.TrainConfig`.
-        task: ``"fp"`` or ``"fr"``.
+        task: ``"fp"``, ``"fr"`` or ``"m2s2l"``.
         data: what :func:`~raystack.train.data.prepare_data` returned for ``task``.
         device: where to train.
         rank, world_size: this worker's place among the DDP workers (0, 1 in process).
