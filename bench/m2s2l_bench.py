@@ -37,7 +37,6 @@ import math
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -50,8 +49,8 @@ from cpu_speed import matmul_flops, scan_implementation, time_forward  # noqa: E
 import raystack.models.m2s2l.temporal as temporal_mod  # noqa: E402
 import raystack.models.ss2d as ss2d_mod  # noqa: E402
 from raystack.models import create_model, load_checkpoint, save_checkpoint  # noqa: E402
-from raystack.models.m2s2l import PAPER_GFLOPS, PAPER_PARAMS  # noqa: E402
 from raystack.models.m2s2l.flops import count_flops  # noqa: E402
+from raystack.models.m2s2l.presets import PAPER_GFLOPS, PAPER_PARAMS  # noqa: E402
 
 AUC_FAMILIES = ("vqmau_fp", "vqmau_fr", "m2s2l")
 # The paper's ablation ladder (Table III), as config switches of the paper preset.
@@ -148,22 +147,15 @@ def _train_config(archive: Path, args):
 
 
 def _data(name: str, cfg, model_config):
-    """Training clips: FP and M2S2L take FP-form clips (t = in_frames or context), FR flows."""
+    """Training clips: FP and M2S2L take FP-form clips (t = their context), FR flows."""
     from raystack.train.data import prepare_data
 
-    if name.startswith("m2s2l"):
-        fp_like = SimpleNamespace(img_size=model_config.img_size, in_frames=model_config.context)
-        return prepare_data(cfg, "fp", fp_like)
-    return prepare_data(cfg, model_config.task, model_config)
+    return prepare_data(cfg, "fp" if name.startswith("m2s2l") else model_config.task,
+                        model_config)
 
 
 def _loss(model, batch):
-    from raystack.models.losses import task_loss
-
-    out = model(batch["x"])
-    if hasattr(model, "loss"):  # the training hook of a self-describing model (M2S2L)
-        return model.loss(out, batch)
-    return task_loss(model.config.task, out.pred, batch["y"], out.vq_loss, batch.get("prev"))
+    return model.loss(model(batch["x"]), batch)
 
 
 def train_one(name: str, archive: Path, args) -> dict:
@@ -171,7 +163,8 @@ def train_one(name: str, archive: Path, args) -> dict:
     from raystack.train.loop import epoch_batches, lr_factor
 
     torch.manual_seed(args.seed)
-    model = create_model(name)
+    # The recorded VQ-MaU figures trained the paper's absolute loss: keep it for every preset.
+    model = create_model(name, **({"relative_loss": False} if name.startswith("vqmau") else {}))
     cfg = _train_config(archive, args)
     data = _data(name, cfg, model.config)
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -206,23 +199,6 @@ def train_one(name: str, archive: Path, args) -> dict:
             "s_per_step": train_s / len(order), "first_loss": float(np.mean(losses[:10])),
             "last_loss": float(np.mean(losses[-10:])),
             "params": sum(p.numel() for p in model.parameters())}
-
-
-def score_generic(model, frames: torch.Tensor, batch: int = 16) -> dict[str, np.ndarray]:
-    """Scores of a self-describing model over one video: windows of ``context + 1`` frames.
-
-    This is the path FrameScorer takes for a model with ``score_batch`` (proposed hook).
-    """
-    ctx = model.context
-    targets = list(range(ctx, len(frames)))
-    out: dict[str, list] = {s: [] for s in model.score_streams}
-    with torch.inference_mode():
-        for s in range(0, len(targets), batch):
-            idx = targets[s : s + batch]
-            win = torch.stack([frames[i - ctx : i + 1] for i in idx])  # (b, ctx+1, 3, H, W)
-            for stream, (p, _aux) in model.score_batch(win).items():
-                out[stream].append(p.numpy())
-    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def _test_videos(archive: Path, size: tuple[int, int], flow_cfg) -> list[dict]:
@@ -271,9 +247,8 @@ def auc(args) -> dict:
     size = tuple(models[m2_name].config.img_size)
     videos = _test_videos(archive, size, _train_config(archive, args))
 
-    fpfr = FrameScorer({"fp": models[fp_name], "fr": models[fr_name]},
-                       threads=args.threads, batch_size=16)
-    m2 = models[m2_name]
+    fpfr = FrameScorer({"fp": models[fp_name], "fr": models[fr_name]}, batch_size=16)
+    m2 = FrameScorer({"m2s2l": models[m2_name]}, batch_size=16, baselines=False)
     start = max(fpfr.context, m2.context)  # frames every model scores
     raw: dict[str, list[np.ndarray]] = {"fp": [], "fr": [], "m2s2l_app": [], "m2s2l_mot": []}
     labels = []
@@ -282,14 +257,13 @@ def auc(args) -> dict:
         frames = v["frames_u8"].astype(np.float32) / 127.5 - 1.0
         out = fpfr.score(frames, v["flows"])
         for s in ("fp", "fr"):
-            raw[s].append(out[s][start - fpfr.context:])
-        clip = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
-        for s, p in score_generic(m2, clip).items():
-            raw[s].append(p[start - m2.context:])
+            raw[s].append(out[s].psnr[start - fpfr.context:])
+        for s, scored in m2.score(frames).items():
+            raw[s].append(scored.psnr[start - m2.context:])
         labels.append(v["labels"][start:])
     score_s = time.perf_counter() - t0
 
-    alpha = m2.config.score_alpha
+    alpha = models[m2_name].config.score_alpha
     # The paper's own fusion order: weighted PSNR first, then the protocol; as a stream of
     # its own, so raystack eval scores it like the others.
     raw["m2s2l_paper"] = [alpha * a + (1 - alpha) * b

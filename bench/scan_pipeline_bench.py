@@ -85,6 +85,7 @@ class ModelOnly:
     def __init__(self, archive: str, ckpts: list[str], threads: int, chunk: int,
                  segment: int) -> None:
         import cv2
+        import torch
 
         from raystack.archive import list_archive, materialise
         from raystack.decode import open_reader, to_model_range
@@ -93,7 +94,8 @@ class ModelOnly:
         from raystack.scan.plan import segment_ranges
 
         cv2.setNumThreads(threads)
-        self.scorer = FrameScorer.from_checkpoints(ckpts, device="cpu", threads=threads)
+        torch.set_num_threads(threads)  # this process is the benchmark's: its threads are ours
+        self.scorer = FrameScorer.from_checkpoints(ckpts, device="cpu")
         h, w = self.scorer.img_size
         ctx = self.scorer.context
         flow = create_flow("dis", preset="fast")
