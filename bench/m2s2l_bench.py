@@ -15,12 +15,13 @@ run in separate ``flock`` sessions):
   videos with one anomaly each) decoded at the models' size; ``vqmau_fp.SIZE``,
   ``vqmau_fr.SIZE`` and ``m2s2l.SIZE`` (``--size small``, 128x128, the default; or
   ``tiny``, 64x64) each trained with the SAME loop (AdamW, cosine schedule, grad clip, batch,
-  steps; clips from ``raystack.train.data``), then every test frame scored and the micro
-  (and macro) frame AUC computed with the protocol of docs/evaluation.md (per-video
-  min-max, 1 - norm, Gaussian smoothing) on the frames every model scores (from the
-  largest context on). Fusions as the query layer does them: alpha * stream 1 + (1 -
-  alpha) * stream 2 of the normalised, smoothed scores. ``--models`` trains some models
-  only; trained checkpoints are kept in ``--workdir`` and reused unless ``--retrain``.
+  steps; clips from ``raystack.train.data``), then every test frame scored, written as a
+  run of a store (``--workdir``/auc-store) and the micro (and macro) frame AUC taken from
+  ``raystack eval`` (docs/evaluation.md: per-video min-max, 1 - norm, Gaussian smoothing,
+  the SQL fusion) on the frames every model scores (from the largest context on). The
+  paper-order row fuses the PSNRs first and is evaluated as a stream of its own.
+  ``--models`` trains some models only; trained checkpoints are kept in ``--workdir`` and
+  reused unless ``--retrain``.
 
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/m2s2l_bench.py
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/m2s2l_bench.py --sections budget speed
@@ -36,7 +37,6 @@ import math
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -49,8 +49,8 @@ from cpu_speed import matmul_flops, scan_implementation, time_forward  # noqa: E
 import raystack.models.m2s2l.temporal as temporal_mod  # noqa: E402
 import raystack.models.ss2d as ss2d_mod  # noqa: E402
 from raystack.models import create_model, load_checkpoint, save_checkpoint  # noqa: E402
-from raystack.models.m2s2l import PAPER_GFLOPS, PAPER_PARAMS  # noqa: E402
 from raystack.models.m2s2l.flops import count_flops  # noqa: E402
+from raystack.models.m2s2l.presets import PAPER_GFLOPS, PAPER_PARAMS  # noqa: E402
 
 AUC_FAMILIES = ("vqmau_fp", "vqmau_fr", "m2s2l")
 # The paper's ablation ladder (Table III), as config switches of the paper preset.
@@ -147,22 +147,15 @@ def _train_config(archive: Path, args):
 
 
 def _data(name: str, cfg, model_config):
-    """Training clips: FP and M2S2L take FP-form clips (t = in_frames or context), FR flows."""
+    """Training clips: FP and M2S2L take FP-form clips (t = their context), FR flows."""
     from raystack.train.data import prepare_data
 
-    if name.startswith("m2s2l"):
-        fp_like = SimpleNamespace(img_size=model_config.img_size, in_frames=model_config.context)
-        return prepare_data(cfg, "fp", fp_like)
-    return prepare_data(cfg, model_config.task, model_config)
+    return prepare_data(cfg, "fp" if name.startswith("m2s2l") else model_config.task,
+                        model_config)
 
 
 def _loss(model, batch):
-    from raystack.models.losses import task_loss
-
-    out = model(batch["x"])
-    if hasattr(model, "loss"):  # the training hook of a self-describing model (M2S2L)
-        return model.loss(out, batch)
-    return task_loss(model.config.task, out.pred, batch["y"], out.vq_loss, batch.get("prev"))
+    return model.loss(model(batch["x"]), batch)
 
 
 def train_one(name: str, archive: Path, args) -> dict:
@@ -170,7 +163,8 @@ def train_one(name: str, archive: Path, args) -> dict:
     from raystack.train.loop import epoch_batches, lr_factor
 
     torch.manual_seed(args.seed)
-    model = create_model(name)
+    # The recorded VQ-MaU figures trained the paper's absolute loss: keep it for every preset.
+    model = create_model(name, **({"relative_loss": False} if name.startswith("vqmau") else {}))
     cfg = _train_config(archive, args)
     data = _data(name, cfg, model.config)
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -207,23 +201,6 @@ def train_one(name: str, archive: Path, args) -> dict:
             "params": sum(p.numel() for p in model.parameters())}
 
 
-def score_generic(model, frames: torch.Tensor, batch: int = 16) -> dict[str, np.ndarray]:
-    """Scores of a self-describing model over one video: windows of ``context + 1`` frames.
-
-    This is the path FrameScorer takes for a model with ``score_batch`` (proposed hook).
-    """
-    ctx = model.context
-    targets = list(range(ctx, len(frames)))
-    out: dict[str, list] = {s: [] for s in model.score_streams}
-    with torch.inference_mode():
-        for s in range(0, len(targets), batch):
-            idx = targets[s : s + batch]
-            win = torch.stack([frames[i - ctx : i + 1] for i in idx])  # (b, ctx+1, 3, H, W)
-            for stream, (p, _aux) in model.score_batch(win).items():
-                out[stream].append(p.numpy())
-    return {k: np.concatenate(v) for k, v in out.items()}
-
-
 def _test_videos(archive: Path, size: tuple[int, int], flow_cfg) -> list[dict]:
     from raystack.archive import list_archive
     from raystack.train.data import compute_flows, decode_frames, make_flow
@@ -244,23 +221,10 @@ def _test_videos(archive: Path, size: tuple[int, int], flow_cfg) -> list[dict]:
     return videos
 
 
-def _protocol(psnr_by_video: list[np.ndarray], sigma: float) -> list[np.ndarray]:
-    from raystack.scoring import video_anomaly_scores
-
-    return [video_anomaly_scores(p, sigma) for p in psnr_by_video]
-
-
-def _aucs(scores: list[np.ndarray], labels: list[np.ndarray]) -> dict:
-    from sklearn.metrics import roc_auc_score
-
-    micro = float(roc_auc_score(np.concatenate(labels), np.concatenate(scores)))
-    per_video = [float(roc_auc_score(y, s)) for s, y in zip(scores, labels, strict=True)
-                 if 0 < y.sum() < len(y)]
-    return {"micro_auc": micro, "macro_auc": float(np.mean(per_video)) if per_video else None,
-            "macro_videos": len(per_video), "macro_skipped": len(scores) - len(per_video)}
-
-
 def auc(args) -> dict:
+    from scores_store import write_scored_run
+
+    from raystack.eval import evaluate
     from raystack.inference import FrameScorer
 
     archive = _archive(args.workdir, args.seed)
@@ -283,9 +247,8 @@ def auc(args) -> dict:
     size = tuple(models[m2_name].config.img_size)
     videos = _test_videos(archive, size, _train_config(archive, args))
 
-    fpfr = FrameScorer({"fp": models[fp_name], "fr": models[fr_name]},
-                       threads=args.threads, batch_size=16)
-    m2 = models[m2_name]
+    fpfr = FrameScorer({"fp": models[fp_name], "fr": models[fr_name]}, batch_size=16)
+    m2 = FrameScorer({"m2s2l": models[m2_name]}, batch_size=16, baselines=False)
     start = max(fpfr.context, m2.context)  # frames every model scores
     raw: dict[str, list[np.ndarray]] = {"fp": [], "fr": [], "m2s2l_app": [], "m2s2l_mot": []}
     labels = []
@@ -294,33 +257,34 @@ def auc(args) -> dict:
         frames = v["frames_u8"].astype(np.float32) / 127.5 - 1.0
         out = fpfr.score(frames, v["flows"])
         for s in ("fp", "fr"):
-            raw[s].append(out[s][start - fpfr.context:])
-        clip = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
-        for s, p in score_generic(m2, clip).items():
-            raw[s].append(p[start - m2.context:])
+            raw[s].append(out[s].psnr[start - fpfr.context:])
+        for s, scored in m2.score(frames).items():
+            raw[s].append(scored.psnr[start - m2.context:])
         labels.append(v["labels"][start:])
     score_s = time.perf_counter() - t0
 
-    alpha = m2.config.score_alpha
+    alpha = models[m2_name].config.score_alpha
+    # The paper's own fusion order: weighted PSNR first, then the protocol; as a stream of
+    # its own, so raystack eval scores it like the others.
+    raw["m2s2l_paper"] = [alpha * a + (1 - alpha) * b
+                          for a, b in zip(raw["m2s2l_app"], raw["m2s2l_mot"], strict=True)]
+    run = write_scored_run(args.workdir / "auc-store", f"auc-{args.size}",
+                           [{"name": v["name"], "labels": v["labels"]} for v in videos], raw,
+                           first_frame=start)
     rows = []
-    streams = {s: _protocol(raw[s], args.sigma) for s in raw}
-    for label, scores in (
-        ("VQ-MaU FP", streams["fp"]),
-        ("VQ-MaU FR", streams["fr"]),
-        ("VQ-MaU FP+FR weighted 0.5", [0.5 * a + 0.5 * b for a, b in
-                                       zip(streams["fp"], streams["fr"], strict=True)]),
-        ("M2S2L appearance", streams["m2s2l_app"]),
-        ("M2S2L motion", streams["m2s2l_mot"]),
-        (f"M2S2L weighted {alpha:g}", [alpha * a + (1 - alpha) * b for a, b in
-                                       zip(streams["m2s2l_app"], streams["m2s2l_mot"],
-                                           strict=True)]),
+    for label, fusion in (
+        ("VQ-MaU FP", "fp"),
+        ("VQ-MaU FR", "fr"),
+        ("VQ-MaU FP+FR weighted 0.5", "weighted:0.5:fp,fr"),
+        ("M2S2L appearance", "m2s2l_app"),
+        ("M2S2L motion", "m2s2l_mot"),
+        (f"M2S2L weighted {alpha:g}", f"weighted:{alpha}:m2s2l_app,m2s2l_mot"),
+        (f"M2S2L weighted PSNR {alpha:g} (paper order)", "m2s2l_paper"),
     ):
-        rows.append({"scores": label, **_aucs(scores, labels)})
-    # The paper's own fusion order: weighted PSNR first, then the protocol.
-    paper = _protocol([alpha * a + (1 - alpha) * b for a, b in
-                       zip(raw["m2s2l_app"], raw["m2s2l_mot"], strict=True)], args.sigma)
-    rows.append({"scores": f"M2S2L weighted PSNR {alpha:g} (paper order)",
-                 **_aucs(paper, labels)})
+        r = evaluate(run.store, run.labels, run.run_id, fusion=fusion, sigma=args.sigma)
+        rows.append({"scores": label, "fusion": r.fusion, "micro_auc": r.micro_auc,
+                     "macro_auc": r.macro_auc, "macro_videos": r.videos - r.single_class_skipped,
+                     "macro_skipped": r.single_class_skipped})
 
     print(f"\nmicro frame AUC on {len(videos)} synthetic test videos, frames >= {start} "
           f"({sum(len(y) for y in labels)} frames, sigma {args.sigma}):")
@@ -341,6 +305,7 @@ def auc(args) -> dict:
         "first_scored_frame": start, "sigma": args.sigma, "score_s": score_s,
         "fusion": "query-layer order: alpha * normalised+smoothed stream 1 + (1 - alpha) * "
                   "stream 2; the paper-order row fuses PSNRs first",
+        "auc": f"raystack eval on run {run.run_id} of {run.store}",
         "rows": rows,
     }
 

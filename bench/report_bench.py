@@ -43,7 +43,7 @@ OPTS = dict(sigma=2.0, threshold=0.7, min_frames=5, merge_gap=3)
 
 def build_store(root: Path, n_videos: int, seed: int = 0) -> Path:
     """A store with run 'r1' of ``n_videos`` videos, all pointing at one real clip."""
-    from raystack.archive import probe_archive
+    from raystack.scan.probe import probe_archive
     from raystack.store import Store, table_schema
     from raystack.synth import synthesize
 

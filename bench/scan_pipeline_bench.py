@@ -85,21 +85,23 @@ class ModelOnly:
     def __init__(self, archive: str, ckpts: list[str], threads: int, chunk: int,
                  segment: int) -> None:
         import cv2
+        import torch
 
-        from raystack.archive import list_archive
+        from raystack.archive import list_archive, materialise
         from raystack.decode import open_reader, to_model_range
         from raystack.flow import create_flow, flow_to_model_input
         from raystack.inference import FrameScorer
         from raystack.scan.plan import segment_ranges
 
         cv2.setNumThreads(threads)
-        self.scorer = FrameScorer.from_checkpoints(ckpts, device="cpu", threads=threads)
+        torch.set_num_threads(threads)  # this process is the benchmark's: its threads are ours
+        self.scorer = FrameScorer.from_checkpoints(ckpts, device="cpu")
         h, w = self.scorer.img_size
         ctx = self.scorer.context
         flow = create_flow("dis", preset="fast")
         self.clips = []
         for src in list_archive(archive):
-            with open_reader(src, size=(w, h), sequential=True) as r:
+            with open_reader(materialise(src), size=(w, h), sequential=True) as r:
                 u8 = r.read(0, r.num_frames)
             fl = flow_to_model_input(flow(u8))
             for a, b in segment_ranges(len(u8), context=ctx, segment_frames=segment):

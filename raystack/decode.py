@@ -3,8 +3,9 @@
 Three readers share one interface (:class:`VideoReader`): decord (random access, and
 sequential reads of ordinary files: fastest here, see ``bench/decode_bench.py``), PyAV
 (sequential segments of very long files, which it opens without indexing them), and an
-image-folder reader for UCSD/Avenue-style frame folders. S3 videos are fetched to the
-local cache first; S3 frame folders fetch only the images a read asks for.
+image-folder reader for UCSD/Avenue-style frame folders. The readers take local media
+only: a video of an S3 archive is materialised on local disk first
+(:func:`raystack.archive.materialise`), so nothing here knows about S3.
 
     with open_reader("cam01.mp4", size=(256, 256), sequential=True) as r:
         clip = r.read(0, 32)                 # uint8 (32, 256, 256, 3), RGB
@@ -23,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from raystack.decode_base import VideoReader, resize_rgb, to_model_range
+from raystack.decode_base import VideoReader, local_media, resize_rgb, to_model_range
 from raystack.errors import UndecodableVideoError
+from raystack.media import LocalMedia
 
 # Which reader serves which access pattern (bench/decode_bench.py, results in
 # bench/results/decode.json). On the synthetic archive decord decoded sequential 32-frame
@@ -295,28 +297,24 @@ def _short(err: BaseException) -> str:
 
 
 def open_reader(
-    src: Any,
+    src: str | os.PathLike | LocalMedia,
     *,
     size: tuple[int, int] | None = (256, 256),
     sequential: bool = False,
-    cache_dir: str | None = None,
-    cache_max_bytes: int | None = None,
     backend: str | None = None,
     threads: int = 0,
     frames_fps: float = 25.0,
     num_frames: int | None = None,
 ) -> VideoReader:
-    """Open a reader for a :class:`~raystack.archive.VideoSource` or a path/URI.
+    """Open a reader for local media: a video file, a frame folder, or a :class:`LocalMedia`.
 
     Args:
-        src: a VideoSource, a local video file or frame folder, or an ``s3://`` URI.
+        src: a local path or the :class:`~raystack.media.LocalMedia` that
+            :func:`raystack.archive.materialise` gives for a listed (maybe S3) source.
         size: (width, height) of the frames returned, or None to keep the source size.
         sequential: the caller reads consecutive ranges (a scan segment): use the
             sequential reader (:data:`SEQUENTIAL_BACKEND`; PyAV for files over
             :data:`LONG_VIDEO_BYTES`, whose whole-file index decord rebuilds per open).
-        cache_dir: where S3 videos are cached (default ``$RAYSTACK_CACHE`` or
-            ``~/.cache/raystack/s3``).
-        cache_max_bytes: trim that cache to this size after a download (None: no cap).
         backend: force ``"decord"`` or ``"pyav"`` for video files.
         threads: decoder threads (0 = the library's default).
         frames_fps: frame rate assumed for frame folders.
@@ -325,27 +323,20 @@ def open_reader(
 
     Raises:
         UndecodableVideoError: the file cannot be decoded (names it and says why).
-        ArchiveError: the URI does not exist or S3 refused access.
+        ValueError: ``src`` is a URI, or ``backend`` is unknown.
     """
-    from raystack.archive.listing import VideoSource, source_from_uri
-
-    if not isinstance(src, VideoSource):
-        src = source_from_uri(src)
-    if src.kind == "frames":
-        return FrameFolderReader(src.uri, src.members, size=size, fps=frames_fps)
+    media = local_media(src)
+    if media.kind == "frames":
+        return FrameFolderReader(media.name, media.members, names=media.member_names,
+                                 size=size, fps=frames_fps)
     if backend is not None and backend not in BACKENDS:
         msg = f"unknown decode backend {backend!r}; choose one of {BACKENDS}"
         raise ValueError(msg)
-    if src.uri.startswith("s3://"):
-        from raystack.archive.cache import fetch
-
-        path = str(fetch(src.uri, src.etag, cache_dir=cache_dir, max_bytes=cache_max_bytes))
-    else:
-        path = src.uri
-        if not os.path.isfile(path):
-            raise UndecodableVideoError(path, "file does not exist")
-        if os.path.getsize(path) == 0:
-            raise UndecodableVideoError(path, "file is empty (0 bytes)")
+    path = media.path
+    if not os.path.isfile(path):
+        raise UndecodableVideoError(media.name, "file does not exist")
+    if os.path.getsize(path) == 0:
+        raise UndecodableVideoError(media.name, "file is empty (0 bytes)")
     if backend is None:
         long = sequential and os.path.getsize(path) > LONG_VIDEO_BYTES
         backend = (
@@ -354,12 +345,13 @@ def open_reader(
             else (SEQUENTIAL_BACKEND if sequential else RANDOM_BACKEND)
         )
     if backend == "pyav":
-        return PyAVReader(path, uri=src.uri, size=size, threads=threads, num_frames=num_frames)
-    return DecordReader(path, uri=src.uri, size=size, threads=threads)
+        return PyAVReader(path, uri=media.name, size=size, threads=threads, num_frames=num_frames)
+    return DecordReader(path, uri=media.name, size=size, threads=threads)
 
 
 def read_clip(
-    src: Any, start: int, stop: int, *, size: tuple[int, int] | None = (256, 256)
+    src: str | os.PathLike | LocalMedia, start: int, stop: int, *,
+    size: tuple[int, int] | None = (256, 256)
 ) -> np.ndarray:
     """Frames ``[start, stop)`` of ``src`` as float32 (T, H, W, 3) in [-1, 1]."""
     with open_reader(src, size=size) as r:
@@ -378,6 +370,7 @@ __all__ = [
     "VideoReader",
     "inspect_video",
     "load_image",
+    "local_media",
     "open_reader",
     "read_clip",
     "resize_rgb",

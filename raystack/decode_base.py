@@ -1,12 +1,17 @@
-"""What every reader shares: the :class:`VideoReader` interface, resizing and the
-model's pixel range. No decoder is imported here, so each reader module can import it.
+"""What every reader shares: the :class:`VideoReader` interface, resizing, the model's
+pixel range, and :func:`local_media` (what a reader may open). No decoder is imported
+here, so each reader module can import it.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
+
+from raystack.errors import UndecodableVideoError
+from raystack.media import LocalMedia, is_hidden, is_image_name, natural_sorted
 
 
 def to_model_range(frames_uint8: np.ndarray) -> np.ndarray:
@@ -87,3 +92,31 @@ class VideoReader:
     def read(self, start: int, stop: int) -> np.ndarray:
         """Frames ``[start, stop)`` as uint8 (T, H, W, 3) RGB, resized to ``size``."""
         raise NotImplementedError
+
+
+def local_media(src: str | os.PathLike | LocalMedia) -> LocalMedia:
+    """``src`` as :class:`~raystack.media.LocalMedia`: a local video file, or a local folder
+    whose images (naturally sorted, hidden files skipped) are a frame folder.
+
+    Raises:
+        ValueError: ``src`` is a URI (``s3://...``): the readers take local media only.
+        UndecodableVideoError: nothing is at the path, or a folder holds no images.
+    """
+    if isinstance(src, LocalMedia):
+        return src
+    text = os.fspath(src)
+    if "://" in text:
+        msg = (f"the decoders read local media only, not {text!r}: materialise it first "
+               "(raystack.archive.materialise(source) gives a local copy)")
+        raise ValueError(msg)
+    path = os.path.abspath(os.path.expanduser(text))
+    if os.path.isdir(path):
+        images = natural_sorted(f for f in os.listdir(path)
+                                if is_image_name(f) and not is_hidden(f)
+                                and os.path.isfile(os.path.join(path, f)))
+        if not images:
+            raise UndecodableVideoError(path, "folder holds no image files (jpg, png, tif, ...)")
+        return LocalMedia(path, "frames", path, tuple(os.path.join(path, f) for f in images))
+    if not os.path.exists(path):
+        raise UndecodableVideoError(path, "file does not exist")
+    return LocalMedia(path, "video", path)

@@ -15,6 +15,7 @@ writes no score for it and names it in the manifest. A read with no decodable fr
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -25,44 +26,66 @@ from raystack.errors import UndecodableVideoError
 FILL_REACH = 16
 
 
-def load_image(uri: str) -> np.ndarray:
-    """One image (local path or ``s3://`` URI) as uint8 (H, W, 3) RGB.
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """An encoded image (the bytes of a jpg, png, tif, ...) as uint8 (H, W, 3) RGB.
+
+    Raises:
+        UndecodableVideoError: OpenCV cannot decode it (names ``name``).
+    """
+    import cv2
+
+    buf = np.frombuffer(data, np.uint8)
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    return _rgb(bgr, name)
+
+
+def load_image(path: str, name: str | None = None) -> np.ndarray:
+    """The local image file ``path`` as uint8 (H, W, 3) RGB; errors name ``name`` (default
+    ``path``: a materialised S3 image is named by its URI).
 
     Grayscale, 16-bit and RGBA images are converted; anything OpenCV cannot decode
     raises :class:`UndecodableVideoError` naming the image.
     """
     import cv2
 
-    if uri.startswith("s3://"):
-        from raystack.archive.cache import read_object
+    name = name or path
+    if "://" in path:
+        msg = f"load_image reads local files only, not {path!r}; materialise the folder first"
+        raise ValueError(msg)
+    if not os.path.isfile(path):
+        raise UndecodableVideoError(name, "image file does not exist")
+    return _rgb(cv2.imread(path, cv2.IMREAD_COLOR), name)
 
-        data = np.frombuffer(read_object(uri), np.uint8)
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    else:
-        if not os.path.isfile(uri):
-            raise UndecodableVideoError(uri, "image file does not exist")
-        bgr = cv2.imread(uri, cv2.IMREAD_COLOR)
+
+def _rgb(bgr: np.ndarray | None, name: str) -> np.ndarray:
+    import cv2
+
     if bgr is None:
         raise UndecodableVideoError(
-            uri, "OpenCV cannot decode this image (corrupt or not an image)"
+            name, "OpenCV cannot decode this image (corrupt or not an image)"
         )
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def first_decodable(members: tuple[str, ...] | list[str], uri: str, *,
+def first_decodable(members: Sequence[str], uri: str, *, names: Sequence[str] = (),
+                    load: Callable[[str, str], np.ndarray] = load_image,
                     reverse: bool = False, reach: int = FILL_REACH) -> tuple[int, np.ndarray]:
     """``(index, image)`` of the first image that decodes, from the start (or the end).
+
+    ``load(member, name)`` reads one image (default: a local file); ``names`` are what
+    errors call the members (default: the members themselves).
 
     Raises:
         UndecodableVideoError: none of the first ``reach`` images decodes (names the first).
     """
+    names = names or members
     order = range(len(members) - 1, -1, -1) if reverse else range(len(members))
     first_err: UndecodableVideoError | None = None
     for n, i in enumerate(order):
         if n >= reach:
             break
         try:
-            return i, load_image(members[i])
+            return i, load(members[i], names[i])
         except UndecodableVideoError as e:
             first_err = first_err or e
     where = "last" if reverse else "first"
@@ -72,24 +95,34 @@ def first_decodable(members: tuple[str, ...] | list[str], uri: str, *,
 
 
 class FrameFolderReader(VideoReader):
-    """Reads a folder of images (natural order) as a video at an assumed frame rate."""
+    """Reads a folder of local images (natural order) as a video at an assumed frame rate.
+
+    ``names`` are what errors and :attr:`bad_frames` call the members (their archive
+    URIs when the folder was materialised from S3); default: the members themselves.
+    A member whose file is missing is a bad frame, like a corrupt one.
+    """
 
     backend = "frames"
 
-    def __init__(self, uri: str, members: tuple[str, ...], *, size=(256, 256), fps: float = 25.0):
+    def __init__(self, uri: str, members: Sequence[str], *,
+                 names: Sequence[str] = (), size=(256, 256), fps: float = 25.0):
         super().__init__(uri, size)
         if not members:
             raise UndecodableVideoError(uri, "folder holds no image files (jpg, png, tif, ...)")
         self.members = tuple(members)
+        self.names = tuple(names) or self.members
+        if len(self.names) != len(self.members):
+            msg = f"{len(self.names)} names for {len(self.members)} members"
+            raise ValueError(msg)
         self.num_frames = len(self.members)
         self.fps = float(fps)
-        _, image = first_decodable(self.members, uri)
+        _, image = first_decodable(self.members, uri, names=self.names)
         self.height, self.width = image.shape[:2]
         self._good: tuple[int, np.ndarray] | None = None  # latest readable frame, resized
 
     def _load(self, i: int) -> np.ndarray | None:
         try:
-            frame = resize_rgb(load_image(self.members[i]), self.size)
+            frame = resize_rgb(load_image(self.members[i], self.names[i]), self.size)
         except UndecodableVideoError as e:
             self.bad_frames[i] = str(e)
             return None

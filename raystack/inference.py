@@ -1,44 +1,43 @@
-"""Per-frame PSNR of a clip under one or more VQ-MaU models: the scoring core of scan and eval.
+"""Per-frame scores of a clip under a set of scoring models: the scoring core of scan and eval.
 
-``FrameScorer`` holds the models (one per score stream: ``fp`` and/or ``fr``), batches the
-target frames of a clip, runs under ``torch.inference_mode`` (with autocast on CUDA, the
-selective scan and PSNR staying fp32) and returns one PSNR array per stream, all aligned on
-the same target frames. PSNR is the protocol's (docs/evaluation.md, :func:`raystack.scoring.psnr`),
-on frames and on model-range flow alike.
+``FrameScorer`` holds the models (anything implementing
+:class:`raystack.models.contract.ScoringModel`: VQ-MaU ``fp``/``fr``, M²S²L, and the
+``diff``/``motion`` baselines it adds itself), batches the target frames of a clip into
+windows of each model's ``context + 1`` frames, runs them under ``torch.inference_mode``
+(with autocast on CUDA, the selective scan and PSNR staying fp32) and returns one
+:class:`~raystack.models.contract.StreamScores` of numpy arrays per stream, all aligned on
+the same target frames. PSNR is the protocol's (docs/evaluation.md,
+:func:`raystack.scoring.psnr`), on frames and on model-range flow alike.
 
-Alignment: with ``context = max(t for FP, 1 for FR)`` the scored frames are
-``context .. T-1``. FP scores frame i from frames i-t .. i-1; FR scores frame i by
-reconstructing ``flows[i-1]``, the flow from frame i-1 to frame i.
+Alignment: with ``context`` the largest context of the models, the scored frames are
+``context .. T-1``. A model of context c scores frame i from frames i-c .. i (and flows
+i-c .. i-1, ``flows[j]`` being the flow from frame j to j+1): FP from its ``t`` frames
+before i, FR from ``flows[i-1]``.
+
+The scorer does not set the process's torch thread count: that belongs to whoever owns
+the process (the scan worker, the CLI, a benchmark).
 
     scorer = FrameScorer.from_checkpoints(["fp.pt", "fr.pt"])
     out = scorer.score(frames, flows)   # frames (T, H, W, 3), flows (T-1, 2, H, W) in [-1, 1]
-    out["fp"].shape == out["fr"].shape == (T - scorer.context,)
+    out["fp"].psnr.shape == out["fr"].psnr.shape == (T - scorer.context,)
+    out["fp"].aux is None                # M2S2L's streams carry their memory distance here
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from raystack.scoring import BASELINE_STREAMS, REGIONS, copy_last_psnr, motion_psnr, region_psnr
+from raystack.models.baselines import Baselines
+from raystack.models.contract import ScoringModel, StreamScores
+from raystack.scoring import BASELINE_STREAMS, REGIONS
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
-
-
-def default_threads() -> int:
-    """Torch threads for this process: OMP_NUM_THREADS when set (Ray sets it per actor),
-    else the CPUs this process may run on (its affinity mask, not the machine's count)."""
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def _resolve_amp(amp: str | bool | None, device: torch.device) -> torch.dtype | None:
@@ -58,23 +57,33 @@ def _resolve_amp(amp: str | bool | None, device: torch.device) -> torch.dtype | 
 
 
 class FrameScorer:
-    """Scores clips with a set of models, one per stream (e.g. ``{"fp": m1, "fr": m2}``).
+    """Scores clips with a set of scoring models, e.g. ``{"fp": m1, "fr": m2}``.
+
+    Args:
+        models: scoring models by name (the checkpoints' task when built by
+            :meth:`from_checkpoints`); each writes the streams it names.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        batch_size: target frames per model call.
+        amp: autocast on CUDA: ``"auto"``, ``"off"``, ``"bf16"`` or ``"fp16"``.
+        region: ``"frame"`` or ``"patch"`` PSNR (:func:`raystack.scoring.region_psnr`).
+        baselines: also score the ``diff`` and ``motion`` streams
+            (:class:`~raystack.models.baselines.Baselines`).
 
     Attributes:
-        streams: stream names in insertion order, e.g. ``("fp", "fr")``.
-        context: frames before the first scoreable frame (max over streams: t for FP, 1 for FR).
+        streams: stream names in order: every model's, then the baselines'.
+        learned_streams: the models' streams only.
+        context: frames before the first scoreable frame (max over the models).
         needs_flow: whether :meth:`score` needs ``flows``.
         img_size: (H, W) the models expect; decode to this size.
-        checkpoints: per stream, the checkpoint info when built by :meth:`from_checkpoints`.
+        checkpoints: per model, the checkpoint info when built by :meth:`from_checkpoints`.
     """
 
     def __init__(
         self,
-        models: dict[str, nn.Module],
+        models: Mapping[str, ScoringModel],
         *,
         device: str | torch.device = "auto",
         batch_size: int = 8,
-        threads: int | None = None,
         amp: str | bool | None = "auto",
         region: str = "frame",
         baselines: bool = True,
@@ -85,73 +94,54 @@ class FrameScorer:
         if batch_size < 1:
             msg = f"FrameScorer: batch_size={batch_size} must be >= 1"
             raise ValueError(msg)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self.threads = default_threads() if threads is None else int(threads)
-        torch.set_num_threads(self.threads)
-        self.batch_size = batch_size
-        self.amp_dtype = _resolve_amp(amp, self.device)
         if region not in REGIONS:
             msg = f"FrameScorer: region={region!r}; choose one of {REGIONS}"
             raise ValueError(msg)
+        for name, model in models.items():
+            if not (isinstance(model, ScoringModel) and isinstance(model, nn.Module)):
+                msg = (f"FrameScorer: model {name!r} ({type(model).__name__}) does not implement "
+                       "raystack.models.contract.ScoringModel as an nn.Module")
+                raise TypeError(msg)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.amp_dtype = _resolve_amp(amp, self.device)
         self.region = region
         self.baselines = bool(baselines)
+        self.models: dict[str, ScoringModel] = {k: m.to(self.device).eval()
+                                                for k, m in models.items()}
+        self._scorers: list[ScoringModel] = list(self.models.values())
+        if self.baselines:
+            self._scorers.append(Baselines())
 
-        self.models: dict[str, nn.Module] = {}
-        self.tasks: dict[str, str] = {}
-        self._context: dict[str, int] = {}
-        self._writes: dict[str, tuple[str, ...]] = {}  # model key -> the streams it scores
-        sizes = set()
-        needs_flow = False
-        for stream, model in models.items():
-            config = getattr(model, "config", None)
-            task = getattr(config, "task", None)
-            if hasattr(model, "score_batch"):
-                # A self-describing model (e.g. M2S2L) names its streams, its context and
-                # whether it needs flow, and scores windows of context + 1 frames itself.
-                self._context[stream] = int(model.context)
-                self._writes[stream] = tuple(model.score_streams)
-                needs_flow = needs_flow or bool(getattr(model, "needs_flow", False))
-            elif task in ("fp", "fr"):
-                self._context[stream] = config.in_frames if task == "fp" else 1
-                self._writes[stream] = (stream,)
-                needs_flow = needs_flow or task == "fr"
-            else:
-                msg = (f"FrameScorer: model for stream {stream!r} has no fp/fr config.task "
-                       "and no score_batch method")
-                raise ValueError(msg)
-            self.models[stream] = model.to(self.device).eval()
-            self.tasks[stream] = task
-            sizes.add(tuple(config.img_size))
+        sizes = {tuple(m.img_size) for m in self._scorers if m.img_size is not None}
         if len(sizes) != 1:
             msg = f"FrameScorer: models expect different image sizes {sorted(sizes)}"
             raise ValueError(msg)
         self.img_size: tuple[int, int] = sizes.pop()
-        learned = tuple(s for k in self.models for s in self._writes[k])
+        learned = tuple(s for m in self.models.values() for s in m.streams)
         if set(learned) & set(BASELINE_STREAMS):
             msg = f"FrameScorer: stream names {BASELINE_STREAMS} are the baselines' own"
             raise ValueError(msg)
         self.learned_streams: tuple[str, ...] = learned
-        self.streams: tuple[str, ...] = learned + (BASELINE_STREAMS if self.baselines else ())
-        if self.baselines:
-            needs_flow = True  # the motion baseline reads the flow
+        self.streams: tuple[str, ...] = tuple(s for m in self._scorers for s in m.streams)
         if len(set(self.streams)) != len(self.streams):
             msg = f"FrameScorer: two models write the same stream ({self.streams})"
             raise ValueError(msg)
-        self.context: int = max(self._context.values())
-        self.needs_flow: bool = needs_flow
+        self.context: int = max(m.context for m in self._scorers)
+        self.needs_flow: bool = any(m.needs_flow for m in self._scorers)
         self.checkpoints: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def from_checkpoints(cls, paths: Sequence[str | os.PathLike] | str | os.PathLike,
                          **kw: Any) -> FrameScorer:
-        """Load each checkpoint; its stream is named after its task (``fp`` / ``fr``)."""
+        """Load each checkpoint; its model is named after its task (``fp``, ``fr``, ``m2s2l``)."""
         from raystack.models.checkpoint import checkpoint_hash, load_checkpoint
 
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
-        models: dict[str, nn.Module] = {}
+        models: dict[str, ScoringModel] = {}
         infos: dict[str, dict[str, Any]] = {}
         for path in paths:
             model, info = load_checkpoint(path)
@@ -181,21 +171,10 @@ class FrameScorer:
                 msg = f"FrameScorer.score: flows must be {expected}; got {flows.shape}"
                 raise ValueError(msg)
 
-    def _inputs(self, stream: str, idx: list[int], clip: torch.Tensor,
-                flow: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Model input and target for target frames ``idx`` (CPU tensors)."""
-        if self.tasks[stream] == "fp":
-            t = self._context[stream]
-            x = torch.stack([clip[i - t : i].reshape(-1, *clip.shape[2:]) for i in idx])
-            return x, clip[idx]  # (b, t*3, H, W), (b, 3, H, W)
-        from raystack.flow import rescale_flow
-
-        # (b, 2, H, W): flow of frame i-1 -> i, in the model's own flow scale
-        pair = rescale_flow(flow[[i - 1 for i in idx]], self.models[stream].config.flow_scale)
-        return pair, pair
-
-    def score(self, frames: np.ndarray, flows: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Per-frame PSNR of frames ``context .. T-1`` for every stream.
+    def score(
+        self, frames: np.ndarray, flows: np.ndarray | None = None
+    ) -> dict[str, StreamScores[np.ndarray]]:
+        """Per-frame scores of frames ``context .. T-1`` for every stream.
 
         Args:
             frames: float32 (T, H, W, 3) in [-1, 1] at ``img_size``.
@@ -203,17 +182,15 @@ class FrameScorer:
                 i+1; required when ``needs_flow``.
 
         Returns:
-            ``{stream: float32 array of length max(T - context, 0)}``; a stream whose model
-            reports an aux score (M2S2L's memory distance) maps to ``(psnr, aux)`` instead.
+            ``{stream: StreamScores(psnr, aux)}`` in :attr:`streams` order: float32 arrays of
+            length ``max(T - context, 0)``, ``aux`` None for a stream without one.
         """
         frames = np.asarray(frames, dtype=np.float32)
         flows = None if flows is None else np.asarray(flows, dtype=np.float32)
         self._check_clip(frames, flows)
         targets = list(range(self.context, len(frames)))
-        out = {s: np.empty(len(targets), dtype=np.float32) for s in self.streams}
+        psnr = {s: np.empty(len(targets), dtype=np.float32) for s in self.streams}
         aux: dict[str, np.ndarray] = {}
-        if not targets:
-            return out
         clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W)
         flow = torch.from_numpy(np.ascontiguousarray(flows)) if self.needs_flow else None
         autocast = torch.autocast(
@@ -224,28 +201,24 @@ class FrameScorer:
         with torch.inference_mode(), autocast:
             for start in range(0, len(targets), self.batch_size):
                 idx = targets[start : start + self.batch_size]
-                for stream, model in self.models.items():
-                    if hasattr(model, "score_batch"):
-                        ctx = self._context[stream]
-                        win = torch.stack([clip[i - ctx : i + 1] for i in idx])
-                        scored = model.score_batch(win.to(self.device), region=self.region)
-                        for s, (p, a) in scored.items():
-                            out[s][start : start + len(idx)] = p.float().cpu().numpy()
-                            if a is not None:
-                                aux.setdefault(s, np.full(len(targets), np.nan, np.float32))
-                                aux[s][start : start + len(idx)] = a.float().cpu().numpy()
-                        continue
-                    x, target = self._inputs(stream, idx, clip, flow)
-                    x = x.to(self.device, non_blocking=True)
-                    pred = model(x).pred
-                    with torch.autocast(device_type=self.device.type, enabled=False):
-                        values = region_psnr(pred.float(), target.to(self.device).float(),
-                                             self.region)
-                    out[stream][start : start + len(idx)] = values.cpu().numpy()
-                if self.baselines:
-                    prev, cur = clip[[i - 1 for i in idx]], clip[idx]
-                    out["diff"][start : start + len(idx)] = copy_last_psnr(
-                        prev, cur, self.region).numpy()
-                    out["motion"][start : start + len(idx)] = motion_psnr(
-                        flow[[i - 1 for i in idx]]).numpy()
-        return {s: (out[s], aux[s]) if s in aux else out[s] for s in self.streams}
+                rows = slice(start, start + len(idx))
+                for model in self._scorers:
+                    win, flow_win = self._window(model, idx, clip, flow)
+                    for s, scored in model.score_batch(win, flow_win, region=self.region).items():
+                        psnr[s][rows] = scored.psnr.float().cpu().numpy()
+                        if scored.aux is not None:
+                            aux.setdefault(s, np.full(len(targets), np.nan, np.float32))
+                            aux[s][rows] = scored.aux.float().cpu().numpy()
+        return {s: StreamScores(psnr[s], aux.get(s)) for s in self.streams}
+
+    def _window(
+        self, model: ScoringModel, idx: list[int], clip: torch.Tensor, flow: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``model``'s input for target frames ``idx``, on the device: frames
+        (b, context + 1, 3, H, W) and, when it reads flow, flows (b, context, 2, H, W)."""
+        c = model.context
+        frames = torch.stack([clip[i - c : i + 1] for i in idx]).to(self.device, non_blocking=True)
+        if not model.needs_flow:
+            return frames, None
+        flows = torch.stack([flow[i - c : i] for i in idx]).to(self.device, non_blocking=True)
+        return frames, flows

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from raystack.errors import InfrastructureError
+from raystack.errors import ConfigError, InfrastructureError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -169,6 +169,11 @@ def call(
         try:
             out = fn()
         except Exception as e:
+            if _missing_credentials(e):
+                # botocore's own text names no object and no remedy; waiting cannot cure it.
+                msg = (f"cannot {what} {where}: no S3 credentials found ({type(e).__name__}); "
+                       "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
+                raise ConfigError(msg) from e
             if not transient(e):
                 raise
             tries += 1
@@ -191,6 +196,13 @@ def call(
         if tries:
             _count("recovered")
         return out
+
+
+def _missing_credentials(err: BaseException) -> bool:
+    """botocore's NoCredentialsError / PartialCredentialsError (by name: retry stays a leaf
+    module that imports no S3 library)."""
+    return (type(err).__module__.startswith("botocore")
+            and type(err).__name__ in ("NoCredentialsError", "PartialCredentialsError"))
 
 
 def _due_warning() -> bool:

@@ -1,7 +1,10 @@
 """Pure scoring math of the evaluation protocol (docs/evaluation.md), free of Ray and models.
 
 Shapes: ``psnr(pred, target)`` takes (B, C, H, W) tensors in [-1, 1] and returns (B,)
-PSNR in dB; the per-video functions take 1-D arrays over the frames of one video.
+PSNR in dB; ``gaussian_smooth`` takes a 1-D array over the frames of one video. Per-video
+normalisation and fusion have one definition, the SQL macros ``normalised()`` and
+``fused()`` (schemas/sql/v1_query.sql), which ``raystack eval`` runs too; smoothing is
+:func:`gaussian_smooth`, which SQL calls as ``rs_gaussian_smooth``.
 
     psnr(torch.zeros(2, 3, 8, 8), torch.full((2, 3, 8, 8), 0.1))  # -> tensor([26.0206, 26.0206])
 """
@@ -39,26 +42,6 @@ def psnr_np(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(1.0 / mse)
 
 
-def minmax_normalise(x: np.ndarray) -> np.ndarray:
-    """Min-max normalise one video's scores to [0, 1].
-
-    A constant series (one frame, or a perfectly flat video) has no spread to normalise;
-    it maps to all ones, i.e. "as normal as this video gets", rather than NaN.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if x.size == 0:
-        return x
-    lo, hi = float(x.min()), float(x.max())
-    if hi - lo <= 0.0:
-        return np.ones_like(x)
-    return (x - lo) / (hi - lo)
-
-
-def anomaly_from_psnr(psnr_values: np.ndarray) -> np.ndarray:
-    """Anomaly score of one video: 1 - min-max normalised PSNR (high PSNR = normal)."""
-    return 1.0 - minmax_normalise(psnr_values)
-
-
 def gaussian_smooth(x: np.ndarray, sigma: float = 10.0) -> np.ndarray:
     """Temporal smoothing of one video's scores, exactly scipy's gaussian_filter1d.
 
@@ -71,23 +54,6 @@ def gaussian_smooth(x: np.ndarray, sigma: float = 10.0) -> np.ndarray:
     if sigma <= 0 or x.size == 0:
         return x.copy()
     return gaussian_filter1d(x, sigma=sigma, mode="mirror", truncate=4.0)
-
-
-def video_anomaly_scores(psnr_values: np.ndarray, sigma: float = 10.0) -> np.ndarray:
-    """Protocol score of one video: normalise, invert, then smooth."""
-    return gaussian_smooth(anomaly_from_psnr(psnr_values), sigma)
-
-
-def weighted_fusion(a: np.ndarray, b: np.ndarray, alpha: float) -> np.ndarray:
-    """Fixed-weight fusion ``alpha * a + (1 - alpha) * b`` of two aligned score arrays.
-
-    Uses no labels, so it is the default fusion (VADMamba's per-video choice by test AUC
-    lives only in evaluation, as the ``oracle`` mode).
-    """
-    if not 0.0 <= alpha <= 1.0:
-        msg = f"fusion alpha must be in [0, 1], got {alpha}"
-        raise ValueError(msg)
-    return alpha * np.asarray(a, dtype=np.float64) + (1.0 - alpha) * np.asarray(b, dtype=np.float64)
 
 
 # --- reductions of an error map, and the trivial baseline streams ---------------------

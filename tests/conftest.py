@@ -33,7 +33,7 @@ def s3_env(s3_server, monkeypatch):
 @pytest.fixture
 def s3_bucket(s3_env, request):
     """A fresh, empty bucket on the local server; yields its name."""
-    from raystack.archive.s3 import s3_client
+    from raystack.io.s3 import s3_client
 
     name = "rs-" + request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")
     name = name[:60].rstrip("-")

@@ -239,3 +239,23 @@ def test_frame_folder_errors(tmp_path):
     assert r.bad_frames[1].startswith(str(bad / "0001.jpg")) and "cannot decode" in r.bad_frames[1]
     with pytest.raises(UndecodableVideoError, match="does not exist"):
         load_image(str(tmp_path / "missing.png"))
+
+
+def test_readers_take_local_media_only(tmp_path, media):
+    from raystack.media import LocalMedia
+
+    for uri in ("s3://cams/a.mp4", "http://example.com/a.mp4"):
+        with pytest.raises(ValueError, match="local media only.*materialise"):
+            open_reader(uri)
+        with pytest.raises(ValueError, match="local files only"):
+            load_image(uri)
+    with pytest.raises(UndecodableVideoError, match="does not exist"):
+        open_reader(tmp_path / "missing.mp4")
+    # A materialised object keeps its archive name: errors and reader.uri say the URI.
+    local = LocalMedia(str(media["mp4"]), "video", uri="s3://cams/a.mp4")
+    with open_reader(local, size=(8, 8)) as r:
+        assert r.uri == "s3://cams/a.mp4"
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(UndecodableVideoError, match=r"s3://cams/e\.mp4: .*empty"):
+        open_reader(LocalMedia(str(empty), "video", uri="s3://cams/e.mp4"))

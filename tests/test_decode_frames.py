@@ -54,7 +54,7 @@ def test_a_folder_with_no_readable_image_still_fails_naming_it(folder):
 
 
 def test_probe_accepts_a_folder_whose_first_and_last_images_are_corrupt(folder):
-    from raystack.archive import probe_archive
+    from raystack.scan.probe import probe_archive
 
     _corrupt(folder, 0, N - 1)
     row = probe_archive(folder).to_pylist()[0]

@@ -89,27 +89,27 @@ def test_table_is_in_the_help_epilog_and_in_docs():
 
 
 def test_unexpected_error_exits_internal_with_traceback_not_1(monkeypatch):
-    import raystack.archive
+    import raystack.scan.probe
 
     def boom(*a, **k):
         msg = "unexpected state"
         raise RuntimeError(msg)
 
-    monkeypatch.setattr(raystack.archive, "probe_archive", boom)
+    monkeypatch.setattr(raystack.scan.probe, "probe_archive", boom)
     res = CliRunner().invoke(app, ["probe", "."])
     assert res.exit_code == exitcodes.INTERNAL
     assert "a bug in raystack" in res.output and "unexpected state" in res.output
 
 
 def test_storage_outage_in_any_command_exits_3(monkeypatch, tmp_path):
-    import raystack.archive
+    import raystack.scan.probe
 
     def outage(*a, **k):
         msg = "cannot list"
         raise RaystackError(msg) from ConnectionRefusedError(
             errno.ECONNREFUSED, "Connection refused")
 
-    monkeypatch.setattr(raystack.archive, "probe_archive", outage)
+    monkeypatch.setattr(raystack.scan.probe, "probe_archive", outage)
     res = CliRunner().invoke(app, ["probe", str(tmp_path)])
     assert res.exit_code == exitcodes.UNAVAILABLE, res.output
     assert "connection refused" in res.output

@@ -9,17 +9,16 @@ import torch
 from raystack.flow import rescale_flow
 from raystack.inference import FrameScorer
 from raystack.models import create_model, get_config, save_checkpoint
-from raystack.models.vqmau import VQMaUOutput
+from raystack.models.vqmau import VQMaU, VQMaUOutput
 from raystack.scoring import psnr_np
 
 
-class _Oracle(torch.nn.Module):
-    """Deterministic stand-in: FP returns the last input frame, FR returns half its input."""
+class _Oracle(VQMaU):
+    """A tiny VQ-MaU with a deterministic forward: FP returns the last input frame, FR half
+    its input. Its ``score_batch`` is VQ-MaU's own, so the windows it is given are checked."""
 
     def __init__(self, **overrides):
-        super().__init__()
-        self.config = get_config("vqmau_fp.tiny" if overrides.get("task", "fp") == "fp"
-                                 else "vqmau_fr.tiny", **overrides)
+        super().__init__(get_config(f"vqmau_{overrides.get('task', 'fp')}.tiny", **overrides))
 
     def forward(self, x):
         pred = x[:, -3:] if self.config.task == "fp" else 0.5 * x
@@ -42,13 +41,13 @@ def test_streams_are_aligned_on_the_same_target_frames():
     out = scorer.score(frames, flows)
     chw = frames.transpose(0, 3, 1, 2)
     targets = np.arange(3, 9)
-    np.testing.assert_allclose(out["fp"], psnr_np(chw[targets - 1], chw[targets]), rtol=1e-5)
+    np.testing.assert_allclose(out["fp"].psnr, psnr_np(chw[targets - 1], chw[targets]), rtol=1e-5)
     fr_in = rescale_flow(flows[targets - 1], scorer.models["fr"].config.flow_scale)
-    np.testing.assert_allclose(out["fr"], psnr_np(0.5 * fr_in, fr_in), rtol=1e-5)
-    assert out["fp"].dtype == np.float32 and out["fr"].shape == (6,)
+    np.testing.assert_allclose(out["fr"].psnr, psnr_np(0.5 * fr_in, fr_in), rtol=1e-5)
+    assert out["fp"].psnr.dtype == np.float32 and out["fr"].psnr.shape == (6,)
     # The trivial streams on the same frames: copy-last PSNR, and worst-patch flow.
-    np.testing.assert_allclose(out["diff"], psnr_np(chw[targets - 1], chw[targets]), rtol=1e-5)
-    assert out["motion"].shape == (6,) and np.isfinite(out["motion"]).all()
+    np.testing.assert_allclose(out["diff"].psnr, psnr_np(chw[targets - 1], chw[targets]), rtol=1e-5)
+    assert out["motion"].psnr.shape == (6,) and np.isfinite(out["motion"].psnr).all()
 
 
 def test_baseline_streams_and_regions():
@@ -61,10 +60,10 @@ def test_baseline_streams_and_regions():
     flows[2, :, 40:48, 40:48] = 0.8  # a small fast thing moves into frame 3
     scorer = FrameScorer({"fp": _Oracle(in_frames=2)}, region="patch")
     out = scorer.score(frames, flows)  # targets 2..5
-    assert out["diff"].argmin() == 2 and out["motion"].argmin() == 1
+    assert out["diff"].psnr.argmin() == 2 and out["motion"].psnr.argmin() == 1
     whole = FrameScorer({"fp": _Oracle(in_frames=2)}).score(frames, flows)
     # The worst 8x8 window sees the 8x8 change undiluted; the whole frame does not.
-    assert out["diff"][2] < whole["diff"][2] - 15
+    assert out["diff"].psnr[2] < whole["diff"].psnr[2] - 15
     big = torch.zeros(1, 2, 64, 64)
     big[..., :16, :16] = 0.5
     assert motion_psnr(big) < motion_psnr(big * 0.5)
@@ -77,17 +76,17 @@ def test_fr_alone_has_context_one_and_short_clips_give_empty_scores():
     frames, flows = _clip(4)
     scorer = FrameScorer({"fr": _Oracle(task="fr")})
     assert scorer.context == 1
-    assert scorer.score(frames, flows)["fr"].shape == (3,)
+    assert scorer.score(frames, flows)["fr"].psnr.shape == (3,)
     fp = FrameScorer({"fp": _Oracle(in_frames=4)}, baselines=False)
-    assert fp.score(frames)["fp"].shape == (0,)
+    assert fp.score(frames)["fp"].psnr.shape == (0,)
 
 
 def test_batch_size_does_not_change_scores_of_a_real_model():
     torch.manual_seed(0)
     model = create_model("vqmau_fp.tiny", in_frames=2)
     frames, _ = _clip(6)
-    a = FrameScorer({"fp": model}, batch_size=1, threads=1, baselines=False).score(frames)["fp"]
-    b = FrameScorer({"fp": model}, batch_size=3, threads=1, baselines=False).score(frames)["fp"]
+    a = FrameScorer({"fp": model}, batch_size=1, baselines=False).score(frames)["fp"].psnr
+    b = FrameScorer({"fp": model}, batch_size=3, baselines=False).score(frames)["fp"].psnr
     assert a.shape == (4,)
     np.testing.assert_allclose(a, b, rtol=1e-5)
 
@@ -106,7 +105,7 @@ def test_from_checkpoints_names_streams_by_task(tmp_path):
     with torch.inference_mode():
         x = torch.from_numpy(rescale_flow(flows[1:4], fr.config.flow_scale))
         direct = fr(x).pred.numpy()
-    np.testing.assert_allclose(out["fr"], psnr_np(direct, x.numpy()), rtol=1e-4)
+    np.testing.assert_allclose(out["fr"].psnr, psnr_np(direct, x.numpy()), rtol=1e-4)
     with pytest.raises(ValueError, match="two fp checkpoints"):
         FrameScorer.from_checkpoints([p_fp, p_fp])
 
@@ -122,3 +121,58 @@ def test_bad_clips_are_refused():
         scorer.score(frames, flows[:2])
     with pytest.raises(ValueError, match="amp"):
         FrameScorer({"fp": _Oracle()}, amp="int8")
+
+
+def test_every_family_scores_exactly_its_own_psnr_by_hand():
+    """Frozen expectation: each stream equals the PSNR recomputed by hand from the model's
+    own forward on the same windows (seeded tiny models, batches that split the clip)."""
+    from raystack.scoring import motion_psnr, psnr
+
+    models = {}
+    for key, name in (("fp", "vqmau_fp.tiny"), ("fr", "vqmau_fr.tiny"), ("m2s2l", "m2s2l.tiny")):
+        torch.manual_seed(7)
+        models[key] = create_model(name).eval()
+    ctx = max(models["fp"].config.in_frames, 1, models["m2s2l"].config.context)
+    frames, flows = _clip(ctx + 7, seed=3)
+    flows *= 0.3
+    out = FrameScorer(dict(models), batch_size=3).score(frames, flows)
+    assert tuple(out) == ("fp", "fr", "m2s2l_app", "m2s2l_mot", "diff", "motion")
+
+    chw = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    targets = np.arange(ctx, len(frames))
+    t = models["fp"].config.in_frames
+    with torch.inference_mode():
+        x = torch.stack([chw[i - t : i].reshape(-1, 64, 64) for i in targets])
+        want = {"fp": (psnr(models["fp"](x).pred, chw[targets]), None)}
+        f = torch.from_numpy(rescale_flow(flows[targets - 1], models["fr"].config.flow_scale))
+        want["fr"] = (psnr(models["fr"](f).pred, f), None)
+        c = models["m2s2l"].config.context
+        win = torch.stack([chw[i - c : i + 1] for i in targets])
+        m = models["m2s2l"](win[:, :-1])
+        d = m.distance
+        want["m2s2l_app"] = (psnr(m.pred, win[:, -1]),
+                             (d["common"] + d["appearance"]) / 2)
+        want["m2s2l_mot"] = (psnr(m.motion, (win[:, -1] - win[:, -2]) * 0.5),
+                             (d["common"] + d["motion"]) / 2)
+    want["diff"] = (psnr(chw[targets - 1], chw[targets]), None)
+    want["motion"] = (motion_psnr(torch.from_numpy(flows[targets - 1])), None)
+    for s, (p, a) in want.items():
+        got_p, got_a = out[s].psnr, out[s].aux
+        assert got_p.dtype == np.float32 and got_p.shape == (len(targets),)
+        np.testing.assert_allclose(got_p, p.numpy(), rtol=1e-4, err_msg=s)
+        if a is None:
+            assert got_a is None, s
+        else:
+            np.testing.assert_allclose(got_a, a.numpy(), rtol=1e-4, err_msg=s)
+
+
+def test_scorer_leaves_the_thread_count_alone_and_refuses_non_contract_models():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        FrameScorer({"fp": _Oracle(in_frames=2)}).score(*_clip(4))
+        assert torch.get_num_threads() == 1  # the process's entry point owns this setting
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(TypeError, match="does not implement"):
+        FrameScorer({"fp": torch.nn.Identity()})

@@ -112,3 +112,17 @@ def test_configure_sets_the_process_budget():
         assert retry.configure(total_s=7).total_s == 7 and retry.policy().total_s == 7
     finally:
         retry.configure(total_s=old.total_s)
+
+
+def test_missing_s3_credentials_are_a_settings_error_naming_the_object_not_a_bug():
+    from botocore.exceptions import NoCredentialsError
+
+    from raystack.errors import ConfigError
+    from raystack.exitcodes import INVALID, exit_code
+
+    def fn():
+        raise NoCredentialsError()
+
+    with pytest.raises(ConfigError, match=r"read s3://cams/a\.mp4: no S3 credentials found") as e:
+        retry.call(fn, what="read", where="s3://cams/a.mp4", sleep=lambda s: None)
+    assert exit_code(e.value) == INVALID

@@ -1,7 +1,7 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raystack.archive.s3 import arrow_s3_filesystem, parse_s3_uri, s3_client
+from raystack.io.s3 import arrow_s3_filesystem, parse_s3_uri, s3_client
 
 
 def test_boto3_and_arrow_reach_local_server(s3_bucket):

@@ -24,13 +24,6 @@ def test_psnr_identical_is_capped_and_shape_checked():
         scoring.psnr(x, torch.zeros(1, 3, 4, 5))
 
 
-def test_normalise_and_anomaly():
-    x = np.array([30.0, 20.0, 25.0])
-    np.testing.assert_allclose(scoring.minmax_normalise(x), [1.0, 0.0, 0.5])
-    np.testing.assert_allclose(scoring.anomaly_from_psnr(x), [0.0, 1.0, 0.5])
-    np.testing.assert_allclose(scoring.minmax_normalise(np.array([5.0, 5.0])), [1.0, 1.0])
-
-
 @pytest.mark.parametrize("n", [1, 5, 37, 200])
 def test_smoothing_is_scipy_mirror(n):
     x = np.random.default_rng(n).normal(size=n)
@@ -38,10 +31,3 @@ def test_smoothing_is_scipy_mirror(n):
         scoring.gaussian_smooth(x, 10.0), gaussian_filter1d(x, 10.0, mode="mirror", truncate=4)
     )
     np.testing.assert_array_equal(scoring.gaussian_smooth(x, 0), x)
-
-
-def test_weighted_fusion_bounds():
-    a, b = np.ones(3), np.zeros(3)
-    np.testing.assert_allclose(scoring.weighted_fusion(a, b, 0.25), 0.25)
-    with pytest.raises(ValueError, match="alpha"):
-        scoring.weighted_fusion(a, b, 1.5)

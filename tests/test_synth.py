@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from raystack.archive import list_archive, probe_archive
+from raystack.archive import list_archive, materialise
 from raystack.cli import app
 from raystack.decode import open_reader
 from raystack.errors import ArchiveError
+from raystack.scan.probe import probe_archive
 from raystack.synth import ANOMALY_KINDS, LABELS_FILE, META_FILE, background, synthesize
 
 TINY = {"n_train": 2, "n_test": 4, "frames": 32, "size": (64, 48)}
@@ -29,7 +30,7 @@ def twins(tmp_path_factory) -> tuple[Path, Path, Path]:
 def _decoded(root: Path) -> dict[str, np.ndarray]:
     out = {}
     for src in list_archive(root):
-        with open_reader(src, size=None) as r:
+        with open_reader(materialise(src), size=None) as r:
             out[src.relpath] = r.read(0, r.num_frames)
     return out
 

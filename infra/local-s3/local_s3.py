@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def upload_tree(client, folder: Path, uri: str) -> int:
     """Upload every file under ``folder`` to ``uri`` keeping relative paths; returns the count."""
-    from raystack.archive.s3 import parse_s3_uri
+    from raystack.io.s3 import parse_s3_uri
 
     if not folder.is_dir():
         msg = f"--upload {folder}: not a folder"
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     # raystack's client reads the endpoint and credentials from the environment.
     os.environ.update(env)
     os.environ.pop("AWS_PROFILE", None)
-    from raystack.archive.s3 import s3_client
+    from raystack.io.s3 import s3_client
 
     client = s3_client()
     try:

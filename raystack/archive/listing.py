@@ -19,17 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from raystack import retry
-from raystack.archive.ids import (
-    DEFAULT_EXCLUDE,
-    VIDEO_EXTS,
-    is_image_name,
-    is_video_name,
-    natural_key,
-    natural_sorted,
-    video_id,
-)
-from raystack.archive.s3 import is_s3_uri, parse_s3_uri, s3_client
-from raystack.errors import ArchiveError
+from raystack.archive.ids import DEFAULT_EXCLUDE, video_id
+from raystack.errors import ArchiveError, UndecodableVideoError
+from raystack.io.s3 import is_s3_uri, parse_s3_uri, s3_client
+from raystack.media import VIDEO_EXTS, is_image_name, is_video_name, natural_key, natural_sorted
 from raystack.redact import redact_uri
 
 
@@ -41,7 +34,7 @@ class VideoSource:
         uri: absolute local path or ``s3://bucket/key``; for frame folders the folder.
         relpath: path relative to the archive root, '/'-separated.
         kind: ``"video"`` (a container file) or ``"frames"`` (a folder of images).
-        video_id: stable id derived from ``relpath`` only (see :func:`ids.video_id`).
+        video_id: stable id derived from ``relpath`` only (:func:`raystack.archive.ids.video_id`).
         size_bytes: file size, or the sum over a frame folder's images.
         etag: S3 ETag without quotes (frame folders: sha1 of the members' ETags).
         mtime: last modification time (UTC).
@@ -289,8 +282,6 @@ def source_from_uri(uri: str | os.PathLike) -> VideoSource:
         ArchiveError: nothing exists at ``uri``.
         UndecodableVideoError: ``uri`` is a folder without images.
     """
-    from raystack.errors import UndecodableVideoError
-
     uri = str(uri)
     if is_s3_uri(uri):
         bucket, key = parse_s3_uri(uri)

@@ -83,9 +83,9 @@ def probe(
     Examples: raystack probe /tmp/a
     raystack probe s3://cams/2024 --format parquet --out videos.parquet
     """
-    from raystack.archive import probe_archive
-    from raystack.archive.report import FORMATS, print_videos, write_videos
     from raystack.errors import RaystackError
+    from raystack.scan.probe import probe_archive
+    from raystack.scan.probe_report import FORMATS, print_videos, write_videos
 
     if fmt not in FORMATS:
         raise fail(ValueError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}"))

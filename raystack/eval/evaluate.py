@@ -3,10 +3,13 @@
     result = evaluate("store/", "frame_labels_ped2.npy", "night1", fusion="weighted:0.5")
     result.micro_auc, result.macro_auc, result.per_video     # 0.97, 0.93, [{video_id, auc, ...}]
 
-Protocol: per video and stream, the frames with a score row (the first t frames of a video
-have none and are skipped, as are frames below ``skip_first``), PSNR min-max normalised per
-video (or over all videos), anomaly = 1 - normalised, Gaussian smoothing (scipy mirror,
-truncate 4; sigma 0: none), then fusion over the frames every stream scored.
+Protocol: per video, the frames every fused stream scored (the first t frames of a video
+have none and are skipped, as are frames below ``skip_first``); over those frames, PSNR
+min-max normalised per video (or over all videos), anomaly = 1 - normalised, Gaussian
+smoothing (scipy mirror, truncate 4; sigma 0: none), then the fusion. Everything after the
+choice of frames is the query layer's SQL ``fused()`` macro (:mod:`raystack.eval.frames`),
+so `raystack eval` scores exactly what `raystack events` and SQL see; the fusion spec is
+parsed by :mod:`raystack.query.fusion`.
 
 Fusion modes: a stream name ('fp', 'fr', 'm2s2l_app', ...); 'auto' (the only stream, or the
 fixed weighted:0.5 of fp,fr or of m2s2l_app,m2s2l_mot); 'weighted:ALPHA[:a,b]' and
@@ -26,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from raystack.eval.labels import LabelError, labels_for_videos, run_videos
-from raystack.eval.metrics import macro_auc, micro_auc, oracle_choice, protocol_scores, video_auc
+from raystack.eval.frames import group_psnr, select_frames, sql_scores
+from raystack.eval.labels import labels_for_videos, run_videos
+from raystack.eval.metrics import macro_auc, micro_auc, oracle_choice, video_auc
+from raystack.query.fusion import Fusion, resolve_fusion
 
 ORACLE_WARNING = ("oracle fusion picks each video's stream by its AUC against the test labels: "
                   "it uses test labels and is not a valid detector score")
-# Which stream of a pair comes first (alpha weighs it; oracle keeps it on ties).
-_ORDER = {"fp": 0, "m2s2l_app": 0, "fr": 1, "m2s2l_mot": 1}
 
 
 @dataclass
@@ -73,63 +76,6 @@ class EvalResult:
         return "\n".join(lines)
 
 
-def parse_fusion(fusion: str, available: list[str]) -> tuple[str, float | None, list[str]]:
-    """``(mode, alpha, streams)`` of a fusion spec on a run with streams ``available``.
-
-    ``'weighted:0.6:fp,fr'`` -> ``('weighted', 0.6, ['fp', 'fr'])``; a stream ``'fr'`` ->
-    ``('fr', None, ['fr'])``; ``'oracle'`` -> ``('oracle', None, [a, b])`` with the pair
-    ordered frame stream first. Label-free specs follow :mod:`raystack.query.fusion`.
-
-    Raises:
-        ValueError: an unknown stream, a bad alpha, an oracle over other than two streams.
-    """
-    from raystack.query.fusion import resolve_fusion
-
-    head, _, rest = str(fusion).strip().partition(":")
-    if head != "oracle":
-        fz = resolve_fusion(fusion, available)
-        if fz.kind == "stream":
-            return fz.streams[0], None, list(fz.streams)
-        return fz.kind, (fz.alpha if fz.kind == "weighted" else None), list(fz.streams)
-    ordered = sorted(available, key=lambda s: (_ORDER.get(s, 2), s))
-    streams = [s.strip() for s in rest.split(",") if s.strip()] if rest else ordered[:2]
-    if len(streams) != 2 or len(set(streams)) != 2:
-        msg = f"fusion {fusion!r}: oracle chooses between exactly two streams, got {streams}"
-        raise ValueError(msg)
-    missing = [s for s in streams if s not in available]
-    if missing:
-        msg = f"fusion {fusion!r}: stream(s) {missing} not in the run (it has {sorted(available)})"
-        raise ValueError(msg)
-    return "oracle", None, streams
-
-
-def _fusion_name(mode: str, alpha: float | None, streams: list[str]) -> str:
-    if mode == "weighted":
-        return f"weighted:{alpha:g}:{','.join(streams)}"
-    if mode in ("max", "oracle"):
-        return f"{mode}:{','.join(streams)}"
-    return mode
-
-
-def _group_psnr(table: Any) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
-    """``{(video_id, model): (frames ascending, psnr float64)}`` from one sort of the rows."""
-    import pyarrow.compute as pc
-
-    if table.num_rows == 0:
-        return {}
-    idx = pc.sort_indices(table, [("video_id", "ascending"), ("model", "ascending"),
-                                  ("frame", "ascending")])
-    t = table.take(idx)
-    vid = t["video_id"].to_numpy(zero_copy_only=False)
-    mod = t["model"].to_numpy(zero_copy_only=False)
-    frames = t["frame"].to_numpy()
-    psnr = t["psnr"].to_numpy().astype(np.float64)
-    cut = np.flatnonzero((vid[1:] != vid[:-1]) | (mod[1:] != mod[:-1])) + 1
-    bounds = np.concatenate([[0], cut, [len(vid)]])
-    return {(str(vid[s]), str(mod[s])): (frames[s:e], psnr[s:e])
-            for s, e in zip(bounds[:-1], bounds[1:], strict=True)}
-
-
 def evaluate(
     store: Any,
     labels: str | Path,
@@ -160,61 +106,43 @@ def evaluate(
         LabelError: labels that do not fit the run's videos or scored frames.
         ValueError: no scores, an unknown stream, or only one class among the frames.
     """
+    from raystack.query.connection import connect_scores
     from raystack.store import Store
 
     st = store if isinstance(store, Store) else Store(store)
     videos = run_videos(st, run_id)
     labs = labels_for_videos(labels, videos)
     table = st.read_table("scores", run_id, columns=["video_id", "frame", "model", "psnr"])
-    groups = _group_psnr(table)
+    groups = group_psnr(table)
     available = sorted({m for _, m in groups})
     if not available:
         msg = f"run {run_id!r} has no scores in store {st.uri}"
         raise ValueError(msg)
-    mode, alpha, streams = parse_fusion(fusion, available)
-    name = _fusion_name(mode, alpha, streams)
+    fz = resolve_fusion(fusion, available, allow_oracle=True)
+    streams = list(fz.streams)
+    sel = select_frames(groups, videos, labs, streams, run_id, skip_first=skip_first,
+                        labels_name=str(labels))
+    vids, frames_by_video, lab_list = sel.videos, sel.frames, sel.labels
+    con = connect_scores(sel.table)
+    try:
+        def scores(f: Fusion) -> list[np.ndarray]:
+            return sql_scores(con, sel, f, sigma=sigma, normalise=normalise)
 
-    # Frames every fused stream scored, per video, in the videos' sorted order.
-    vids, unscored, frames_by_video = [], [], []
-    psnr_by_stream: dict[str, list[np.ndarray]] = {s: [] for s in streams}
-    for v in sorted(videos, key=lambda v: v["relpath"]):
-        per = [groups.get((v["video_id"], s)) for s in streams]
-        if any(p is None for p in per):
-            unscored.append(v["relpath"])
-            continue
-        common = per[0][0]
-        for f, _ in per[1:]:
-            common = np.intersect1d(common, f)
-        if skip_first:
-            common = common[common >= skip_first]
-        if common.size and common[-1] >= len(labs[v["video_id"]]):
-            msg = (f"{labels}: {v['relpath']} has scores up to frame {int(common[-1])} but "
-                   f"labels for {len(labs[v['video_id']])} frames")
-            raise LabelError(msg)
-        vids.append(v)
-        frames_by_video.append(common)
-        for s, (f, p) in zip(streams, per, strict=True):
-            psnr_by_stream[s].append(p[np.isin(f, common)])
-    smoothed = {s: protocol_scores(psnr_by_stream[s], normalise=normalise, sigma=sigma)
-                for s in streams}
-    lab_list = [labs[v["video_id"]][f] for v, f in zip(vids, frames_by_video, strict=True)]
-
-    choice = None
-    if mode == "weighted":
-        fused = [alpha * a + (1 - alpha) * b
-                 for a, b in zip(smoothed[streams[0]], smoothed[streams[1]], strict=True)]
-    elif mode == "max":
-        fused = [np.max(np.stack(x), axis=0)
-                 for x in zip(*(smoothed[s] for s in streams), strict=True)]
-    elif mode == "oracle":
-        choice = oracle_choice(smoothed[streams[0]], smoothed[streams[1]], lab_list)
-        fused = [smoothed[streams[c]][i] for i, c in enumerate(choice)]
-    else:
-        fused = smoothed[streams[0]]
+        choice = None
+        if fz.kind == "oracle":
+            per_stream = [scores(Fusion("stream", (s,))) for s in streams]
+            choice = oracle_choice(per_stream[0], per_stream[1], lab_list)
+            fused = [per_stream[c][i] for i, c in enumerate(choice)]
+        else:
+            fused = scores(fz)
+        # Micro AUC of each trivial stream on the SAME frames: what the fusion must beat.
+        baselines = {b: micro_auc(scores(Fusion("stream", (b,))), lab_list)
+                     for b in sel.baselines}
+    finally:
+        con.close()
 
     micro = micro_auc(fused, lab_list)
     macro, skipped = macro_auc(fused, lab_list)
-    baselines = _baseline_aucs(groups, vids, frames_by_video, lab_list, normalise, sigma)
     per_video = []
     for i, (v, f, s, lab) in enumerate(zip(vids, frames_by_video, fused, lab_list, strict=True)):
         row = {"video_id": v["video_id"], "relpath": v["relpath"], "frames": int(len(f)),
@@ -222,41 +150,20 @@ def evaluate(
         if choice is not None:
             row["oracle_stream"] = streams[choice[i]]
         per_video.append(row)
-    oracle = mode == "oracle"
+    oracle = fz.kind == "oracle"
     result = EvalResult(
-        run_id=run_id, fusion=name, streams=streams, micro_auc=micro, macro_auc=macro,
+        run_id=run_id, fusion=fz.name, streams=streams, micro_auc=micro, macro_auc=macro,
         single_class_skipped=skipped, frames=int(sum(len(f) for f in frames_by_video)),
         videos=len(vids), uses_test_labels=oracle,
         protocol={"normalise": normalise, "sigma": sigma, "skip_first": skip_first,
                   "labels": str(labels), "fusion_requested": fusion,
                   "score": "1 - minmax(psnr), gaussian_filter1d mirror truncate 4"},
         per_video=per_video, warning=ORACLE_WARNING if oracle else None,
-        unscored_videos=unscored, baselines=baselines)
+        unscored_videos=sel.unscored, baselines=baselines)
     if out_dir is not None:
         result.files = _write_outputs(result, Path(out_dir), fused, lab_list, vids,
                                       frames_by_video, threshold)
     return result
-
-
-def _baseline_aucs(groups, vids, frames_by_video, lab_list, normalise, sigma) -> dict[str, float]:
-    """Micro AUC of each baseline stream present, on exactly the evaluated frames."""
-    from raystack.scoring import BASELINE_STREAMS
-
-    out = {}
-    for stream in BASELINE_STREAMS:
-        per = [groups.get((v["video_id"], stream)) for v in vids]
-        if not vids or any(p is None for p in per):
-            continue
-        psnr = []
-        for (f, p), common in zip(per, frames_by_video, strict=True):
-            keep = np.isin(f, common)
-            if int(keep.sum()) != len(common):
-                break
-            psnr.append(p[keep])
-        else:
-            out[stream] = micro_auc(protocol_scores(psnr, normalise=normalise, sigma=sigma),
-                                    lab_list)
-    return out
 
 
 def _write_outputs(result: EvalResult, out: Path, fused, lab_list, vids, frames_by_video,

@@ -1,4 +1,5 @@
-"""Frame-level AUC of the evaluation protocol (docs/evaluation.md), pure numpy + sklearn.
+"""Frame-level AUC of the evaluation protocol (docs/evaluation.md), pure numpy + sklearn: the
+one AUC of raystack (``raystack eval`` and the benchmarks through it).
 
     micro = micro_auc([s1, s2], [l1, l2])          # one ROC AUC over all frames concatenated
     macro, skipped = macro_auc([s1, s2], [l1, l2])  # mean of per-video AUCs, single-class skipped
@@ -7,8 +8,6 @@
 from __future__ import annotations
 
 import numpy as np
-
-from raystack.scoring import anomaly_from_psnr, gaussian_smooth, minmax_normalise
 
 
 def video_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
@@ -37,20 +36,6 @@ def macro_auc(scores: list[np.ndarray], labels: list[np.ndarray]) -> tuple[float
     aucs = [video_auc(s, lab) for s, lab in zip(scores, labels, strict=True)]
     valid = [a for a in aucs if a is not None]
     return (float(np.mean(valid)) if valid else None), len(aucs) - len(valid)
-
-
-def protocol_scores(psnr_by_video: list[np.ndarray], *, normalise: str = "video",
-                    sigma: float = 10.0) -> list[np.ndarray]:
-    """Anomaly scores of each video: min-max (per video or over all videos), 1 - norm, smooth."""
-    if normalise == "video":
-        return [gaussian_smooth(anomaly_from_psnr(p), sigma) for p in psnr_by_video]
-    if normalise == "global":
-        lens = [len(p) for p in psnr_by_video]
-        flat = 1.0 - minmax_normalise(np.concatenate(psnr_by_video)) if lens else np.zeros(0)
-        parts = np.split(flat, np.cumsum(lens)[:-1]) if lens else []
-        return [gaussian_smooth(p, sigma) for p in parts]
-    msg = f"normalise must be 'video' or 'global', got {normalise!r}"
-    raise ValueError(msg)
 
 
 def oracle_choice(a: list[np.ndarray], b: list[np.ndarray], labels: list[np.ndarray]) -> list[int]:

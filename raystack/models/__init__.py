@@ -4,6 +4,10 @@
     list_models("*.tiny")                          # ['vqmau_fp.tiny', 'vqmau_fr.tiny']
     model = create_model("vqmau_fp.paper")         # 256x256, t=16 -> next frame (b, 3, 256, 256)
 
+Every family implements one contract (``ScoringModel`` / ``TrainableModel`` of
+:mod:`raystack.models.contract`): ``streams``, ``context``, ``needs_flow``,
+``score_batch(frames, flows) -> {stream: StreamScores}`` and ``loss(output, batch)``.
+
 ``python -m raystack.models`` prints every preset with its parameter count.
 """
 
@@ -13,6 +17,7 @@ import importlib
 import importlib.util
 
 from raystack.models.checkpoint import checkpoint_hash, load_checkpoint, save_checkpoint
+from raystack.models.contract import ScoringModel, StreamScores, TrainableModel
 from raystack.models.registry import (
     create_model,
     get_config,
@@ -31,6 +36,9 @@ for _module in _FAMILY_MODULES:
         importlib.import_module(_module)
 
 __all__ = [
+    "ScoringModel",
+    "StreamScores",
+    "TrainableModel",
     "VQMaU",
     "VQMaUConfig",
     "checkpoint_hash",

@@ -145,6 +145,15 @@ def fr_loss(
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
+def trivial_prediction(task: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The cheap answer to a training batch, (b, c, H, W): zero flow for FR, else the last
+    input frame of ``batch["x"]`` (b, t*3, H, W) -- what ``trivial`` above refers to."""
+    y = batch["y"]
+    if task == "fr":
+        return torch.zeros_like(y)
+    return batch["x"][:, -y.shape[1] :]
+
+
 def task_loss(
     task: str,
     pred: torch.Tensor,

@@ -20,6 +20,11 @@ bypass the codebook; here every path through H/32 goes through the VQ.
 
     model = create_model("vqmau_fp.tiny")
     out = model(torch.randn(2, 4 * 3, 64, 64))   # out.pred (2, 3, 64, 64); out.vq_loss scalar
+    model.score_batch(torch.rand(2, 5, 3, 64, 64) * 2 - 1)["fp"].psnr.shape == (2,)
+
+Contract (:mod:`raystack.models.contract`): one model scores one stream named after its
+task. FP's context is ``in_frames`` (the window's inputs are stacked on channels); FR's is 1
+(it reconstructs the flow into the target, rescaled to ``flow_scale``).
 """
 
 from __future__ import annotations
@@ -33,8 +38,12 @@ import torch.nn as nn
 from einops import rearrange
 
 from raystack.errors import ConfigError
+from raystack.models.contract import StreamScores, TrainableModel
+from raystack.models.losses import task_loss, trivial_prediction
 from raystack.models.nvss import NVSSBlock
+from raystack.models.patches import FinalProjection, PatchEmbed, PatchExpand, PatchMerging
 from raystack.models.vq import VectorQuantizer
+from raystack.scoring import region_psnr
 
 TASKS = ("fp", "fr")
 
@@ -91,6 +100,11 @@ class VQMaUConfig:
         self.validate()
 
     @property
+    def context(self) -> int:
+        """Frames before each target: FP's ``in_frames``; FR's 1 (the flow into the target)."""
+        return self.in_frames if self.task == "fp" else 1
+
+    @property
     def input_channels(self) -> int:
         """Channels of the model input: ``in_frames * in_channels``."""
         return self.in_frames * self.in_channels
@@ -140,101 +154,7 @@ class VQMaUOutput(NamedTuple):
     vq_stats: dict[str, torch.Tensor]  # usage, perplexity, indices; empty when use_vq is off
 
 
-class PatchEmbed(nn.Module):
-    """Non-overlapping p x p patches -> ``embed_dim`` channels, channels-last out."""
-
-    def __init__(
-        self,
-        in_chans: int,
-        embed_dim: int,
-        patch_size: int = 4,
-        norm_eps: float = 1e-6,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        factory_kwargs = {"device": device, "dtype": dtype}
-        super().__init__()
-        self.proj = nn.Conv2d(
-            in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, **factory_kwargs
-        )
-        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps, **factory_kwargs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(b, c, H, W) -> (b, H/p, W/p, embed_dim)."""
-        return self.norm(rearrange(self.proj(x), "b c h w -> b h w c"))
-
-
-class PatchMerging(nn.Module):
-    """2x2 neighbourhoods concatenated (4c), normalised and projected: halves H and W."""
-
-    def __init__(
-        self,
-        dim: int,
-        out_dim: int,
-        norm_eps: float = 1e-6,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        factory_kwargs = {"device": device, "dtype": dtype}
-        super().__init__()
-        self.norm = nn.LayerNorm(4 * dim, eps=norm_eps, **factory_kwargs)
-        self.reduction = nn.Linear(4 * dim, out_dim, bias=False, **factory_kwargs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(b, h, w, c) -> (b, h/2, w/2, out_dim)."""
-        x = rearrange(x, "b (h p1) (w p2) c -> b h w (p1 p2 c)", p1=2, p2=2)
-        return self.reduction(self.norm(x))
-
-
-class PatchExpand(nn.Module):
-    """Linear to scale^2 * out_dim channels, then pixel-shuffle: multiplies H and W by scale."""
-
-    def __init__(
-        self,
-        dim: int,
-        out_dim: int,
-        scale: int = 2,
-        norm_eps: float = 1e-6,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        factory_kwargs = {"device": device, "dtype": dtype}
-        super().__init__()
-        self.scale = scale
-        self.expand = nn.Linear(dim, scale * scale * out_dim, bias=False, **factory_kwargs)
-        self.norm = nn.LayerNorm(out_dim, eps=norm_eps, **factory_kwargs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(b, h, w, dim) -> (b, h*scale, w*scale, out_dim)."""
-        x = self.expand(x)
-        x = rearrange(x, "b h w (p1 p2 c) -> b (h p1) (w p2) c", p1=self.scale, p2=self.scale)
-        return self.norm(x)
-
-
-class FinalProjection(nn.Module):
-    """Back to full resolution: PatchExpand by the patch size to dim/4 channels, then a
-    per-pixel linear map to the output channels (before the output map of :class:`VQMaU`)."""
-
-    def __init__(
-        self,
-        dim: int,
-        out_channels: int,
-        patch_size: int = 4,
-        norm_eps: float = 1e-6,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        factory_kwargs = {"device": device, "dtype": dtype}
-        super().__init__()
-        self.up = PatchExpand(dim, dim // 4, scale=patch_size, norm_eps=norm_eps, **factory_kwargs)
-        self.head = nn.Linear(dim // 4, out_channels, **factory_kwargs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(b, h, w, dim) -> (b, out_channels, h*p, w*p), unbounded."""
-        return rearrange(self.head(self.up(x)), "b h w c -> b c h w")
-
-
-class VQMaU(nn.Module):
+class VQMaU(nn.Module, TrainableModel):
     """The VQ-Mamba U-Net of VADMamba; build it from a :class:`VQMaUConfig`."""
 
     def __init__(
@@ -358,6 +278,59 @@ class VQMaU(nn.Module):
             base = (weights.unsqueeze(2) * frames).sum(dim=1)
         pred = (base + h[:, : c.out_channels]).clamp(-1.0, 1.0)
         return VQMaUOutput(pred, vq_loss, vq_stats)
+
+
+    # --- the scoring contract (raystack.models.contract) ---------------------------------
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """``("fp",)`` or ``("fr",)``: one stream, named after the task."""
+        return (self.config.task,)
+
+    @property
+    def context(self) -> int:
+        """FP: the ``in_frames`` frames it predicts from; FR: 1 (the flow into the target)."""
+        return self.config.context
+
+    @property
+    def needs_flow(self) -> bool:
+        return self.config.task == "fr"
+
+    @property
+    def img_size(self) -> tuple[int, int]:
+        return tuple(self.config.img_size)
+
+    def score_batch(
+        self, frames: torch.Tensor, flows: torch.Tensor | None = None, *, region: str = "frame"
+    ) -> dict[str, StreamScores[torch.Tensor]]:
+        """PSNR of the predicted target frame (FP) or of the reconstructed flow into it (FR).
+
+        Args:
+            frames: (B, context + 1, 3, H, W) in [-1, 1].
+            flows: FR: (B, 1, 2, H, W) at ``raystack.flow.FLOW_SCALE``; FP ignores it.
+            region: ``"frame"`` or ``"patch"`` (:func:`raystack.scoring.region_psnr`).
+        """
+        self.check_window(frames, flows)
+        c = self.config
+        if c.task == "fp":
+            x, target = rearrange(frames[:, :-1], "b t c h w -> b (t c) h w"), frames[:, -1]
+        else:
+            from raystack.flow import rescale_flow
+
+            x = target = rescale_flow(flows[:, -1], c.flow_scale)  # in this model's flow scale
+        pred = self(x).pred
+        with torch.autocast(device_type=pred.device.type, enabled=False):
+            return {c.task: StreamScores(region_psnr(pred.float(), target.float(), region))}
+
+    def loss(
+        self, output: VQMaUOutput, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """:func:`~raystack.models.losses.task_loss` of the task, relative to the trivial
+        answer when ``config.relative_loss``."""
+        c = self.config
+        trivial = trivial_prediction(c.task, batch) if c.relative_loss else None
+        return task_loss(c.task, output.pred, batch["y"], output.vq_loss, batch.get("prev"),
+                         trivial)
 
 
 def build_vqmau(config: VQMaUConfig, **factory_kwargs) -> VQMaU:

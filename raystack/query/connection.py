@@ -45,6 +45,7 @@ __all__ = [
     "QueryError",
     "ReadOnlyError",
     "connect",
+    "connect_scores",
     "load_thresholds",
     "run_sql",
 ]
@@ -132,9 +133,7 @@ def connect(
     import duckdb
 
     from raystack.query.sandbox import seal
-    from raystack.query.udf import register_udfs
     from raystack.store import Store
-    from raystack.store.schema import sql_text
 
     st = store if isinstance(store, Store) else Store(store)
     st.check()
@@ -162,10 +161,7 @@ def connect(
     con = duckdb.connect(":memory:", config=config)
     con.execute("SET enable_progress_bar = false")
     allowed = _register_raw_tables(con, st, scan, read_only)
-    runs = con.execute("SELECT run_id FROM _raw_runs ORDER BY run_id").fetchall()
-    con.execute(f"CREATE OR REPLACE MACRO store_runs() AS {_varchar_list(r for (r,) in runs)}")
-    register_udfs(con)
-    con.execute(sql_text(SQL_NAME))
+    _install_query_layer(con)
     if spill_dir is None and not read_only:
         spill_dir = (
             Path(tempfile.gettempdir()) / f"raystack-duckdb-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -175,6 +171,45 @@ def connect(
     if read_only:
         seal(con, allowed)
     return con
+
+
+def connect_scores(scores: pa.Table) -> Any:
+    """An in-memory DuckDB connection with the query layer's views and macros over an Arrow
+    table of score rows (the store's ``scores`` schema) instead of a store.
+
+    ``raystack eval`` runs ``fused()`` through it over exactly the frames it evaluates, so
+    evaluation and the query layer share one definition of normalisation, smoothing and
+    fusion. The other raw tables are empty; nothing is read from disk.
+    """
+    import duckdb
+
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                             "autoload_known_extensions": False})
+    con.execute("SET enable_progress_bar = false")
+    run_ids = sorted(set(scores["run_id"].to_pylist())) if scores.num_rows else []
+    empty = {t: table_schema(t).append(pa.field("run", pa.string())).empty_table()
+             for t in ("videos", "manifest")}
+    con.register("_raw_scores", scores.append_column("run", scores["run_id"]))
+    con.register("_raw_videos", empty["videos"])
+    con.register("_raw_manifest", empty["manifest"])
+    con.register("_raw_thresholds", THRESHOLDS_SCHEMA.empty_table())
+    con.register("_raw_runs", pa.table({"run_id": pa.array(run_ids, pa.string()),
+                                        "score_files": pa.array([1] * len(run_ids), pa.int64()),
+                                        "manifest_files": pa.array([0] * len(run_ids),
+                                                                   pa.int64())}))
+    _install_query_layer(con)
+    return con
+
+
+def _install_query_layer(con: Any) -> None:
+    """``store_runs()``, the UDFs and ``schemas/sql/v1_query.sql`` over registered raw tables."""
+    from raystack.query.udf import register_udfs
+    from raystack.store.schema import sql_text
+
+    runs = con.execute("SELECT run_id FROM _raw_runs ORDER BY run_id").fetchall()
+    con.execute(f"CREATE OR REPLACE MACRO store_runs() AS {_varchar_list(r for (r,) in runs)}")
+    register_udfs(con)
+    con.execute(sql_text(SQL_NAME))
 
 
 def _register_raw_tables(con: Any, st: Any, scan: str, read_only: bool) -> list[str]:

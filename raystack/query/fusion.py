@@ -4,10 +4,14 @@
     parse_fusion("weighted:0.6").name     # 'weighted:0.6:fp,fr' (what SQL's fusion_name() says)
     parse_fusion("max:fp,fr,m2s2l_app")   # the largest of three streams
     parse_fusion("fr")                    # one stream as it is
+    resolve_fusion("oracle", ["fr", "fp"], allow_oracle=True).name   # 'oracle:fp,fr' (eval only)
 
-The canonical :attr:`Fusion.name` is stored with calibrated thresholds and shown in every
-result; parsing it again gives the same fusion. None of these use labels: the ``oracle``
-choice of VADMamba exists only in :mod:`raystack.eval`.
+This module is the one parser and namer of fusion specs (the query layer, ``raystack
+eval`` and the report all call it); the SQL ``fused()`` macro is the one place the
+streams are combined. The canonical :attr:`Fusion.name` is stored with calibrated
+thresholds and shown in every result; parsing it again gives the same fusion. Only
+``oracle`` (VADMamba's per-video choice by test AUC) uses labels: it parses only where
+``allow_oracle`` is passed, i.e. in :mod:`raystack.eval`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ DEFAULT_PAIR = ("fp", "fr")
 # Pairs "auto" fuses with a fixed alpha of 0.5 (no labels): VQ-MaU's FP/FR, M2S2L's
 # appearance/motion (the paper's alpha is per data set: pass weighted:0.6:... for Ped2).
 AUTO_PAIRS = (DEFAULT_PAIR, ("m2s2l_app", "m2s2l_mot"))
-KINDS = ("stream", "weighted", "max")
+KINDS = ("stream", "weighted", "max", "oracle")
+# Which stream of a pair comes first: the frame stream (alpha weighs it; oracle keeps it on
+# ties), then the motion stream, then any other stream by name.
+STREAM_ORDER = {"fp": 0, "m2s2l_app": 0, "fr": 1, "m2s2l_mot": 1}
 _STREAM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
@@ -35,7 +42,7 @@ class FusionError(RaystackError, ValueError):
 class Fusion:
     """One way to turn score streams into a single score (no labels involved)."""
 
-    kind: str  # 'stream' (one model as it is), 'weighted' or 'max'
+    kind: str  # 'stream' (one model as it is), 'weighted', 'max' or 'oracle' (eval only)
     streams: tuple[str, ...]  # the model names it reads, in order
     alpha: float = 0.5  # weight of streams[0] in 'weighted'; unused otherwise
 
@@ -44,12 +51,20 @@ class Fusion:
         """Canonical text, identical to SQL ``fusion_name(fusion, alpha, streams)``."""
         if self.kind == "weighted":
             return f"weighted:{self.alpha:g}:{','.join(self.streams)}"
-        if self.kind == "max":
-            return f"max:{','.join(self.streams)}"
+        if self.kind in ("max", "oracle"):
+            return f"{self.kind}:{','.join(self.streams)}"
         return self.streams[0]
 
     def macro_args(self) -> dict:
-        """Arguments of the SQL macros ``fused``/``flags``/``events``: fusion, alpha, streams."""
+        """Arguments of the SQL macros ``fused``/``flags``/``events``: fusion, alpha, streams.
+
+        Raises:
+            FusionError: for ``oracle``, which needs labels and so is no macro's fusion.
+        """
+        if self.kind == "oracle":
+            msg = (f"fusion {self.name!r} chooses streams with test labels; query "
+                   f"fused(fusion := s) for each of {list(self.streams)} and choose per video")
+            raise FusionError(msg)
         fusion = self.streams[0] if self.kind == "stream" else self.kind
         streams = list(self.streams) if self.kind != "stream" else list(DEFAULT_PAIR)
         return {"fusion": fusion, "alpha": float(self.alpha), "streams": streams}
@@ -68,14 +83,28 @@ def _streams(text: str, spec: str) -> tuple[str, ...]:
     return names
 
 
-def parse_fusion(spec: str) -> Fusion:
-    """Parse ``fp``, ``weighted[:ALPHA[:A,B]]`` or ``max[:A,B,...]`` (defaults: fp,fr; 0.5).
+def order_streams(streams: Sequence[str]) -> list[str]:
+    """``streams`` in :data:`STREAM_ORDER`: ``["fr", "diff", "fp"]`` -> ``["fp", "fr", "diff"]``."""
+    return sorted(streams, key=lambda s: (STREAM_ORDER.get(s, 2), s))
+
+
+def parse_fusion(spec: str, *, allow_oracle: bool = False) -> Fusion:
+    """Parse ``fp``, ``weighted[:ALPHA[:A,B]]`` or ``max[:A,B,...]`` (defaults: fp,fr; 0.5),
+    and, with ``allow_oracle`` (evaluation only), ``oracle[:A,B]``.
 
     Raises:
-        FusionError: ``oracle`` (evaluation only), an alpha outside [0, 1], bad names.
+        FusionError: ``oracle`` without ``allow_oracle``, an oracle over other than two
+            streams, an alpha outside [0, 1], bad names.
     """
     text = str(spec).strip()
     head, _, rest = text.partition(":")
+    if head == "oracle" and allow_oracle:
+        streams = _streams(rest, spec) if rest else DEFAULT_PAIR
+        if len(streams) != 2:
+            msg = (f"fusion {spec!r}: oracle chooses between exactly two streams, "
+                   f"got {list(streams)}")
+            raise FusionError(msg)
+        return Fusion("oracle", streams)
     if head == "oracle":
         msg = (
             "fusion 'oracle' picks streams with the test labels; it exists only in "
@@ -111,12 +140,19 @@ def parse_fusion(spec: str) -> Fusion:
     return Fusion("stream", streams)
 
 
-def resolve_fusion(spec: str | None, available: Sequence[str]) -> Fusion:
+def resolve_fusion(spec: str | None, available: Sequence[str], *, alpha: float | None = None,
+                   allow_oracle: bool = False) -> Fusion:
     """The fusion to use on a run whose score streams are ``available``.
 
     ``None`` or ``"auto"``: the only stream if there is one, else the fixed, label-free
     ``weighted:0.5`` of the one pair of :data:`AUTO_PAIRS` the run has (fp,fr or
     m2s2l_app,m2s2l_mot). Any other spec must name streams the run has.
+
+    Args:
+        alpha: the weight of "auto" (instead of 0.5), and then a bare ``"weighted"`` is the
+            run's auto pair at that weight too (the report's ``--fusion``/``--alpha``).
+        allow_oracle: accept ``oracle[:A,B]`` (evaluation only); a bare ``"oracle"`` takes
+            the first two streams of the run in :func:`order_streams`.
 
     Raises:
         FusionError: naming the missing streams and the ones the run has.
@@ -125,7 +161,18 @@ def resolve_fusion(spec: str | None, available: Sequence[str]) -> Fusion:
     if not avail:
         msg = "the selected run(s) have no score rows, so there is nothing to fuse"
         raise FusionError(msg)
-    if spec is None or str(spec).strip() == "auto":
+    text = "auto" if spec is None else str(spec).strip()
+    if alpha is not None and text in ("auto", "weighted"):
+        fz = resolve_fusion("auto", avail)
+        if fz.kind == "weighted":
+            return Fusion("weighted", fz.streams, float(alpha))
+        if text == "weighted":
+            msg = f"weighted fusion needs two streams; run has only {order_streams(avail)}"
+            raise FusionError(msg)
+        return fz
+    if text == "oracle" and allow_oracle:
+        spec = "oracle:" + ",".join(order_streams(avail)[:2])
+    if text == "auto":
         # The trivial baseline streams are there to be compared with, never fused by default.
         learned = [s for s in avail if s not in BASELINE_STREAMS] or avail
         if len(learned) == 1:
@@ -136,7 +183,7 @@ def resolve_fusion(spec: str | None, available: Sequence[str]) -> Fusion:
         msg = (f"the run has streams {avail}; choose with --fusion (a stream, "
                "weighted:ALPHA:A,B or max:A,B,...)")
         raise FusionError(msg)
-    fusion = parse_fusion(spec)
+    fusion = parse_fusion(spec, allow_oracle=allow_oracle)
     missing = [s for s in fusion.streams if s not in avail]
     if missing:
         msg = f"fusion {fusion.name!r} needs streams {missing}, but the run has only {avail}"

@@ -9,7 +9,6 @@ caller gives (the report changes no default of its own here).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from raystack.query.defaults import EVENTS
-from raystack.query.fusion import Fusion, FusionError, resolve_fusion
+from raystack.query.fusion import order_streams, resolve_fusion
 
 
 @dataclass(frozen=True)
@@ -34,20 +33,6 @@ class ReportOptions:
     max_thumbnails: int = 60  # thumbnails are decoded from the source: cap the cost
 
 
-def _fusion(streams: list[str], opts: ReportOptions) -> Fusion:
-    """The query layer's fusion for this run; "auto" and a bare "weighted" take the run's
-    known pair (fp,fr or m2s2l_app,m2s2l_mot) weighted by ``opts.alpha``."""
-    if opts.fusion not in ("auto", "weighted"):
-        return resolve_fusion(opts.fusion, streams)
-    fz = resolve_fusion("auto", streams)
-    if fz.kind == "weighted":
-        return dataclasses.replace(fz, alpha=opts.alpha)
-    if opts.fusion == "weighted":
-        msg = f"weighted fusion needs two streams; run has only {streams}"
-        raise FusionError(msg)
-    return fz
-
-
 def video_start(video: dict) -> dt.datetime | None:
     """Wall-clock time of a video's first frame, estimated as its file's mtime minus its
     duration (a recorder last writes the file when the recording ends); None without both.
@@ -62,7 +47,10 @@ def video_start(video: dict) -> dt.datetime | None:
 
 def collect(store: Any, run_id: str, opts: ReportOptions) -> dict:
     """Everything the pages show: run, streams, curves, events, videos, units, failures."""
+    import pyarrow.compute as pc
+
     from raystack.query.connection import connect
+    from raystack.scan.manifest import latest_rows
     from raystack.store import Store
 
     st = store if isinstance(store, Store) else Store(store)
@@ -76,10 +64,10 @@ def collect(store: Any, run_id: str, opts: ReportOptions) -> dict:
     if not streams:
         msg = f"run {run_id!r} has no scores in store {st.uri}; runs: {st.runs()}"
         raise ValueError(msg)
-    # Stream order matters for alpha: put the frame stream first (fp before fr, app before mot).
-    order = {"fp": 0, "m2s2l_app": 0, "fr": 1, "m2s2l_mot": 1}
-    streams.sort(key=lambda s: (order.get(s, 2), s))
-    fz = _fusion(streams, opts)
+    # Stream order matters for alpha: the frame stream first (fp before fr, app before mot).
+    streams = order_streams(streams)
+    # "auto" and a bare "weighted" take the run's known pair, weighted by opts.alpha.
+    fz = resolve_fusion(opts.fusion, streams, alpha=opts.alpha)
     args = dict(**fz.macro_args(), sigma=opts.sigma, run=run_id)
     curves = con.sql(
         "SELECT video_id, frame, score FROM fused(fusion := ?, alpha := ?, streams := ?, "
@@ -94,14 +82,17 @@ def collect(store: Any, run_id: str, opts: ReportOptions) -> dict:
     videos = {r["video_id"]: r for r in q(
         "SELECT video_id, uri, relpath, frames, fps, duration_s, mtime FROM videos "
         "WHERE run_id = ?", [run_id])}
-    latest = ("FROM manifest WHERE run_id = ? QUALIFY row_number() OVER "
-              "(PARTITION BY unit_id ORDER BY attempt DESC) = 1")
-    units = q("SELECT status, count(*) AS units, sum(rows) AS rows FROM (SELECT * "
-              f"{latest}) GROUP BY status ORDER BY status", [run_id])
-    # The latest attempt of each unit: a unit that failed once and then succeeded is done.
-    failures = q(f"SELECT unit_id, uri, error FROM (SELECT * {latest}) "
-                 "WHERE status = 'failed' ORDER BY unit_id", [run_id])
+    # The latest attempt of each unit (the scan's own rule): a unit that failed once and
+    # then succeeded is done.
+    latest = latest_rows(con.sql("SELECT unit_id, attempt, finished_at, status, rows, uri, error "
+                                 "FROM manifest WHERE run_id = ?", params=[run_id])
+                         .to_arrow_table())
     con.close()
+    per_status = latest.group_by("status").aggregate([("unit_id", "count"), ("rows", "sum")])
+    units = [{"status": r["status"], "units": r["unit_id_count"], "rows": r["rows_sum"]}
+             for r in per_status.sort_by("status").to_pylist()]
+    failures = (latest.filter(pc.equal(latest["status"], "failed"))
+                .select(["unit_id", "uri", "error"]).sort_by("unit_id").to_pylist())
     threshold = events[0]["threshold"] if events else (
         opts.threshold if not opts.threshold_name else None)
     try:

@@ -24,11 +24,12 @@ def frame_thumbnail(uri: str, frame: int, *, width: int = 192) -> tuple[bytes | 
     """(JPEG bytes of ``frame``, None) or (None, why it could not be read)."""
     import cv2
 
+    from raystack.archive import materialise
     from raystack.decode import open_reader
     from raystack.exitcodes import describe, storage_reason
 
     try:
-        with open_reader(uri, size=None) as reader:
+        with open_reader(materialise(uri), size=None) as reader:
             rgb = reader.read(frame, frame + 1)[0]
     except (RaystackError, OSError, ValueError, IndexError) as e:
         if isinstance(e, InfrastructureError) or storage_reason(e) is not None:

@@ -156,15 +156,54 @@ class Manifest:
 
 
 def latest_attempts(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Keep the highest attempt of each unit (ties: the later ``finished_at``)."""
-    best: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        cur = best.get(r["unit_id"])
-        key = (r["attempt"], r.get("finished_at") or datetime.min.replace(tzinfo=UTC))
-        if cur is None or key > (cur["attempt"], cur.get("finished_at")
-                                 or datetime.min.replace(tzinfo=UTC)):
-            best[r["unit_id"]] = r
-    return best
+    """``unit_id -> row`` of each unit's latest attempt, by the rule of :func:`latest_rows`."""
+    rows = list(rows)
+    if not rows:
+        return {}
+    keys = pa.table({
+        "unit_id": pa.array([r["unit_id"] for r in rows], pa.string()),
+        "attempt": pa.array([r["attempt"] for r in rows], pa.int64()),
+        "finished_at": pa.array([r.get("finished_at") for r in rows], pa.timestamp("us", "UTC")),
+        "row": pa.array(range(len(rows)), pa.int64()),
+    })
+    return {rows[i]["unit_id"]: rows[i] for i in latest_rows(keys)["row"].to_pylist()}
+
+
+def _attempts_by_unit(table: pa.Table) -> tuple[pa.Table, Any]:
+    """Every attempt once, sorted by (unit, attempt, finish), and the mask of each unit's
+    last row. A copy of an attempt (same unit and attempt; a crash in a compaction leaves
+    one) counts once, the later finish; no finish time counts as the earliest."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    epoch = pa.scalar(datetime(1970, 1, 1, tzinfo=UTC), table.schema.field("finished_at").type)
+    keys = pa.table({"u": table["unit_id"], "a": table["attempt"],
+                     "f": pc.fill_null(table["finished_at"], epoch)})
+    order = pc.sort_indices(keys, sort_keys=[("u", "ascending"), ("a", "ascending"),
+                                             ("f", "ascending")])
+    t = table.take(order)
+    uid = t["unit_id"].to_numpy(zero_copy_only=False)
+    att = t["attempt"].to_numpy()
+    copy = np.zeros(len(uid), bool)  # the copies a crash in a compaction left: adjacent now
+    copy[:-1] = (uid[:-1] == uid[1:]) & (att[:-1] == att[1:])
+    if copy.any():
+        t, uid = t.filter(pa.array(~copy)), uid[~copy]
+    last = np.ones(len(uid), bool)
+    last[:-1] = uid[:-1] != uid[1:]
+    return t, last
+
+
+def latest_rows(table: pa.Table) -> pa.Table:
+    """The latest attempt row of each unit of a manifest table (unit_id, attempt and
+    finished_at at least): the highest attempt; of copies of it, the later finish.
+
+    The one rule of "which attempt of a unit counts": ``raystack status``, the resume of a
+    scan and the report all read it from here.
+    """
+    if table.num_rows == 0:
+        return table
+    t, last = _attempts_by_unit(table)
+    return t.filter(pa.array(last))
 
 
 @dataclass
@@ -280,23 +319,9 @@ def summarize_table(
 
     if table.num_rows == 0:
         return summarize([], run_id=run_id, all_rows=[], expected_units=expected_units)
-    # Ties of attempt: the later finish wins; no finish time counts as the earliest.
-    epoch = pa.scalar(datetime(1970, 1, 1, tzinfo=UTC), table.schema.field("finished_at").type)
-    keys = pa.table({"u": table["unit_id"], "a": table["attempt"],
-                     "f": pc.fill_null(table["finished_at"], epoch)})
-    order = pc.sort_indices(keys, sort_keys=[("u", "ascending"), ("a", "ascending"),
-                                             ("f", "ascending")])
-    t = table.take(order)
-    uid = t["unit_id"].to_numpy(zero_copy_only=False)
-    att = t["attempt"].to_numpy()
-    copy = np.zeros(len(uid), bool)  # the copies a crash in a compaction left: adjacent now
-    copy[:-1] = (uid[:-1] == uid[1:]) & (att[:-1] == att[1:])
-    if copy.any():
-        t, uid = t.filter(pa.array(~copy)), uid[~copy]
-    last = np.ones(len(uid), bool)
-    last[:-1] = uid[:-1] != uid[1:]
+    t, last = _attempts_by_unit(table)
     firsts = np.flatnonzero(np.concatenate(([True], last[:-1])))
-    per_unit = np.diff(np.append(firsts, len(uid)))
+    per_unit = np.diff(np.append(firsts, len(last)))
     latest = t.filter(pa.array(last))
 
     status, ids = latest["status"], latest["unit_id"]

@@ -152,7 +152,7 @@ def plan_units(
 
     Args:
         videos: rows of the ``videos`` table (``video_id``, ``uri``, ``frames``, ``fps``,
-            ``probe_error``), e.g. from ``raystack.archive.probe_archive``.
+            ``probe_error``), e.g. from ``raystack.scan.probe.probe_archive``.
         context: the scorer's context (``FrameScorer.context``).
         segment_frames: frames scored per unit.
         sources: the listed ``VideoSource`` objects, attached to units by ``video_id`` so

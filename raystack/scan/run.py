@@ -54,16 +54,10 @@ def _model_info(cfg: ScanConfig) -> dict[str, Any]:
 
     Loading here fails fast on a bad checkpoint, before any worker starts.
     """
-    import torch
-
     from raystack.inference import FrameScorer
 
-    threads = torch.get_num_threads()  # FrameScorer sets the process's count; keep the caller's
-    try:
-        fs = FrameScorer.from_checkpoints(list(cfg.checkpoints), device="cpu", threads=1,
-                                          region=cfg.score_region, baselines=cfg.baselines)
-    finally:
-        torch.set_num_threads(threads)
+    fs = FrameScorer.from_checkpoints(list(cfg.checkpoints), device="cpu",
+                                      region=cfg.score_region, baselines=cfg.baselines)
     ckpts = {s: {"path": i["path"], "sha256": i["sha256"], "preset": i.get("preset")}
              for s, i in fs.checkpoints.items()}
     info = {"context": int(fs.context), "streams": list(fs.streams), "checkpoints": ckpts,
@@ -99,7 +93,8 @@ def _check_resume(previous: dict[str, Any], identity: dict[str, Any], run_id: st
 
 
 def _probe(cfg: ScanConfig) -> tuple[list[Any], Any]:
-    from raystack.archive import list_archive, probe_archive
+    from raystack.archive import list_archive
+    from raystack.scan.probe import probe_archive
 
     sources = list_archive(cfg.archive)
     if cfg.limit is not None:

@@ -10,9 +10,9 @@ row instead of an exception.
     table = scorer(unit)              # pa.Table, scores schema: 2 streams x unit.frames rows
     row = scorer.run(unit, attempt=1) # {"status": "done", "rows": ..., "model_s": ...}
 
-Decoding and flow run on a background thread (:func:`raystack.scan.chunks.prefetch`), so
-they overlap the model; given the unit that comes next (``run(unit, next_unit=...)``),
-its first chunks are decoded while the model finishes this one. The model runs in the
+Decoding and flow run on a background thread (:mod:`raystack.scan.reading`), so they
+overlap the model; given the unit that comes next (``run(unit, next_unit=...)``), its
+first chunks are decoded while the model finishes this one. The model runs in the
 caller's thread (one model call at a time, so concurrent calls are safe).
 """
 
@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from raystack.errors import InfrastructureError, RaystackError, UndecodableVideoError
-from raystack.scan.chunks import Chunk, Inline, Prefetcher, iter_chunks, prefetch
+from raystack.errors import InfrastructureError, RaystackError
 from raystack.scan.manifest import INFRASTRUCTURE, INPUT, manifest_row, utcnow, worker_name
 from raystack.scan.plan import WorkUnit
+from raystack.scan.reading import ReadAhead, ReadOptions, UnitReading
 from raystack.store.schema import table_schema
 
 
@@ -47,7 +47,8 @@ class UnitScorer:
         store: a ``raystack.store.Store`` that :meth:`run` writes score files to.
         run_id: the run the rows belong to.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        threads: torch threads (the CPUs this worker was given); None leaves torch's default.
+        threads: torch and OpenCV threads (the CPUs this worker was given), set for the
+            whole process; None leaves the process's setting alone.
         batch_size: frames per model forward (None: the scorer's default).
         flow: flow backend name for models that need flow (``raystack.flow.create_flow``).
         flow_preset: DIS preset.
@@ -91,12 +92,9 @@ class UnitScorer:
             torch.set_num_threads(int(threads))
             cv2.setNumThreads(int(threads))
         self.threads = threads
-        kwargs: dict[str, Any] = {"device": device}
+        kwargs: dict[str, Any] = {"device": device, "region": region, "baselines": baselines}
         if batch_size is not None:
             kwargs["batch_size"] = batch_size
-        if threads:
-            kwargs["threads"] = threads
-        kwargs.update(region=region, baselines=baselines)
         self.scorer = FrameScorer.from_checkpoints(list(checkpoints), **kwargs)
         self.streams = tuple(self.scorer.streams)
         self.context = int(self.scorer.context)
@@ -120,71 +118,20 @@ class UnitScorer:
         # ~19% (measured here, 2 cores), so the next unit is prefetched by a helper thread
         # that only decodes, never by a second caller.
         self._model_lock = threading.Lock()
-        self._ahead: dict[str, tuple[Prefetcher | Inline, dict[str, float], dict[int, str]]] = {}
-        self._ahead_lock = threading.Lock()
+        self.read_options = ReadOptions(
+            size=self.size, chunk_frames=self.chunk_frames,
+            flow=self._flow_model_range if self._flow is not None else None,
+            cache_dir=cache_dir, cache_max_bytes=cache_max_bytes, threads=threads or 0)
+        self.ahead = ReadAhead(
+            lambda unit: UnitReading(unit, self.read_options, depth=self.prefetch_chunks),
+            accepts=lambda unit: unit.context == self.context and self.prefetch_chunks > 0)
         self._flow_lock = threading.Lock()
-
-    # --- pieces ---------------------------------------------------------------------------
 
     def _flow_model_range(self, frames_u8: np.ndarray) -> np.ndarray:
         from raystack.flow import flow_to_model_input
 
         with self._flow_lock:  # one flow backend object, shared by concurrent calls
             return flow_to_model_input(self._flow(frames_u8))
-
-    def _start(
-        self, unit: WorkUnit
-    ) -> tuple[Prefetcher | Inline, dict[str, float], dict[int, str]]:
-        """Start decoding ``unit`` on a background thread; returns it, its stage times and
-        the frames the reader could not decode (filled as it reads)."""
-        timings = {"decode_s": 0.0, "flow_s": 0.0, "model_s": 0.0}
-        bad: dict[int, str] = {}
-        items = prefetch(self._chunks(unit, timings, bad), depth=self.prefetch_chunks)
-        return items, timings, bad
-
-    def _prefetch_next(self, unit: WorkUnit | None) -> None:
-        """Decode the first chunks of the unit that comes next while the model works on
-        this one; drop prefetches for units that did not come."""
-        with self._ahead_lock:
-            stale, self._ahead = self._ahead, {}
-            if unit is not None and unit.context == self.context and self.prefetch_chunks:
-                self._ahead[unit.unit_id] = stale.pop(unit.unit_id, None) or self._start(unit)
-        for items, *_ in stale.values():
-            items.close()
-
-    def _chunks(
-        self, unit: WorkUnit, timings: dict[str, float], bad: dict[int, str]
-    ) -> Iterator[Chunk | float]:
-        """Open the unit's video and yield its chunks (runs on the prefetch thread).
-
-        The first item is the frame rate the reader found, for videos the probe gave none.
-        """
-        from raystack.decode import open_reader
-
-        t0 = time.perf_counter()
-        src = unit.source if unit.source is not None else unit.uri
-        frames_fps = unit.fps if unit.fps > 0 else 25.0
-        reader = open_reader(src, size=self.size, sequential=True, cache_dir=self.cache_dir,
-                             cache_max_bytes=self.cache_max_bytes, threads=self.threads or 0,
-                             frames_fps=frames_fps)
-        timings["decode_s"] = timings.get("decode_s", 0.0) + time.perf_counter() - t0
-        bad_frames = reader.bad_frames
-        with reader:
-            if reader.num_frames < unit.stop:
-                reason = (
-                    f"the decoder finds {reader.num_frames} frames, but the unit needs frames "
-                    f"up to {unit.stop} (the probe counted {unit.num_frames}); the file changed "
-                    "or is truncated"
-                )
-                raise UndecodableVideoError(unit.uri, reason)
-            yield float(reader.fps)
-            yield from iter_chunks(
-                reader, start=unit.start, stop=unit.stop, context=unit.context,
-                chunk_frames=self.chunk_frames,
-                flow=self._flow_model_range if self._flow is not None else None,
-                timings=timings,
-            )
-            bad.update((i, r) for i, r in bad_frames.items() if unit.read_start <= i < unit.stop)
 
     # --- scoring -------------------------------------------------------------------------
 
@@ -212,32 +159,29 @@ class UnitScorer:
                 f"need {self.context}; plan with the same checkpoints"
             )
             raise ValueError(msg)
-        with self._ahead_lock:
-            ahead = self._ahead.pop(unit.unit_id, None)
-        items, timings, bad = ahead or self._start(unit)
+        reading = self.ahead.take(unit)
         per_stream: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
         aux: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
-        fps = unit.fps
         try:
-            for item in items:
-                if isinstance(item, float):
-                    fps = fps if fps > 0 else item
-                    self._prefetch_next(next_unit)  # this unit's video is open and decoding
-                    continue
+            for k, chunk in enumerate(reading):
+                if k == 0:  # this unit's video is open and decoding: start the next one
+                    self.ahead.hint(next_unit)
                 with self._model_lock:
                     t0 = time.perf_counter()
-                    out = self.scorer.score(item.frames, item.flows)
-                    timings["model_s"] += time.perf_counter() - t0
-                n = item.stop - item.start
+                    out = self.scorer.score(chunk.frames, chunk.flows)
+                    reading.timings["model_s"] += time.perf_counter() - t0
+                n = chunk.stop - chunk.start
                 for s in self.streams:
-                    psnr, extra = _split(out[s])
+                    psnr, extra = out[s].psnr, out[s].aux
                     if len(psnr) != n:
                         msg = f"stream {s!r} returned {len(psnr)} scores for a {n}-frame chunk"
                         raise RuntimeError(msg)
                     per_stream[s].append(psnr)
                     aux[s].append(extra if extra is not None else np.full(n, np.nan, np.float32))
         finally:
-            items.close()
+            reading.close()
+        fps = unit.fps if unit.fps > 0 else (reading.fps or 0.0)
+        timings, bad = reading.timings, reading.bad
         table = self._table(unit, fps, per_stream, aux)
         if bad:
             keep = pc.invert(pc.is_in(table["frame"], pa.array(sorted(bad), pa.int64())))
@@ -320,21 +264,3 @@ def bad_frames_warning(bad: dict[int, str], shown: int = 20) -> str | None:
     return (f"{len(idx)} undecodable {noun} skipped (no score row; neighbours filled in "
             f"as model input): {listed} ({bad[idx[0]]})")
 
-
-def _split(out: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """A stream's output: a PSNR array, or ``(psnr, aux)`` / ``{"psnr", "aux"}``."""
-    if isinstance(out, dict):
-        return np.asarray(out["psnr"], np.float32), _opt(out.get("aux"))
-    if isinstance(out, tuple):
-        return np.asarray(out[0], np.float32), _opt(out[1] if len(out) > 1 else None)
-    if hasattr(out, "detach"):
-        out = out.detach().cpu().numpy()
-    return np.asarray(out, np.float32), None
-
-
-def _opt(x: Any) -> np.ndarray | None:
-    if x is None:
-        return None
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, np.float32)

@@ -8,8 +8,9 @@
 
 Atomicity: locally a file is written under a hidden temporary name in its final folder,
 fsynced, then renamed over the final name (``os.replace``); on S3 it is a single PUT,
-which S3 makes visible whole or not at all. The path depends only on (table, run, name),
-so a retried unit overwrites its own file instead of duplicating rows. See
+which S3 makes visible whole or not at all (both by :class:`raystack.io.fileroot.FileRoot`).
+The path depends only on (table, run, name), so a retried unit overwrites its own file
+instead of duplicating rows. See
 :mod:`raystack.store.layout` for the layout and the naming rules.
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raystack import __version__, retry
-from raystack.archive.s3 import arrow_s3_filesystem, is_s3_uri, parse_s3_uri, s3_client
 from raystack.errors import SchemaVersionError
+from raystack.io.fileroot import FileRoot
 from raystack.redact import redact
 from raystack.store import layout
 from raystack.store.conform import conform_table
@@ -53,20 +53,16 @@ class Store:
         text = str(uri)
         if text.startswith("file://"):
             text = text[len("file://") :]
-        if is_s3_uri(text):
-            bucket, prefix = parse_s3_uri(text.rstrip("/"))
-            self.uri = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-            self.is_s3 = True
-            self._bucket, self._prefix = bucket, prefix
-            self._root = f"{bucket}/{prefix}" if prefix else bucket
-        elif "://" in text:
-            msg = f"store URI {text!r}: only local paths and s3:// are supported"
-            raise StoreError(msg)
-        else:
-            self.uri = str(Path(text).expanduser().resolve())
-            self.is_s3 = False
-            self._root = self.uri
-        self._fs: Any = None
+        if "://" not in text:
+            text = str(Path(text).expanduser().resolve())
+        try:
+            self.files = FileRoot(text, temp_name=layout.temp_name)
+        except ValueError as e:
+            msg = f"store URI {e}"
+            raise StoreError(msg) from e
+        self.uri = self.files.uri
+        self.is_s3 = self.files.is_s3
+        self._root = self.files.root
         self._checked = False
 
     def __repr__(self) -> str:
@@ -134,12 +130,7 @@ class Store:
     def exists(self, table: str, run_id: str, name: str) -> bool:
         """Whether the file of (table, run_id, name) is there; no version check (cheap, for
         resuming writers, which have called :meth:`ensure`)."""
-        from pyarrow import fs
-
-        path = self._path(layout.table_relpath(table, run_id, name))
-        info = retry.call(lambda: self.fs.get_file_info(path), what="look up",
-                          where=self._uri_of_path(path))
-        return info.type == fs.FileType.File
+        return self.files.is_file(layout.table_relpath(table, run_id, name))
 
     def list_files(self, table: str, run_id: str | None = None) -> list[str]:
         """Finished Parquet files of ``table`` (one run or all), sorted; temp files never appear."""
@@ -253,11 +244,7 @@ class Store:
 
     @property
     def fs(self) -> Any:
-        if self._fs is None:
-            from pyarrow import fs
-
-            self._fs = arrow_s3_filesystem() if self.is_s3 else fs.LocalFileSystem()
-        return self._fs
+        return self.files.fs
 
     @property
     def filesystem(self) -> tuple[Any, str]:
@@ -265,73 +252,31 @@ class Store:
         return self.fs, self._root
 
     def _path(self, rel: str) -> str:
-        return f"{self._root}/{rel}"
+        return self.files.path(rel)
 
     def _uri(self, rel: str) -> str:
-        return self._uri_of_path(self._path(rel))
+        return self.files.uri_of(rel)
 
     def _uri_of_path(self, path: str) -> str:
-        return f"s3://{path}" if self.is_s3 else path
+        return self.files.uri_of_path(path)
 
     def _where(self, rel: str) -> str:
         return f"store {self.uri} ({rel})"
 
     def _put(self, rel: str, data: bytes | pa.Buffer) -> None:
-        """Publish ``data`` at ``rel`` in one step: temp file + rename, or one S3 PUT.
-
-        Retried through outages (:mod:`raystack.retry`): the write is whole or absent, so
-        repeating it is safe."""
-        retry.call(lambda: self._put_once(rel, data), what="write", where=self._uri(rel))
-
-    def _put_once(self, rel: str, data: bytes | pa.Buffer) -> None:
+        """Publish ``data`` at ``rel`` in one step (:meth:`FileRoot.put`, retried)."""
         size = data.size if isinstance(data, pa.Buffer) else len(data)
-        if self.is_s3:
-            if size > _MAX_PUT:
-                msg = f"{self._uri(rel)}: {size} bytes exceed one S3 PUT (5 GiB); use smaller units"
-                raise StoreError(msg)
-            key = f"{self._prefix}/{rel}" if self._prefix else rel
-            body = data.to_pybytes() if isinstance(data, pa.Buffer) else data
-            s3_client().put_object(Bucket=self._bucket, Key=key, Body=body)
-            return
-        final = Path(self._path(rel))
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / layout.temp_name(final.name)
-        try:
-            with open(tmp, "wb") as f:
-                f.write(memoryview(data))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        # The rename itself must survive a power cut, so sync the folder entry too.
-        dir_fd = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if self.is_s3 and size > _MAX_PUT:
+            msg = f"{self._uri(rel)}: {size} bytes exceed one S3 PUT (5 GiB); use smaller units"
+            raise StoreError(msg)
+        self.files.put(rel, data)
 
     def _read_json(self, rel: str) -> Any:
         """Parsed document at ``rel``, or None if it does not exist."""
-        from pyarrow import fs
-
-        path = self._path(rel)
-
-        def read() -> bytes | None:
-            if self.fs.get_file_info(path).type != fs.FileType.File:
-                return None
-            with self.fs.open_input_stream(path) as f:
-                return f.read()
-
-        raw = retry.call(read, what="read", where=self._uri(rel))
-        if raw is None:
-            return None
         try:
-            return json.loads(raw)
+            return self.files.read_json(rel)
         except ValueError as e:
-            msg = f"{self._uri(rel)} is not valid JSON: {e}"
-            raise StoreError(msg) from e
+            raise StoreError(str(e)) from e
 
     def _read_marker(self) -> dict | None:
         try:
@@ -349,17 +294,12 @@ class Store:
     def _root_exists(self) -> bool:
         from pyarrow import fs
 
-        if self.is_s3:
+        if self.is_s3:  # a prefix exists while something is under it
             return bool(self._ls("", recursive=False))
-        return self.fs.get_file_info(self._root).type == fs.FileType.Directory
+        return self.files.info().type == fs.FileType.Directory
 
     def _ls(self, rel: str, recursive: bool) -> list[Any]:
-        from pyarrow import fs
-
-        base = self._path(rel) if rel else self._root
-        sel = fs.FileSelector(base, recursive=recursive, allow_not_found=True)
-        return retry.call(lambda: self.fs.get_file_info(sel), what="list",
-                          where=self._uri_of_path(base))
+        return self.files.list(rel, recursive=recursive)
 
     def _data_paths(self, table: str, run_id: str | None) -> list[str]:
         """Filesystem paths of the finished files of ``table`` under ``run=<id>/`` folders."""

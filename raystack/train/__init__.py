@@ -6,9 +6,10 @@
     result.checkpoints     # {"fp": "runs/demo/fp.pt", "fr": "runs/demo/fr.pt"} -> raystack scan
 
 Modules, in data-flow order: ``config`` (TrainConfig), ``data`` (clips, held-out split,
-fingerprint), ``loop`` (the plain training loop, checkpoints, selection rule), ``storage``
-(the run folder, local or S3), ``ray_train`` (the Ray Train adapter), ``progress``
-(console display), ``run`` (``train``).
+fingerprint), ``loop`` (the plain training loop), ``metrics`` (epoch metrics, validation
+against the trivial baseline), ``checkpoints`` (epoch checkpoints, selection rule),
+``storage`` (the run folder, local or S3), ``ray_train`` (the Ray Train adapter),
+``progress`` (console display), ``run`` (``train``).
 """
 
 from __future__ import annotations

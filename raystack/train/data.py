@@ -15,7 +15,7 @@ Samples (``i`` is a target frame of one video; alignment is exactly ``FrameScore
 Validation split, the checkpoint-selection rule's data: the last ``val_fraction`` of the
 frames of every training video are held out; their frames are targets of validation clips
 only (inputs may reach back into the training part). The rule itself (lowest validation
-loss, ties to the later epoch; never test labels) lives in ``loop.py``.
+loss, ties to the later epoch; never test labels) lives in ``checkpoints.py``.
 
 Data fingerprint: sha256 of a JSON document holding the sorted ``(relpath, size_bytes,
 etag or mtime)`` of the videos trained on, the decode size ``(H, W)``, ``t`` and the flow
@@ -147,9 +147,10 @@ def _cached(path: Path | None, make: Callable[[], np.ndarray]) -> np.ndarray:
 
 def decode_frames(src: Any, size: tuple[int, int]) -> np.ndarray:
     """All frames of ``src`` as uint8 (T, H, W, 3) at ``size`` = (H, W), as the scan decodes."""
+    from raystack.archive import materialise
     from raystack.decode import open_reader
 
-    with open_reader(src, size=(size[1], size[0]), sequential=True) as reader:
+    with open_reader(materialise(src), size=(size[1], size[0]), sequential=True) as reader:
         parts = [reader.read(s, min(s + READ_CHUNK, reader.num_frames))
                  for s in range(0, reader.num_frames, READ_CHUNK)]
     return np.concatenate(parts) if parts else np.zeros((0, *size, 3), np.uint8)
@@ -336,7 +337,7 @@ def prepare_data(
     Args:
         cfg: the :class:`~raystack.train.config.TrainConfig`.
         task: ``"fp"`` or ``"fr"``.
-        model_config: the model's config (``img_size``, ``in_frames``).
+        model_config: the model's config (``img_size``, ``context``, FR's ``flow_scale``).
 
     Raises:
         ArchiveError: no video could be decoded, or none is long enough for one clip.
@@ -344,10 +345,9 @@ def prepare_data(
     if sources is None:
         sources = list_training_videos(cfg.archive, limit=cfg.limit)
     size = tuple(model_config.img_size)
-    # Frames before each target: FP's in_frames, a self-describing model's context
-    # (M2S2L: longest window + 1), 1 flow for FR.
-    t = int(getattr(model_config, "in_frames", getattr(model_config, "context", 1))) \
-        if task != "fr" else 1
+    # Frames before each target: the model's context (FP's in_frames, M2S2L's longest
+    # window + 1; FR's single flow).
+    t = int(model_config.context)
     estimator = make_flow(cfg.flow, cfg.flow_preset) if task == "fr" else None
     videos, skipped = load_videos(sources, size=size, flow=estimator, cache_dir=cfg.cache_dir,
                                   memo=memo, on_video=on_video)

@@ -1,4 +1,4 @@
-"""Plain-Python training of one stream (FP or FR); no Ray here, the Ray adapter reuses it.
+"""Plain-Python training of one stream (FP, FR or M2S2L); no Ray here, the Ray adapter reuses it.
 
 - AdamW at the paper's 2e-4, weight decay on weight matrices only (nanoGPT's habit).
 - One cosine schedule over the run's TOTAL number of steps (optional linear warm-up) that
@@ -10,10 +10,10 @@
   global batch whatever the number of workers: worker r of N takes the r-th of every N
   samples of it. Resume therefore needs no sampler state.
 
-Checkpoint selection rule (:data:`SELECTION_RULE`): the exported checkpoint is the epoch
-with the lowest validation loss on held-out NORMAL clips (the last ``val_fraction`` of every
-training video), ties going to the later epoch; without a validation split, the last
-epoch. Test labels are never used.
+Every family trains through its own loss (:class:`raystack.models.contract.TrainableModel`:
+``model.loss(model(batch["x"]), batch)``); metrics and validation live in
+:mod:`raystack.train.metrics`, epoch checkpoints and the selection rule in
+:mod:`raystack.train.checkpoints`.
 
     trainer = StreamTrainer(cfg, "fp", data)
     metrics = trainer.run_epoch()     # {"epoch": 1, "loss": ..., "val_loss": ..., ...}
@@ -22,12 +22,10 @@ epoch. Test labels are never used.
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,14 +33,17 @@ import torch
 import torch.nn as nn
 
 from raystack.errors import ConfigError
-from raystack.train.data import TrainingData
-from raystack.train.storage import MODEL_FILE, STATE_FILE, RunStorage, checkpoint_dir_name
-
-SELECTION_RULE = (
-    "lowest validation loss on held-out normal clips (the last val_fraction of every "
-    "training video), ties to the later epoch; the last epoch without a validation split; "
-    "test labels are never used"
+from raystack.models.contract import TrainableModel
+from raystack.train.checkpoints import (
+    checkpoints_to_delete,
+    read_checkpoint_dir,
+    select_epoch,
+    write_checkpoint,
 )
+from raystack.train.data import TrainingData
+from raystack.train.metrics import CodebookUse, Reducer, to_device, validate
+from raystack.train.storage import RunStorage, checkpoint_dir_name
+
 # Keys of a saved state that must match for a resume to continue the same run.
 _RESUME_KEYS = ("model_name", "data_fingerprint", "total_steps", "steps_per_epoch")
 
@@ -85,32 +86,12 @@ def epoch_batches(
     return order[:need].reshape(steps, batch_size)
 
 
-class Reducer:
-    """Sums tensors over DDP ranks; in one process it returns them as they are."""
-
-    def __init__(self) -> None:
-        import torch.distributed as dist
-
-        self.dist = dist if dist.is_available() and dist.is_initialized() else None
-
-    def sum(self, x: torch.Tensor) -> torch.Tensor:
-        if self.dist is None:
-            return x
-        x = x.clone()
-        self.dist.all_reduce(x)
-        return x
-
-
-def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
 class StreamTrainer:
     """Model, optimiser, schedule and metrics of one stream; one call per epoch.
 
     Args:
         cfg: the :class:`~raystack.train.config.TrainConfig`.
-        task: ``"fp"`` or ``"fr"``.
+        task: ``"fp"``, ``"fr"`` or ``"m2s2l"``.
         data: what :func:`~raystack.train.data.prepare_data` returned for ``task``.
         device: where to train.
         rank, world_size: this worker's place among the DDP workers (0, 1 in process).
@@ -136,7 +117,11 @@ class StreamTrainer:
         self.rank, self.world_size = rank, world_size
         self.model_name = cfg.model_name(task)
         torch.manual_seed(cfg.seed)
-        self.module = create_model(self.model_name, **cfg.model_overrides).to(self.device)
+        module = create_model(self.model_name, **cfg.model_overrides)
+        if not isinstance(module, TrainableModel):
+            msg = f"{self.model_name}: {type(module).__name__} has no training loss to train with"
+            raise ConfigError(msg)
+        self.module = module.to(self.device)
         self.model = wrap(self.module) if wrap is not None else self.module
         decay = [p for p in self.module.parameters() if p.requires_grad and p.dim() >= 2]
         no_decay = [p for p in self.module.parameters() if p.requires_grad and p.dim() < 2]
@@ -220,8 +205,7 @@ class StreamTrainer:
         order = epoch_batches(len(self.data.train), batch_size=cfg.batch_size,
                               clips_per_epoch=cfg.budget(self.task)[1], seed=cfg.seed,
                               epoch=epoch)
-        codes = self.module.config.codebook_size if getattr(self.module, "vq", None) else 0
-        counts = torch.zeros(max(codes, 1), dtype=torch.float64)
+        codebook = CodebookUse(self.module)
         sums: dict[str, float] = {}
         n_local = 0
         params = [p for p in self.module.parameters() if p.requires_grad]
@@ -229,7 +213,7 @@ class StreamTrainer:
         t0 = time.perf_counter()
         for step, global_idx in enumerate(order):
             idx = global_idx[self.rank :: self.world_size]
-            batch = _to(self.data.train.batch(idx), self.device)
+            batch = to_device(self.data.train.batch(idx), self.device)
             loss, parts, out = self._loss(self.model, batch)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -241,9 +225,7 @@ class StreamTrainer:
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)
             n_local += len(idx)
-            if codes:
-                counts += torch.bincount(out.vq_stats["indices"].flatten().cpu(),
-                                         minlength=codes).double()
+            codebook.add(out)
             if emit is not None:
                 emit({"kind": "step", "task": self.task, "epoch": epoch, "step": step + 1,
                       "steps": len(order), "loss": parts["total"]})
@@ -256,12 +238,7 @@ class StreamTrainer:
         metrics.update({("loss" if k == "total" else f"loss_{k}"): float(totals[i]) / n
                         for i, k in enumerate(keys) if k != "grad_norm"})
         metrics["grad_norm"] = float(totals[keys.index("grad_norm")]) / n
-        if codes:
-            counts = self.reducer.sum(counts)
-            probs = counts / counts.sum().clamp_min(1.0)
-            metrics["codebook_usage"] = float((counts > 0).double().mean())
-            entropy = -(probs * probs.clamp_min(1e-12).log()).sum()
-            metrics["codebook_perplexity"] = float(torch.exp(entropy))
+        metrics.update(codebook.metrics(self.reducer))
         metrics["lr"] = self.lrs[-1]
         metrics["clips"] = int(n)
         metrics["train_s"] = round(train_s, 3)
@@ -275,126 +252,15 @@ class StreamTrainer:
     def _loss(
         self, model: nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, float], Any]:
-        from raystack.models.losses import task_loss
-
         out = model(batch["x"])  # through the DDP wrapper, so gradients synchronise
-        if hasattr(self.module, "loss"):  # a model with its own loss (M2S2L)
-            loss, parts = self.module.loss(out, batch)
-        else:
-            relative = getattr(self.module.config, "relative_loss", False)
-            trivial = trivial_prediction(self.task, batch) if relative else None
-            loss, parts = task_loss(self.task, out.pred, batch["y"], out.vq_loss,
-                                    batch.get("prev"), trivial)
+        loss, parts = self.module.loss(out, batch)
         return loss, parts, out
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean loss and PSNR over the held-out clips (each worker scores its share)."""
-        from raystack.scoring import psnr
-
-        val = self.data.val
-        if len(val) == 0:
-            return {}
-        per_worker = max(1, self.cfg.batch_size // self.world_size)
-        idx = np.arange(len(val))[self.rank :: self.world_size]
-        sums = torch.zeros(4, dtype=torch.float64)  # loss * n, psnr sum, baseline sum, n
-        self.module.eval()
-        try:
-            for s in range(0, len(idx), per_worker):
-                batch = _to(val.batch(idx[s : s + per_worker]), self.device)
-                loss, _, out = self._loss(self.module, batch)
-                k = len(batch["x"])
-                base = psnr(trivial_prediction(self.task, batch), batch["y"])
-                sums += torch.tensor([float(loss) * k, float(psnr(out.pred, batch["y"]).sum()),
-                                      float(base.sum()), k], dtype=torch.float64)
-        finally:
-            self.module.train()
-        sums = self.reducer.sum(sums)
-        n = max(float(sums[3]), 1.0)
-        val_psnr, base_psnr = float(sums[1]) / n, float(sums[2]) / n
-        return {"val_loss": float(sums[0]) / n, "val_psnr": val_psnr,
-                "val_baseline_psnr": base_psnr, "val_gain_db": val_psnr - base_psnr}
-
-
-# What the model must beat on the same clips: copying the last frame, or zero flow.
-BASELINE_NAMES = {"fr": "zero flow"}
-
-
-def baseline_name(task: str) -> str:
-    """``"copy-last"`` for frame predictors (FP, M2S2L), ``"zero flow"`` for FR."""
-    return BASELINE_NAMES.get(task, "copy-last")
-
-
-def trivial_prediction(task: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The cheap answer to a batch: zero flow for FR, else the last input frame (b, 3, H, W)."""
-    y = batch["y"]
-    if task == "fr":
-        return torch.zeros_like(y)
-    return batch["x"][:, -y.shape[1] :]
-
-
-def select_epoch(
-    history: list[dict[str, Any]], available: set[int] | None = None
-) -> dict[str, Any] | None:
-    """The history entry :data:`SELECTION_RULE` picks among the ``available`` epochs."""
-    cands = [h for h in history if available is None or h["epoch"] in available]
-    if not cands:
-        return None
-    with_val = [h for h in cands if h.get("val_loss") is not None and math.isfinite(h["val_loss"])]
-    if with_val:
-        return min(with_val, key=lambda h: (h["val_loss"], -h["epoch"]))
-    return max(cands, key=lambda h: h["epoch"])
-
-
-# --- epoch checkpoints -----------------------------------------------------------------
-
-
-def write_checkpoint(trainer: StreamTrainer, folder: str | Path, *, run_name: str | None) -> Path:
-    """Write ``model.pt`` (a raystack checkpoint) and ``state.pt`` (resume) into ``folder``."""
-    from raystack.models.checkpoint import save_checkpoint
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    last = trainer.history[-1] if trainer.history else {}
-    extra = {"run": run_name, "epoch": trainer.epoch, "selection_rule": SELECTION_RULE,
-             "metrics": {k: v for k, v in last.items() if isinstance(v, (int, float, str))},
-             "model_overrides": dict(trainer.cfg.model_overrides)}
-    save_checkpoint(folder / MODEL_FILE, trainer.module, preset=trainer.model_name,
-                    data_fingerprint=trainer.data.fingerprint, extra=extra)
-    fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=folder)
-    with os.fdopen(fd, "wb") as f:
-        torch.save(trainer.state_dict(), f)
-    os.replace(tmp, folder / STATE_FILE)
-    return folder
-
-
-def read_checkpoint_dir(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``(model_state, state)`` of an epoch checkpoint folder."""
-    from raystack.models.checkpoint import read_checkpoint
-
-    folder = Path(folder)
-    payload = read_checkpoint(folder / MODEL_FILE)
-    state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
-    return payload["model"], state
-
-
-def checkpoints_to_delete(
-    epochs: list[int], history: list[dict[str, Any]], keep: int | None
-) -> list[int]:
-    """Epochs to prune: all but the latest and the ``keep`` best by the selection rule."""
-    if keep is None or len(epochs) <= keep:
-        return []
-    avail = set(epochs)
-    ranked: list[int] = []
-    while len(ranked) < keep and avail - set(ranked):
-        pick = select_epoch(history, avail - set(ranked))
-        if pick is None:
-            break
-        ranked.append(pick["epoch"])
-    if len(ranked) < keep:  # epochs missing from history: keep the latest ones
-        ranked += sorted(avail - set(ranked))[-(keep - len(ranked)):]
-    kept = set(ranked) | {max(epochs)}
-    return sorted(e for e in epochs if e not in kept)
+        """Validation metrics of the held-out clips (:func:`raystack.train.metrics.validate`)."""
+        return validate(self.module, self.data.val, task=self.task, device=self.device,
+                        batch_size=self.cfg.batch_size, rank=self.rank,
+                        world_size=self.world_size, reducer=self.reducer)
 
 
 @dataclass

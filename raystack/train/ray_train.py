@@ -102,7 +102,7 @@ def _load_latest(trainer: Any, storage: RunStorage, task: str) -> int | None:
     """Restore the latest checkpoint (Ray's, else the storage's); returns its epoch or None."""
     import ray.train
 
-    from raystack.train.loop import read_checkpoint_dir
+    from raystack.train.checkpoints import read_checkpoint_dir
 
     ckpt = ray.train.get_checkpoint()
     if ckpt is not None:
@@ -124,8 +124,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from raystack.models import get_config
+    from raystack.train.checkpoints import write_checkpoint
     from raystack.train.data import prepare_data
-    from raystack.train.loop import StreamTrainer, write_checkpoint
+    from raystack.train.loop import StreamTrainer
 
     cfg, task = config["cfg"], config["task"]
     torch.set_num_threads(int(config["threads"]))

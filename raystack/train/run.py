@@ -26,14 +26,10 @@ from typing import Any
 
 from raystack.config import resolve_paths, to_dict
 from raystack.errors import ConfigError, RaystackError
+from raystack.train.checkpoints import SELECTION_RULE, select_epoch
 from raystack.train.config import TrainConfig, check_config, resolve_name
-from raystack.train.loop import (
-    SELECTION_RULE,
-    StreamOutcome,
-    baseline_name,
-    fit_in_process,
-    select_epoch,
-)
+from raystack.train.loop import StreamOutcome, fit_in_process
+from raystack.train.metrics import baseline_name
 from raystack.train.progress import TrainProgress
 from raystack.train.storage import (
     MODEL_FILE,
@@ -183,7 +179,7 @@ def train(cfg: TrainConfig, *, progress: TrainProgress | None = None) -> TrainRe
         if cfg.workers <= 1:
             import torch
 
-            from raystack.inference import default_threads
+            from raystack.threads import default_threads
 
             torch.set_num_threads(default_threads())
             device = _device(cfg)

@@ -17,15 +17,20 @@
 -- stream, or a threshold outside [0, 1] raises an error naming the value and the choices.
 --
 -- Pipeline (each macro reads the one before it):
---   scores -> normalised(run)          per (run, video, model) min-max of PSNR, anomaly = 1 - norm
---          -> smoothed(sigma, run)     scipy gaussian_filter1d(anomaly, sigma, mode='mirror',
+--   scores -> normalised(run, normalise)
+--                                      per (run, video, model) min-max of PSNR, anomaly = 1 - norm;
+--                                      normalise := 'global': per (run, model), over all videos
+--          -> smoothed(sigma, run, normalise)
+--                                      scipy gaussian_filter1d(anomaly, sigma, mode='mirror',
 --                                      truncate=4) over each video's frames in order; sigma <= 0
 --                                      or NULL: no smoothing
---          -> fused(fusion, alpha, streams, sigma, run)
+--          -> fused(fusion, alpha, streams, sigma, run, normalise)
 --                                      fusion = a model name ('fp', 'fr', ...): that stream;
 --                                      'weighted': alpha * streams[1] + (1 - alpha) * streams[2];
 --                                      'max': the largest of the streams. Multi-stream fusion
 --                                      keeps only frames every stream scored (an inner join).
+--                                      The one definition of fusion: `raystack eval` runs
+--                                      fused() too, over the frames it evaluates.
 --          -> flags(threshold | adaptive_k | threshold_name, ...)
 --                                      flagged = score > threshold; the threshold is fixed, or
 --                                      per video mean + adaptive_k * stddev_pop of its scores,
@@ -93,6 +98,14 @@ CREATE OR REPLACE MACRO checked_run(run) AS
     CASE WHEN run IS NULL OR list_contains(store_runs(), run) THEN run
          ELSE error('unknown run ''' || run || '''; runs in this store: '
                     || coalesce(nullif(array_to_string(store_runs(), ', '), ''), 'none'))
+    END;
+
+-- normalise itself, or an error naming the choices: 'video' (min-max per video, the
+-- protocol) or 'global' (min-max over all videos of the run, per stream).
+CREATE OR REPLACE MACRO checked_normalise(normalise) AS
+    CASE WHEN normalise IN ('video', 'global') THEN normalise
+         ELSE error('normalise must be ''video'' or ''global'', got '
+                    || coalesce('''' || normalise || '''', 'NULL'))
     END;
 
 -- true, or an error naming a fusion or stream the selected runs do not score (a typo would
@@ -166,7 +179,7 @@ CREATE OR REPLACE MACRO calibrated_threshold(tname, fname, sig) AS (
 
 -- derived views -------------------------------------------------------------------------
 
-CREATE OR REPLACE MACRO normalised(run := NULL) AS TABLE
+CREATE OR REPLACE MACRO normalised(run := NULL, normalise := 'video') AS TABLE
     SELECT w.run_id, w.video_id, w.model, w.frame, w.timestamp_s, w.psnr,
            CASE WHEN w.hi > w.lo THEN (w.psnr::DOUBLE - w.lo) / (w.hi - w.lo) ELSE 1.0 END
                AS norm_psnr,
@@ -174,17 +187,23 @@ CREATE OR REPLACE MACRO normalised(run := NULL) AS TABLE
                AS anomaly
     -- A window, not a grouped self-join: DuckDB rewrites it into a join on its own
     -- Parquet scans, which was ~4x faster than the join on three string keys written out.
+    -- One branch per normalise (a constant), so the plan holds only the one asked for.
     FROM (
         SELECT s.*, CAST(min(s.psnr) OVER v AS DOUBLE) AS lo, CAST(max(s.psnr) OVER v AS DOUBLE) AS hi
         FROM scores AS s
-        WHERE run IS NULL OR s.run_id = checked_run(run)
+        WHERE checked_normalise(normalise) = 'video' AND (run IS NULL OR s.run_id = checked_run(run))
         WINDOW v AS (PARTITION BY s.run_id, s.video_id, s.model)
+        UNION ALL
+        SELECT s.*, CAST(min(s.psnr) OVER g AS DOUBLE) AS lo, CAST(max(s.psnr) OVER g AS DOUBLE) AS hi
+        FROM scores AS s
+        WHERE normalise = 'global' AND (run IS NULL OR s.run_id = checked_run(run))
+        WINDOW g AS (PARTITION BY s.run_id, s.model)
     ) AS w;
 
-CREATE OR REPLACE MACRO smoothed(sigma := 10, run := NULL) AS TABLE
+CREATE OR REPLACE MACRO smoothed(sigma := 10, run := NULL, normalise := 'video') AS TABLE
     SELECT n.run_id, n.video_id, n.model, n.frame, n.timestamp_s, n.psnr, n.anomaly,
            n.anomaly AS score
-    FROM normalised(run := run) AS n
+    FROM normalised(run := run, normalise := normalise) AS n
     WHERE sigma IS NULL OR sigma <= 0
     UNION ALL
     -- The lists of one group are built in the same (arbitrary) row order; the function
@@ -195,16 +214,16 @@ CREATE OR REPLACE MACRO smoothed(sigma := 10, run := NULL) AS TABLE
     FROM (
         SELECT n.run_id, n.video_id, n.model, list(n.frame) AS f, list(n.timestamp_s) AS t,
                list(n.psnr) AS p, list(n.anomaly) AS a
-        FROM normalised(run := run) AS n
+        FROM normalised(run := run, normalise := normalise) AS n
         WHERE sigma > 0
         GROUP BY n.run_id, n.video_id, n.model
     ) AS l;
 
 CREATE OR REPLACE MACRO fused(fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
-                              sigma := 10, run := NULL) AS TABLE
+                              sigma := 10, run := NULL, normalise := 'video') AS TABLE
     SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
            s.timestamp_s, s.score
-    FROM smoothed(sigma := sigma, run := run) AS s
+    FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
     WHERE fusion NOT IN ('weighted', 'max', 'auto') AND s.model = fusion
     UNION ALL
     SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
@@ -214,8 +233,11 @@ CREATE OR REPLACE MACRO fused(fusion := 'auto', alpha := 0.5, streams := ['fp', 
                      + (1 - alpha) * max(s.score) FILTER (WHERE s.model = streams[2])
                 ELSE max(s.score)
            END AS score
-    FROM smoothed(sigma := sigma, run := run) AS s
-    WHERE fusion IN ('weighted', 'max') AND list_contains(streams, s.model)
+    FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
+    -- fusion_name() here too (a constant, folded when planned): a query that projects only
+    -- the score must still refuse an alpha outside [0, 1] or a bad list of streams.
+    WHERE fusion IN ('weighted', 'max') AND fusion_name(fusion, alpha, streams) IS NOT NULL
+          AND list_contains(streams, s.model)
     GROUP BY s.run_id, s.video_id, s.frame
     HAVING count(DISTINCT s.model) = len(streams)
     UNION ALL
@@ -226,7 +248,7 @@ CREATE OR REPLACE MACRO fused(fusion := 'auto', alpha := 0.5, streams := ['fp', 
                      + (1 - alpha) * max(s.score) FILTER (WHERE s.model = a.s2)
                 ELSE max(s.score)
            END AS score
-    FROM smoothed(sigma := sigma, run := run) AS s
+    FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
     JOIN auto_fusion(alpha := alpha, run := run) AS a
         ON a.run_id = s.run_id AND (s.model = a.s1 OR s.model = a.s2)
     WHERE fusion = 'auto'

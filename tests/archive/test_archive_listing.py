@@ -5,8 +5,8 @@ import re
 import pytest
 
 from raystack.archive import list_archive, natural_sorted, source_from_uri, video_id
-from raystack.archive.ids import unsafe_segments
 from raystack.errors import ArchiveError, UndecodableVideoError
+from raystack.io.cache import unsafe_segments
 
 
 def test_natural_sort_orders_digit_runs_by_value():

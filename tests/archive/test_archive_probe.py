@@ -6,8 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
-from raystack.archive import list_archive, probe_archive, probe_source
+from raystack.archive import list_archive
 from raystack.cli import app
+from raystack.scan.probe import probe_archive, probe_source
 from raystack.store.schema import table_schema
 
 

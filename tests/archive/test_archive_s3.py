@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from raystack.archive import list_archive, probe_archive
-from raystack.archive.cache import cache_path, fetch
-from raystack.archive.s3 import s3_client
+from raystack.archive import list_archive, materialise
 from raystack.cli import app
 from raystack.decode import open_reader
 from raystack.errors import ArchiveError, UndecodableVideoError
+from raystack.io.cache import cache_path, fetch
+from raystack.io.s3 import s3_client
+from raystack.scan.probe import probe_archive
 from raystack.synth import synthesize
 
 
@@ -76,7 +77,7 @@ def test_s3_decode_fetches_into_the_cache_once(s3_bucket, tiny_archive, cache):
     src = list_archive(f"s3://{s3_bucket}/a")[0]
     want = open_reader(tiny_archive / src.relpath, size=(32, 32)).read(0, 24)
     for backend in ("decord", "pyav"):
-        with open_reader(src, size=(32, 32), backend=backend) as r:
+        with open_reader(materialise(src), size=(32, 32), backend=backend) as r:
             assert r.uri == src.uri and r.num_frames == 24
             np.testing.assert_array_equal(r.read(0, 24), want)
     [cached] = _files(cache)
@@ -95,7 +96,7 @@ def test_s3_decode_fetches_into_the_cache_once(s3_bucket, tiny_archive, cache):
     )
     changed = list_archive(f"s3://{s3_bucket}/a")[0]
     assert changed.etag != src.etag
-    with open_reader(changed, size=(32, 32)) as r:
+    with open_reader(materialise(changed), size=(32, 32)) as r:
         np.testing.assert_array_equal(
             r.read(0, 24),
             open_reader(tiny_archive / "test" / "test_002.mp4", size=(32, 32)).read(0, 24),
@@ -107,7 +108,7 @@ def test_s3_decode_fetches_into_the_cache_once(s3_bucket, tiny_archive, cache):
     assert not [p for p in _files(cache) if p.name.startswith(".part-")]
 
 
-def test_s3_frame_folders_read_only_the_requested_frames(s3_bucket, tmp_path, cache):
+def test_s3_frame_folders_are_probed_in_place_and_materialised_once(s3_bucket, tmp_path, cache):
     local = tmp_path / "frames_archive"
     synthesize(local, seed=1, n_train=1, n_test=1, frames=12, size=(48, 32), fmt="frames")
     _upload(local, s3_bucket, "ped")
@@ -125,11 +126,33 @@ def test_s3_frame_folders_read_only_the_requested_frames(s3_bucket, tmp_path, ca
     assert [(r["frames"], r["width"], r["height"], r["codec"], r["probe_error"]) for r in rows] == [
         (12, 48, 32, "jpg", None)
     ] * 2
-    with open_reader(remote[0], size=None) as r:
+    assert _files(cache) == []  # probing reads the first and last images, caches nothing
+    media = materialise(remote[0])
+    folder = Path(media.path)
+    assert folder.is_relative_to(cache / s3_bucket) and remote[0].etag in folder.name
+    assert media.uri == remote[0].uri and media.member_uris == remote[0].members
+    assert sorted(_files(cache)) == sorted(Path(m) for m in media.members)
+    with open_reader(media, size=None) as r:
+        assert r.uri == remote[0].uri
         got = r.read(3, 7)
     with open_reader(local / "test" / "test_001", size=None) as r:
         np.testing.assert_array_equal(got, r.read(3, 7))
-    assert _files(cache) == []
+    first = folder.stat().st_mtime_ns
+    assert materialise(remote[0]) == media and folder.stat().st_mtime_ns == first  # a hit
+
+
+def test_s3_frame_deleted_after_listing_is_one_bad_frame_named_by_its_uri(
+        s3_bucket, tmp_path, cache):
+    local = tmp_path / "frames_archive"
+    synthesize(local, seed=1, n_train=0, n_test=1, frames=12, size=(48, 32), fmt="frames")
+    _upload(local, s3_bucket, "ped")
+    [src] = list_archive(f"s3://{s3_bucket}/ped")
+    gone = src.members[5]
+    s3_client().delete_object(Bucket=s3_bucket, Key=gone.split("/", 3)[3])
+    with open_reader(materialise(src), size=None) as r:
+        frames = r.read(0, 12)
+        assert list(r.bad_frames) == [5] and r.bad_frames[5].startswith(gone)
+    np.testing.assert_array_equal(frames[5], frames[4])  # filled with the previous frame
 
 
 def test_s3_bad_keys_and_files_are_reported_and_the_rest_probed(s3_bucket, tiny_archive, cache):
@@ -148,9 +171,9 @@ def test_s3_bad_keys_and_files_are_reported_and_the_rest_probed(s3_bucket, tiny_
     assert "empty (0 bytes)" in rows["zero.mp4"]["probe_error"]
     assert "not a readable video container" in rows["text.mp4"]["probe_error"]
     with pytest.raises(UndecodableVideoError, match="unsafe S3 key"):
-        open_reader(srcs["sub/../escape.mp4"], cache_dir=str(cache))
+        materialise(srcs["sub/../escape.mp4"], cache_dir=str(cache))
     with pytest.raises(UndecodableVideoError, match="not a video"):
-        open_reader(srcs["text.mp4"], cache_dir=str(cache))
+        open_reader(materialise(srcs["text.mp4"], cache_dir=str(cache)))
     # Nothing was ever written outside the cache folder.
     assert not (cache.parent / "escape.mp4").exists()
     assert all(p.is_relative_to(cache) for p in _files(cache))

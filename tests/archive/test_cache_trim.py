@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from raystack.archive.cache import cache_path, fetch, trim_cache
+from raystack.io.cache import cache_path, fetch, trim_cache
 
 
 def _file(path, size: int, age_s: float, now: float):
@@ -41,7 +41,7 @@ def test_trim_spares_recent_and_kept_files_and_sweeps_stale_parts(tmp_path):
 
 @pytest.mark.slow
 def test_fetch_with_a_cap_evicts_old_videos_and_keeps_the_new_one(s3_bucket, tmp_path):
-    from raystack.archive.s3 import s3_client
+    from raystack.io.s3 import s3_client
 
     client = s3_client()
     uris = []

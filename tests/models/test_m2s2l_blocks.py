@@ -8,21 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from raystack.models.m2s2l import (
-    FeatureDecomposition,
-    MemoryBank,
-    MSVSSBlock,
-    MultiScaleSpatialEncoder,
+from raystack.models.m2s2l.decompose import FeatureDecomposition
+from raystack.models.m2s2l.losses import separation_loss
+from raystack.models.m2s2l.memory import MemoryBank, memory_losses, memory_read, memory_update
+from raystack.models.m2s2l.spatial import MSVSSBlock, MultiScaleSpatialEncoder, resize_grid
+from raystack.models.m2s2l.temporal import (
     MultiScaleTemporalEncoder,
     TemporalEncoder,
     TemporalMambaBlock,
     frame_differences,
-    memory_losses,
-    memory_read,
-    memory_update,
-    separation_loss,
 )
-from raystack.models.m2s2l.spatial import resize_grid
 
 
 def _unit(*shape: int) -> torch.Tensor:

@@ -8,19 +8,14 @@ import torch
 
 from raystack.errors import ConfigError
 from raystack.models import create_model, get_config, list_models, load_checkpoint, save_checkpoint
-from raystack.models.m2s2l import (
-    PAPER_GFLOPS,
-    PAPER_PARAMS,
-    PRESETS,
-    FeatureDecomposition,
-    MemoryBank,
-    MSVSSBlock,
-    ScaleAttention,
-    SpatialEncoder,
-    TemporalEncoder,
-    m2s2l_loss,
-)
+from raystack.models.m2s2l import PRESETS
+from raystack.models.m2s2l.decompose import FeatureDecomposition
 from raystack.models.m2s2l.flops import count_flops
+from raystack.models.m2s2l.losses import m2s2l_loss
+from raystack.models.m2s2l.memory import MemoryBank
+from raystack.models.m2s2l.presets import PAPER_GFLOPS, PAPER_PARAMS
+from raystack.models.m2s2l.spatial import MSVSSBlock, SpatialEncoder
+from raystack.models.m2s2l.temporal import ScaleAttention, TemporalEncoder
 from raystack.scoring import psnr_np
 
 
@@ -120,13 +115,13 @@ def test_each_ablation_switch_removes_its_modules_and_still_runs(switch, gone):
     missing = [n for n, p in ablated.named_parameters() if p.grad is None]
     assert missing == []
     scores = ablated.eval().score_batch(_clip(c))
-    assert all(torch.isfinite(v[0]).all() for v in scores.values())
+    assert all(torch.isfinite(v.psnr).all() for v in scores.values())
     if switch == "memory":
         assert parts["compact"] == parts["separate"] == 0.0
-        assert all(torch.isnan(v[1]).all() for v in scores.values())
+        assert all(torch.isnan(v.aux).all() for v in scores.values())
     if switch == "decomposition":
         assert parts["separation"] == 0.0 and list(ablated.memories) == ["shared"]
-        torch.testing.assert_close(scores["m2s2l_app"][1], scores["m2s2l_mot"][1])
+        torch.testing.assert_close(scores["m2s2l_app"].aux, scores["m2s2l_mot"].aux)
 
 
 def test_baseline_with_everything_off_runs():
@@ -143,17 +138,17 @@ def test_score_batch_is_psnr_of_both_predictions_with_memory_distance_as_aux():
     with torch.inference_mode():
         scores = model.score_batch(clip)
         out = model(clip[:, :-1])
-    assert model.score_streams == tuple(scores) == ("m2s2l_app", "m2s2l_mot")
+    assert model.streams == tuple(scores) == ("m2s2l_app", "m2s2l_mot")
     assert model.context == 5 and model.needs_flow is False
     target = clip[:, -1].numpy()
     motion = ((clip[:, -1] - clip[:, -2]) / 2).numpy()
-    np.testing.assert_allclose(scores["m2s2l_app"][0].numpy(),
+    np.testing.assert_allclose(scores["m2s2l_app"].psnr.numpy(),
                                psnr_np(out.pred.numpy(), target), rtol=1e-5)
-    np.testing.assert_allclose(scores["m2s2l_mot"][0].numpy(),
+    np.testing.assert_allclose(scores["m2s2l_mot"].psnr.numpy(),
                                psnr_np(out.motion.numpy(), motion), rtol=1e-5)
     d = out.distance
-    torch.testing.assert_close(scores["m2s2l_app"][1], (d["common"] + d["appearance"]) / 2)
-    torch.testing.assert_close(scores["m2s2l_mot"][1], (d["common"] + d["motion"]) / 2)
+    torch.testing.assert_close(scores["m2s2l_app"].aux, (d["common"] + d["appearance"]) / 2)
+    torch.testing.assert_close(scores["m2s2l_mot"].aux, (d["common"] + d["motion"]) / 2)
     with pytest.raises(ValueError, match=r"M2S2L clips are \(batch, 6, 3, 64, 64\)"):
         model.score_batch(clip[:, 1:])
     with pytest.raises(ValueError, match="M2S2L expects input"):
@@ -231,8 +226,8 @@ def test_checkpoint_round_trip(tmp_path):
     with torch.inference_mode():
         a, b = model.score_batch(clip), loaded.score_batch(clip)
     for s in a:
-        torch.testing.assert_close(a[s][0], b[s][0])
-        torch.testing.assert_close(a[s][1], b[s][1])
+        torch.testing.assert_close(a[s].psnr, b[s].psnr)
+        torch.testing.assert_close(a[s].aux, b[s].aux)
 
 
 def test_paper_preset_parameter_count_within_15_percent():

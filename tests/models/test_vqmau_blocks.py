@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from raystack.models.nvss import NonNegativeEnhanced, NVSSBlock
+from raystack.models.patches import PatchExpand, PatchMerging
 from raystack.models.ss2d import SS2D
 from raystack.models.vq import VectorQuantizer
-from raystack.models.vqmau import PatchExpand, PatchMerging
 from raystack.ops.selective_scan import selective_scan_ref
 
 

@@ -38,7 +38,7 @@ def write_run_fixture():
 @pytest.fixture(scope="session")
 def scanned_store(tmp_path_factory):
     """A tiny real archive, its probed videos table, and score rows with one clear dip."""
-    from raystack.archive import probe_archive
+    from raystack.scan.probe import probe_archive
     from raystack.synth import synthesize
 
     root = tmp_path_factory.mktemp("report")

@@ -130,7 +130,7 @@ def test_moved_archive_warns_names_files_and_exits_1(scanned_store, tmp_path, wr
 
 def test_sources_behind_an_outage_exit_3_and_the_report_is_still_written(
         scanned_store, tmp_path, write_run, monkeypatch):
-    import raystack.decode
+    import raystack.archive
     from raystack.errors import InfrastructureError
 
     _, videos, _ = scanned_store
@@ -141,7 +141,7 @@ def test_sources_behind_an_outage_exit_3_and_the_report_is_still_written(
         msg = f"download of {uri}: S3 unreachable (EndpointConnectionError) for 300 s"
         raise InfrastructureError(msg)
 
-    monkeypatch.setattr(raystack.decode, "open_reader", s3_down)
+    monkeypatch.setattr(raystack.archive, "materialise", s3_down)  # the download
     result = CliRunner().invoke(app, ["report", store.uri, "--run-id", "r1", "--out",
                                       str(tmp_path / "rep"), "--sigma", "0", "--threshold",
                                       "0.5"])

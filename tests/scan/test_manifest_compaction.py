@@ -95,7 +95,7 @@ def test_a_crash_in_the_middle_of_a_compaction_loses_nothing(tmp_path, monkeypat
         delete_file = staticmethod(crash_on_second_delete)
 
     with monkeypatch.context() as mp:
-        mp.setattr(store, "_fs", CrashingFs())
+        mp.setattr(store.files, "_fs", CrashingFs())
         with pytest.raises(KeyboardInterrupt):
             m.compact()
     assert len(_files(store)) == 6  # 1 compacted + 5 attempt files not yet deleted

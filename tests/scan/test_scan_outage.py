@@ -161,8 +161,8 @@ def test_probing_through_a_long_outage_fails_the_scan_not_the_file(forwarded_s3,
     """S3 away past the budget says nothing about the video: no probe_error is recorded."""
     from raystack import retry
     from raystack.archive import list_archive
-    from raystack.archive.probe import probe_source
     from raystack.errors import InfrastructureError
+    from raystack.scan.probe import probe_source
 
     fwd, direct = forwarded_s3
     bucket = _bucket(direct, "rs-outage-probe")

@@ -247,7 +247,7 @@ def test_s3_archive_and_s3_store_end_to_end(ray_local, tiny_checkpoints, tiny_ar
                                             s3_bucket, tmp_path):
     import duckdb
 
-    from raystack.archive.s3 import s3_client
+    from raystack.io.s3 import s3_client
 
     for f in sorted(tiny_archive.iterdir()):
         s3_client().upload_file(str(f), s3_bucket, f"cams/{f.name}")

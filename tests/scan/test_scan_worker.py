@@ -8,8 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from raystack.archive import list_archive, probe_archive
+from raystack.archive import list_archive, materialise
 from raystack.scan.plan import plan_units
+from raystack.scan.probe import probe_archive
 from raystack.scan.worker import UnitScorer
 from raystack.store import Store
 
@@ -33,7 +34,7 @@ def _reference(scorer, src):
     from raystack.decode import open_reader, to_model_range
     from raystack.flow import create_flow, flow_to_model_input
 
-    with open_reader(src, size=SIZE) as r:
+    with open_reader(materialise(src), size=SIZE) as r:
         u8 = r.read(0, r.num_frames)
     flows = flow_to_model_input(create_flow("dis", preset="fast")(u8))
     return scorer.scorer.score(to_model_range(u8), flows)
@@ -53,7 +54,7 @@ def test_segments_and_chunks_reproduce_whole_video_scores(scorer, tiny_archive):
         psnr = np.concatenate([r["psnr"].to_numpy() for r in rows])
         # Exactly one row per scorable frame, and the same values as the one-piece score.
         assert frames.tolist() == list(range(scorer.context, FRAMES))
-        np.testing.assert_allclose(psnr, ref[stream], atol=1e-3)
+        np.testing.assert_allclose(psnr, ref[stream].psnr, atol=1e-3)
     t = tables[0]
     assert t.schema.names == ["run_id", "video_id", "frame", "timestamp_s", "model", "psnr", "aux"]
     assert set(t["run_id"].to_pylist()) == {"t"} and t["aux"].null_count == t.num_rows
@@ -116,12 +117,12 @@ def test_the_next_unit_is_decoded_ahead_and_scored_the_same(scorer, tiny_archive
     units = _plan(tiny_archive, scorer.context, segment=7).units[:3]
     want = [scorer(u) for u in units]
     t0, *_ = scorer.score(units[0], next_unit=units[1])
-    assert units[1].unit_id in scorer._ahead  # its first chunks are decoding already
+    assert units[1].unit_id in scorer.ahead  # its first chunks are decoding already
     t1, timings, bad = scorer.score(units[1], next_unit=units[2])
-    assert timings["decode_s"] > 0 and units[2].unit_id in scorer._ahead and bad == {}
+    assert timings["decode_s"] > 0 and units[2].unit_id in scorer.ahead and bad == {}
     # A hint that did not come true is dropped, and the unit asked for is still right.
     t0b, *_ = scorer.score(units[0], next_unit=None)
-    assert scorer._ahead == {}
+    assert len(scorer.ahead) == 0
     for got, w in zip((t0, t1, t0b), (want[0], want[1], want[0]), strict=True):
         np.testing.assert_allclose(got["psnr"].to_numpy(), w["psnr"].to_numpy(), atol=1e-4)
 
@@ -149,3 +150,22 @@ def test_a_corrupt_frame_in_a_folder_is_skipped_and_named_not_the_whole_unit(
     assert 17 not in frames and frames == set(range(scorer.context, 40)) - {17}
     assert row["warning"].startswith("1 undecodable frame skipped")
     assert ": 17 (" in row["warning"] and "0017.jpg" in row["warning"]
+
+
+def test_a_reading_exposes_the_readers_frame_rate_once_open(scorer, tiny_archive):
+    import dataclasses
+
+    from raystack.scan.reading import UnitReading
+
+    unit = _plan(tiny_archive, scorer.context, segment=7).units[0]
+    reading = UnitReading(unit, scorer.read_options, depth=1)
+    try:
+        chunks = list(reading)
+    finally:
+        reading.close()
+    assert [(c.start, c.stop) for c in chunks] == [(4, 9), (9, 11)]  # chunk_frames=5
+    assert reading.fps == pytest.approx(25.0) and reading.bad == {}
+    assert reading.timings["decode_s"] > 0 and reading.timings["flow_s"] > 0
+    # A unit the probe gave no frame rate takes the reader's for its timestamps.
+    table = scorer(dataclasses.replace(unit, fps=0.0))
+    assert table["timestamp_s"].to_pylist()[:2] == pytest.approx([4 / 25.0, 5 / 25.0])

@@ -93,7 +93,7 @@ def test_readme_analyst_queries_run_through_raystack(store):
 
 
 def test_content_id_does_not_depend_on_the_archive_root(tmp_path):
-    from raystack.archive import probe_archive
+    from raystack.scan.probe import probe_archive
     from raystack.synth import synthesize
 
     synthesize(tmp_path / "a", seed=0, n_train=0, n_test=2, frames=12, size=(64, 64))

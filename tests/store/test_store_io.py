@@ -242,7 +242,7 @@ def test_missing_bucket_is_a_clear_error(s3_env):
 
 
 def test_s3_write_is_one_put_per_file(s3_bucket, monkeypatch):
-    from raystack.archive.s3 import s3_client
+    from raystack.io.s3 import s3_client
 
     client = s3_client()
     keys: list[str] = []

@@ -13,16 +13,14 @@ import torch
 from raystack.errors import ConfigError
 from raystack.models import get_config
 from raystack.train import train
-from raystack.train.data import prepare_data
-from raystack.train.loop import (
-    StreamTrainer,
+from raystack.train.checkpoints import (
     checkpoints_to_delete,
-    epoch_batches,
-    lr_factor,
     read_checkpoint_dir,
     select_epoch,
     write_checkpoint,
 )
+from raystack.train.data import prepare_data
+from raystack.train.loop import StreamTrainer, epoch_batches, lr_factor
 
 
 def _data(cfg, task):
@@ -119,12 +117,12 @@ def test_train_writes_checkpoints_that_scan_loads(tiny_cfg):
         assert info["data_fingerprint"] == result.data_fingerprint[task]
         assert info["preset"] == f"vqmau_{task}.tiny" and info["code_version"]
         assert result.checkpoints[task] == str(run / f"{task}.pt")
-    scorer = FrameScorer.from_checkpoints(list(result.checkpoints.values()), threads=1)
+    scorer = FrameScorer.from_checkpoints(list(result.checkpoints.values()))
     assert scorer.img_size == (32, 32) and scorer.streams == ("fp", "fr", "diff", "motion")
     frames = np.random.default_rng(0).uniform(-1, 1, (7, 32, 32, 3)).astype(np.float32)
     flows = np.zeros((6, 2, 32, 32), np.float32)
     out = scorer.score(frames, flows)
-    assert out["fp"].shape == (3,) and np.isfinite(out["fr"]).all()
+    assert out["fp"].psnr.shape == (3,) and np.isfinite(out["fr"].psnr).all()
     doc = json.loads((run / "train.json").read_text())
     assert doc["streams"]["fp"]["selected_epoch"] == result.selected["fp"]["epoch"]
     assert "never" in doc["selection_rule"] and len(doc["streams"]["fr"]["history"]) == 2
@@ -200,3 +198,13 @@ def test_learning_rate_follows_the_model_recipe_unless_set():
     assert paper.schedule("fp") == (2e-4, 0)
     mine = TrainConfig(archive="a", model="fp", preset="small", lr=5e-4, warmup_steps=7)
     assert mine.schedule("fp") == (5e-4, 7)
+
+
+def test_a_model_without_a_training_loss_is_refused(tiny_cfg, monkeypatch):
+    import raystack.models
+
+    cfg = tiny_cfg()
+    data = _data(cfg, "fp")
+    monkeypatch.setattr(raystack.models, "create_model", lambda *a, **k: torch.nn.Linear(2, 2))
+    with pytest.raises(ConfigError, match="no training loss"):
+        StreamTrainer(cfg, "fp", data)

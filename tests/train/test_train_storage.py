@@ -50,6 +50,6 @@ def test_training_into_s3_storage_resumes_and_exports(tiny_cfg, s3_bucket, tmp_p
     rs = RunStorage(cfg.storage, cfg.name)
     assert [e for e, _ in rs.checkpoints("fp")] == [1]
     assert rs.exists("fp.pt") and rs.read_json("train.json")["streams"]["fp"]["selected_epoch"] == 1
-    FrameScorer.from_checkpoints([result.checkpoints["fp"]], threads=1)
+    FrameScorer.from_checkpoints([result.checkpoints["fp"]])
     again = train(cfg)  # the finished run is found in S3: nothing is retrained
     assert again.resumed_from["fp"] == 1 and len(again.history["fp"]) == 1

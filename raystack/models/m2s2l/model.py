@@ -14,10 +14,11 @@ and the predicted motion field of the target frame, ``(I_t - I_{t-1}) / 2``.
 Every part can be switched off by config (``multi_scale_spatial``, ``multi_scale_temporal``,
 ``decomposition``, ``memory``); the module is then not built at all.
 
-Scoring hook: ``score_batch(clip)`` takes ``context + 1`` frames (inputs plus target) and
-returns ``{"m2s2l_app": (psnr, aux), "m2s2l_mot": (psnr, aux)}`` per clip, aux the memory
-distance. Training hooks: ``loss(model(batch["x"]), batch)`` (DDP-safe) and
-``training_loss(clip)`` return ``(total, parts)``.
+Contract (:mod:`raystack.models.contract`): ``score_batch(clip)`` takes ``context + 1``
+frames (inputs plus target) and returns ``{"m2s2l_app": StreamScores(psnr, aux),
+"m2s2l_mot": StreamScores(psnr, aux)}``, aux the memory distance. Training:
+``loss(model(batch["x"]), batch)`` (DDP-safe) and ``training_loss(clip)`` return
+``(total, parts)``.
 
     model = create_model("m2s2l.tiny")
     out = model(torch.rand(2, model.config.context, 3, 64, 64) * 2 - 1)
@@ -33,6 +34,7 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 
+from raystack.models.contract import StreamScores, TrainableModel
 from raystack.models.m2s2l.config import STREAMS, M2S2LConfig
 from raystack.models.m2s2l.decoder import AppearanceDecoder, MotionDecoder
 from raystack.models.m2s2l.decompose import FeatureDecomposition
@@ -59,7 +61,7 @@ def clip_targets(clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return clip[:, -1], (clip[:, -1] - clip[:, -2]) * 0.5
 
 
-class M2S2L(nn.Module):
+class M2S2L(nn.Module, TrainableModel):
     """The M²S²L model; build it from an :class:`M2S2LConfig` (see the module docstring)."""
 
     needs_flow = False  # motion is the frame difference: no optical flow backend
@@ -123,9 +125,13 @@ class M2S2L(nn.Module):
         return self.config.context
 
     @property
-    def score_streams(self) -> tuple[str, ...]:
+    def streams(self) -> tuple[str, ...]:
         """Stream names :meth:`score_batch` returns: ``("m2s2l_app", "m2s2l_mot")``."""
         return STREAMS
+
+    @property
+    def img_size(self) -> tuple[int, int]:
+        return tuple(self.config.img_size)
 
     # --- forward ----------------------------------------------------------------------------
 
@@ -191,20 +197,21 @@ class M2S2L(nn.Module):
         return clip
 
     def score_batch(
-        self, clip: torch.Tensor, region: str = "frame"
-    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        self, clip: torch.Tensor, flows: torch.Tensor | None = None, *, region: str = "frame"
+    ) -> dict[str, StreamScores[torch.Tensor]]:
         """Per-clip scores of the last frame of each clip.
 
         Args:
             clip: (b, context + 1, 3, H, W) in [-1, 1]: the inputs, then the target frame.
+            flows: ignored (``needs_flow`` is False: motion is the frame difference).
             region: ``"frame"`` (whole-frame PSNR, the paper) or ``"patch"`` (worst patch,
                 :func:`raystack.scoring.region_psnr`).
 
         Returns:
-            ``{"m2s2l_app": (psnr, aux), "m2s2l_mot": (psnr, aux)}``, each a float32 (b,)
-            tensor: appearance PSNR of the predicted frame, motion PSNR of the predicted
-            frame difference (:func:`raystack.scoring.psnr`), and as aux the memory
-            distance of the banks each decoder reads (NaN without memory).
+            ``{"m2s2l_app": StreamScores(psnr, aux), "m2s2l_mot": ...}``, each a float32
+            (b,) tensor: appearance PSNR of the predicted frame, motion PSNR of the
+            predicted frame difference (:func:`raystack.scoring.psnr`), and as aux the
+            memory distance of the banks each decoder reads (NaN without memory).
         """
         clip = self._check_clip(clip)
         out = self(clip[:, :-1])
@@ -219,10 +226,11 @@ class M2S2L(nn.Module):
             return torch.stack(have).mean(dim=0) if have else torch.full_like(app, float("nan"))
 
         if self.decompose is None:  # one shared feature and bank serve both decoders
-            return {STREAMS[0]: (app, aux(("shared",))), STREAMS[1]: (mot, aux(("shared",)))}
+            return {STREAMS[0]: StreamScores(app, aux(("shared",))),
+                    STREAMS[1]: StreamScores(mot, aux(("shared",)))}
         return {
-            STREAMS[0]: (app, aux(("common", "appearance"))),
-            STREAMS[1]: (mot, aux(("common", "motion"))),
+            STREAMS[0]: StreamScores(app, aux(("common", "appearance"))),
+            STREAMS[1]: StreamScores(mot, aux(("common", "motion"))),
         }
 
     def loss(self, output: M2S2LOutput, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from raystack.models.nvss import NVSSBlock, drop_path
-from raystack.models.vqmau import PatchEmbed
+from raystack.models.patches import PatchEmbed
 
 
 def resize_grid(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 
 from raystack.models.m2s2l.spatial import resize_grid
-from raystack.models.vqmau import PatchEmbed
+from raystack.models.patches import PatchEmbed
 from raystack.ops.selective_scan import selective_scan_fn
 
 

@@ -1,9 +1,10 @@
 """Probe listed videos into the ``videos`` table: frames, fps, size, codec, or why not.
 
-Probing reads a container's header and decodes its first and last frame (a truncated
-file fails here, not halfway through a scan). S3 videos are probed through ranged reads,
-without downloading them. A bad file never stops probing: its row carries a
-``probe_error`` that names the file and the reason.
+Probing sits beside planning: it turns listed sources into the rows that
+:func:`raystack.scan.plan.plan_units` cuts into work units. It reads a container's header
+and decodes its first and last frame (a truncated file fails here, not halfway through a
+scan). S3 videos are probed through ranged reads, without downloading them. A bad file
+never stops probing: its row carries a ``probe_error`` that names the file and the reason.
 
     table = probe_archive("s3://cams/2024")      # pa.Table, schema table_schema("videos")
     table.filter(pc.is_null(table["probe_error"])).num_rows
@@ -18,19 +19,22 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from raystack.archive.ids import suffix
 from raystack.archive.listing import VideoSource, list_archive
+from raystack.decode import inspect_video
+from raystack.decode_frames import decode_image, first_decodable, load_image
 from raystack.errors import InfrastructureError, RaystackError, UndecodableVideoError
+from raystack.io.cache import check_key
+from raystack.io.ranged import S3RangeFile, read_object
+from raystack.io.s3 import is_s3_uri, parse_s3_uri, s3_client
+from raystack.media import suffix
+from raystack.store.schema import table_schema
 
 
 def _probe_video(src: VideoSource, verify: bool) -> dict[str, Any]:
-    from raystack.decode import inspect_video
-
-    if src.uri.startswith("s3://"):
-        from raystack.archive.cache import S3RangeFile, check_key
-
+    if is_s3_uri(src.uri):
         check_key(src.uri)
         if not src.size_bytes:
             raise UndecodableVideoError(src.uri, "object is empty (0 bytes)")
@@ -51,16 +55,22 @@ def _probe_video(src: VideoSource, verify: bool) -> dict[str, Any]:
     }
 
 
-def _probe_frames(src: VideoSource, fps: float, verify: bool) -> dict[str, Any]:
-    from raystack.decode_frames import first_decodable
+def _load_member(member: str, name: str) -> np.ndarray:
+    """One image of a frame folder: read whole from S3 (no cache: probing reads only the
+    first and last images), or from the local disk."""
+    if is_s3_uri(member):
+        return decode_image(read_object(member), name)
+    return load_image(member, name)
 
+
+def _probe_frames(src: VideoSource, fps: float, verify: bool) -> dict[str, Any]:
     if not src.members:
         raise UndecodableVideoError(src.uri, "folder holds no image files (jpg, png, tif, ...)")
     # One bad image is one bad frame (the scan skips and records it), not a bad folder.
-    _, image = first_decodable(src.members, src.uri)
+    _, image = first_decodable(src.members, src.uri, load=_load_member)
     height, width = image.shape[:2]
     if verify and len(src.members) > 1:
-        first_decodable(src.members, src.uri, reverse=True)
+        first_decodable(src.members, src.uri, load=_load_member, reverse=True)
     kinds = sorted({suffix(m).lstrip(".") for m in src.members})
     return {
         "frames": len(src.members),
@@ -75,9 +85,7 @@ _EDGE = 1 << 20  # bytes read at each end of a file for its fingerprint
 
 
 def _edges(uri: str, size: int) -> tuple[bytes, bytes]:
-    if uri.startswith("s3://"):
-        from raystack.archive.cache import S3RangeFile
-
+    if is_s3_uri(uri):
         with S3RangeFile(uri, size, None) as f:
             head = f.read(_EDGE)
             f.seek(max(size - _EDGE, 0))
@@ -89,9 +97,7 @@ def _edges(uri: str, size: int) -> tuple[bytes, bytes]:
 
 
 def _size(uri: str) -> int:
-    if uri.startswith("s3://"):
-        from raystack.archive.s3 import parse_s3_uri, s3_client
-
+    if is_s3_uri(uri):
         bucket, key = parse_s3_uri(uri)
         return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
     return os.path.getsize(uri)
@@ -191,8 +197,6 @@ def probe_archive(
     Returns:
         A table with schema ``table_schema("videos")``, one row per source, in order.
     """
-    from raystack.store.schema import table_schema
-
     if isinstance(uri_or_sources, (str, os.PathLike)):
         sources = list_archive(uri_or_sources)
     else:

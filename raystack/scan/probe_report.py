@@ -1,4 +1,5 @@
-"""Show or save the ``videos`` table: a rich table for people, csv/json/parquet for tools.
+"""Show or save the ``videos`` table of ``raystack probe``: a rich table for people,
+csv/json/parquet for tools.
 
 print_videos(table)                               # rich table, then the probe errors
 write_videos(table, "json", None)                 # JSON records on stdout

@@ -1,12 +1,15 @@
-"""Bring S3 objects to the decoders: a local file cache, ranged reads, small whole reads.
+"""The S3 download cache: objects fetched once to local disk, under a size cap.
 
 Videos are fetched once into a cache folder, streamed to disk (never whole in memory)
 and renamed into place atomically, under a name keyed by bucket, key and ETag so that a
-changed object is fetched again. Probing reads only the bytes it needs through
-:class:`S3RangeFile`; frame-folder images are small and read whole with :func:`read_object`.
+changed object is fetched again. The images of a frame folder go into one folder keyed by
+the folder's ETag (:func:`fetch_folder`). Reads that need no local copy (probing) are in
+:mod:`raystack.io.ranged`.
 
     path = fetch("s3://cams/2024/cam01.mp4", etag="9b2c...", max_bytes=50 * 2**30)
     # ~/.cache/raystack/s3/cams/2024/cam01.9b2c....mp4
+    paths = fetch_folder("s3://cams/ped/Test001", members, etag="71fe...")
+    # [~/.cache/raystack/s3/cams/ped/Test001.71fe.../001.tif, ...]
 
 An overnight scan reads more video than a worker's disk holds, so ``max_bytes`` caps the
 cache: after each download the least recently used videos go first (a hit refreshes a
@@ -16,18 +19,19 @@ may be about to open. Partial downloads left by killed workers are swept after a
 
 from __future__ import annotations
 
-import io
+import contextlib
 import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from raystack import retry
-from raystack.archive.ids import suffix, unsafe_segments
-from raystack.archive.s3 import parse_s3_uri, s3_client
-from raystack.errors import ArchiveError, RaystackError, UndecodableVideoError
+from raystack.errors import UndecodableVideoError
+from raystack.io.s3 import client_error, parse_s3_uri, s3_client
+from raystack.media import suffix
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,254}$")
 _ETAG_CHARS = re.compile(r"[^A-Za-z0-9-]")
@@ -42,6 +46,22 @@ def default_cache_dir() -> Path:
     """``$RAYSTACK_CACHE`` if set, else ``~/.cache/raystack/s3``."""
     env = os.environ.get("RAYSTACK_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "raystack" / "s3"
+
+
+def unsafe_segments(key: str) -> list[str]:
+    """Path segments of an S3 key that would escape or alias a local folder.
+
+    ``..`` and ``.`` segments, a leading '/', backslashes and NUL cannot be mirrored
+    under a cache directory safely.
+    """
+    bad = [seg for seg in key.split("/") if seg in ("..", ".")]
+    if key.startswith("/"):
+        bad.append("/ (leading)")
+    if "\\" in key:
+        bad.append("\\")
+    if "\x00" in key:
+        bad.append("NUL")
+    return bad
 
 
 def check_key(uri: str) -> tuple[str, str]:
@@ -81,17 +101,6 @@ def cache_path(uri: str, etag: str, cache_dir: str | os.PathLike | None = None) 
     return path
 
 
-def _client_error(uri: str, err: Exception, what: str) -> RaystackError:
-    code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
-    if code in ("412", "PreconditionFailed"):
-        msg = f"{uri}: the object changed since it was listed; list the archive again"
-        return ArchiveError(msg)
-    if code in ("404", "NoSuchKey", "NotFound"):
-        return UndecodableVideoError(uri, f"object does not exist ({what})")
-    msg = f"{uri}: cannot {what}: {code}: {err}"
-    return ArchiveError(msg)
-
-
 def head(uri: str) -> dict:
     """``head_object`` of ``uri``; errors become domain errors naming the object."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -101,7 +110,7 @@ def head(uri: str) -> dict:
         return retry.call(lambda: s3_client().head_object(Bucket=bucket, Key=key),
                           what="read the metadata of", where=uri)
     except (ClientError, BotoCoreError) as e:
-        raise _client_error(uri, e, "read its metadata") from e
+        raise client_error(uri, e, "read its metadata") from e
 
 
 def _stream_to(f, bucket: str, key: str, etag: str | None) -> None:
@@ -191,21 +200,36 @@ def fetch(
         UndecodableVideoError: the key is unsafe or the object does not exist.
         ArchiveError: S3 refused the download or the object changed since listing.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
-
     check_key(uri)
     if etag is None:
         etag = (head(uri).get("ETag") or "").strip('"')
     path = cache_path(uri, etag, cache_dir)
-    if path.is_file():
-        try:
-            os.utime(path)
-        except FileNotFoundError:  # evicted by another worker just now: fetch it again
-            pass
-        except OSError:  # a read-only shared cache: use the file, it just is not marked
-            return path
-        else:
-            return path
+    if _hit(path):
+        return path
+    _download(uri, path, etag)
+    if max_bytes is not None:
+        root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        trim_cache(root, max_bytes, keep=[path])
+    return path
+
+
+def _hit(path: Path) -> bool:
+    """Whether ``path`` is cached; a hit is marked as recently used for :func:`trim_cache`."""
+    if not path.is_file():
+        return False
+    try:
+        os.utime(path)
+    except FileNotFoundError:  # evicted by another worker just now: fetch it again
+        return False
+    except OSError:  # a read-only shared cache: use the file, it just is not marked
+        return True
+    return True
+
+
+def _download(uri: str, path: Path, etag: str | None) -> None:
+    """Stream ``uri`` to a temporary file beside ``path``, then rename it into place."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     path.parent.mkdir(parents=True, exist_ok=True)
     bucket, key = parse_s3_uri(uri)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-", suffix=path.suffix)
@@ -214,86 +238,52 @@ def fetch(
             _stream_to(f, bucket, key, etag or None)
         os.replace(tmp, path)
     except (ClientError, BotoCoreError) as e:
-        raise _client_error(uri, e, "download it") from e
+        raise client_error(uri, e, "download it") from e
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def fetch_folder(
+    uri: str,
+    members: Sequence[str],
+    etag: str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    max_bytes: int | None = None,
+    workers: int = 8,
+) -> list[Path]:
+    """Local paths of the images ``members`` of the S3 frame folder ``uri``, in order.
+
+    They are downloaded (``workers`` at a time) into one cache folder named by ``uri`` and
+    the folder's ``etag``, which changes whenever any image does, so the images need no
+    ETag of their own. An image deleted since listing leaves no file at its path (a reader
+    counts it as one bad frame, as a damaged image); with ``max_bytes`` the cache is then
+    trimmed, sparing this folder.
+
+    Raises:
+        UndecodableVideoError: the folder's key is unsafe, or a member is not an image
+            directly inside it.
+        ArchiveError: S3 refused a download.
+    """
+    folder = cache_path(uri, etag, cache_dir)
+    base = uri.rstrip("/") + "/"
+    paths: list[Path] = []
+    for member in members:
+        name = member[len(base):] if member.startswith(base) else ""
+        if not name or "/" in name:
+            raise UndecodableVideoError(uri, f"{member} is not an image directly inside it")
+        check_key(member)
+        paths.append(folder / name)
+
+    def one(i: int) -> None:
+        if not _hit(paths[i]):
+            with contextlib.suppress(UndecodableVideoError):  # deleted since listing
+                _download(members[i], paths[i], None)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(paths)))) as pool:
+        list(pool.map(one, range(len(paths))))
     if max_bytes is not None:
         root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-        trim_cache(root, max_bytes, keep=[path])
-    return path
-
-
-def read_object(uri: str) -> bytes:
-    """The whole body of a small object (one image of a frame folder)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    bucket, key = check_key(uri)
-    try:
-        return retry.call(lambda: s3_client().get_object(Bucket=bucket, Key=key)["Body"].read(),
-                          what="read", where=uri)
-    except (ClientError, BotoCoreError) as e:
-        raise _client_error(uri, e, "read it") from e
-
-
-class S3RangeFile(io.RawIOBase):
-    """A read-only, seekable file over ranged GETs of one S3 object.
-
-    Reads go through a block buffer (1 MiB by default), so a demuxer that reads a
-    header and seeks to an index costs a few requests, not a download.
-    """
-
-    def __init__(self, uri: str, size: int, etag: str | None = None, block: int = 1 << 20) -> None:
-        super().__init__()
-        self.uri = uri
-        self._bucket, self._key = check_key(uri)
-        self._size = int(size)
-        self._etag = etag
-        self._block = block
-        self._pos = 0
-        self._buf = b""
-        self._buf_start = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def _fill(self, start: int, length: int) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        stop = min(self._size, start + max(length, self._block)) - 1
-        kwargs = {"IfMatch": f'"{self._etag}"'} if self._etag else {}
-        def get() -> bytes:
-            resp = s3_client().get_object(
-                Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{stop}", **kwargs
-            )
-            return resp["Body"].read()
-
-        try:
-            self._buf = retry.call(get, what="read a byte range of", where=self.uri)
-        except (ClientError, BotoCoreError) as e:
-            raise _client_error(self.uri, e, "read a byte range") from e
-        self._buf_start = start
-
-    def readinto(self, b) -> int:
-        if self._pos >= self._size:
-            return 0
-        want = min(len(b), self._size - self._pos)
-        off = self._pos - self._buf_start
-        if off < 0 or off + want > len(self._buf):
-            self._fill(self._pos, want)
-            off = 0
-        chunk = self._buf[off : off + want]
-        b[: len(chunk)] = chunk
-        self._pos += len(chunk)
-        return len(chunk)
+        trim_cache(root, max_bytes, keep=paths)
+    return paths

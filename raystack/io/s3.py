@@ -1,4 +1,4 @@
-"""S3 access shared by the archive, the decoder cache and the store.
+"""S3 clients shared by the archive listing, the download cache, the store and run storage.
 
 Endpoint and credentials come from the standard AWS environment and config files
 (``AWS_ENDPOINT_URL[_S3]``, ``AWS_ACCESS_KEY_ID``, ``~/.aws/config``, ...). Clients are
@@ -15,7 +15,7 @@ import os
 import threading
 from typing import Any
 
-from raystack.errors import ArchiveError
+from raystack.errors import ArchiveError, RaystackError, UndecodableVideoError
 
 _local = threading.local()
 
@@ -84,3 +84,15 @@ def arrow_s3_filesystem() -> Any:
             session_token=os.environ.get("AWS_SESSION_TOKEN"),
         )
     return fs.S3FileSystem(**kwargs)
+
+
+def client_error(uri: str, err: Exception, what: str) -> RaystackError:
+    """The domain error for a boto3 error on ``uri`` while trying to ``what``."""
+    code = getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
+    if code in ("412", "PreconditionFailed"):
+        msg = f"{uri}: the object changed since it was listed; list the archive again"
+        return ArchiveError(msg)
+    if code in ("404", "NoSuchKey", "NotFound"):
+        return UndecodableVideoError(uri, f"object does not exist ({what})")
+    msg = f"{uri}: cannot {what}: {code}: {err}"
+    return ArchiveError(msg)

@@ -1,0 +1,41 @@
+"""The label-free baseline streams as a scoring model: ``diff`` and ``motion``.
+
+``diff`` is the PSNR of predicting each frame by the one before it, ``motion`` the
+worst-patch flow magnitude statistic (:mod:`raystack.scoring`). Every scan writes them beside
+the learned streams: a learned score is only worth its cost where it beats them.
+
+They have no parameters and nothing to learn, so :class:`Baselines` implements only the
+scoring half of the contract (:class:`~raystack.models.contract.ScoringModel`), not
+:class:`~raystack.models.contract.TrainableModel`. It is an ``nn.Module`` anyway so that
+``FrameScorer`` moves and switches it like the learned models.
+
+    scores = Baselines().score_batch(frames, flows)   # (B, 2, 3, H, W), (B, 1, 2, H, W)
+    scores["diff"].psnr.shape == scores["motion"].psnr.shape == (B,)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from raystack.models.contract import ScoringModel, StreamScores
+from raystack.scoring import BASELINE_STREAMS, copy_last_psnr, motion_psnr
+
+
+class Baselines(nn.Module, ScoringModel):
+    """``diff`` from the last two frames, ``motion`` from the flow into the target."""
+
+    streams = BASELINE_STREAMS
+    context = 1
+    needs_flow = True  # the motion stream reads the flow
+    img_size = None  # any size
+
+    def score_batch(
+        self, frames: torch.Tensor, flows: torch.Tensor | None = None, *, region: str = "frame"
+    ) -> dict[str, StreamScores[torch.Tensor]]:
+        """``diff`` in ``region``; ``motion`` always over the worst patch (see scoring.py)."""
+        self.check_window(frames, flows)
+        with torch.autocast(device_type=frames.device.type, enabled=False):
+            diff = copy_last_psnr(frames[:, -2].float(), frames[:, -1].float(), region)
+            motion = motion_psnr(flows[:, -1].float())
+        return {"diff": StreamScores(diff), "motion": StreamScores(motion)}
