@@ -219,3 +219,38 @@ def test_cli_events_roi_exclude_and_box_columns(region_store):
     assert code == 0 and len(out.splitlines()) == 2  # cam2's whole-frame event only
     code, out = invoke("--roi", "0,0,960")
     assert code == 2 and "roi must be a box" in out
+
+
+@pytest.mark.parametrize("sigma", [0, 3])
+def test_smoothing_keeps_each_frames_region(con, sigma):
+    q = (f"SELECT frame, box_x0, box_y0, patch_x0 FROM fused(fusion := 'fp', sigma := {sigma}) "
+         "WHERE video_id = 'cam1' ORDER BY frame")
+    rows = run_sql(con, q).to_pylist()
+    assert [r["frame"] for r in rows] == list(range(N))
+    for r in rows:
+        f = r["frame"]
+        box, patch = (A, PA) if 10 <= f < 15 else (B, PB) if 25 <= f < 30 else (C, PC)
+        assert (r["box_x0"], r["box_y0"], r["patch_x0"]) == (box[0], box[1], patch[0]), f
+
+
+def test_arrow_scan_reads_the_regions(region_store):
+    c = connect(region_store, scan="arrow")
+    got = run_sql(c, "SELECT peak_frame, box_x0 FROM events(threshold := 0.5, min_frames := 1, "
+                     "sigma := 0, fusion := 'fp') ORDER BY video_id, start_frame").to_pylist()
+    assert [(r["peak_frame"], r["box_x0"]) for r in got] == [(12, 0), (27, 1440), (5, 0)]
+
+
+def test_the_documented_region_queries_run(con):
+    """docs/store-schema.md "Where in the frame": its examples, on this store's run/video."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "store-schema.md").read_text()
+    block = re.search(r"```sql\n(.*?)```", doc[doc.index("#### Where in the frame"):], re.S)
+    text = block.group(1).replace("'night1'", "'r1'").replace("'cam01-3fa2c1d0'", "'cam1'")
+    statements = [q for q in text.split(";") if q.strip()]
+    assert len(statements) == 3
+    results = [run_sql(con, q.replace("run := 'r1')", "run := 'r1', fusion := 'fp')"))
+               for q in statements]
+    assert all(r.num_rows for r in results[1:])
+    assert "box_x0" in results[0].column_names

@@ -84,3 +84,21 @@ def test_cli_eval_status_and_events_on_a_v1_store(v1_store, tmp_path):
     assert out.splitlines()[0].count("box_x0") == 1 and len(out.splitlines()) == 5
     # Reading never upgrades: the store still says v1, so v1 raystack still opens it.
     assert json.loads(Path(v1_store.uri, "_raystack.json").read_text())["schema_version"] == 1
+
+
+def test_arrow_scan_of_a_v1_store_and_a_v2_run_beside_it(v1_store):
+    """A v2 run written into the v1 store: both read, the v1 rows with NULL regions."""
+    import pyarrow as pa
+
+    t = pa.table({"run_id": ["v2run"] * 2, "video_id": ["cam"] * 2, "frame": [0, 1],
+                  "timestamp_s": [0.0, 0.04], "model": ["fp"] * 2,
+                  "psnr": pa.array([30.0, 20.0], pa.float32()),
+                  "aux": pa.nulls(2, pa.float32()), "box_x0": pa.array([8, 16], pa.int32())})
+    v1_store.write_table("scores", "v2run", "u", t)
+    for scan in ("parquet", "arrow"):
+        con = connect(v1_store, scan=scan)
+        got = con.sql("SELECT run_id, count(*), count(box_x0), max(box_x0) FROM scores "
+                      "GROUP BY ALL ORDER BY 1").fetchall()
+        assert got == [("v1run", 288, 0, None), ("v2run", 2, 2, 16)], scan
+    marker = json.loads(Path(v1_store.uri, "_raystack.json").read_text())
+    assert marker["schema_version"] == 2 and marker["upgraded_from"] == 1
