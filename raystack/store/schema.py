@@ -23,9 +23,12 @@ SCHEMA_VERSION = 2
 # store, run or file reads with them NULL.
 READ_VERSIONS = (1, 2)
 TABLES = ("videos", "scores", "manifest")
-# The query layer (views and macros) over stores of the versions this code reads:
-# schemas/sql/v<N>_query.sql, N the version this code writes.
+# The query layer over stores of every version this code reads, N the version it writes:
+# schemas/sql/v<N>_views.sql (views, scalar helpers), then v<N>_query.sql (the table macros,
+# whose argument defaults raystack.query.defaults reads). DuckDB binds a macro when it is
+# created, so the order matters.
 QUERY_SQL = f"v{SCHEMA_VERSION}_query"
+QUERY_SQL_FILES = (f"v{SCHEMA_VERSION}_views", QUERY_SQL)
 
 _TYPES = {
     "string": pa.string(),
