@@ -22,6 +22,7 @@ the process (the scan worker, the CLI, a benchmark).
     out["fp"].psnr.shape == out["fr"].psnr.shape == (T - scorer.context,)
     out["fp"].aux is None                # M2S2L's streams carry their memory distance here
     out["fp"].box is None                # (n, 4) worst-patch boxes with region="patch"
+    tiled = scorer.score_tiles(big, big_flows, grid.boxes)  # psnr (n, tiles): a tiled scan
 """
 
 from __future__ import annotations
