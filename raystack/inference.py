@@ -21,6 +21,7 @@ the process (the scan worker, the CLI, a benchmark).
     out = scorer.score(frames, flows)   # frames (T, H, W, 3), flows (T-1, 2, H, W) in [-1, 1]
     out["fp"].psnr.shape == out["fr"].psnr.shape == (T - scorer.context,)
     out["fp"].aux is None                # M2S2L's streams carry their memory distance here
+    out["fp"].box is None                # (n, 4) worst-patch boxes with region="patch"
 """
 
 from __future__ import annotations
@@ -182,8 +183,10 @@ class FrameScorer:
                 i+1; required when ``needs_flow``.
 
         Returns:
-            ``{stream: StreamScores(psnr, aux)}`` in :attr:`streams` order: float32 arrays of
-            length ``max(T - context, 0)``, ``aux`` None for a stream without one.
+            ``{stream: StreamScores(psnr, aux, box)}`` in :attr:`streams` order: float32
+            arrays of length ``max(T - context, 0)``, ``aux`` None for a stream without
+            one; ``box`` int32 (n, 4) worst-patch boxes in the frames' pixels, None for a
+            whole-frame score (``region="frame"``).
         """
         frames = np.asarray(frames, dtype=np.float32)
         flows = None if flows is None else np.asarray(flows, dtype=np.float32)
@@ -191,6 +194,7 @@ class FrameScorer:
         targets = list(range(self.context, len(frames)))
         psnr = {s: np.empty(len(targets), dtype=np.float32) for s in self.streams}
         aux: dict[str, np.ndarray] = {}
+        box: dict[str, np.ndarray] = {}
         clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W)
         flow = torch.from_numpy(np.ascontiguousarray(flows)) if self.needs_flow else None
         autocast = torch.autocast(
@@ -209,7 +213,10 @@ class FrameScorer:
                         if scored.aux is not None:
                             aux.setdefault(s, np.full(len(targets), np.nan, np.float32))
                             aux[s][rows] = scored.aux.float().cpu().numpy()
-        return {s: StreamScores(psnr[s], aux.get(s)) for s in self.streams}
+                        if scored.box is not None:
+                            box.setdefault(s, np.zeros((len(targets), 4), np.int32))
+                            box[s][rows] = scored.box.cpu().numpy()
+        return {s: StreamScores(psnr[s], aux.get(s), box.get(s)) for s in self.streams}
 
     def _window(
         self, model: ScoringModel, idx: list[int], clip: torch.Tensor, flow: torch.Tensor | None

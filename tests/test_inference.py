@@ -64,6 +64,14 @@ def test_baseline_streams_and_regions():
     whole = FrameScorer({"fp": _Oracle(in_frames=2)}).score(frames, flows)
     # The worst 8x8 window sees the 8x8 change undiluted; the whole frame does not.
     assert out["diff"].psnr[2] < whole["diff"].psnr[2] - 15
+    # The scorer carries each worst patch's box: on the new thing, and the moving one.
+    assert out["diff"].box.shape == (4, 4) and out["diff"].box.dtype == np.int32
+    # (8-px windows at stride 4 cannot hold the square at y 10..18 whole: they cover most)
+    x0, y0, x1, y1 = out["diff"].box[2]
+    assert x0 <= 20 and x1 >= 28 and y0 <= 12 and y1 >= 16
+    x0, y0, x1, y1 = out["motion"].box[1]
+    assert x0 <= 40 and x1 >= 48 and y0 <= 40 and y1 >= 48
+    assert whole["diff"].box is None and out["fp"].box.shape == (4, 4)
     big = torch.zeros(1, 2, 64, 64)
     big[..., :16, :16] = 0.5
     assert motion_psnr(big) < motion_psnr(big * 0.5)
