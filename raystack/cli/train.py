@@ -42,7 +42,8 @@ def train_cmd(
              "scan scores (--tiles), or on whole frames resized to img_size."),
     tile_scale: float = typer.Option(
         None, show_default=_d("tile_scale"),
-        help="With --tiles: downscale of the source before cropping (2: 1920x1080 -> 960x540)."),
+        help="With --tiles: downscale of the source before cropping, as the scan's "
+             "(0: automatic, 360-px working height; 2: 1920x1080 -> 960x540)."),
     cache_dir: str = typer.Option(None, callback=abs_path, show_default="in memory",
                                   help="Cache of decoded frames and flows (npy)."),
     address: str = typer.Option(None, show_default="RAY_ADDRESS, else a private Ray",

@@ -1,8 +1,9 @@
 """A run's predicted boxes from the store, and the localisation report of ``raystack eval``.
 
-Box columns (scores schema v2, issue 14): ``tiles``, ``box_x0..box_y1`` (worst
-tile, source pixels) and ``patch_x0..patch_y1`` (worst patch). Which one a frame's predicted
-box is, and why a whole-frame row has none, is :mod:`raystack.eval.localisation`'s rule.
+Box columns (scores schema v2, issue 14): ``tiles``, ``box_x0..box_y1`` (worst tile,
+source pixels) and ``patch_x0..patch_y1`` (worst patch); a v1 run reads them NULL. Which
+one is a frame's predicted box, and why a whole-frame row has none, is
+:mod:`raystack.eval.localisation`'s rule.
 
     loc = localise_run(store, "r1", "labels.json", sel, fused, stream_scores)
     loc["share"], loc["by_kind"]["loiterer"]["share"]
@@ -27,11 +28,6 @@ from raystack.eval.localisation import (
 BOX_COLUMNS = ("box_x0", "box_y0", "box_x1", "box_y1")
 PATCH_COLUMNS = ("patch_x0", "patch_y0", "patch_x1", "patch_y1")
 COLUMNS = ("video_id", "frame", "model", "tiles", *BOX_COLUMNS, *PATCH_COLUMNS)
-
-
-def scores_have_boxes(names: Sequence[str]) -> bool:
-    """The scores schema (its column ``names``) carries the box columns."""
-    return all(c in names for c in COLUMNS)
 
 
 def _floats(table: pa.Table, names: Sequence[str]) -> np.ndarray:
@@ -87,11 +83,11 @@ def localise_run(
         streams: the fused streams.
 
     Returns:
-        ``{"available": False, "reason": ...}`` when the run has no boxes (NULL boxes or a
-        v1 store: never an error), else ``{"available": True, **localisation_summary}``.
+        ``{"available": False, "reason": ...}`` when no event's peak frame has a box (a v1
+        run, NULL boxes, whole-frame rows without patches: never an error), else
+        ``{"available": True, **localisation_summary}``.
     """
     from raystack.eval.labels import load_synth_json, same_video
-    from raystack.store.schema import table_schema
 
     path = Path(labels)
     if path.suffix != ".json" or not path.is_file():
@@ -99,8 +95,6 @@ def localise_run(
     events = labelled_events(load_synth_json(path))
     if not events:
         return None
-    if not scores_have_boxes(table_schema("scores").names):
-        return {"available": False, "reason": "the store's scores have no box columns"}
     found = predicted_boxes(store.read_table("scores", run_id, columns=list(COLUMNS)))
     per_stream = ({s: stream_scores(s) for s in streams} if len(streams) > 1 else {})
     results = []
@@ -116,6 +110,6 @@ def localise_run(
     summary = localisation_summary(results)
     if summary["judged"] == 0:
         return {"available": False, "events": summary["events"],
-                "reason": "no predicted box at any event's peak frame (whole-frame scoring "
-                          "without patch boxes, or NULL boxes)"}
+                "reason": "no predicted box at any event's peak frame (a v1 run, NULL boxes, "
+                          "or whole-frame scoring without patch boxes)"}
     return {"available": True, **summary}

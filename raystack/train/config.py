@@ -78,9 +78,10 @@ class TrainConfig:
     # window over all frames and flows of the clip. Off = whole frames resized to img_size
     # (the papers' protocol). The checkpoint records it; a scan with other tiling warns.
     tiles: bool = False
-    # Downscale of the source before tiling, > 0 (1 = full resolution; 2 turns 1920x1080 into
-    # 960x540, where 256-px tiles cover a standing person). Used only with tiles on.
-    tile_scale: float = 2.0
+    # Downscale of the source before tiling, as `raystack scan`'s (raystack/tiles.py): 0 =
+    # automatic, a 360-px working height (scale 3 at 1080p, 2 at 720p); 2 turns 1920x1080
+    # into 960x540. Frames smaller than a tile are upscaled to fill it. Only with tiles on.
+    tile_scale: float = 0.0
     # Optical flow for FR: must match the scan's (raystack scan --flow), or FR scores flows
     # unlike the ones it learnt. "dis" (OpenCV DIS, CPU) or "farneback".
     flow: str = "dis"
@@ -211,8 +212,8 @@ def check_config(cfg: TrainConfig) -> None:
         bad("min_lr_ratio", "must be in [0, 1]")
     if cfg.device not in DEVICES:
         bad("device", f"choose one of {DEVICES}")
-    if not cfg.tile_scale > 0:
-        bad("tile_scale", "must be > 0 (1 = full resolution, 2 = half, ...)")
+    if not cfg.tile_scale >= 0:
+        bad("tile_scale", "must be >= 0 (0 = automatic, 1 = full resolution, 2 = half, ...)")
     if cfg.flow not in ("dis", "farneback"):
         bad("flow", "training computes flow on CPU: choose 'dis' or 'farneback'")
     if cfg.keep_checkpoints is not None and cfg.keep_checkpoints < 1:

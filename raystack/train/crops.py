@@ -1,10 +1,12 @@
 """Training on tiles: the working size, random crop positions, and the checkpoint's tiling.
 
 A tiled scan scores tiles of the model's ``img_size`` over each frame downscaled by
-``tile_scale`` (the working size). Training with ``tiles = true`` sees the same: frames
-decoded at the working size, and a crop of ``img_size`` at a random position, the same for
-every frame (and flow) of one clip. Flows are computed on the working-size frames, so their
-pixels are working-size pixels, as the tiled scan gives the FR model.
+``tile_scale`` (the working size, :class:`raystack.tiles.TileGrid`: 0 = the automatic scale,
+a 360-px working height; frames smaller than a tile are upscaled to fill it). Training with
+``tiles = true`` sees the same: frames decoded at the grid's working size, and a crop of
+``img_size`` at a random position, the same for every frame (and flow) of one clip. Flows
+are computed on the working-size frames, so their pixels are working-size pixels, as the
+tiled scan gives the FR model.
 
 Crop positions are a pure function of ``(seed, epoch, sample)``: a resumed run, another
 worker count or another batch order draws the same crop for the same clip. Validation uses
@@ -17,7 +19,7 @@ A scan whose tiling differs from the checkpoint's is WARNED, not refused
 scale than it learnt, so it is less sensitive), and crossing the two is a legitimate
 experiment (whole-frame checkpoint scanned tiled, as the quality benchmark's control).
 
-    working_size(1920, 1080, 2.0)                       # (960, 540)
+    working_size(1920, 1080, 2.0, tile=(128, 128))      # (960, 540)
     crop_origin(0, 3, 17, space=(540, 960), crop=(256, 256))  # (y0, x0)
 """
 
@@ -30,9 +32,14 @@ import numpy as np
 TILING_KEY = "tiling"
 
 
-def working_size(width: int, height: int, scale: float) -> tuple[int, int]:
-    """``(width, height)`` of a ``width x height`` frame downscaled by ``scale`` (>= 1 px)."""
-    return max(1, round(width / scale)), max(1, round(height / scale))
+def working_size(width: int, height: int, scale: float, *, tile: tuple[int, int]
+                 ) -> tuple[int, int]:
+    """``(width, height)`` the tiled scan decodes a ``width x height`` source at, for tiles
+    of ``tile`` = (H, W) and ``scale`` (0 = automatic): the same :class:`TileGrid`."""
+    from raystack.tiles import TileGrid
+
+    h, w = TileGrid.for_frame((height, width), tile=tile, scale=scale).work_size
+    return w, h
 
 
 def crop_origin(

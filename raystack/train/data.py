@@ -94,22 +94,21 @@ def _cached(path: Path | None, make: Callable[[], np.ndarray]) -> np.ndarray:
     return array
 
 
-def decode_frames(src: Any, size: tuple[int, int] | None, *, scale: float | None = None
+def decode_frames(src: Any, size: tuple[int, int], *, scale: float | None = None
                   ) -> np.ndarray:
     """All frames of ``src`` as uint8 (T, H, W, 3) at ``size`` = (H, W), as the scan decodes;
-    with ``scale`` (size None), at the working size: the source size / scale."""
+    with ``scale``, at the working size of a tiled scan with ``size`` tiles (crops.py)."""
     from raystack.archive import materialise
     from raystack.decode import open_reader
     from raystack.train.crops import working_size
 
-    wh = None if size is None else (size[1], size[0])
-    with open_reader(materialise(src), size=wh, sequential=True) as reader:
+    with open_reader(materialise(src), size=(size[1], size[0]), sequential=True) as reader:
         if scale is not None:  # the source size is known once the reader is open
-            reader.size = working_size(reader.width, reader.height, scale)
+            reader.size = working_size(reader.width, reader.height, scale, tile=size)
             size = (reader.size[1], reader.size[0])
         parts = [reader.read(s, min(s + READ_CHUNK, reader.num_frames))
                  for s in range(0, reader.num_frames, READ_CHUNK)]
-    return np.concatenate(parts) if parts else np.zeros((0, *(size or (0, 0)), 3), np.uint8)
+    return np.concatenate(parts) if parts else np.zeros((0, *size, 3), np.uint8)
 
 
 def make_flow(name: str, preset: str) -> Any:
@@ -146,7 +145,7 @@ def load_videos(
     Args:
         sources: VideoSources from :func:`list_training_videos`.
         size: (H, W) to decode at: the model's ``img_size``.
-        scale: decode at the source size / ``scale`` instead (training on tiles).
+        scale: decode at a tiled scan's working size instead (training on tiles).
         flow: a flow estimator (``make_flow``) for FR, or None.
         cache_dir: npy cache folder, or None for memory only.
         memo: in-process dict of decoded frames by video key, shared between tasks.
@@ -165,8 +164,7 @@ def load_videos(
                 frames = memo[key]
             else:
                 path = root / f"frames-{key}.npy" if root else None
-                frames = _cached(path, lambda src=src: decode_frames(
-                    src, None if scale is not None else size, scale=scale))
+                frames = _cached(path, lambda src=src: decode_frames(src, size, scale=scale))
                 if memo is not None:
                     memo[key] = frames
             flows = None
@@ -299,7 +297,8 @@ class TrainingData:
     def summary(self) -> str:
         size = f"{self.img_size[0]}x{self.img_size[1]}"
         if self.tile_scale is not None:
-            size = f"1/{self.tile_scale:g} scale in {size} tiles"
+            scale = f"1/{self.tile_scale:g}" if self.tile_scale else "automatic"
+            size = f"{scale} scale in {size} tiles"
         text = (f"{self.task}: {len(self.videos)} videos at {size}, "
                 f"{len(self.train)} training clips, {len(self.val)} validation clips")
         if self.skipped:
@@ -337,9 +336,6 @@ def prepare_data(
     scale = float(cfg.tile_scale) if getattr(cfg, "tiles", False) else None
     videos, skipped = load_videos(sources, size=size, scale=scale, flow=estimator,
                                   cache_dir=cfg.cache_dir, memo=memo, on_video=on_video)
-    if scale is not None:
-        videos, small = _fit_crop(videos, size, scale)
-        skipped += small
     train, val = build_clip_sets(videos, task=task, t=t, stride=cfg.stride,
                                  val_fraction=cfg.val_fraction, val_clips=cfg.val_clips,
                                  flow_scale=getattr(model_config, "flow_scale", 10.0),
@@ -362,17 +358,3 @@ def prepare_data(
         train=train, val=val, videos=sorted(used), skipped=skipped, flow=flow_name,
         tile_scale=scale,
     )
-
-
-def _fit_crop(videos: list[DecodedVideo], size: tuple[int, int], scale: float
-              ) -> tuple[list[DecodedVideo], list[tuple[str, str]]]:
-    """Videos whose working size holds an ``size`` crop, and the others as skipped."""
-    fit, small = [], []
-    for v in videos:
-        h, w = v.frames.shape[1:3]
-        if h >= size[0] and w >= size[1]:
-            fit.append(v)
-        else:
-            small.append((v.relpath, f"{w}x{h} at tile_scale {scale:g} is smaller than the "
-                                     f"model's {size[1]}x{size[0]} tiles; lower tile_scale"))
-    return fit, small

@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from raystack.eval import boxes as boxes_mod
 from raystack.eval.boxes import aligned, localise_run, predicted_boxes
 from raystack.eval.localisation import (
     LabelledEvent,
@@ -134,13 +133,12 @@ def test_predicted_box_is_patch_else_tile_else_none():
     assert np.isnan(aligned(None, np.array([1]))).all()
 
 
-def test_localise_run_from_a_store_with_boxes(tmp_path, monkeypatch):
+def test_localise_run_from_a_store_with_boxes(tmp_path):
     (tmp_path / "labels.json").write_text(json.dumps(_doc()))
     rows = [dict(video_id="v1", frame=f, model="fp", tiles=4, box_x0=64, box_y0=0, box_x1=192,
                  box_y1=128) for f in range(30)]
     rows += [dict(video_id="v2", frame=f, model="fp") for f in range(30)]  # whole frame
     store = SimpleNamespace(read_table=lambda *a, **k: _box_table(rows))
-    monkeypatch.setattr(boxes_mod, "scores_have_boxes", lambda names: True)
     sel = SimpleNamespace(videos=[{"video_id": "v1", "relpath": "test_001.mp4"},
                                   {"video_id": "v2", "relpath": "test_002.mp4"}],
                           frames=[np.arange(30), np.arange(30)])
@@ -153,34 +151,62 @@ def test_localise_run_from_a_store_with_boxes(tmp_path, monkeypatch):
     assert loc["available"] is False and "no predicted box" in loc["reason"]
 
 
-def test_eval_reports_not_available_for_a_store_without_boxes(tmp_path):
-    """A v1 store (no box columns) and labels with boxes: reported, never an error."""
-    from raystack.eval import evaluate
+def _store(tmp_path, box_rows: dict | None, version: int = 2):
+    """Two labelled videos at 320x240 (see _doc), fp scores on frames 4..29; ``box_rows``:
+    extra columns of every row of test_001 (None: whole frame, no box columns set)."""
     from raystack.store import Store, table_schema
 
-    if boxes_mod.scores_have_boxes(table_schema("scores").names):
-        pytest.skip("this schema has box columns; covered by the v2 store test")
     st = Store(tmp_path / "store")
-    vids = [{"video_id": f"v{i}", "relpath": f"test_00{i}.mp4", "frames": 30} for i in (1, 2)]
+    vids = [{"video_id": f"v{i}", "relpath": f"test_00{i}.mp4"} for i in (1, 2)]
     st.write_table("videos", "r", "videos", pa.Table.from_pylist([
         dict(video_id=v["video_id"], uri="/x", relpath=v["relpath"], kind="video", size_bytes=1,
              etag=None, mtime=None, frames=30, fps=25.0, width=320, height=240, duration_s=1.2,
              codec="mpeg4", probe_error=None) for v in vids], schema=table_schema("videos")))
-    rng = np.random.default_rng(0)
     for v in vids:
         f = np.arange(4, 30)
-        st.write_table("scores", "r", v["video_id"], pa.table({
-            "run_id": ["r"] * len(f), "video_id": [v["video_id"]] * len(f), "frame": f,
-            "timestamp_s": f / 25.0, "model": ["fp"] * len(f),
-            "psnr": rng.normal(30, 1, len(f)).astype(np.float32), "aux": [None] * len(f)},
-            schema=table_schema("scores")))
+        psnr = np.full(len(f), 30.0, np.float32)
+        psnr[12 - 4] = 20.0  # the loiterer's peak at frame 12; the car's at 6
+        psnr[6 - 4] = 20.0
+        cols = {"run_id": ["r"] * len(f), "video_id": [v["video_id"]] * len(f), "frame": f,
+                "timestamp_s": f / 25.0, "model": ["fp"] * len(f), "psnr": psnr,
+                "aux": [None] * len(f)}
+        if version == 2 and box_rows is not None and v["video_id"] == "v1":
+            cols.update({k: [val] * len(f) for k, val in box_rows.items()})
+        schema = table_schema("scores", version)
+        st.write_table("scores", "r", v["video_id"], pa.table(
+            {n: cols.get(n, [None] * len(f)) for n in schema.names}, schema=schema))
     doc = _doc()
-    for e in doc["test"]:
-        e["offset"] = 0
     (tmp_path / "labels.json").write_text(json.dumps(doc))
-    res = evaluate(st, tmp_path / "labels.json", "r", fusion="fp", sigma=0, out_dir=tmp_path / "o")
-    assert res.localisation == {"available": False,
-                                "reason": "the store's scores have no box columns"}
+    return st, tmp_path / "labels.json"
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_eval_reports_not_available_without_boxes(tmp_path, version):
+    """A v1 run or v2 whole-frame rows without patches: reported, never an error."""
+    from raystack.eval import evaluate
+
+    st, labels = _store(tmp_path, None, version)
+    res = evaluate(st, labels, "r", fusion="fp", sigma=0, out_dir=tmp_path / "o")
+    assert res.localisation["available"] is False and res.localisation["events"] == 2
     assert "localisation: not available" in res.summary()
     saved = json.loads((tmp_path / "o" / "eval.json").read_text())
     assert saved["localisation"]["available"] is False
+
+
+def test_eval_reports_the_share_of_a_tiled_run(tmp_path):
+    from raystack.eval import evaluate
+
+    tile = {"tiles": 6, "box_x0": 64, "box_y0": 0, "box_x1": 192, "box_y1": 128}
+    st, labels = _store(tmp_path, tile)
+    res = evaluate(st, labels, "r", fusion="fp", sigma=0, out_dir=tmp_path / "o")
+    loc = res.localisation
+    assert loc["available"] and (loc["events"], loc["judged"], loc["hits"]) == (2, 1, 1)
+    assert loc["events_detail"][0]["peak_frame"] == 12
+    assert "1/1 labelled events (100%)" in res.summary()
+    assert json.loads((tmp_path / "o" / "eval.json").read_text())["localisation"]["share"] == 1.0
+    miss = dict(tile, box_x0=200, box_x1=320)  # a tile away from the loiterer
+    st, labels = _store(tmp_path / "miss", miss)
+    assert evaluate(st, labels, "r", fusion="fp", sigma=0).localisation["share"] == 0.0
+    npy = tmp_path / "flat.npy"
+    np.save(npy, np.r_[np.zeros(10), np.ones(10), np.zeros(15), np.ones(3), np.zeros(22)])
+    assert evaluate(st, npy, "r", fusion="fp", sigma=0).localisation is None  # no boxes

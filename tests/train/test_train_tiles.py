@@ -52,8 +52,9 @@ def _gradient_video(n: int, h: int, w: int) -> DecodedVideo:
 
 
 def test_working_size_and_crop_origin():
-    assert working_size(1920, 1080, 2.0) == (960, 540)
-    assert working_size(320, 240, 1.0) == (320, 240)
+    assert working_size(1920, 1080, 2.0, tile=(128, 128)) == (960, 540)
+    assert working_size(1920, 1080, 0.0, tile=(128, 128)) == (640, 360)  # automatic
+    assert working_size(320, 240, 8.0, tile=(64, 64)) == (85, 64)  # upscaled to fill a tile
     a = crop_origin(0, 1, 5, space=(120, 160), crop=(64, 64))
     assert a == crop_origin(0, 1, 5, space=(120, 160), crop=(64, 64))  # pure
     assert 0 <= a[0] <= 56 and 0 <= a[1] <= 96
@@ -106,6 +107,7 @@ def test_prepare_data_decodes_at_the_working_size(tiles_cfg):
     assert tiled.fingerprint != whole.fingerprint
     assert tiled.fingerprint != prepare_data(tiles_cfg(tile_scale=3.0), "fp", fp).fingerprint
     assert "1/2 scale" in tiled.summary()
+    assert "automatic scale" in prepare_data(tiles_cfg(tile_scale=0.0), "fp", fp).summary()
 
     fr = create_model("vqmau_fr.tiny").config
     flows = prepare_data(tiles_cfg(model="fr"), "fr", fr)
@@ -113,13 +115,17 @@ def test_prepare_data_decodes_at_the_working_size(tiles_cfg):
     assert flows.train.batch([0])["x"].shape[-2:] == tuple(fr.img_size)
 
 
-def test_videos_smaller_than_a_tile_are_skipped_with_the_reason(tiles_cfg):
-    from raystack.errors import ArchiveError
+def test_working_size_is_the_tiled_scans(tiles_cfg):
+    """Automatic scale keeps 240p (never upscales); 320x240 / 8 is smaller than a 64-px
+    tile and is upscaled to fill it, as the scan's TileGrid does."""
     from raystack.models import create_model
+    from raystack.tiles import TileGrid
 
     fp = create_model("vqmau_fp.tiny").config
-    with pytest.raises(ArchiveError, match="lower tile_scale"):
-        prepare_data(tiles_cfg(tile_scale=8.0), "fp", fp)  # 40x30 < 64x64
+    for scale in (0.0, 8.0):
+        data = prepare_data(tiles_cfg(tile_scale=scale), "fp", fp)
+        grid = TileGrid.for_frame((240, 320), tile=tuple(fp.img_size), scale=scale)
+        assert data.train.videos[0].frames.shape[1:3] == grid.work_size
 
 
 def test_tiled_training_records_its_tiling_in_the_checkpoint(tiles_cfg):
@@ -146,9 +152,10 @@ def test_tiling_mismatch_warns_on_either_crossing():
     assert "tile_scale 2.0" in tiling_mismatch(tiled, tiles=True, tile_scale=3.0)
 
 
-def test_tile_scale_must_be_positive():
+def test_tile_scale_must_not_be_negative():
     with pytest.raises(ConfigError, match="tile_scale"):
-        check_config(TrainConfig(archive="x", tiles=True, tile_scale=0.0))
+        check_config(TrainConfig(archive="x", tiles=True, tile_scale=-1.0))
+    check_config(TrainConfig(archive="x", tiles=True, tile_scale=0.0))  # automatic
 
 
 def test_cli_passes_the_tiling_options(monkeypatch, archive_320, tmp_path):
