@@ -28,7 +28,7 @@ from raystack.scan.plan import PROBE_SUFFIX, Outcome, Plan, plan_units
 
 # Settings that change which units exist or what their scores mean.
 IDENTITY_KEYS = ("archive", "context", "segment_frames", "streams", "checkpoints", "flow",
-                 "flow_preset", "score_region")
+                 "flow_preset", "score_region", "tiles")
 
 
 @dataclasses.dataclass
@@ -76,6 +76,9 @@ def _identity(cfg: ScanConfig, info: dict[str, Any]) -> dict[str, Any]:
         "flow": cfg.flow if info["needs_flow"] else None,
         "flow_preset": cfg.flow_preset if info["needs_flow"] and cfg.flow == "dis" else None,
         "score_region": cfg.score_region,
+        # Tiled and whole-frame scores of one stream are not comparable; None = whole.
+        "tiles": ({"scale": cfg.tile_scale, "overlap": cfg.tile_overlap} if cfg.tiles
+                  else None),
     }
 
 
