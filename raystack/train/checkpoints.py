@@ -47,7 +47,7 @@ def select_epoch(
 def write_checkpoint(trainer: StreamTrainer, folder: str | Path, *, run_name: str | None) -> Path:
     """Write ``model.pt`` (a raystack checkpoint) and ``state.pt`` (resume) into ``folder``."""
     from raystack.models.checkpoint import save_checkpoint
-    from raystack.train.crops import TILING_KEY, tiling_record
+    from raystack.models.tiling import TILING_KEY, tiling_record
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -12,12 +12,8 @@ Crop positions are a pure function of ``(seed, epoch, sample)``: a resumed run, 
 worker count or another batch order draws the same crop for the same clip. Validation uses
 epoch 0 for every epoch, so its loss compares across epochs.
 
-The checkpoint records the tiling in ``extra["tiling"]``: ``{"tiles": false}`` or
-``{"tiles": true, "tile_scale": 2.0}``; checkpoints written before it are whole-frame.
-A scan whose tiling differs from the checkpoint's is WARNED, not refused
-(:func:`tiling_mismatch`): scores stay well defined (the model sees objects at another
-scale than it learnt, so it is less sensitive), and crossing the two is a legitimate
-experiment (whole-frame checkpoint scanned tiled, as the quality benchmark's control).
+The checkpoint records the tiling (:mod:`raystack.models.tiling`), so a scan with other
+tiling warns.
 
     working_size(1920, 1080, 2.0, tile=(128, 128))      # (960, 540)
     crop_origin(0, 3, 17, space=(540, 960), crop=(256, 256))  # (y0, x0)
@@ -25,11 +21,7 @@ experiment (whole-frame checkpoint scanned tiled, as the quality benchmark's con
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-
-TILING_KEY = "tiling"
 
 
 def working_size(width: int, height: int, scale: float, *, tile: tuple[int, int]
@@ -58,34 +50,3 @@ def crop_origin(
         raise ValueError(msg)
     rng = np.random.default_rng([int(seed), int(epoch), int(sample)])
     return int(rng.integers(0, hh - h + 1)), int(rng.integers(0, ww - w + 1))
-
-
-def tiling_record(tiles: bool, tile_scale: float) -> dict[str, Any]:
-    """What a checkpoint keeps of its training's tiling (``extra["tiling"]``)."""
-    return {"tiles": True, "tile_scale": float(tile_scale)} if tiles else {"tiles": False}
-
-
-def checkpoint_tiling(info: dict[str, Any]) -> dict[str, Any]:
-    """The tiling a checkpoint was trained with; checkpoints without the record: whole-frame."""
-    record = (info.get("extra") or {}).get(TILING_KEY)
-    return dict(record) if isinstance(record, dict) else {"tiles": False}
-
-
-def tiling_mismatch(info: dict[str, Any], *, tiles: bool, tile_scale: float) -> str | None:
-    """A warning when a scan's tiling differs from the checkpoint's training, else None.
-
-    Args:
-        info: the checkpoint's info (``load_checkpoint``'s second value, or its payload).
-        tiles, tile_scale: the scan's settings.
-    """
-    trained = checkpoint_tiling(info)
-    name = info.get("path") or info.get("preset") or "checkpoint"
-    if bool(trained.get("tiles")) != bool(tiles):
-        how = "tiles" if trained.get("tiles") else "whole frames"
-        now = "tiled" if tiles else "whole-frame"
-        return (f"{name}: trained on {how}, used for a {now} scan: objects appear at another "
-                "scale than it learnt; train with the scan's --tiles setting for best results")
-    if tiles and abs(float(trained.get("tile_scale", tile_scale)) - float(tile_scale)) > 1e-6:
-        return (f"{name}: trained on tiles at tile_scale {trained['tile_scale']}, scanned at "
-                f"{tile_scale}: objects appear at another scale than it learnt")
-    return None

@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 
 from raystack.errors import ConfigError
+from raystack.models.tiling import checkpoint_tiling, tiling_mismatch, tiling_record
 from raystack.train.config import TrainConfig, check_config
-from raystack.train.crops import (
-    checkpoint_tiling,
-    crop_origin,
-    tiling_mismatch,
-    tiling_record,
-    working_size,
-)
+from raystack.train.crops import crop_origin, working_size
 from raystack.train.data import DecodedVideo, build_clip_sets, prepare_data
 
 
