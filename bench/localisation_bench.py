@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -153,6 +154,10 @@ def main(argv: list[str] | None = None) -> None:
     from raystack.eval import evaluate
 
     work = Path(args.work)
+    # Fresh runs, store and evaluations every time (only --reuse'd archives and the decode
+    # cache carry over): a resumed run of other footage or checkpoints would be refused.
+    for old in ("runs", "store", "eval"):
+        shutil.rmtree(work / old, ignore_errors=True)
     w, h = (int(v) for v in args.size.split("x"))
     archives, synth_s = synth_archives(
         work, [("train", 1, args.n_train, 0), ("test", 3, 0, args.n_test)],
