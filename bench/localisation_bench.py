@@ -16,6 +16,11 @@ baselines on the same frames, and the localisation share (peak-frame box on the 
 box, IoU > 0.1 or centre inside; target >= 70% tiled), overall, per kind and for the
 subtle kinds (loiterer, thrown_object, runner, erratic).
 
+Cost: at 1280x720 the automatic scale gives a 640x360 working frame, 28 tiles of 128 px
+(small preset) per frame, so the tiled scan makes ~28x the model calls of the whole-frame
+one (12 test videos x 300 frames x 28 tiles ~ 100k per stream): hours on a shared CPU,
+minutes on a GPU. ``--n-test 6 --frames 150`` (one video per kind) quarters it.
+
 Printed and written to ``bench/results/<name>.json``.
 
     .venv/bin/python bench/localisation_bench.py                    # the full benchmark

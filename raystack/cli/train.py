@@ -37,7 +37,7 @@ def train_cmd(
     export_dir: str = typer.Option(None, callback=abs_path, show_default="STORAGE/NAME",
                                    help="Where fp.pt / fr.pt go."),
     tiles: bool = typer.Option(
-        None, "--tiles/--whole-frame", show_default="whole-frame",
+        None, "--tiles/--no-tiles", show_default="no-tiles",
         help="Train on img_size crops of frames downscaled by --tile-scale, as a tiled "
              "scan scores (--tiles), or on whole frames resized to img_size."),
     tile_scale: float = typer.Option(
