@@ -65,7 +65,9 @@ class ScanConfig:
     # Score overlapping tiles of each frame, downscaled by tile_scale, instead of the whole
     # frame resized to the model's input (the papers' protocol, and the benchmark's). Each
     # row's psnr is then its worst tile's, psnr_mean the mean over tiles, box_* the worst
-    # tile; it costs one model call per tile (bench/results/tiles_cost.json).
+    # tile; it costs one model call per tile (bench/results/tiles_cost.json). Chunks are
+    # decoded at the working size: at 640x360 a 64-frame chunk with its flow is ~370 MB,
+    # times prefetch_chunks + 1, so lower chunk_frames where memory is tight.
     tiles: bool = False
     # Downscale factor of the frame the tiles cover (2: 1920x1080 -> 960x540); 0 = auto:
     # a 360-px-tall working frame (1080p/3, 720p/2, 4K/6), where a 60-px person at 1080p

@@ -80,6 +80,22 @@ def test_tiled_scores_are_the_tiles_scored_as_frames(tiled):
     assert (_cols(fr, BOX).astype(int) == worst).all()
 
 
+def test_tiled_rows_reach_the_store_as_scored(tiled, tmp_path):
+    from raystack.store import Store
+
+    scorer, unit, t = tiled
+    store = Store(tmp_path / "store")
+    scorer.store, scorer.run_id = store, "t"
+    try:
+        assert scorer.run(unit)["status"] == "done"
+    finally:
+        scorer.store = None
+    back = store.read_table("scores", "t")
+    assert back.schema.names == t.schema.names
+    for c in ("frame", "model", "psnr", "psnr_mean", "tiles", *BOX, *PATCH):
+        assert back[c].to_pylist() == t[c].to_pylist(), c
+
+
 def test_skipped_tiles_leave_the_worst_and_the_mean(tiny_checkpoints, wide_archive, tiled):
     _, unit, full = tiled
     seen = []
