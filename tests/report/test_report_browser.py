@@ -35,9 +35,10 @@ def test_report_renders_with_all_images(scanned_store, tmp_path):
     page = write_report(store, "r1", tmp_path / "rep", ReportOptions(sigma=0, threshold=0.5))
     profile = tmp_path / "profile"
     assert images_shown(page, profile) == (len(videos), len(videos))
-    # Each video page shows its own event's thumbnail from the shared thumbs/ folder.
+    # Each video page shows its own event's thumbnail from the shared thumbs/ folder, and
+    # under it the strip of the event's 8 frames (25-32), all decoded.
     for video_page in sorted((tmp_path / "rep" / "videos").glob("*.html")):
-        assert images_shown(video_page, profile) == (1, 1)
+        assert images_shown(video_page, profile) == (9, 9)
     png = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={png}",
                     "--window-size=1100,1400", page.as_uri()], capture_output=True, timeout=120)
