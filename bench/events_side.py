@@ -37,7 +37,7 @@ def cold_start(args: argparse.Namespace) -> dict:
                 "run_id": ["cold"] * f.size, "video_id": [f"v{i // 4:04d}"] * f.size,
                 "frame": f + 500 * (i % 4), "timestamp_s": f / 25.0, "model": ["fp"] * f.size,
                 "psnr": np.full(f.size, 30.0, np.float32), "aux": [None] * f.size},
-                schema=table_schema("scores")))
+                schema=table_schema("scores", 1)))
         (root / "scores" / ".complete").write_text("ok\n")
     connect = f"connect(r'{root}', threads={args.threads})"
     code = (

@@ -25,7 +25,7 @@ def generate(root: Path, rows: int, seed: int = 0) -> Path:
         return root
     shutil.rmtree(root, ignore_errors=True)
     st = Store(root).ensure()
-    schema = table_schema("scores")
+    schema = table_schema("scores", 1)
     rng = np.random.default_rng(seed)
     per_file = ROWS_PER_FILE // FRAMES
     n_videos = rows // FRAMES

@@ -65,7 +65,7 @@ def build_store(root: Path, n_videos: int, seed: int = 0) -> Path:
             "run_id": ["r1"] * len(frames), "video_id": [r["video_id"]] * len(frames),
             "frame": frames, "timestamp_s": frames / FPS, "model": [m] * len(frames),
             "psnr": (psnr + off + rng.normal(0, 0.2, len(frames))).astype(np.float32),
-            "aux": [None] * len(frames)}, schema=table_schema("scores"))
+            "aux": [None] * len(frames)}, schema=table_schema("scores", 1))
             for m, off in (("fp", 0.0), ("fr", 1.0))]
         store.write_table("scores", "r1", r["video_id"], pa.concat_tables(parts))
     return root / "store"

@@ -37,7 +37,7 @@ import pyarrow as pa
 from raystack.errors import RaystackError
 from raystack.query.limits import QueryLimits
 from raystack.query.threshold_files import THRESHOLDS_DIR, THRESHOLDS_SCHEMA, load_thresholds
-from raystack.store.schema import ADDED_COLUMNS, table_schema
+from raystack.store.schema import fill_added_columns, table_schema
 
 __all__ = [
     "THRESHOLDS_DIR",
@@ -66,8 +66,6 @@ _DICT_COLUMNS = (
     "worker",
     "run",
 )
-# The run is the hive folder a file lies in (videos rows carry it only there).
-_RAW_PROJECTION = r"* EXCLUDE (filename), regexp_extract(filename, '/run=([^/]+)/[^/]*$', 1) AS run"
 
 
 class QueryError(RaystackError):
@@ -189,6 +187,7 @@ def connect_scores(scores: pa.Table) -> Any:
     run_ids = sorted(set(scores["run_id"].to_pylist())) if scores.num_rows else []
     empty = {t: table_schema(t).append(pa.field("run", pa.string())).empty_table()
              for t in ("videos", "manifest")}
+    scores = fill_added_columns("scores", scores, None)  # rows of a v1 store: no regions
     con.register("_raw_scores", scores.append_column("run", scores["run_id"]))
     con.register("_raw_videos", empty["videos"])
     con.register("_raw_manifest", empty["manifest"])
@@ -214,6 +213,7 @@ def _install_query_layer(con: Any) -> None:
 
 def _register_raw_tables(con: Any, st: Any, scan: str, read_only: bool) -> list[str]:
     """Register ``_raw_<table>`` and ``_raw_thresholds``; the paths DuckDB itself must open."""
+    from raystack.query.parquet_views import parquet_view, scores_view
     from raystack.query.storefs import StoreFileSystem, store_url
     from raystack.query.threshold_files import threshold_paths
     from raystack.query.vetting import vet_files
@@ -239,12 +239,8 @@ def _register_raw_tables(con: Any, st: Any, scan: str, read_only: bool) -> list[
     for table, files in vetted.items():
         if scan == "parquet" and files:
             paths = [store_url(rel) if read_only else v.real for rel, v in files.items()]
-            # union_by_name: files written before a column was added (videos.run_id,
-            # content_id) read with that column null. Only there: on scores it made the
-            # events query 2x slower.
-            rel = con.read_parquet(paths, filename=True,
-                                   union_by_name=table in ADDED_COLUMNS)
-            rel = rel.project(_RAW_PROJECTION + _missing_columns(table, rel.columns))
+            rel = (scores_view(con, st.uri, files, paths) if table == "scores"
+                   else parquet_view(con, table, paths))
             rel.create_view(f"_raw_{table}")
             readable += paths
         else:
@@ -257,15 +253,6 @@ def _varchar_list(items: Any) -> str:
     """A SQL literal ``['a', 'b']`` (typed, so an empty store gives an empty VARCHAR[])."""
     quoted = ", ".join("'" + str(x).replace("'", "''") + "'" for x in items)
     return f"CAST([{quoted}] AS VARCHAR[])"
-
-
-def _missing_columns(table: str, have: list[str]) -> str:
-    """``, NULL::TYPE AS name`` for each schema column no file of ``table`` has."""
-
-    types = {"string": "VARCHAR"}
-    missing = [f for f in table_schema(table) if f.name not in have]
-    return "".join(f", CAST(NULL AS {types.get(str(f.type), 'VARCHAR')}) AS {f.name}"
-                   for f in missing if str(f.type) in types)
 
 
 def _runs_table(files: dict[str, list[str]]) -> pa.Table:

@@ -111,7 +111,9 @@ class UnitScorer:
         self.prefetch_chunks = int(prefetch_chunks)
         self.cache_dir = cache_dir
         self.cache_max_bytes = cache_max_bytes
-        self.schema = table_schema("scores")
+        # The columns this worker fills (schema v1's); Store.write_table adds the columns of
+        # later versions (the v2 region columns) as NULL.
+        self.schema = table_schema("scores", 1)
         # Models run in the caller's thread: in a (synchronous) Ray actor that is the main
         # thread. Torch's OpenMP pool belongs to the thread that calls it; moving the model
         # to another thread cost ~12% at the paper size, alternating between two threads

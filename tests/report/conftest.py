@@ -24,7 +24,7 @@ def write_run(store: Store, videos: pa.Table, run: str = "r1", seed: int = 0) ->
                 "run_id": [run] * len(frames), "video_id": [row["video_id"]] * len(frames),
                 "frame": frames, "timestamp_s": frames / row["fps"],
                 "model": [model] * len(frames), "psnr": (psnr + off).astype(np.float32),
-                "aux": [None] * len(frames)}, schema=table_schema("scores"))
+                "aux": [None] * len(frames)}, schema=table_schema("scores", 1))
             store.write_table("scores", run, f"{row['video_id']}-{model}", t)
     return dips
 
