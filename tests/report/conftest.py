@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from raystack.store import Store, table_schema
@@ -34,33 +35,22 @@ REGION = ("box_x0", "box_y0", "box_x1", "box_y1", "patch_x0", "patch_y0", "patch
 
 def write_region_run(store: Store, videos: pa.Table, regions: dict, run: str = "r1",
                      seed: int = 0) -> dict:
-    """As :func:`write_run`, with schema v2 region columns: ``regions[(video_id, model)]``
-    is (tile box, patch box or None) for every frame of the dip, None elsewhere (v1-like).
-
-    Written through the Store once its schema has the region columns (issue14-schema);
-    before that, as the same v2-shaped Parquet at the Store's own path for the file."""
-    import pyarrow.parquet as pq
-
-    from raystack.store import layout
-
+    """As :func:`write_run`, in schema v2 with region columns: ``regions[(video_id, model)]``
+    is (tile box, patch box or None) for every frame of the dip, NULL elsewhere."""
     written = write_run(store, videos, run, seed)
-    v2 = set(REGION) <= set(table_schema("scores").names)
     for row in videos.to_pylist():
         for model in ("fp", "fr"):
-            rel = layout.table_relpath("scores", run, f"{row['video_id']}-{model}")
-            t = pq.read_table(f"{store.uri}/{rel}")
+            name = f"{row['video_id']}-{model}"
+            t = store.read_table("scores", run).filter(
+                pc.equal(pc.field("video_id"), row["video_id"]) & pc.equal(pc.field("model"),
+                                                                           model))
             tile, patch = regions.get((row["video_id"], model), (None, None))
             in_dip = [25 <= f <= 32 for f in t.column("frame").to_pylist()]
-            for i, name in enumerate(REGION):
+            for i, col in enumerate(REGION):
                 box = tile if i < 4 else patch
-                vals = [box[i % 4] if (box and d) else None for d in in_dip]
-                col = pa.array(vals, pa.int32())
-                t = (t.set_column(t.column_names.index(name), name, col) if name in t.column_names
-                     else t.append_column(pa.field(name, pa.int32()), col))
-            if v2:
-                store.write_table("scores", run, f"{row['video_id']}-{model}", t)
-            else:
-                pq.write_table(t, f"{store.uri}/{rel}")
+                vals = pa.array([box[i % 4] if (box and d) else None for d in in_dip], pa.int32())
+                t = t.set_column(t.column_names.index(col), t.schema.field(col), vals)
+            store.write_table("scores", run, name, t)
     return written
 
 

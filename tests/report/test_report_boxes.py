@@ -7,14 +7,14 @@ import re
 
 import cv2
 import numpy as np
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 import pytest
 
 from raystack.query.connection import connect
 from raystack.report import ReportOptions, build_report
 from raystack.report.boxes import Mark, draw_marks, frame_marks, legend_text
 from raystack.report.regions import frame_regions, strip_frames
-from raystack.store import Store, layout
+from raystack.store import Store
 
 OPTS = ReportOptions(sigma=0, threshold=0.5)
 TILE, PATCH = (8, 8, 48, 48), (16, 16, 40, 40)  # source pixels of the 64x64 clips
@@ -71,12 +71,11 @@ def test_a_frames_box_is_the_most_anomalous_streams(tmp_path, scanned_store, wri
     # fr dips far deeper at frame 30 (its anomaly 1 there, ~0.3 over the rest of the dip)
     # while fp barely dips there: frame 30's box is fr's, frame 27's is fp's.
     for model, delta in (("fr", -20.0), ("fp", 5.0)):
-        path = f"{st.uri}/{layout.table_relpath('scores', 'r1', f'{vid}-{model}')}"
-        t = pq.read_table(path)
+        t = st.read_table("scores", "r1").filter(pc.equal(pc.field("model"), model))
         psnr = t.column("psnr").to_numpy().copy()
         psnr[t.column("frame").to_numpy() == 30] += delta
-        pq.write_table(t.set_column(t.column_names.index("psnr"), t.schema.field("psnr"),
-                                    [psnr]), path)
+        t = t.set_column(t.column_names.index("psnr"), t.schema.field("psnr"), [psnr])
+        st.write_table("scores", "r1", f"{vid}-{model}", t)
     con = connect(st)
     got = frame_regions(con, "r1", ["fp", "fr"], [(vid, 27), (vid, 30), (vid, 20)])
     con.close()
@@ -143,3 +142,23 @@ def test_strips_can_be_turned_off_and_follow_the_thumbnail_cap(region_store, tmp
     build_report(st, "r1", tmp_path / "b", ReportOptions(sigma=0, threshold=0.5,
                                                          max_thumbnails=1, strip_frames=3))
     assert len(list((tmp_path / "b" / "thumbs" / "strip").glob("*.jpg"))) == 3
+
+
+def test_the_events_rows_own_peak_frame_and_box_win(region_store):
+    from raystack.report.collect import _event_frames
+
+    st, videos = region_store
+    vid = videos.column("video_id")[0].as_py()
+    own = dict(zip(("box_x0", "box_y0", "box_x1", "box_y1", "patch_x0", "patch_y0", "patch_x1",
+                    "patch_y1"), (0, 0, 32, 32, 1, 2, 3, 4), strict=True))
+    sql_event = {"video_id": vid, "event_id": 1, "start_frame": 25, "end_frame": 32,
+                 "peak_frame": 31, **own}
+    bare = {"video_id": vid, "event_id": 2, "start_frame": 25, "end_frame": 32}
+    curve = {"frames": np.arange(16, 40), "scores": (np.arange(16, 40) == 27).astype(float)}
+    con = connect(st)
+    regions = _event_frames(con, "r1", ["fp", "fr"], [sql_event, bare], {vid: curve},
+                            ReportOptions(strip_frames=3))
+    con.close()
+    assert regions[(vid, 31)] == own  # as SQL reported it, not looked up again
+    assert bare["peak_frame"] == 27 and bare["strip"] == [25, 28, 32]  # the curve's maximum
+    assert regions[(vid, 27)]["patch_x0"] == PATCH[0]
