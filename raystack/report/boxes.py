@@ -84,5 +84,5 @@ def draw_marks(rgb: np.ndarray, marks: list[Mark], scale: float) -> set[str]:
 def legend_text(kinds: set[str]) -> str:
     """One line saying what the drawn boxes mean ('' when none was drawn)."""
     parts = [LEGEND[k] for k in ("patch", "tile") if k in kinds]
-    return ("Boxes on the frames (peak frame and event strip): " + "; ".join(parts) + "."
+    return ("Boxes on the frames: " + "; ".join(parts) + "."
             if parts else "")
