@@ -5,8 +5,9 @@
     regions[("cam01-1a2b", 150)]                   # {"model": "fp", "box_x0": ..., ...}
 
 A fused score has no box of its own: a frame's box is that of the stream with the highest
-normalised anomaly at the frame (the rule ``events()`` uses for the peak box, with the
-same per-video min-max normalisation). Stores without region columns (schema v1 code)
+normalised anomaly at the frame, before smoothing, the stream whose name sorts last on a
+tie (the rule of ``fused()`` and of ``events()``' peak box, with the same per-video
+min-max normalisation). Stores without region columns (schema v1 code)
 give no regions; v1 runs in a v2 store give rows whose boxes are NULL.
 """
 
@@ -65,7 +66,7 @@ def frame_regions(con: Any, run_id: str, streams: list[str],
         )
         SELECT n.* EXCLUDE (anomaly) FROM n JOIN want USING (video_id, frame)
         QUALIFY row_number() OVER (PARTITION BY n.video_id, n.frame
-                                   ORDER BY n.anomaly DESC, n.model) = 1
+                                   ORDER BY n.anomaly DESC, n.model DESC) = 1
     """
     vids = [v for v, _ in wanted]
     frames = [int(f) for _, f in wanted]

@@ -162,3 +162,6 @@ def test_the_events_rows_own_peak_frame_and_box_win(region_store):
     assert regions[(vid, 31)] == own  # as SQL reported it, not looked up again
     assert bare["peak_frame"] == 27 and bare["strip"] == [25, 28, 32]  # the curve's maximum
     assert regions[(vid, 27)]["patch_x0"] == PATCH[0]
+    # fp and fr differ by a constant: equally anomalous everywhere, and on a tie the stream
+    # whose name sorts last gives the box (as SQL fused() does).
+    assert regions[(vid, 27)]["model"] == "fr"
