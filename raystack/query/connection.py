@@ -21,7 +21,7 @@ out of the store and files that are not Parquet are skipped with a warning. Stat
 after a timeout, DuckDB's memory is capped (:class:`~raystack.query.limits.QueryLimits`),
 and Ctrl-C cancels the running statement (:mod:`raystack.query.cancel`).
 
-The views and macros themselves live in ``schemas/sql/v1_query.sql``.
+The views and macros themselves live in ``schemas/sql/v2_query.sql``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import pyarrow as pa
 from raystack.errors import RaystackError
 from raystack.query.limits import QueryLimits
 from raystack.query.threshold_files import THRESHOLDS_DIR, THRESHOLDS_SCHEMA, load_thresholds
-from raystack.store.schema import fill_added_columns, table_schema
+from raystack.store.schema import QUERY_SQL, fill_added_columns, table_schema
 
 __all__ = [
     "THRESHOLDS_DIR",
@@ -50,7 +50,7 @@ __all__ = [
     "run_sql",
 ]
 
-SQL_NAME = "v1_query"
+SQL_NAME = QUERY_SQL
 RAW_TABLES = ("scores", "videos", "manifest")
 SCANS = ("parquet", "arrow")
 # Read as dictionaries on the Arrow route: DuckDB then gets each string once per batch.
@@ -201,7 +201,7 @@ def connect_scores(scores: pa.Table) -> Any:
 
 
 def _install_query_layer(con: Any) -> None:
-    """``store_runs()``, the UDFs and ``schemas/sql/v1_query.sql`` over registered raw tables."""
+    """``store_runs()``, the UDFs and ``schemas/sql/v2_query.sql`` over registered raw tables."""
     from raystack.query.udf import register_udfs
     from raystack.store.schema import sql_text
 

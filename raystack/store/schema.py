@@ -23,6 +23,9 @@ SCHEMA_VERSION = 2
 # store, run or file reads with them NULL.
 READ_VERSIONS = (1, 2)
 TABLES = ("videos", "scores", "manifest")
+# The query layer (views and macros) over stores of the versions this code reads:
+# schemas/sql/v<N>_query.sql, N the version this code writes.
+QUERY_SQL = f"v{SCHEMA_VERSION}_query"
 
 _TYPES = {
     "string": pa.string(),

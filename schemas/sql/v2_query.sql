@@ -1,4 +1,5 @@
--- raystack query layer, schema version 1: views and table macros over a store.
+-- raystack query layer, schema version 2: views and table macros over a store of schema
+-- version 1 or 2 (v1 score files read with the v2 region columns NULL).
 --
 -- raystack.query.connect() registers the raw sources first (_raw_scores, _raw_videos,
 -- _raw_manifest: the store's Parquet files plus a column "run", the hive folder of each
@@ -177,6 +178,57 @@ CREATE OR REPLACE MACRO calibrated_threshold(tname, fname, sig) AS (
     FROM thresholds AS t WHERE t.name = tname
 );
 
+-- where in the frame --------------------------------------------------------------------
+
+-- Whether b is a non-empty list of boxes [x0, y0, x1, y1] with 0 <= x0 < x1, 0 <= y0 < y1.
+CREATE OR REPLACE MACRO valid_boxes(b) AS
+    coalesce(len(b) > 0 AND list_bool_and(list_transform(b, lambda x:
+        coalesce(len(x) = 4 AND list_count(x) = 4 AND x[1] >= 0 AND x[2] >= 0
+                 AND x[1] < x[3] AND x[2] < x[4], false))), false);
+
+-- boxes as DOUBLE[][] (one box [x0, y0, x1, y1] is a list of one), NULL for NULL, or an
+-- error naming the argument and what it got: a malformed region of interest must not
+-- silently watch the whole frame, or nothing. A constant, folded when the query is planned.
+CREATE OR REPLACE MACRO checked_boxes(boxes, what) AS
+    CASE WHEN boxes IS NULL THEN NULL
+         WHEN valid_boxes(try_cast(CAST(boxes AS VARCHAR) AS DOUBLE[][]))
+             THEN try_cast(CAST(boxes AS VARCHAR) AS DOUBLE[][])
+         WHEN valid_boxes([try_cast(CAST(boxes AS VARCHAR) AS DOUBLE[])])
+             THEN [try_cast(CAST(boxes AS VARCHAR) AS DOUBLE[])]
+         ELSE error(what || ' must be a box [x0, y0, x1, y1] or a list of boxes [[x0, y0, x1, y1], '
+                    || '...] in source-frame pixels with 0 <= x0 < x1 and 0 <= y0 < y1, got '
+                    || CAST(boxes AS VARCHAR))
+    END;
+
+-- The region columns of a score row as one struct (they travel together through lists and
+-- arg_max).
+CREATE OR REPLACE MACRO region_of(tiles, box_x0, box_y0, box_x1, box_y1,
+                                  patch_x0, patch_y0, patch_x1, patch_y1) AS
+    {'tiles': tiles, 'box_x0': box_x0, 'box_y0': box_y0, 'box_x1': box_x1, 'box_y1': box_y1,
+     'patch_x0': patch_x0, 'patch_y0': patch_y0, 'patch_x1': patch_x1, 'patch_y1': patch_y1};
+
+-- Whether the point (x, y) lies in any of boxes (x1, y1 exclusive, as the store's boxes).
+CREATE OR REPLACE MACRO in_boxes(x, y, boxes) AS
+    coalesce(list_bool_or(list_transform(boxes, lambda b:
+        x >= b[1] AND x < b[3] AND y >= b[2] AND y < b[4])), false);
+
+-- One coordinate of where a score row points in the frame: the centre of its worst patch,
+-- else of its worst tile when the frame was tiled; NULL when the row has no location
+-- (v1 rows, whole-frame scoring without an error-map location). Call it with x or y columns.
+CREATE OR REPLACE MACRO region_centre(tiles, box0, box1, patch0, patch1) AS
+    CASE WHEN patch0 IS NOT NULL THEN (patch0 + patch1) / 2.0
+         WHEN tiles IS NOT NULL THEN (box0 + box1) / 2.0
+    END;
+
+-- Whether a score row's location (region_centre) lies in any of boxes; NULL when the row
+-- has no location.
+CREATE OR REPLACE MACRO points_into(tiles, box_x0, box_y0, box_x1, box_y1,
+                                    patch_x0, patch_y0, patch_x1, patch_y1, boxes) AS
+    CASE WHEN region_centre(tiles, box_x0, box_x1, patch_x0, patch_x1) IS NOT NULL
+         THEN in_boxes(region_centre(tiles, box_x0, box_x1, patch_x0, patch_x1),
+                       region_centre(tiles, box_y0, box_y1, patch_y0, patch_y1), boxes)
+    END;
+
 -- derived views -------------------------------------------------------------------------
 
 CREATE OR REPLACE MACRO normalised(run := NULL, normalise := 'video') AS TABLE
@@ -184,7 +236,9 @@ CREATE OR REPLACE MACRO normalised(run := NULL, normalise := 'video') AS TABLE
            CASE WHEN w.hi > w.lo THEN (w.psnr::DOUBLE - w.lo) / (w.hi - w.lo) ELSE 1.0 END
                AS norm_psnr,
            1.0 - (CASE WHEN w.hi > w.lo THEN (w.psnr::DOUBLE - w.lo) / (w.hi - w.lo) ELSE 1.0 END)
-               AS anomaly
+               AS anomaly,
+           w.tiles, w.box_x0, w.box_y0, w.box_x1, w.box_y1, w.patch_x0, w.patch_y0, w.patch_x1,
+           w.patch_y1
     -- A window, not a grouped self-join: DuckDB rewrites it into a join on its own
     -- Parquet scans, which was ~4x faster than the join on three string keys written out.
     -- One branch per normalise (a constant), so the plan holds only the one asked for.
@@ -202,7 +256,8 @@ CREATE OR REPLACE MACRO normalised(run := NULL, normalise := 'video') AS TABLE
 
 CREATE OR REPLACE MACRO smoothed(sigma := 10, run := NULL, normalise := 'video') AS TABLE
     SELECT n.run_id, n.video_id, n.model, n.frame, n.timestamp_s, n.psnr, n.anomaly,
-           n.anomaly AS score
+           n.anomaly AS score, n.tiles, n.box_x0, n.box_y0, n.box_x1, n.box_y1,
+           n.patch_x0, n.patch_y0, n.patch_x1, n.patch_y1
     FROM normalised(run := run, normalise := normalise) AS n
     WHERE sigma IS NULL OR sigma <= 0
     UNION ALL
@@ -210,65 +265,115 @@ CREATE OR REPLACE MACRO smoothed(sigma := 10, run := NULL, normalise := 'video')
     -- smooths in frame order and answers in list order, so the unnests stay aligned.
     SELECT l.run_id, l.video_id, l.model, unnest(l.f) AS frame, unnest(l.t) AS timestamp_s,
            unnest(l.p) AS psnr, unnest(l.a) AS anomaly,
-           unnest(rs_gaussian_smooth(l.a, l.f, sigma)) AS score
+           unnest(rs_gaussian_smooth(l.a, l.f, sigma)) AS score, unnest(l.r, recursive := true)
     FROM (
         SELECT n.run_id, n.video_id, n.model, list(n.frame) AS f, list(n.timestamp_s) AS t,
-               list(n.psnr) AS p, list(n.anomaly) AS a
+               list(n.psnr) AS p, list(n.anomaly) AS a,
+               -- Where in the frame rides along as one list of structs, unnested back
+               -- into its columns (rs_gaussian_smooth answers in list order too).
+               list(region_of(n.tiles, n.box_x0, n.box_y0, n.box_x1, n.box_y1, n.patch_x0,
+                              n.patch_y0, n.patch_x1, n.patch_y1)) AS r
         FROM normalised(run := run, normalise := normalise) AS n
         WHERE sigma > 0
         GROUP BY n.run_id, n.video_id, n.model
     ) AS l;
 
-CREATE OR REPLACE MACRO fused(fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
-                              sigma := 10, run := NULL, normalise := 'video') AS TABLE
+-- fused() before its roi/exclude filter, with the tiles column that filter reads. A fused
+-- frame carries the region of the stream most anomalous there (highest normalised anomaly,
+-- before smoothing; on a tie the stream whose name sorts last).
+CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, normalise) AS TABLE
     SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
-           s.timestamp_s, s.score
+           s.timestamp_s, s.score, s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1,
+           s.patch_x0, s.patch_y0, s.patch_x1, s.patch_y1
     FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
     WHERE fusion NOT IN ('weighted', 'max', 'auto') AND s.model = fusion
     UNION ALL
-    SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
-           any_value(s.timestamp_s) AS timestamp_s,
-           CASE WHEN fusion = 'weighted'
-                THEN alpha * max(s.score) FILTER (WHERE s.model = streams[1])
-                     + (1 - alpha) * max(s.score) FILTER (WHERE s.model = streams[2])
-                ELSE max(s.score)
-           END AS score
-    FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
-    -- fusion_name() here too (a constant, folded when planned): a query that projects only
-    -- the score must still refuse an alpha outside [0, 1] or a bad list of streams.
-    WHERE fusion IN ('weighted', 'max') AND fusion_name(fusion, alpha, streams) IS NOT NULL
-          AND list_contains(streams, s.model)
-    GROUP BY s.run_id, s.video_id, s.frame
-    HAVING count(DISTINCT s.model) = len(streams)
+    SELECT m.run_id, m.video_id, m.fusion, m.frame, m.timestamp_s, m.score, m.r.tiles,
+           m.r.box_x0, m.r.box_y0, m.r.box_x1, m.r.box_y1,
+           m.r.patch_x0, m.r.patch_y0, m.r.patch_x1, m.r.patch_y1
+    FROM (
+        SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
+               any_value(s.timestamp_s) AS timestamp_s,
+               CASE WHEN fusion = 'weighted'
+                    THEN alpha * max(s.score) FILTER (WHERE s.model = streams[1])
+                         + (1 - alpha) * max(s.score) FILTER (WHERE s.model = streams[2])
+                    ELSE max(s.score)
+               END AS score,
+               arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
+                                 s.patch_y0, s.patch_x1, s.patch_y1),
+                       {'a': s.anomaly, 'm': s.model}) AS r
+        FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
+        -- fusion_name() here too (a constant, folded when planned): a query that projects
+        -- only the score must still refuse an alpha outside [0, 1] or a bad list of streams.
+        WHERE fusion IN ('weighted', 'max') AND fusion_name(fusion, alpha, streams) IS NOT NULL
+              AND list_contains(streams, s.model)
+        GROUP BY s.run_id, s.video_id, s.frame
+        HAVING count(DISTINCT s.model) = len(streams)
+    ) AS m
     UNION ALL
     -- 'auto': each run's own choice (a stream, or a weighted pair), as a join on the run.
-    SELECT s.run_id, s.video_id, a.name AS fusion, s.frame, any_value(s.timestamp_s) AS timestamp_s,
-           CASE WHEN a.kind = 'weighted'
-                THEN alpha * max(s.score) FILTER (WHERE s.model = a.s1)
-                     + (1 - alpha) * max(s.score) FILTER (WHERE s.model = a.s2)
-                ELSE max(s.score)
-           END AS score
-    FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
-    JOIN auto_fusion(alpha := alpha, run := run) AS a
-        ON a.run_id = s.run_id AND (s.model = a.s1 OR s.model = a.s2)
-    WHERE fusion = 'auto'
-    GROUP BY s.run_id, s.video_id, s.frame, a.name, a.kind
-    HAVING count(DISTINCT s.model) = CASE WHEN a.kind = 'weighted' THEN 2 ELSE 1 END
+    SELECT m.run_id, m.video_id, m.fusion, m.frame, m.timestamp_s, m.score, m.r.tiles,
+           m.r.box_x0, m.r.box_y0, m.r.box_x1, m.r.box_y1,
+           m.r.patch_x0, m.r.patch_y0, m.r.patch_x1, m.r.patch_y1
+    FROM (
+        SELECT s.run_id, s.video_id, a.name AS fusion, s.frame,
+               any_value(s.timestamp_s) AS timestamp_s,
+               CASE WHEN a.kind = 'weighted'
+                    THEN alpha * max(s.score) FILTER (WHERE s.model = a.s1)
+                         + (1 - alpha) * max(s.score) FILTER (WHERE s.model = a.s2)
+                    ELSE max(s.score)
+               END AS score,
+               arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
+                                 s.patch_y0, s.patch_x1, s.patch_y1),
+                       {'a': s.anomaly, 'm': s.model}) AS r
+        FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
+        JOIN auto_fusion(alpha := alpha, run := run) AS a
+            ON a.run_id = s.run_id AND (s.model = a.s1 OR s.model = a.s2)
+        WHERE fusion = 'auto'
+        GROUP BY s.run_id, s.video_id, s.frame, a.name, a.kind
+        HAVING count(DISTINCT s.model) = CASE WHEN a.kind = 'weighted' THEN 2 ELSE 1 END
+    ) AS m
     UNION ALL
     -- No row: raises for an unknown fusion or stream (see check_fusion). Every column
     -- depends on g.ok, so no filter pushed down from flags() or events() can be folded to
     -- false at planning time and drop the check.
     SELECT CASE WHEN g.ok THEN NULL ELSE '' END, CASE WHEN g.ok THEN NULL ELSE '' END,
            CASE WHEN g.ok THEN NULL ELSE '' END, CASE WHEN g.ok THEN NULL ELSE 0 END::BIGINT,
-           CASE WHEN g.ok THEN NULL ELSE 0 END::DOUBLE, CASE WHEN g.ok THEN NULL ELSE 0 END::DOUBLE
+           CASE WHEN g.ok THEN NULL ELSE 0 END::DOUBLE, CASE WHEN g.ok THEN NULL ELSE 0 END::DOUBLE,
+           NULL::SMALLINT, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER,
+           NULL::INTEGER, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER
     FROM (SELECT check_fusion(fusion, streams, run) AS ok) AS g
     WHERE NOT g.ok;
 
+-- roi keeps the frames that point inside any of its boxes, exclude drops those that point
+-- inside any of its boxes (region_centre: the worst patch's centre, else the worst tile's).
+-- Frames with no location in the frame (v1 rows, whole-frame scoring without an error-map
+-- location) pass both unchanged. A malformed roi or exclude raises as soon as a row meets
+-- the filter (checked_boxes, outside the CASE of points_into, so also for rows without a
+-- location); without roi and exclude the filter folds to true. (One branch per case, as
+-- normalised() does, made events() 1.4x slower: two copies of the fusion in one plan.)
+CREATE OR REPLACE MACRO fused(fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
+                              sigma := 10, run := NULL, normalise := 'video',
+                              roi := NULL, exclude := NULL) AS TABLE
+    SELECT f.* EXCLUDE (tiles)
+    FROM fused_unfiltered(fusion, alpha, streams, sigma, run, normalise) AS f
+    WHERE (roi IS NULL
+           OR (checked_boxes(roi, 'roi') IS NOT NULL
+               AND coalesce(points_into(f.tiles, f.box_x0, f.box_y0, f.box_x1, f.box_y1,
+                                        f.patch_x0, f.patch_y0, f.patch_x1, f.patch_y1,
+                                        checked_boxes(roi, 'roi')), true)))
+      AND (exclude IS NULL
+           OR (checked_boxes(exclude, 'exclude') IS NOT NULL
+               AND NOT coalesce(points_into(f.tiles, f.box_x0, f.box_y0, f.box_x1, f.box_y1,
+                                            f.patch_x0, f.patch_y0, f.patch_x1, f.patch_y1,
+                                            checked_boxes(exclude, 'exclude')), false)));
+
 CREATE OR REPLACE MACRO flags(threshold := 0.7, adaptive_k := NULL, threshold_name := NULL,
                               fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
-                              sigma := 10, run := NULL) AS TABLE
+                              sigma := 10, run := NULL, roi := NULL, exclude := NULL) AS TABLE
     SELECT x.run_id, x.video_id, x.fusion, x.frame, x.timestamp_s, x.score,
-           x.thr AS threshold, x.score > x.thr AS flagged
+           x.thr AS threshold, x.score > x.thr AS flagged,
+           x.box_x0, x.box_y0, x.box_x1, x.box_y1, x.patch_x0, x.patch_y0, x.patch_x1, x.patch_y1
     FROM (
         SELECT f.*,
                CASE WHEN threshold_name IS NOT NULL
@@ -281,13 +386,15 @@ CREATE OR REPLACE MACRO flags(threshold := 0.7, adaptive_k := NULL, threshold_na
                                    || '1 - min-max normalised PSNR per video, in [0, 1]')
                     ELSE threshold::DOUBLE
                END AS thr
-        FROM fused(fusion := fusion, alpha := alpha, streams := streams, sigma := sigma, run := run) AS f
+        FROM fused(fusion := fusion, alpha := alpha, streams := streams, sigma := sigma, run := run,
+                   roi := roi, exclude := exclude) AS f
         WHERE adaptive_k IS NULL
         UNION ALL
         -- Per video: mean + k * population standard deviation of its fused scores.
         SELECT f.*,
                avg(f.score) OVER v + adaptive_k * coalesce(stddev_pop(f.score) OVER v, 0) AS thr
-        FROM fused(fusion := fusion, alpha := alpha, streams := streams, sigma := sigma, run := run) AS f
+        FROM fused(fusion := fusion, alpha := alpha, streams := streams, sigma := sigma, run := run,
+                   roi := roi, exclude := exclude) AS f
         WHERE adaptive_k IS NOT NULL
         WINDOW v AS (PARTITION BY f.run_id, f.video_id, f.fusion)
     ) AS x;
@@ -297,19 +404,26 @@ CREATE OR REPLACE MACRO flags(threshold := 0.7, adaptive_k := NULL, threshold_na
 CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3,
                                adaptive_k := NULL, threshold_name := NULL,
                                fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
-                               sigma := 10, run := NULL) AS TABLE
+                               sigma := 10, run := NULL, roi := NULL, exclude := NULL) AS TABLE
     WITH islands AS (
         SELECT i.run_id, i.video_id, i.fusion, min(i.frame) AS s, max(i.frame) AS e,
                min(i.timestamp_s) AS s_s, max(i.timestamp_s) AS e_s, count(*) AS n,
-               max(i.score) AS peak, sum(i.score) AS total, any_value(i.thr) AS thr
+               max(i.score) AS peak, sum(i.score) AS total, any_value(i.thr) AS thr,
+               -- The peak frame (the first, on a tie) and where in the frame it points.
+               arg_max({'frame': i.frame, 'box_x0': i.box_x0, 'box_y0': i.box_y0,
+                        'box_x1': i.box_x1, 'box_y1': i.box_y1, 'patch_x0': i.patch_x0,
+                        'patch_y0': i.patch_y0, 'patch_x1': i.patch_x1, 'patch_y1': i.patch_y1},
+                       {'s': i.score, 'f': -i.frame}) AS pk
         FROM (
             SELECT g.run_id, g.video_id, g.fusion, g.frame, g.timestamp_s, g.score,
-                   g.threshold AS thr,
+                   g.threshold AS thr, g.box_x0, g.box_y0, g.box_x1, g.box_y1,
+                   g.patch_x0, g.patch_y0, g.patch_x1, g.patch_y1,
                    g.frame - row_number() OVER (PARTITION BY g.run_id, g.video_id, g.fusion
                                                 ORDER BY g.frame) AS island
             FROM flags(threshold := threshold, adaptive_k := adaptive_k,
                        threshold_name := threshold_name, fusion := fusion, alpha := alpha,
-                       streams := streams, sigma := sigma, run := run) AS g
+                       streams := streams, sigma := sigma, run := run, roi := roi,
+                       exclude := exclude) AS g
             WHERE g.flagged
         ) AS i
         GROUP BY i.run_id, i.video_id, i.fusion, i.island
@@ -329,7 +443,7 @@ CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3
         SELECT k.run_id, k.video_id, k.fusion, min(k.s) AS start_frame, max(k.e) AS end_frame,
                min(k.s_s) AS start_s, max(k.e_s) AS end_s, sum(k.n)::BIGINT AS flagged_frames,
                max(k.peak) AS peak_score, sum(k.total) / sum(k.n) AS mean_score,
-               any_value(k.thr) AS thr
+               any_value(k.thr) AS thr, arg_max(k.pk, {'s': k.peak, 'f': -k.pk.frame}) AS pk
         FROM marked AS k
         GROUP BY k.run_id, k.video_id, k.fusion, k.ev
         HAVING max(k.e) - min(k.s) + 1 >= min_frames
@@ -339,6 +453,78 @@ CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3
                               ORDER BY d.start_frame) AS event_id,
            d.start_frame, d.end_frame, d.start_s, d.end_s,
            d.end_frame - d.start_frame + 1 AS frames, d.flagged_frames,
-           d.peak_score, d.mean_score, d.thr AS threshold
+           d.peak_score, d.mean_score, d.thr AS threshold, d.pk.frame AS peak_frame,
+           d.pk.box_x0 AS box_x0, d.pk.box_y0 AS box_y0, d.pk.box_x1 AS box_x1,
+           d.pk.box_y1 AS box_y1, d.pk.patch_x0 AS patch_x0, d.pk.patch_y0 AS patch_y0,
+           d.pk.patch_x1 AS patch_x1, d.pk.patch_y1 AS patch_y1
     FROM merged AS d
     ORDER BY d.run_id, d.video_id, d.fusion, d.start_frame;
+
+-- k itself if it is a whole number >= 1, else an error naming it.
+CREATE OR REPLACE MACRO checked_k(k) AS
+    CASE WHEN k >= 1 AND k = floor(k) THEN k
+         ELSE error('k must be a whole number >= 1, got ' || coalesce(CAST(k AS VARCHAR), 'NULL'))
+    END;
+
+-- bucket_s itself if it is > 0, else an error naming it.
+CREATE OR REPLACE MACRO checked_bucket(bucket_s) AS
+    CASE WHEN bucket_s > 0 THEN bucket_s
+         ELSE error('bucket_s must be > 0 seconds, got '
+                    || coalesce(CAST(bucket_s AS VARCHAR), 'NULL'))
+    END;
+
+-- where in the frame, over time -------------------------------------------------------------
+
+-- video itself, or an error naming an unknown video and some videos of the selected run(s).
+CREATE OR REPLACE MACRO check_video(video, run) AS (
+    SELECT CASE
+        WHEN video IS NULL THEN error('top_boxes needs a video_id, got NULL')
+        WHEN coalesce(bool_or(s.video_id = video), false) THEN true
+        ELSE error('unknown video ''' || video || '''; videos of the run(s) include: '
+                   || coalesce(nullif(array_to_string(
+                          list(DISTINCT s.video_id ORDER BY s.video_id)[1:5], ', '), ''), 'none'))
+    END
+    FROM scores AS s WHERE run IS NULL OR s.run_id = run
+);
+
+-- Per time bucket of bucket_s seconds, the k boxes of the video (the worst tile's box, so
+-- whole-frame rows give the whole frame; rows without a box, as in v1 stores, none) with the
+-- highest fused score in that bucket, best first: rank, the box, its peak score, the frame
+-- and time of that peak and its worst patch, and how many frames of the bucket point at it.
+--   SELECT * FROM top_boxes('cam01-3fa2c1d0', k := 3, bucket_s := 60, sigma := 0);
+CREATE OR REPLACE MACRO top_boxes(video, k := 5, bucket_s := 10, fusion := 'auto', alpha := 0.5,
+                                  streams := ['fp', 'fr'], sigma := 10, run := NULL,
+                                  normalise := 'video', roi := NULL, exclude := NULL) AS TABLE
+    SELECT b.run_id, b.video_id, b.fusion, b.bucket, b.bucket * bucket_s AS start_s,
+           (b.bucket + 1) * bucket_s AS end_s, b.rank, b.box_x0, b.box_y0, b.box_x1, b.box_y1,
+           b.peak_score, b.pk.frame AS peak_frame, b.pk.timestamp_s AS peak_s, b.frames,
+           b.pk.patch_x0 AS patch_x0, b.pk.patch_y0 AS patch_y0, b.pk.patch_x1 AS patch_x1,
+           b.pk.patch_y1 AS patch_y1
+    FROM (
+        SELECT g.*, row_number() OVER (PARTITION BY g.run_id, g.fusion, g.bucket
+                                       ORDER BY g.peak_score DESC, g.box_y0, g.box_x0,
+                                                g.box_y1, g.box_x1) AS rank
+        FROM (
+            SELECT f.run_id, f.video_id, f.fusion,
+                   CASE WHEN isfinite(f.timestamp_s)
+                        THEN floor(f.timestamp_s / checked_bucket(bucket_s))::BIGINT END AS bucket,
+                   f.box_x0, f.box_y0, f.box_x1, f.box_y1, max(f.score) AS peak_score,
+                   count(*) AS frames,
+                   arg_max({'frame': f.frame, 'timestamp_s': f.timestamp_s,
+                            'patch_x0': f.patch_x0, 'patch_y0': f.patch_y0,
+                            'patch_x1': f.patch_x1, 'patch_y1': f.patch_y1},
+                           {'s': f.score, 'f': -f.frame}) AS pk
+            FROM fused(fusion := fusion, alpha := alpha, streams := streams, sigma := sigma,
+                       run := run, normalise := normalise, roi := roi, exclude := exclude) AS f
+            WHERE f.video_id = video AND f.box_x0 IS NOT NULL
+            GROUP BY f.run_id, f.video_id, f.fusion, bucket, f.box_x0, f.box_y0, f.box_x1, f.box_y1
+        ) AS g
+    ) AS b
+    WHERE b.rank <= checked_k(k)
+    UNION ALL
+    -- No row: raises for an unknown video (see check_video).
+    SELECT CASE WHEN g.ok THEN NULL ELSE '' END, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM (SELECT check_video(video, run) AS ok) AS g
+    WHERE NOT g.ok
+    ORDER BY 1, 2, 3, 4, 7;
