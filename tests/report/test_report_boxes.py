@@ -8,6 +8,7 @@ import re
 import cv2
 import numpy as np
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from raystack.query.connection import connect
@@ -165,3 +166,31 @@ def test_the_events_rows_own_peak_frame_and_box_win(region_store):
     # fp and fr differ by a constant: equally anomalous everywhere, and on a tie the stream
     # whose name sorts last gives the box (as SQL fused() does).
     assert regions[(vid, 27)]["model"] == "fr"
+
+
+def test_a_store_written_by_v1_shows_thumbnails_without_boxes(tmp_path, pixels):
+    """tests/data/v1_store (schema v1 files, made by 22f67fd), its videos re-pointed at the
+    same synthetic archive made again here: thumbnails as before, no box, no legend."""
+    import shutil
+    from pathlib import Path
+
+    import pyarrow as pa
+
+    from raystack.synth import synthesize
+
+    root = tmp_path / "v1_store"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "v1_store", root)
+    synthesize(tmp_path / "arch", seed=0, n_train=0, n_test=2, frames=40, size=(64, 64))
+    for path in (root / "videos").rglob("*.parquet"):  # rewritten in place: still v1
+        t = pq.read_table(path)
+        uris = [str(tmp_path / "arch" / "test" / r) for r in t.column("relpath").to_pylist()]
+        pq.write_table(t.set_column(t.column_names.index("uri"), t.schema.field("uri"),
+                                    pa.array(uris, pa.string())), path)
+    report = build_report(Store(root), "v1run", tmp_path / "rep", ReportOptions(sigma=0,
+                                                                                threshold=0.5))
+    assert report.complete and report.events and report.thumbnails == min(report.events, 60)
+    thumbs = list((tmp_path / "rep" / "thumbs").rglob("*.jpg"))
+    assert len(thumbs) > report.thumbnails  # peak frames and strips
+    assert not any(pixels.magenta(cv2.imread(str(p))).any() or pixels.cyan(cv2.imread(str(p))).any()
+                   for p in thumbs)
+    assert not any("class='boxes'" in p.read_text() for p in (tmp_path / "rep").rglob("*.html"))
