@@ -20,24 +20,23 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from events_store import generate
+from events_store import generate, write_v1
 
 
 def cold_start(args: argparse.Namespace) -> dict:
     """connect() on a store of 1,000 small Parquet files, in a fresh process."""
     root = Path(args.dir) / "store_1000_files"
     if not (root / "scores" / ".complete").exists():
-        from raystack.store import Store, table_schema
+        from raystack.store import table_schema
 
         shutil.rmtree(root, ignore_errors=True)
-        st = Store(root).ensure()
         f = np.arange(16, 516)
-        for i in range(1000):
-            st.write_table("scores", "cold", f"u{i:04d}", pa.table({
+        for i in range(1000):  # schema v1, as events_store.generate, for --baseline
+            write_v1(root, "cold", f"u{i:04d}", pa.table({
                 "run_id": ["cold"] * f.size, "video_id": [f"v{i // 4:04d}"] * f.size,
                 "frame": f + 500 * (i % 4), "timestamp_s": f / 25.0, "model": ["fp"] * f.size,
                 "psnr": np.full(f.size, 30.0, np.float32), "aux": [None] * f.size},
-                schema=table_schema("scores")))
+                schema=table_schema("scores", 1)))
         (root / "scores" / ".complete").write_text("ok\n")
     connect = f"connect(r'{root}', threads={args.threads})"
     code = (

@@ -80,6 +80,65 @@ def per_kind_auc(result, meta: dict) -> dict[str, list[float]]:
     return out
 
 
+def synth_archives(work: Path, splits: list[tuple[str, int, int, int]], *, frames: int,
+                   size: tuple[int, int], reuse: bool) -> tuple[dict[str, Path], float]:
+    """Street-scene archives ``work/archive-<split>`` of ``(split, seed, n_train, n_test)``
+    (kept when ``reuse`` and already there); returns them and the seconds it took."""
+    from raystack.synth import synthesize
+
+    t0 = time.perf_counter()
+    archives = {}
+    for split, seed, n_train, n_test in splits:
+        out = work / f"archive-{split}"
+        if not (reuse and (out / "labels.json").is_file()):
+            synthesize(out, seed=seed, n_train=n_train, n_test=n_test, frames=frames,
+                       size=size, scene="street", overwrite=True)
+        archives[split] = out
+    return archives, time.perf_counter() - t0
+
+
+def train_runs(model: str, *, archive: Path, work: Path, name: str, clips_per_epoch: str | None,
+               **cfg: object) -> dict:
+    """Train ``model`` with ``raystack train``: one run per task when ``clips_per_epoch``
+    names a budget per task (``fp=2400,fr=1000``), else one run of the whole model.
+
+    Args:
+        archive: the normal footage folder; work: runs and cache go under it.
+        name: run name prefix (``<name>-<model>`` per run).
+        cfg: further TrainConfig fields (preset, epochs, lr, model_overrides, tiles, ...).
+
+    Returns:
+        ``{"checkpoints", "selected", "history", "warnings", "seconds"}`` over the runs.
+    """
+    from raystack.train import TrainConfig, train
+
+    budget = _clips(clips_per_epoch, PAIRS_TRAIN[model])
+    runs = [(model, None)] if budget is None else list(budget.items())
+    out: dict = {"checkpoints": {}, "selected": {}, "history": {}, "warnings": [],
+                 "seconds": 0.0}
+    for part, clips in runs:
+        tc = TrainConfig(archive=str(archive), model=part,
+                         clips_per_epoch=(clips if clips is not None else
+                                          None if clips_per_epoch is None
+                                          else int(clips_per_epoch)),
+                         storage=str(work / "runs"), name=f"{name}-{part}",
+                         cache_dir=str(work / "cache"), progress=False, **cfg)
+        t0 = time.perf_counter()
+        trained = train(tc)
+        out["seconds"] += time.perf_counter() - t0
+        print(trained.summary(), flush=True)
+        out["warnings"] += trained.warnings()
+        for key in ("checkpoints", "selected", "history"):
+            out[key].update(getattr(trained, key))
+    return out
+
+
+def subtle_kinds(meta: dict) -> list[str]:
+    """The subtle anomaly kinds a synth ``labels.json`` document's test videos hold."""
+    return sorted({a["kind"] for m in meta["test"] for a in m.get("anomalies", [])
+                   if a.get("subtle")})
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default="/tmp/raystack-quality", help="archives, runs and store")
@@ -109,47 +168,21 @@ def main() -> None:
 
     from raystack.eval import evaluate
     from raystack.scan import ScanConfig, scan
-    from raystack.synth import synthesize
-    from raystack.train import TrainConfig, train
-
     work = Path(args.work)
     w, h = (int(v) for v in args.size.split("x"))
-    t0 = time.perf_counter()
-    archives = {}
-    for split, seed, n_train, n_test in (("train", 1, args.n_train, 0),
-                                         ("val", 2, 0, max(6, args.n_test // 2)),
-                                         ("test", 3, 0, args.n_test)):
-        out = work / f"archive-{split}"
-        if not (args.reuse and (out / "labels.json").is_file()):
-            synthesize(out, seed=seed, n_train=n_train, n_test=n_test, frames=args.frames,
-                       size=(w, h), scene="street", overwrite=True)
-        archives[split] = out
-    synth_s = time.perf_counter() - t0
+    archives, synth_s = synth_archives(
+        work, [("train", 1, args.n_train, 0), ("val", 2, 0, max(6, args.n_test // 2)),
+               ("test", 3, 0, args.n_test)], frames=args.frames, size=(w, h), reuse=args.reuse)
 
     name = f"{args.name}-{args.model.replace('+', '-')}-{args.preset}"
     # One `raystack train` run per task when the budget differs per task (FR trains ~4x
     # slower per clip than FP on this CPU), else one run of the whole model.
-    budget = _clips(args.clips_per_epoch, PAIRS_TRAIN[args.model])
-    runs = [(args.model, None)] if budget is None else [(t, c) for t, c in budget.items()]
-    checkpoints, selected, history, warnings, train_s = {}, {}, {}, [], 0.0
-    for model, clips in runs:
-        cfg = TrainConfig(archive=str(archives["train"] / "train"), model=model,
-                          preset=args.preset, epochs=args.epochs, lr=args.lr,
-                          model_overrides=_overrides(args.override),
-                          clips_per_epoch=(clips if clips is not None else
-                                           None if args.clips_per_epoch is None
-                                           else int(args.clips_per_epoch)),
-                          workers=args.workers, storage=str(work / "runs"),
-                          name=f"{name}-{model}", cache_dir=str(work / "cache"),
-                          progress=False)
-        t0 = time.perf_counter()
-        trained = train(cfg)
-        train_s += time.perf_counter() - t0
-        print(trained.summary(), flush=True)
-        warnings += trained.warnings()
-        checkpoints.update(trained.checkpoints)
-        selected.update(trained.selected)
-        history.update(trained.history)
+    trained = train_runs(args.model, archive=archives["train"] / "train", work=work, name=name,
+                         clips_per_epoch=args.clips_per_epoch, preset=args.preset,
+                         epochs=args.epochs, lr=args.lr, workers=args.workers,
+                         model_overrides=_overrides(args.override))
+    checkpoints, selected, history = (trained[k] for k in ("checkpoints", "selected", "history"))
+    warnings, train_s = trained["warnings"], trained["seconds"]
     for line in warnings:
         print(line)
 
@@ -177,8 +210,7 @@ def main() -> None:
             for s in (*learned, "diff", "motion")}
     fused = evaluate(store, labels["test"], evals["test"], fusion=chosen, sigma=args.sigma)
     meta = json.loads((archives["test"] / "labels.json").read_text())
-    subtle = sorted({a["kind"] for m in meta["test"] for a in m.get("anomalies", [])
-                     if a.get("subtle")})
+    subtle = subtle_kinds(meta)
     kinds = {s: per_kind_auc(r, meta) for s, r in {**test, "fused": fused}.items()}
 
     best_base = max(test["diff"].micro_auc, test["motion"].micro_auc)

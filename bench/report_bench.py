@@ -2,6 +2,7 @@
 
     nice -n 19 python bench/report_bench.py                 # writes bench/results/report_scale.json
     python bench/report_bench.py --videos 200 --baseline none --out /tmp/r.json
+    python bench/report_bench.py --regions --baseline none   # v2 scores, boxes drawn
 
 The store: N videos of 1,500 frames (60 s at 25 fps), fp and fr scores, one or two dips
 per video (so about 1.5 events each), written through the Store API. Every video's uri is
@@ -41,8 +42,21 @@ RESULTS = HERE / "results" / "report_scale.json"
 OPTS = dict(sigma=2.0, threshold=0.7, min_frames=5, merge_gap=3)
 
 
-def build_store(root: Path, n_videos: int, seed: int = 0) -> Path:
-    """A store with run 'r1' of ``n_videos`` videos, all pointing at one real clip."""
+def region_columns(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Schema v2 region columns for ``n`` frames of a 128x96 clip: a 64x48 tile and a
+    16x16 patch inside it, placed at random per frame (the report draws both)."""
+    tx = rng.integers(0, 65, n).astype(np.int32)
+    ty = rng.integers(0, 49, n).astype(np.int32)
+    px = tx + rng.integers(0, 49, n).astype(np.int32)
+    py = ty + rng.integers(0, 33, n).astype(np.int32)
+    return {"tiles": np.full(n, 6, np.int16), "box_x0": tx, "box_y0": ty, "box_x1": tx + 64,
+            "box_y1": ty + 48, "patch_x0": px, "patch_y0": py, "patch_x1": px + 16,
+            "patch_y1": py + 16}
+
+
+def build_store(root: Path, n_videos: int, seed: int = 0, regions: bool = False) -> Path:
+    """A store with run 'r1' of ``n_videos`` videos, all pointing at one real clip; with
+    ``regions``, in schema v2 with a tile and patch box on every frame."""
     from raystack.scan.probe import probe_archive
     from raystack.store import Store, table_schema
     from raystack.synth import synthesize
@@ -65,10 +79,21 @@ def build_store(root: Path, n_videos: int, seed: int = 0) -> Path:
             "run_id": ["r1"] * len(frames), "video_id": [r["video_id"]] * len(frames),
             "frame": frames, "timestamp_s": frames / FPS, "model": [m] * len(frames),
             "psnr": (psnr + off + rng.normal(0, 0.2, len(frames))).astype(np.float32),
-            "aux": [None] * len(frames)}, schema=table_schema("scores"))
+            "aux": [None] * len(frames)}, schema=table_schema("scores", 1))
             for m, off in (("fp", 0.0), ("fr", 1.0))]
+        if regions:
+            parts = [_with_regions(t, region_columns(t.num_rows, rng)) for t in parts]
         store.write_table("scores", "r1", r["video_id"], pa.concat_tables(parts))
     return root / "store"
+
+
+def _with_regions(t: pa.Table, cols: dict[str, np.ndarray]) -> pa.Table:
+    from raystack.store import table_schema
+
+    schema = table_schema("scores")
+    for name, values in cols.items():
+        t = t.append_column(schema.field(name), pa.array(values, schema.field(name).type))
+    return t
 
 
 def worker(store: str, out: str) -> None:
@@ -129,6 +154,8 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=1000)
     ap.add_argument("--baseline", default="429850c", help="git ref to compare, or 'none'")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--regions", action="store_true",
+                    help="scores in schema v2 with boxes (code before v2 cannot read them)")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -141,11 +168,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="report-bench-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        store = build_store(tmp, args.videos)
+        store = build_store(tmp, args.videos, regions=args.regions)
         doc = {"machine": machine(), "videos": args.videos, "frames_per_video": FRAMES,
                "options": OPTS, "store_build_s": round(time.perf_counter() - t0, 1),
                "command": f"nice -n 19 python bench/report_bench.py --videos {args.videos} "
-                          f"--baseline {args.baseline}"}
+                          f"--baseline {args.baseline}"
+                          + (" --regions" if args.regions else "")}
         sides = {"this_tree": ROOT}
         if args.baseline != "none":
             sides[f"baseline_{args.baseline}"] = export(args.baseline, tmp / "baseline")

@@ -52,7 +52,7 @@ def write_scored_run(root: Path, run_id: str, videos: list[dict],
                 "run_id": [run_id] * len(frames), "video_id": [vid] * len(frames),
                 "frame": frames, "timestamp_s": frames / fps, "model": [stream] * len(frames),
                 "psnr": np.asarray(p, np.float32), "aux": pa.nulls(len(frames), pa.float32())},
-                schema=table_schema("scores")))
+                schema=table_schema("scores", 1)))
     order = sorted(range(len(videos)), key=lambda i: videos[i]["name"])
     labels = root / "frame_labels.npy"
     np.save(labels, np.concatenate([np.asarray(videos[i]["labels"], np.int64) for i in order]))

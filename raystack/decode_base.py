@@ -76,6 +76,14 @@ class VideoReader:
     def close(self) -> None:  # noqa: B027 - readers without handles have nothing to close
         pass
 
+    def resize_to(self, size: tuple[int, int] | None) -> None:
+        """Make later reads return frames of ``size`` (width, height); None: the source's.
+
+        For callers whose size depends on the source's (a tiled scan's working frame),
+        known only once the reader is open.
+        """
+        self.size = _check_size(size)
+
     @property
     def out_shape(self) -> tuple[int, int]:
         """(height, width) of the frames :meth:`read` returns."""

@@ -21,6 +21,8 @@ the process (the scan worker, the CLI, a benchmark).
     out = scorer.score(frames, flows)   # frames (T, H, W, 3), flows (T-1, 2, H, W) in [-1, 1]
     out["fp"].psnr.shape == out["fr"].psnr.shape == (T - scorer.context,)
     out["fp"].aux is None                # M2S2L's streams carry their memory distance here
+    out["fp"].box is None                # (n, 4) worst-patch boxes with region="patch"
+    tiled = scorer.score_tiles(big, big_flows, grid.boxes)  # psnr (n, tiles): a tiled scan
 """
 
 from __future__ import annotations
@@ -156,19 +158,20 @@ class FrameScorer:
         scorer.checkpoints = infos
         return scorer
 
-    def _check_clip(self, frames: np.ndarray, flows: np.ndarray | None) -> None:
-        h, w = self.img_size
+    def _check_clip(self, frames: np.ndarray, flows: np.ndarray | None, what: str,
+                    size: tuple[int, int] | None = None) -> None:
+        h, w = size or self.img_size
         if frames.ndim != 4 or frames.shape[1:] != (h, w, 3):
-            msg = f"FrameScorer.score: frames must be (T, {h}, {w}, 3); got {frames.shape}"
+            msg = f"FrameScorer.{what}: frames must be (T, {h}, {w}, 3); got {frames.shape}"
             raise ValueError(msg)
         if self.needs_flow:
             if flows is None:
-                msg = ("FrameScorer.score: needs flows (T-1, 2, H, W) for the fr stream or the "
-                       "motion baseline (baselines=False scores without)")
+                msg = (f"FrameScorer.{what}: needs flows (T-1, 2, H, W) for the fr stream or "
+                       "the motion baseline (baselines=False scores without)")
                 raise ValueError(msg)
             expected = (max(len(frames) - 1, 0), 2, h, w)
             if flows.shape != expected:
-                msg = f"FrameScorer.score: flows must be {expected}; got {flows.shape}"
+                msg = f"FrameScorer.{what}: flows must be {expected}; got {flows.shape}"
                 raise ValueError(msg)
 
     def score(
@@ -182,15 +185,70 @@ class FrameScorer:
                 i+1; required when ``needs_flow``.
 
         Returns:
-            ``{stream: StreamScores(psnr, aux)}`` in :attr:`streams` order: float32 arrays of
-            length ``max(T - context, 0)``, ``aux`` None for a stream without one.
+            ``{stream: StreamScores(psnr, aux, box)}`` in :attr:`streams` order: float32
+            arrays of length ``max(T - context, 0)``, ``aux`` None for a stream without
+            one; ``box`` int32 (n, 4) worst-patch boxes in the frames' pixels, None for a
+            whole-frame score (``region="frame"``).
         """
         frames = np.asarray(frames, dtype=np.float32)
         flows = None if flows is None else np.asarray(flows, dtype=np.float32)
-        self._check_clip(frames, flows)
-        targets = list(range(self.context, len(frames)))
-        psnr = {s: np.empty(len(targets), dtype=np.float32) for s in self.streams}
+        self._check_clip(frames, flows, "score")
+        h, w = self.img_size
+        out = self._score(frames, flows, np.array([[0, 0, w, h]]), None)
+        return {s: StreamScores(v.psnr[:, 0], None if v.aux is None else v.aux[:, 0],
+                                None if v.box is None else v.box[:, 0])
+                for s, v in out.items()}
+
+    def score_tiles(
+        self, frames: np.ndarray, flows: np.ndarray | None, boxes: np.ndarray,
+        skip: np.ndarray | None = None,
+    ) -> dict[str, StreamScores[np.ndarray]]:
+        """Per-frame scores of every tile of frames ``context .. T-1``, tiles batched together.
+
+        Each tile is cut from the frames (and flows: flow is in pixels of the frame it was
+        computed on, and a tile keeps those pixels, so a tile's flow is in the units of
+        the model's input frame, as in whole-frame scoring) and scored like a frame.
+
+        Args:
+            frames: float32 (T, H, W, 3) in [-1, 1], any size holding the tiles.
+            flows: model-range float32 (T-1, 2, H, W), as for :meth:`score`.
+            boxes: (N, 4) int tile boxes ``(x0, y0, x1, y1)``, each ``img_size`` big.
+            skip: (n, N) bool, True where a tile of a target frame is not scored (its
+                scores are NaN, its box zeros); None scores all.
+
+        Returns:
+            ``{stream: StreamScores(psnr, aux, box)}``: psnr and aux (n, N) float32, box
+            (n, N, 4) int32 worst patches in the tile's pixels (None as for :meth:`score`).
+        """
+        frames = np.asarray(frames, dtype=np.float32)
+        flows = None if flows is None else np.asarray(flows, dtype=np.float32)
+        self._check_clip(frames, flows, "score_tiles", tuple(frames.shape[1:3]))
+        boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+        th, tw = self.img_size
+        fh, fw = frames.shape[1:3]
+        if ((boxes[:, 2] - boxes[:, 0] != tw) | (boxes[:, 3] - boxes[:, 1] != th)
+                | (boxes[:, :2] < 0).any(axis=1) | (boxes[:, 2] > fw) | (boxes[:, 3] > fh)).any():
+            msg = (f"FrameScorer.score_tiles: every box must be {tw}x{th} (the models' size) "
+                   f"inside the {fw}x{fh} frames; got {boxes.tolist()}")
+            raise ValueError(msg)
+        return self._score(frames, flows, boxes, skip)
+
+    def _score(
+        self, frames: np.ndarray, flows: np.ndarray | None, boxes: np.ndarray,
+        skip: np.ndarray | None,
+    ) -> dict[str, StreamScores[np.ndarray]]:
+        """Scores (n, N) of the N tiles ``boxes`` of targets ``context .. T-1``: the
+        (target, tile) pairs not skipped go through the models ``batch_size`` at a time."""
+        targets = np.arange(self.context, len(frames))
+        n, m = len(targets), len(boxes)
+        keep = np.ones((n, m), bool) if skip is None else ~np.asarray(skip, bool)
+        if keep.shape != (n, m):
+            msg = f"FrameScorer.score_tiles: skip must be ({n}, {m}); got {keep.shape}"
+            raise ValueError(msg)
+        pairs = np.argwhere(keep)  # (P, 2) [target row, tile], frame-major
+        psnr = {s: np.full((n, m), np.nan, np.float32) for s in self.streams}
         aux: dict[str, np.ndarray] = {}
+        box: dict[str, np.ndarray] = {}
         clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W)
         flow = torch.from_numpy(np.ascontiguousarray(flows)) if self.needs_flow else None
         autocast = torch.autocast(
@@ -199,26 +257,36 @@ class FrameScorer:
             enabled=self.amp_dtype is not None,
         )
         with torch.inference_mode(), autocast:
-            for start in range(0, len(targets), self.batch_size):
-                idx = targets[start : start + self.batch_size]
-                rows = slice(start, start + len(idx))
+            for start in range(0, len(pairs), self.batch_size):
+                rows, tiles = pairs[start : start + self.batch_size].T
+                idx = [(int(targets[r]), boxes[t]) for r, t in zip(rows, tiles, strict=True)]
                 for model in self._scorers:
                     win, flow_win = self._window(model, idx, clip, flow)
                     for s, scored in model.score_batch(win, flow_win, region=self.region).items():
-                        psnr[s][rows] = scored.psnr.float().cpu().numpy()
+                        psnr[s][rows, tiles] = scored.psnr.float().cpu().numpy()
                         if scored.aux is not None:
-                            aux.setdefault(s, np.full(len(targets), np.nan, np.float32))
-                            aux[s][rows] = scored.aux.float().cpu().numpy()
-        return {s: StreamScores(psnr[s], aux.get(s)) for s in self.streams}
+                            aux.setdefault(s, np.full((n, m), np.nan, np.float32))
+                            aux[s][rows, tiles] = scored.aux.float().cpu().numpy()
+                        if scored.box is not None:
+                            box.setdefault(s, np.zeros((n, m, 4), np.int32))
+                            box[s][rows, tiles] = scored.box.cpu().numpy()
+        return {s: StreamScores(psnr[s], aux.get(s), box.get(s)) for s in self.streams}
 
     def _window(
-        self, model: ScoringModel, idx: list[int], clip: torch.Tensor, flow: torch.Tensor | None
+        self, model: ScoringModel, idx: list[tuple[int, np.ndarray]], clip: torch.Tensor,
+        flow: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``model``'s input for target frames ``idx``, on the device: frames
-        (b, context + 1, 3, H, W) and, when it reads flow, flows (b, context, 2, H, W)."""
+        """``model``'s input for (target frame, tile box) pairs ``idx``, on the device:
+        frames (b, context + 1, 3, h, w) and, when it reads flow, flows (b, context, 2, h, w)."""
         c = model.context
-        frames = torch.stack([clip[i - c : i + 1] for i in idx]).to(self.device, non_blocking=True)
+
+        def cut(x: torch.Tensor, a: int, b: int, box: np.ndarray) -> torch.Tensor:
+            x0, y0, x1, y1 = (int(v) for v in box)
+            return x[a:b, :, y0:y1, x0:x1]
+
+        frames = torch.stack([cut(clip, i - c, i + 1, bx) for i, bx in idx])
+        frames = frames.to(self.device, non_blocking=True)
         if not model.needs_flow:
             return frames, None
-        flows = torch.stack([flow[i - c : i] for i in idx]).to(self.device, non_blocking=True)
-        return frames, flows
+        flows = torch.stack([cut(flow, i - c, i, bx) for i, bx in idx])
+        return frames, flows.to(self.device, non_blocking=True)

@@ -3,7 +3,7 @@
 Shapes: ``psnr(pred, target)`` takes (B, C, H, W) tensors in [-1, 1] and returns (B,)
 PSNR in dB; ``gaussian_smooth`` takes a 1-D array over the frames of one video. Per-video
 normalisation and fusion have one definition, the SQL macros ``normalised()`` and
-``fused()`` (schemas/sql/v1_query.sql), which ``raystack eval`` runs too; smoothing is
+``fused()`` (schemas/sql/v2_query.sql), which ``raystack eval`` runs too; smoothing is
 :func:`gaussian_smooth`, which SQL calls as ``rs_gaussian_smooth``.
 
     psnr(torch.zeros(2, 3, 8, 8), torch.full((2, 3, 8, 8), 0.1))  # -> tensor([26.0206, 26.0206])
@@ -77,6 +77,24 @@ def patch_psnr(pred: torch.Tensor, target: torch.Tensor, patch: int) -> torch.Te
     something unusual covers a few percent of a frame, so whole-frame PSNR dilutes them in
     the sensor noise of everything else; the worst window does not.
     """
+    return worst_patch(pred, target, patch)[0]
+
+
+def worst_patch(
+    pred: torch.Tensor, target: torch.Tensor, patch: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`patch_psnr` and where that worst window lies.
+
+    Args:
+        pred, target: (B, C, H, W) in [-1, 1].
+        patch: window side in pixels (clipped to the frame), stride ``patch // 2``.
+
+    Returns:
+        ``(psnr, box)``: (B,) float32 dB and (B, 4) int64 ``(x0, y0, x1, y1)`` of the
+        worst window in the input's pixels, x1/y1 exclusive. Ties go to the first window in
+        raster order.
+    """
+    import torch
     import torch.nn.functional as F
 
     if pred.shape != target.shape or pred.dim() != 4:
@@ -85,16 +103,29 @@ def patch_psnr(pred: torch.Tensor, target: torch.Tensor, patch: int) -> torch.Te
         raise ValueError(msg)
     err = ((pred.float() - target.float()) * 0.5).pow(2).mean(dim=1, keepdim=True)
     k = min(patch, *err.shape[-2:])
-    mse = F.avg_pool2d(err, k, stride=max(1, k // 2)).flatten(1).amax(dim=1)
-    return 10.0 * (1.0 / mse.clamp_min(MSE_FLOOR)).log10()
+    stride = max(1, k // 2)
+    pooled = F.avg_pool2d(err, k, stride=stride)  # (B, 1, oh, ow)
+    mse, idx = pooled.flatten(1).max(dim=1)
+    ow = pooled.shape[-1]
+    x0, y0 = (idx % ow) * stride, torch.div(idx, ow, rounding_mode="floor") * stride
+    box = torch.stack([x0, y0, x0 + k, y0 + k], dim=1).long()
+    return 10.0 * (1.0 / mse.clamp_min(MSE_FLOOR)).log10(), box
 
 
 def region_psnr(pred: torch.Tensor, target: torch.Tensor, region: str = "frame") -> torch.Tensor:
     """:func:`psnr` (``region="frame"``, the papers' protocol) or :func:`patch_psnr`."""
+    return region_scores(pred, target, region)[0]
+
+
+def region_scores(
+    pred: torch.Tensor, target: torch.Tensor, region: str = "frame"
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`region_psnr` and, for ``region="patch"``, the worst patch's (B, 4) box
+    (:func:`worst_patch`); the box is None for ``"frame"``, which has no location."""
     if region == "frame":
-        return psnr(pred, target)
+        return psnr(pred, target), None
     if region == "patch":
-        return patch_psnr(pred, target, patch_size_for(tuple(pred.shape[-2:])))
+        return worst_patch(pred, target, patch_size_for(tuple(pred.shape[-2:])))
     msg = f"score region {region!r}: choose one of {REGIONS}"
     raise ValueError(msg)
 
@@ -109,6 +140,11 @@ def copy_last_psnr(prev: torch.Tensor, cur: torch.Tensor, region: str = "frame")
     return region_psnr(prev, cur, region)
 
 
+def motion_scores(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`motion_psnr` and its worst patch's (B, 4) box (:func:`worst_patch`)."""
+    return worst_patch(flow.new_zeros(flow.shape), flow, patch_size_for(tuple(flow.shape[-2:])))
+
+
 def motion_psnr(flow: torch.Tensor) -> torch.Tensor:
     """``motion``: the zero-flow PSNR of the worst patch of a model-range flow (B, 2, H, W).
 
@@ -116,4 +152,4 @@ def motion_psnr(flow: torch.Tensor) -> torch.Tensor:
     (normal), like every other stream; it is always the worst patch, as the statistic is
     only useful when a small fast object is not averaged away.
     """
-    return patch_psnr(flow.new_zeros(flow.shape), flow, patch_size_for(tuple(flow.shape[-2:])))
+    return motion_scores(flow)[0]

@@ -64,6 +64,14 @@ def test_baseline_streams_and_regions():
     whole = FrameScorer({"fp": _Oracle(in_frames=2)}).score(frames, flows)
     # The worst 8x8 window sees the 8x8 change undiluted; the whole frame does not.
     assert out["diff"].psnr[2] < whole["diff"].psnr[2] - 15
+    # The scorer carries each worst patch's box: on the new thing, and the moving one.
+    assert out["diff"].box.shape == (4, 4) and out["diff"].box.dtype == np.int32
+    # (8-px windows at stride 4 cannot hold the square at y 10..18 whole: they cover most)
+    x0, y0, x1, y1 = out["diff"].box[2]
+    assert x0 <= 20 and x1 >= 28 and y0 <= 12 and y1 >= 16
+    x0, y0, x1, y1 = out["motion"].box[1]
+    assert x0 <= 40 and x1 >= 48 and y0 <= 40 and y1 >= 48
+    assert whole["diff"].box is None and out["fp"].box.shape == (4, 4)
     big = torch.zeros(1, 2, 64, 64)
     big[..., :16, :16] = 0.5
     assert motion_psnr(big) < motion_psnr(big * 0.5)
@@ -176,3 +184,28 @@ def test_scorer_leaves_the_thread_count_alone_and_refuses_non_contract_models():
         torch.set_num_threads(before)
     with pytest.raises(TypeError, match="does not implement"):
         FrameScorer({"fp": torch.nn.Identity()})
+
+
+def test_score_tiles_scores_each_tile_as_its_own_crop():
+    """Tiles are batched together, yet each scores as the crop of frames and flow it cuts."""
+    rng = np.random.default_rng(3)
+    big = rng.uniform(-1, 1, (7, 96, 160, 3)).astype(np.float32)
+    big_flow = rng.uniform(-1, 1, (6, 2, 96, 160)).astype(np.float32)
+    scorer = FrameScorer({"fp": _Oracle(in_frames=2), "fr": _Oracle(task="fr")},
+                         batch_size=3, region="patch")
+    boxes = np.array([[0, 0, 64, 64], [96, 32, 160, 96], [50, 10, 114, 74]])
+    skip = np.zeros((5, 3), bool)
+    skip[2, 1] = True
+    out = scorer.score_tiles(big, big_flow, boxes, skip)
+    for j, (x0, y0, x1, y1) in enumerate(boxes):
+        one = scorer.score(big[:, y0:y1, x0:x1], big_flow[:, :, y0:y1, x0:x1])
+        rows = ~skip[:, j]
+        for s in scorer.streams:
+            got = out[s].psnr[:, j]
+            np.testing.assert_allclose(got[rows], one[s].psnr[rows], rtol=1e-5)
+            assert np.isnan(got[~rows]).all()
+            np.testing.assert_array_equal(out[s].box[rows, j], one[s].box[rows])
+    with pytest.raises(ValueError, match="64x64"):
+        scorer.score_tiles(big, big_flow, np.array([[0, 0, 70, 64]]))
+    with pytest.raises(ValueError, match="skip"):
+        scorer.score_tiles(big, big_flow, boxes, np.zeros((4, 3), bool))

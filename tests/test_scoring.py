@@ -31,3 +31,34 @@ def test_smoothing_is_scipy_mirror(n):
         scoring.gaussian_smooth(x, 10.0), gaussian_filter1d(x, 10.0, mode="mirror", truncate=4)
     )
     np.testing.assert_array_equal(scoring.gaussian_smooth(x, 0), x)
+
+
+def test_worst_patch_boxes_a_single_bright_square():
+    """A perfect prediction but for one bright square: the worst patch sits on the square."""
+    target = torch.zeros(2, 3, 64, 96)
+    pred = target.clone()
+    pred[0, :, 40:48, 56:64] = 1.0  # sample 0: an 8x8 square at x 56..64, y 40..48
+    pred[1, :, 0:4, 90:96] = 1.0  # sample 1: in the top right corner
+    psnr, box = scoring.worst_patch(pred, target, 16)
+    assert box.shape == (2, 4) and box.dtype == torch.int64
+    for b, (sx0, sy0, sx1, sy1) in enumerate([(56, 40, 64, 48), (90, 0, 96, 4)]):
+        x0, y0, x1, y1 = box[b].tolist()
+        assert (x1 - x0, y1 - y0) == (16, 16)
+        assert x0 <= sx0 and y0 <= sy0 and x1 >= sx1 and y1 >= sy1, (b, box[b])
+        assert 0 <= x0 and x1 <= 96 and 0 <= y0 and y1 <= 64
+    torch.testing.assert_close(psnr, scoring.patch_psnr(pred, target, 16))
+    # region_scores: the patch region carries the box, the whole frame has none.
+    p, b = scoring.region_scores(pred, target, "patch")
+    torch.testing.assert_close(p, scoring.region_psnr(pred, target, "patch"))
+    assert b.shape == (2, 4)
+    p, b = scoring.region_scores(pred, target, "frame")
+    assert b is None
+    torch.testing.assert_close(p, scoring.psnr(pred, target))
+
+
+def test_motion_box_finds_the_moving_patch():
+    flow = torch.zeros(1, 2, 64, 64)
+    flow[..., 24:32, 8:16] = 0.9
+    _, box = scoring.motion_scores(flow)
+    x0, y0, x1, y1 = box[0].tolist()
+    assert x0 <= 8 and x1 >= 16 and y0 <= 24 and y1 >= 32

@@ -83,6 +83,12 @@ def events_cmd(
     fusion: str = typer.Option(EVENTS.fusion, help=FUSION_HELP),
     sigma: float = typer.Option(None, show_default=f"{EVENTS.sigma:g}",
                                 help="Gaussian smoothing in frames (0: none)."),
+    roi: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        None, "--roi", metavar="X0,Y0,X1,Y1",
+        help="Only frames pointing inside this box (source-frame pixels); repeat for more."),
+    exclude: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
+        None, "--exclude", metavar="X0,Y0,X1,Y1",
+        help="Ignore frames pointing inside this box, e.g. a busy road; repeatable."),
     fmt: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
     out: str = typer.Option(None, "--out", "-o", callback=abs_path,
         help="Write the events to this file."),
@@ -90,16 +96,23 @@ def events_cmd(
     """List anomaly events: runs of frames whose fused score is above the threshold.
 
     The defaults are those of the SQL events() macro (raystack report uses the same).
+    Each event names its peak frame and where in the frame it points (box_*: the worst
+    tile, patch_*: the worst patch; empty for stores scanned before schema v2). --roi and
+    --exclude test a frame by its patch's centre, else its tile's; frames scored whole,
+    without a location, are always kept.
 
     Example: raystack events /tmp/store --run-id night1 --threshold 0.7 --min-frames 10
-    --merge-gap 5 --fusion weighted:0.5
+    --merge-gap 5 --fusion weighted:0.5 --roi 800,200,1100,700 --exclude 0,600,1920,1080
     """
     from raystack.query import find_events
+    from raystack.query.regions import parse_box
 
     try:
+        rois = [parse_box(b, "roi") for b in roi] if roi else None
+        excluded = [parse_box(b, "exclude") for b in exclude] if exclude else None
         table = find_events(store, run_id=run_id, threshold=threshold, adaptive_k=adaptive_k,
                             calibrated=calibrated, min_frames=min_frames, merge_gap=merge_gap,
-                            fusion=fusion, sigma=sigma)
+                            fusion=fusion, sigma=sigma, roi=rois, exclude=excluded)
         emit(table, fmt, out)
     except query_errors() as e:
         raise fail(e) from e

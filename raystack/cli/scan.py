@@ -39,6 +39,16 @@ def scan_cmd(
     score_region: str = typer.Option(
         None, "--score-region", show_default=_d("score_region"),
         help="frame: PSNR of the whole frame (the papers'); patch: its worst patch."),
+    tiles: bool = typer.Option(
+        None, "--tiles/--no-tiles", show_default="no-tiles",
+        help="Score overlapping tiles of a downscaled frame (worst tile per frame, with its "
+             "box) instead of the whole frame resized to the model (the papers' protocol)."),
+    tile_scale: float = typer.Option(
+        None, "--tile-scale", show_default="0: auto, a 360-px-tall working frame",
+        help="Downscale factor of the frame the tiles cover (2: 1920x1080 -> 960x540)."),
+    tile_overlap: float = typer.Option(None, "--tile-overlap",
+                                       show_default=_d("tile_overlap"),
+                                       help="Fraction of a tile side neighbouring tiles share."),
     dry_run: bool = typer.Option(None, "--dry-run/--no-dry-run", show_default="no-dry-run",
                                  help="List, probe and plan only."),
     address: str = typer.Option(None, show_default="RAY_ADDRESS, else a private local Ray",
@@ -68,7 +78,7 @@ def scan_cmd(
             store=store, run_id=run_id, workers=workers, cpus_per_worker=cpus_per_worker,
             gpus_per_worker=gpus_per_worker, segment_frames=segment_frames, flow=flow,
             limit=limit, dry_run=dry_run, address=address, score_region=score_region,
-            progress=progress,
+            tiles=tiles, tile_scale=tile_scale, tile_overlap=tile_overlap, progress=progress,
         )
         result = scan(cfg)
     except (RaystackError, ValueError, OSError) as e:

@@ -36,6 +36,14 @@ def train_cmd(
                              help="Run name; the same name resumes the run."),
     export_dir: str = typer.Option(None, callback=abs_path, show_default="STORAGE/NAME",
                                    help="Where fp.pt / fr.pt go."),
+    tiles: bool = typer.Option(
+        None, "--tiles/--no-tiles", show_default="no-tiles",
+        help="Train on img_size crops of frames downscaled by --tile-scale, as a tiled "
+             "scan scores (--tiles), or on whole frames resized to img_size."),
+    tile_scale: float = typer.Option(
+        None, show_default=_d("tile_scale"),
+        help="With --tiles: downscale of the source before cropping, as the scan's "
+             "(0: automatic, 360-px working height; 2: 1920x1080 -> 960x540)."),
     cache_dir: str = typer.Option(None, callback=abs_path, show_default="in memory",
                                   help="Cache of decoded frames and flows (npy)."),
     address: str = typer.Option(None, show_default="RAY_ADDRESS, else a private Ray",
@@ -67,7 +75,7 @@ def train_cmd(
             config, archive=archive, model=model, preset=preset, epochs=epochs,
             batch_size=batch_size, clips_per_epoch=clips_per_epoch, workers=workers,
             storage=storage, name=name, export_dir=export_dir, cache_dir=cache_dir,
-            address=address, progress=progress,
+            address=address, progress=progress, tiles=tiles, tile_scale=tile_scale,
         ))
     except (RaystackError, ValueError, OSError) as e:
         raise fail(e) from e

@@ -29,8 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from raystack.eval.boxes import localise_run
 from raystack.eval.frames import group_psnr, select_frames, sql_scores
 from raystack.eval.labels import labels_for_videos, run_videos
+from raystack.eval.localisation import summary_line
 from raystack.eval.metrics import macro_auc, micro_auc, oracle_choice, video_auc
 from raystack.query.fusion import Fusion, resolve_fusion
 
@@ -59,6 +61,9 @@ class EvalResult:
     # Micro AUC of each trivial stream (diff, motion) the run has, on the SAME frames and
     # under the same protocol: what the fusion must beat to be worth its cost.
     baselines: dict[str, float] = field(default_factory=dict)
+    # Localisation of the labelled events (eval/localisation.py) when the labels carry
+    # boxes: {"available": False, "reason"} when the run has none; None: labels without boxes.
+    localisation: dict[str, Any] | None = None
 
     def summary(self) -> str:
         lines = [f"WARNING: {self.warning}"] if self.warning else []
@@ -69,6 +74,9 @@ class EvalResult:
         if self.baselines:
             lines.append("  trivial baselines on the same frames: " + ", ".join(
                 f"{k} {v:.4f}" for k, v in self.baselines.items()))
+        loc = summary_line(self.localisation)
+        if loc:
+            lines.append(loc)
         if self.unscored_videos:
             lines.append(f"{len(self.unscored_videos)} labelled videos have no scores and are "
                          f"left out: {', '.join(self.unscored_videos[:5])}"
@@ -138,6 +146,8 @@ def evaluate(
         # Micro AUC of each trivial stream on the SAME frames: what the fusion must beat.
         baselines = {b: micro_auc(scores(Fusion("stream", (b,))), lab_list)
                      for b in sel.baselines}
+        localisation = localise_run(st, run_id, labels, sel, fused,
+                                    lambda s: scores(Fusion("stream", (s,))), streams)
     finally:
         con.close()
 
@@ -159,7 +169,7 @@ def evaluate(
                   "labels": str(labels), "fusion_requested": fusion,
                   "score": "1 - minmax(psnr), gaussian_filter1d mirror truncate 4"},
         per_video=per_video, warning=ORACLE_WARNING if oracle else None,
-        unscored_videos=sel.unscored, baselines=baselines)
+        unscored_videos=sel.unscored, baselines=baselines, localisation=localisation)
     if out_dir is not None:
         result.files = _write_outputs(result, Path(out_dir), fused, lab_list, vids,
                                       frames_by_video, threshold)

@@ -114,7 +114,7 @@ def from_mask_folder(folder: Path, videos: list[dict[str, Any]]) -> dict[str, np
     return out
 
 
-def _matches(entry: str, relpath: str) -> bool:
+def same_video(entry: str, relpath: str) -> bool:
     """The synth path ``test/test_001.mp4`` is the run's ``test_001.mp4`` when the scan was
     pointed at ``ARCHIVE/test``, or ``x/test/test_001.mp4`` when pointed above the archive."""
     return entry == relpath or entry.endswith("/" + relpath) or relpath.endswith("/" + entry)
@@ -129,7 +129,7 @@ def from_synth_json(
     entries += [(e["video"], []) for e in doc.get("train", [])]
     out = {}
     for v in _ordered(videos):
-        hits = [ranges for name, ranges in entries if _matches(name, v["relpath"])]
+        hits = [ranges for name, ranges in entries if same_video(name, v["relpath"])]
         if len(hits) != 1:
             known = ", ".join(name for name, _ in entries)
             msg = (f"{source}: {'no' if not hits else 'several'} labelled video(s) match "
@@ -147,7 +147,7 @@ def from_synth_json(
     return out
 
 
-def _load_json(path: Path) -> dict:
+def load_synth_json(path: Path) -> dict:
     import json
 
     try:
@@ -175,7 +175,7 @@ def labels_for_videos(path: str | Path, videos: list[dict[str, Any]]) -> dict[st
     if path.suffix == ".npy":
         return from_flat(np.load(path, allow_pickle=False), videos, source=str(path))
     if path.suffix == ".json":
-        return from_synth_json(_load_json(path), videos, source=str(path))
+        return from_synth_json(load_synth_json(path), videos, source=str(path))
     msg = (f"{path}: unknown label format (expected a .npy, a .mat, a test_frame_mask folder "
            "or raystack synth's labels.json)")
     raise LabelError(msg)

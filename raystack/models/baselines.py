@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from raystack.models.contract import ScoringModel, StreamScores
-from raystack.scoring import BASELINE_STREAMS, copy_last_psnr, motion_psnr
+from raystack.scoring import BASELINE_STREAMS, motion_scores, region_scores
 
 
 class Baselines(nn.Module, ScoringModel):
@@ -33,9 +33,12 @@ class Baselines(nn.Module, ScoringModel):
     def score_batch(
         self, frames: torch.Tensor, flows: torch.Tensor | None = None, *, region: str = "frame"
     ) -> dict[str, StreamScores[torch.Tensor]]:
-        """``diff`` in ``region``; ``motion`` always over the worst patch (see scoring.py)."""
+        """``diff`` in ``region``; ``motion`` always over the worst patch (see scoring.py),
+        so it always carries the worst patch's box."""
         self.check_window(frames, flows)
         with torch.autocast(device_type=frames.device.type, enabled=False):
-            diff = copy_last_psnr(frames[:, -2].float(), frames[:, -1].float(), region)
-            motion = motion_psnr(flows[:, -1].float())
-        return {"diff": StreamScores(diff), "motion": StreamScores(motion)}
+            # diff is copy_last_psnr, with the box of its worst patch
+            diff, diff_box = region_scores(frames[:, -2].float(), frames[:, -1].float(), region)
+            motion, motion_box = motion_scores(flows[:, -1].float())
+        return {"diff": StreamScores(diff, box=diff_box),
+                "motion": StreamScores(motion, box=motion_box)}

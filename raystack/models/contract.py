@@ -14,7 +14,8 @@ Shapes, for a batch of B target frames, each with the ``context`` frames before 
 - ``flows``: (B, context, 2, H, W) model-range flow at ``raystack.flow.FLOW_SCALE`` px per
   unit; ``flows[:, k]`` goes from ``frames[:, k]`` to ``frames[:, k + 1]``, so
   ``flows[:, -1]`` is the flow into the target. None unless ``needs_flow``.
-- ``score_batch`` returns ``{stream: StreamScores(psnr (B,), aux (B,) or None)}``.
+- ``score_batch`` returns ``{stream: StreamScores(psnr (B,), aux (B,) or None, box (B, 4)
+  or None)}``; ``box`` is the worst patch under ``region="patch"``.
 
     scores = model.score_batch(frames, flows, region="frame")
     scores["fp"].psnr.shape == (B,)
@@ -41,10 +42,15 @@ class StreamScores(Generic[A]):
         psnr: (B,) float32 PSNR in dB; high means normal.
         aux: (B,) float32 second score of the same frames (M²S²L: the memory distance, NaN
             where no bank is read), or None for a stream that has none.
+        box: (B, 4) int ``(x0, y0, x1, y1)`` of the worst patch of the error map in the
+            input's pixels (x1/y1 exclusive), when the score is a worst-patch score
+            (``region="patch"``, and the ``motion`` baseline always); None for a
+            whole-frame score, which has no location.
     """
 
     psnr: A
     aux: A | None = None
+    box: A | None = None
 
 
 class ScoringModel(abc.ABC):

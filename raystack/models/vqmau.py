@@ -43,7 +43,7 @@ from raystack.models.losses import task_loss, trivial_prediction
 from raystack.models.nvss import NVSSBlock
 from raystack.models.patches import FinalProjection, PatchEmbed, PatchExpand, PatchMerging
 from raystack.models.vq import VectorQuantizer
-from raystack.scoring import region_psnr
+from raystack.scoring import region_scores
 
 TASKS = ("fp", "fr")
 
@@ -320,7 +320,8 @@ class VQMaU(nn.Module, TrainableModel):
             x = target = rescale_flow(flows[:, -1], c.flow_scale)  # in this model's flow scale
         pred = self(x).pred
         with torch.autocast(device_type=pred.device.type, enabled=False):
-            return {c.task: StreamScores(region_psnr(pred.float(), target.float(), region))}
+            score, box = region_scores(pred.float(), target.float(), region)
+        return {c.task: StreamScores(score, box=box)}
 
     def loss(
         self, output: VQMaUOutput, batch: dict[str, torch.Tensor]

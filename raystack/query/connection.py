@@ -21,7 +21,7 @@ out of the store and files that are not Parquet are skipped with a warning. Stat
 after a timeout, DuckDB's memory is capped (:class:`~raystack.query.limits.QueryLimits`),
 and Ctrl-C cancels the running statement (:mod:`raystack.query.cancel`).
 
-The views and macros themselves live in ``schemas/sql/v1_query.sql``.
+The views and macros themselves live in ``schemas/sql/v2_views.sql`` and ``v2_query.sql``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import pyarrow as pa
 from raystack.errors import RaystackError
 from raystack.query.limits import QueryLimits
 from raystack.query.threshold_files import THRESHOLDS_DIR, THRESHOLDS_SCHEMA, load_thresholds
-from raystack.store.schema import ADDED_COLUMNS, table_schema
+from raystack.store.schema import QUERY_SQL_FILES, fill_added_columns, table_schema
 
 __all__ = [
     "THRESHOLDS_DIR",
@@ -50,7 +50,6 @@ __all__ = [
     "run_sql",
 ]
 
-SQL_NAME = "v1_query"
 RAW_TABLES = ("scores", "videos", "manifest")
 SCANS = ("parquet", "arrow")
 # Read as dictionaries on the Arrow route: DuckDB then gets each string once per batch.
@@ -66,8 +65,6 @@ _DICT_COLUMNS = (
     "worker",
     "run",
 )
-# The run is the hive folder a file lies in (videos rows carry it only there).
-_RAW_PROJECTION = r"* EXCLUDE (filename), regexp_extract(filename, '/run=([^/]+)/[^/]*$', 1) AS run"
 
 
 class QueryError(RaystackError):
@@ -189,6 +186,7 @@ def connect_scores(scores: pa.Table) -> Any:
     run_ids = sorted(set(scores["run_id"].to_pylist())) if scores.num_rows else []
     empty = {t: table_schema(t).append(pa.field("run", pa.string())).empty_table()
              for t in ("videos", "manifest")}
+    scores = fill_added_columns("scores", scores, None)  # rows of a v1 store: no regions
     con.register("_raw_scores", scores.append_column("run", scores["run_id"]))
     con.register("_raw_videos", empty["videos"])
     con.register("_raw_manifest", empty["manifest"])
@@ -202,18 +200,21 @@ def connect_scores(scores: pa.Table) -> Any:
 
 
 def _install_query_layer(con: Any) -> None:
-    """``store_runs()``, the UDFs and ``schemas/sql/v1_query.sql`` over registered raw tables."""
+    """``store_runs()``, the UDFs and ``schemas/sql/v2_{views,query}.sql`` over registered raw
+    tables."""
     from raystack.query.udf import register_udfs
     from raystack.store.schema import sql_text
 
     runs = con.execute("SELECT run_id FROM _raw_runs ORDER BY run_id").fetchall()
     con.execute(f"CREATE OR REPLACE MACRO store_runs() AS {_varchar_list(r for (r,) in runs)}")
     register_udfs(con)
-    con.execute(sql_text(SQL_NAME))
+    for name in QUERY_SQL_FILES:
+        con.execute(sql_text(name))
 
 
 def _register_raw_tables(con: Any, st: Any, scan: str, read_only: bool) -> list[str]:
     """Register ``_raw_<table>`` and ``_raw_thresholds``; the paths DuckDB itself must open."""
+    from raystack.query.parquet_views import parquet_view, scores_view
     from raystack.query.storefs import StoreFileSystem, store_url
     from raystack.query.threshold_files import threshold_paths
     from raystack.query.vetting import vet_files
@@ -239,12 +240,8 @@ def _register_raw_tables(con: Any, st: Any, scan: str, read_only: bool) -> list[
     for table, files in vetted.items():
         if scan == "parquet" and files:
             paths = [store_url(rel) if read_only else v.real for rel, v in files.items()]
-            # union_by_name: files written before a column was added (videos.run_id,
-            # content_id) read with that column null. Only there: on scores it made the
-            # events query 2x slower.
-            rel = con.read_parquet(paths, filename=True,
-                                   union_by_name=table in ADDED_COLUMNS)
-            rel = rel.project(_RAW_PROJECTION + _missing_columns(table, rel.columns))
+            rel = (scores_view(con, st.uri, files, paths) if table == "scores"
+                   else parquet_view(con, table, paths))
             rel.create_view(f"_raw_{table}")
             readable += paths
         else:
@@ -257,15 +254,6 @@ def _varchar_list(items: Any) -> str:
     """A SQL literal ``['a', 'b']`` (typed, so an empty store gives an empty VARCHAR[])."""
     quoted = ", ".join("'" + str(x).replace("'", "''") + "'" for x in items)
     return f"CAST([{quoted}] AS VARCHAR[])"
-
-
-def _missing_columns(table: str, have: list[str]) -> str:
-    """``, NULL::TYPE AS name`` for each schema column no file of ``table`` has."""
-
-    types = {"string": "VARCHAR"}
-    missing = [f for f in table_schema(table) if f.name not in have]
-    return "".join(f", CAST(NULL AS {types.get(str(f.type), 'VARCHAR')}) AS {f.name}"
-                   for f in missing if str(f.type) in types)
 
 
 def _runs_table(files: dict[str, list[str]]) -> pa.Table:

@@ -1,6 +1,6 @@
 """The one set of event defaults: the argument defaults of the SQL ``events()`` macro.
 
-``schemas/sql/v1_query.sql`` declares them once; ``raystack events``, ``raystack report``,
+``schemas/sql/v2_query.sql`` declares them once; ``raystack events``, ``raystack report``,
 :func:`raystack.query.find_events` and their ``--help`` read them from there, so SQL, CLI
 and report find the same events on the same store.
 
@@ -22,6 +22,8 @@ class EventsDefaults:
     fusion: str  # 'auto': the run's only stream, or weighted alpha of its known pair
     alpha: float  # weight of the first stream in weighted fusion
     sigma: float  # Gaussian smoothing in frames (0: none)
+    roi: list | None  # boxes [[x0, y0, x1, y1], ...] frames must point into (None: anywhere)
+    exclude: list | None  # boxes frames must not point into (None: none)
 
 
 def macro_defaults(sql: str, macro: str) -> dict[str, object]:
@@ -38,12 +40,13 @@ def macro_defaults(sql: str, macro: str) -> dict[str, object]:
 
 
 def _load() -> EventsDefaults:
-    from raystack.store.schema import sql_text
+    from raystack.store.schema import QUERY_SQL, sql_text
 
-    d = macro_defaults(sql_text("v1_query"), "events")
+    d = macro_defaults(sql_text(QUERY_SQL), "events")
     return EventsDefaults(threshold=float(d["threshold"]), min_frames=int(d["min_frames"]),
                           merge_gap=int(d["merge_gap"]), fusion=str(d["fusion"]),
-                          alpha=float(d["alpha"]), sigma=float(d["sigma"]))
+                          alpha=float(d["alpha"]), sigma=float(d["sigma"]),
+                          roi=d["roi"], exclude=d["exclude"])
 
 
 EVENTS = _load()

@@ -1,17 +1,21 @@
 """Events of a store from Python: the SQL ``events()`` macro with the arguments resolved.
 
-    table = find_events("/data/store", run_id="r1", threshold=0.7, min_frames=10)
+    table = find_events("/data/store", run_id="r1", threshold=0.7, min_frames=10,
+                        roi=[[0, 0, 960, 540]])
     # pa.Table: run_id, video_id, fusion, event_id, start_frame, end_frame, start_s, end_s,
-    #           frames, flagged_frames, peak_score, mean_score, threshold
+    #           frames, flagged_frames, peak_score, mean_score, threshold, peak_frame,
+    #           box_x0, box_y0, box_x1, box_y1, patch_x0, patch_y0, patch_x1, patch_y1
 
 It checks what SQL cannot say well: that the fusion's streams exist in the run ("auto"
 picks one, see :func:`raystack.query.fusion.resolve_fusion`), that exactly one kind of
-threshold is given, and, for a calibrated threshold, it takes the fusion and smoothing the
+threshold is given, that regions of interest are boxes (:mod:`raystack.query.regions`),
+and, for a calibrated threshold, it takes the fusion and smoothing the
 threshold was calibrated with unless told otherwise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -19,11 +23,12 @@ import pyarrow as pa
 from raystack.query.connection import QueryError, connect, run_sql
 from raystack.query.defaults import EVENTS
 from raystack.query.fusion import parse_fusion, resolve_fusion
+from raystack.query.regions import check_boxes
 from raystack.query.thresholds import load_threshold, run_streams
 
 EVENTS_QUERY = (
     "SELECT * FROM events(threshold := ?, min_frames := ?, merge_gap := ?, adaptive_k := ?, "
-    "threshold_name := ?, fusion := ?, alpha := ?, streams := ?, sigma := ?, run := ?)"
+    "threshold_name := ?, fusion := ?, alpha := ?, streams := ?, sigma := ?, run := ?{regions})"
 )
 
 
@@ -46,6 +51,8 @@ def find_events(
     merge_gap: int | None = None,
     fusion: str | None = None,
     sigma: float | None = None,
+    roi: Sequence[Sequence[float]] | None = None,
+    exclude: Sequence[Sequence[float]] | None = None,
 ) -> pa.Table:
     """Events over flagged frames, as the SQL ``events()`` macro computes them.
 
@@ -61,9 +68,13 @@ def find_events(
         merge_gap: merge events separated by at most this many frames.
         fusion: stream name, ``weighted[:ALPHA[:A,B]]``, ``max[:A,...]`` or None/"auto".
         sigma: Gaussian smoothing sigma (0: none); default 10, or the calibrated one.
+        roi: boxes ``[[x0, y0, x1, y1], ...]`` in source-frame pixels: only frames pointing
+            inside one count (frames without a location in the frame always count).
+        exclude: boxes whose frames never count (a busy road).
 
     Raises:
-        QueryError: conflicting threshold options or a calibration that does not match.
+        QueryError: conflicting threshold options, a calibration that does not match, a
+            malformed roi or exclude.
         FusionError: the fusion does not fit the run's streams.
     """
     given = [k for k, v in (("threshold", threshold), ("adaptive_k", adaptive_k),
@@ -74,6 +85,8 @@ def find_events(
     min_frames = EVENTS.min_frames if min_frames is None else min_frames
     merge_gap = EVENTS.merge_gap if merge_gap is None else merge_gap
     check_threshold(threshold)
+    roi = check_boxes(EVENTS.roi if roi is None else roi, "roi")
+    exclude = check_boxes(EVENTS.exclude if exclude is None else exclude, "exclude")
     if min_frames < 1 or merge_gap < 0:
         msg = f"min_frames must be >= 1 and merge_gap >= 0, got {min_frames} and {merge_gap}"
         raise QueryError(msg)
@@ -102,7 +115,11 @@ def find_events(
             EVENTS.sigma if sigma is None else float(sigma),
             run_id,
         ]
-        return run_sql(con, EVENTS_QUERY, params)
+        # Named only when given: a constant NULL lets DuckDB fold the filter away.
+        regions = [(name, boxes) for name, boxes in (("roi", roi), ("exclude", exclude))
+                   if boxes is not None]
+        query = EVENTS_QUERY.format(regions="".join(f", {n} := ?" for n, _ in regions))
+        return run_sql(con, query, params + [boxes for _, boxes in regions])
     finally:
         if own:
             con.close()

@@ -10,9 +10,13 @@ of inline script): copy or zip it and it opens anywhere, with no network. One pa
 video keeps the report usable at thousands of videos (bench/report_bench.py).
 
 Thumbnails are the peak frames of the ``max_thumbnails`` strongest events, read back from
-the source videos. A source that cannot be read (a moved archive) gets a placeholder; the
-report lists it in its warnings and :attr:`Report.missing_sources` names it, so the
-command can warn and exit 1 (docs/report.md).
+the source videos, with the peak frame's box drawn on (where the store has boxes, schema
+v2); under each of those events on its video page a strip of ``strip_frames`` frames
+evenly over the event, each with its own box, lazy-loaded (``thumbs/strip/``).
+
+A source that cannot be read (a moved archive) gets a placeholder; the report lists it in
+its warnings and :attr:`Report.missing_sources` names it, so the command can warn and
+exit 1 (docs/report.md).
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from raystack.report.boxes import frame_marks
 from raystack.report.collect import ReportOptions, collect
 from raystack.report.pages import Layout, index_page, video_page
-from raystack.report.thumbs import frame_thumbnail
+from raystack.report.thumbs import Shot, frame_thumbnails
 
 __all__ = ["Report", "ReportOptions", "build_report", "collect", "write_report"]
+
+THUMB_WIDTH, STRIP_WIDTH = 192, 120  # pixels: the peak frame, each frame of a strip
 
 
 @dataclass
@@ -45,30 +52,40 @@ class Report:
         return not self.missing_sources
 
 
-def _peak_frame(curve: dict, start: int, end: int) -> int:
-    f, s = curve["frames"], curve["scores"]
-    sel = (f >= start) & (f <= end)
-    return int(f[sel][np.argmax(s[sel])]) if sel.any() else int(start)
-
-
 def _thumbnails(data: dict, opts: ReportOptions, out: Path, layout: Layout) -> None:
-    """Decode the strongest events' peak frames into ``out/thumbs``; note unreadable sources
-    (each tried once: a moved archive must not cost a failed open per event)."""
+    """Decode the strongest events' peak frames and strips into ``out/thumbs``, boxes drawn
+    on; note unreadable sources (each tried once: a moved archive must not cost a failed
+    open per event)."""
     thumbs = out / "thumbs"
-    thumbs.mkdir(exist_ok=True)
+    (thumbs / "strip").mkdir(parents=True, exist_ok=True)
+    regions = data.get("regions", {})
     for e in data["events"][: opts.max_thumbnails]:
-        video = data["videos"].get(e["video_id"], {})
+        vid = e["video_id"]
+        video = data["videos"].get(vid, {})
         uri = video.get("uri")
         if not uri or uri in layout.missing:
             continue
-        peak = _peak_frame(data["curves"][e["video_id"]], e["start_frame"], e["end_frame"])
-        jpeg, why = frame_thumbnail(uri, peak)
-        if jpeg is None:
+
+        def shot(frame: int, width: int, vid: str = vid, video: dict = video) -> Shot:
+            marks = frame_marks(regions.get((vid, int(frame))), video.get("width"),
+                                video.get("height"))
+            return Shot(int(frame), width, marks)
+
+        shots = [shot(e["peak_frame"], THUMB_WIDTH), *(shot(f, STRIP_WIDTH) for f in e["strip"])]
+        shots, why = frame_thumbnails(uri, shots)
+        if not shots:
             layout.missing[uri] = why or "unreadable"
             continue
-        name = f"thumbs/{layout.pages[e['video_id']].split('/')[-1][:-5]}-e{e['event_id']}.jpg"
-        (out / name).write_bytes(jpeg)
-        layout.thumbs[(e["video_id"], e["event_id"])] = name
+        stem = f"thumbs/{layout.pages[vid].split('/')[-1][:-5]}-e{e['event_id']}"
+        key = (vid, e["event_id"])
+        (out / f"{stem}.jpg").write_bytes(shots[0].jpeg)
+        layout.thumbs[key] = f"{stem}.jpg"
+        layout.drawn[key] = set().union(*(s.drawn for s in shots))
+        layout.strips[key] = []
+        for s in shots[1:]:
+            name = f"thumbs/strip/{stem[7:]}-f{s.frame}.jpg"
+            (out / name).write_bytes(s.jpeg)
+            layout.strips[key].append((name, s.frame))
     if layout.missing:
         layout.warnings.append(
             f"{len(layout.missing)} source video(s) could not be read, so their events show "

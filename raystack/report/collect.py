@@ -4,7 +4,9 @@
     data["events"], data["curves"]["cam01-1a2b3c4d"]["scores"], data["videos"][...]["start"]
 
 Events come from the ``events()`` macro and curves from ``fused()``, with the options the
-caller gives (the report changes no default of its own here).
+caller gives (the report changes no default of its own here). The ``max_thumbnails``
+strongest events also get their peak frame, the frames of their strip and those frames'
+boxes (``data["regions"]``, :mod:`raystack.report.regions`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 
 from raystack.query.defaults import EVENTS
 from raystack.query.fusion import order_streams, resolve_fusion
+from raystack.report.boxes import REGION_COLUMNS
+from raystack.report.regions import frame_regions, peak_frame, strip_frames
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class ReportOptions:
     min_frames: int = EVENTS.min_frames  # events shorter than this are dropped
     merge_gap: int = EVENTS.merge_gap  # events separated by at most this many frames are merged
     max_thumbnails: int = 60  # thumbnails are decoded from the source: cap the cost
+    strip_frames: int = 8  # frames shown under each of those events (0: no strips)
 
 
 def video_start(video: dict) -> dt.datetime | None:
@@ -80,13 +85,16 @@ def collect(store: Any, run_id: str, opts: ReportOptions) -> dict:
         "ORDER BY peak_score DESC, video_id, event_id",
         [*thr_args, opts.min_frames, opts.merge_gap, *args.values()])
     videos = {r["video_id"]: r for r in q(
-        "SELECT video_id, uri, relpath, frames, fps, duration_s, mtime FROM videos "
+        "SELECT video_id, uri, relpath, frames, fps, width, height, duration_s, mtime "
+        "FROM videos "
         "WHERE run_id = ?", [run_id])}
     # The latest attempt of each unit (the scan's own rule): a unit that failed once and
     # then succeeded is done.
     latest = latest_rows(con.sql("SELECT unit_id, attempt, finished_at, status, rows, uri, error "
                                  "FROM manifest WHERE run_id = ?", params=[run_id])
                          .to_arrow_table())
+    by_video = _curves(curves)
+    regions = _event_frames(con, run_id, list(fz.streams), events, by_video, opts)
     con.close()
     per_status = latest.group_by("status").aggregate([("unit_id", "count"), ("rows", "sum")])
     units = [{"status": r["status"], "units": r["unit_id_count"], "rows": r["rows_sum"]}
@@ -99,6 +107,16 @@ def collect(store: Any, run_id: str, opts: ReportOptions) -> dict:
         run_info = st.read_run_json(run_id)
     except (OSError, ValueError, KeyError):
         run_info = {}
+    for v in videos.values():
+        v["start"] = video_start(v)
+    return dict(run_id=run_id, store=st.uri, streams=streams, fusion=args["fusion"],
+                fusion_alpha=fz.alpha, fusion_streams=list(fz.streams), threshold=threshold,
+                curves=by_video, events=events, videos=videos, units=units, failures=failures,
+                run_info=run_info, regions=regions)
+
+
+def _curves(curves: Any) -> dict[str, dict]:
+    """video_id -> {"frames": (N,) int, "scores": (N,) float} from fused() rows in order."""
     by_video: dict[str, dict] = {}
     vid = curves.column("video_id").to_numpy(zero_copy_only=False)
     frames = curves.column("frame").to_numpy()
@@ -106,9 +124,24 @@ def collect(store: Any, run_id: str, opts: ReportOptions) -> dict:
     bounds = np.flatnonzero(np.r_[True, vid[1:] != vid[:-1], True]) if len(vid) else []
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         by_video[str(vid[a])] = {"frames": frames[a:b], "scores": scores[a:b]}
-    for v in videos.values():
-        v["start"] = video_start(v)
-    return dict(run_id=run_id, store=st.uri, streams=streams, fusion=args["fusion"],
-                fusion_alpha=fz.alpha, fusion_streams=list(fz.streams), threshold=threshold,
-                curves=by_video, events=events, videos=videos, units=units, failures=failures,
-                run_info=run_info)
+    return by_video
+
+
+def _event_frames(con: Any, run_id: str, streams: list[str], events: list[dict],
+                  curves: dict[str, dict], opts: ReportOptions) -> dict[tuple[str, int], dict]:
+    """Set ``peak_frame`` and ``strip`` (frames) on the strongest events; their regions.
+
+    The events() row's own peak frame and box win where the store has them (schema v2
+    SQL), so the thumbnail shows what SQL reports; otherwise the curve's maximum."""
+    wanted = []
+    for e in events[: opts.max_thumbnails]:
+        if e.get("peak_frame") is None:
+            e["peak_frame"] = peak_frame(curves.get(e["video_id"]), e["start_frame"],
+                                         e["end_frame"])
+        e["strip"] = strip_frames(e["start_frame"], e["end_frame"], opts.strip_frames)
+        wanted += [(e["video_id"], f) for f in {e["peak_frame"], *e["strip"]}]
+    regions = frame_regions(con, run_id, streams, sorted(set(wanted)))
+    for e in events[: opts.max_thumbnails]:
+        if all(c in e for c in REGION_COLUMNS):
+            regions[(e["video_id"], int(e["peak_frame"]))] = {c: e[c] for c in REGION_COLUMNS}
+    return regions

@@ -30,6 +30,10 @@ th[data-dir=desc]::after{content:" \\25BC"}
 .sw{display:inline-block;width:12px;height:10px;margin-right:4px;vertical-align:middle}
 .warn{color:#b71c1c}
 img.thumb{display:block;border:1px solid #ccc}
+.strip{display:flex;flex-wrap:wrap;gap:4px}
+.strip figure{margin:0;font-size:11px;color:#555;text-align:center}
+.strip img{display:block;width:120px;border:1px solid #ccc}
+p.boxes{font-size:12px;color:#444}
 .missing{display:flex;align-items:center;justify-content:center;width:192px;height:108px;
  background:#eee;border:1px dashed #aaa;color:#666;font-size:12px;text-align:center}
 nav{margin:8px 0 16px;font-size:14px}
@@ -53,14 +57,20 @@ for (const t of document.querySelectorAll('table.sortable'))
   };
   const cmp = (p, q) => typeof p === typeof q ? (p < q ? -1 : p > q ? 1 : 0)
                                               : typeof p === 'number' ? -1 : 1;
-  [...b.rows].sort((x, y) => cmp(k(x), k(y)) * (asc ? 1 : -1)).forEach(r => b.appendChild(r));
+  const rows = [...b.rows].filter(r => !r.classList.contains('detail'));
+  const det = r => r.nextElementSibling?.classList.contains('detail') ? r.nextElementSibling : null;
+  const pairs = rows.map(r => [r, det(r)]);
+  pairs.sort((x, y) => cmp(k(x[0]), k(y[0])) * (asc ? 1 : -1))
+   .forEach(([r, d]) => { b.appendChild(r); if (d) b.appendChild(d); });
  }));
 for (const f of document.querySelectorAll('input.filter')) f.addEventListener('input', () => {
  const q = f.value.toLowerCase(), t = document.getElementById(f.dataset.table);
- let n = 0;
+ let n = 0, prev = null;
  for (const r of t.tBodies[0].rows) {
+  if (r.classList.contains('detail')) { r.hidden = prev.hidden; continue; }
   r.hidden = !r.textContent.toLowerCase().includes(q);
   n += !r.hidden;
+  prev = r;
  }
  document.getElementById(f.dataset.table + '-count').textContent = n;
 });
@@ -94,8 +104,12 @@ def clock(t: dt.datetime | None) -> str:
 
 
 def table_html(table_id: str, headers: list[str], rows: list[list[Cell]], *,
-               row_ids: list[str] | None = None, filter_label: str | None = None) -> str:
-    """A sortable table (and a filter box above it when ``filter_label`` is given)."""
+               row_ids: list[str] | None = None, filter_label: str | None = None,
+               details: list[str | None] | None = None) -> str:
+    """A sortable table (and a filter box above it when ``filter_label`` is given).
+
+    ``details[i]`` (HTML), when given, is a full-width row under row ``i`` that sorting and
+    filtering keep with it (an event's strip of frames)."""
     out = []
     if filter_label:
         out.append(f"<div><input class='filter' data-table='{table_id}' type='search' "
@@ -110,6 +124,8 @@ def table_html(table_id: str, headers: list[str], rows: list[list[Cell]], *,
             + (f" data-v='{escape(str(c.sort))}'" if c.sort is not None else "")
             + f">{c.html}</td>" for c in row)
         out.append(f"<tr{rid}>{cells}</tr>")
+        if details and details[i]:
+            out.append(f"<tr class='detail'><td colspan='{len(headers)}'>{details[i]}</td></tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
 

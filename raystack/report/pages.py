@@ -18,6 +18,7 @@ from html import escape
 
 import numpy as np
 
+from raystack.report.boxes import legend_text
 from raystack.report.collect import ReportOptions
 from raystack.report.html_kit import Cell, clock, kv_table, num, page, table_html, text
 from raystack.report.svg import score_curve_svg
@@ -27,6 +28,9 @@ from raystack.report.svg import score_curve_svg
 class Layout:
     pages: dict[str, str]  # video_id -> "videos/v00001.html", in page order
     thumbs: dict[tuple[str, int], str] = field(default_factory=dict)  # -> "thumbs/....jpg"
+    # (video_id, event_id) -> [("thumbs/....jpg", frame), ...] of the event's strip
+    strips: dict[tuple[str, int], list[tuple[str, int]]] = field(default_factory=dict)
+    drawn: dict[tuple[str, int], set[str]] = field(default_factory=dict)  # -> box kinds drawn
     missing: dict[str, str] = field(default_factory=dict)  # source uri -> why unreadable
     warnings: list[str] = field(default_factory=list)
 
@@ -45,6 +49,27 @@ def _name(video: dict, vid: str) -> str:
 
 def _event_clock(video: dict, seconds: float) -> dt.datetime | None:
     return video["start"] + dt.timedelta(seconds=seconds) if video.get("start") else None
+
+
+def _box_legend(events: list[dict], layout: Layout) -> list[str]:
+    """The line saying what the boxes mean, when any of these events' frames has one."""
+    kinds = set().union(*(layout.drawn.get((e["video_id"], e["event_id"]), set())
+                          for e in events))
+    line = legend_text(kinds)
+    return [f"<p class='boxes'>{escape(line)}</p>"] if line else []
+
+
+def _strip(e: dict, video: dict, layout: Layout) -> str | None:
+    """The event's frames, evenly over it, each with its box; lazy-loaded (a long page of
+    events costs only what is scrolled to)."""
+    shots = layout.strips.get((e["video_id"], e["event_id"]))
+    if not shots:
+        return None
+    fps = video.get("fps")
+    figs = [f"<figure><img loading='lazy' width='120' alt='frame {f}' src='../{src}'>"
+            f"<figcaption>{f'{f / fps:.2f} s' if fps else f'frame {f}'}</figcaption></figure>"
+            for src, f in shots]
+    return f"<div class='strip' id='strip-ev-{e['event_id']}'>{''.join(figs)}</div>"
 
 
 def _thumb_cell(e: dict, video: dict, layout: Layout, root: str) -> Cell:
@@ -148,6 +173,7 @@ def index_page(data: dict, opts: ReportOptions, layout: Layout) -> str:
                 num(e["start_s"], "{:.2f}"), num(e["end_s"], "{:.2f}"),
                 text(clock(_event_clock(v, e["start_s"]))),
                 num(e["frames"], "{:d}"), num(e["peak_score"]), num(e["mean_score"])])
+        body += _box_legend(data["events"], layout)
         body.append(table_html(
             "event-table", ["peak frame", "video", "event", "start s", "end s",
                             "start (UTC clock)", "frames", "peak", "mean"],
@@ -207,9 +233,11 @@ def video_page(data: dict, opts: ReportOptions, layout: Layout, vid: str,
                  num(e["start_s"], "{:.2f}"), num(e["end_s"], "{:.2f}"),
                  text(clock(_event_clock(v, e["start_s"]))), num(e["frames"], "{:d}"),
                  num(e["peak_score"]), num(e["mean_score"])] for e in events]
+        body += _box_legend(events, layout)
         body.append(table_html("event-table", ["peak frame", "event", "start s", "end s",
                                                "start (UTC clock)", "frames", "peak", "mean"],
-                               rows, row_ids=[f"row-ev-{e['event_id']}" for e in events]))
+                               rows, row_ids=[f"row-ev-{e['event_id']}" for e in events],
+                               details=[_strip(e, v, layout) for e in events]))
     else:
         body.append("<p>No events above the threshold.</p>")
     return page(f"{name}: raystack report {data['run_id']}", body)

@@ -1,6 +1,10 @@
-"""Event thumbnails: the peak frame of an event, read back from the source video.
+"""Event thumbnails: frames of an event read back from the source video, boxes drawn on.
 
     jpeg, why = frame_thumbnail("cams/cam01.mp4", 1234, width=192)   # (bytes, None)
+    shots, why = frame_thumbnails(uri, [Shot(1234, 192, marks), Shot(1200, 120, [])])
+    shots[0].jpeg, shots[0].drawn                                     # bytes, {"patch"}
+
+All the frames of one source are read through one open reader (a strip is several frames).
 
 A thumbnail that cannot be read (file moved, S3 unreachable) returns (None, why): the report
 shows a placeholder and lists the file among its warnings; it never fails for a thumbnail.
@@ -10,7 +14,10 @@ from one that is gone or broken, for the command's exit code (docs/cli.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from raystack.errors import InfrastructureError, RaystackError
+from raystack.report.boxes import Mark, draw_marks
 
 OUTAGE_PREFIX = "storage unavailable: "  # starts the ``why`` of a source an outage hid
 
@@ -20,8 +27,23 @@ def is_outage(why: str | None) -> bool:
     return bool(why) and why.startswith(OUTAGE_PREFIX)
 
 
+@dataclass
+class Shot:
+    frame: int
+    width: int  # of the thumbnail, pixels; the height keeps the frame's aspect
+    marks: list[Mark] = field(default_factory=list)  # boxes in source pixels
+    jpeg: bytes = b""  # set by frame_thumbnails
+    drawn: set[str] = field(default_factory=set)  # the kinds of box drawn on it
+
+
 def frame_thumbnail(uri: str, frame: int, *, width: int = 192) -> tuple[bytes | None, str | None]:
     """(JPEG bytes of ``frame``, None) or (None, why it could not be read)."""
+    shots, why = frame_thumbnails(uri, [Shot(frame, width)])
+    return (shots[0].jpeg, None) if shots else (None, why)
+
+
+def frame_thumbnails(uri: str, shots: list[Shot]) -> tuple[list[Shot], str | None]:
+    """``shots`` with their JPEG and boxes drawn, or ([], why the source could not be read)."""
     import cv2
 
     from raystack.archive import materialise
@@ -30,16 +52,24 @@ def frame_thumbnail(uri: str, frame: int, *, width: int = 192) -> tuple[bytes | 
 
     try:
         with open_reader(materialise(uri), size=None) as reader:
-            rgb = reader.read(frame, frame + 1)[0]
+            rgb = {f: reader.read(f, f + 1)[0] for f in sorted({s.frame for s in shots})}
     except (RaystackError, OSError, ValueError, IndexError) as e:
         if isinstance(e, InfrastructureError) or storage_reason(e) is not None:
-            return None, OUTAGE_PREFIX + describe(e)
-        return None, str(e) or type(e).__name__
-    h, w = rgb.shape[:2]
-    height = max(1, round(h * width / w))
-    small = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, 85])
-    if not ok:
-        return None, "JPEG encoding failed"
-    return buf.tobytes(), None
+            return [], OUTAGE_PREFIX + describe(e)
+        return [], str(e) or type(e).__name__
+    for shot in shots:
+        frame = rgb[shot.frame]
+        h, w = frame.shape[:2]
+        height = max(1, round(h * shot.width / w))
+        small = cv2.resize(frame, (shot.width, height), interpolation=cv2.INTER_AREA)
+        shot.drawn = draw_marks(small, shot.marks, shot.width / w)
+        # Full-resolution colour where a box is drawn: 4:2:0 chroma subsampling washes a
+        # 1-px line out to grey.
+        params = [cv2.IMWRITE_JPEG_QUALITY, 85]
+        if shot.drawn:
+            params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), params)
+        if not ok:
+            return [], "JPEG encoding failed"
+        shot.jpeg = buf.tobytes()
+    return shots, None

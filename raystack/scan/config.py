@@ -62,6 +62,20 @@ class ScanConfig:
     # How a frame's error map becomes its score: "frame" (PSNR over the whole frame, the
     # papers' protocol) or "patch" (PSNR of the worst patch, ~1/8 of the frame side).
     score_region: str = "frame"
+    # Score overlapping tiles of each frame, downscaled by tile_scale, instead of the whole
+    # frame resized to the model's input (the papers' protocol, and the benchmark's). Each
+    # row's psnr is then its worst tile's, psnr_mean the mean over tiles, box_* the worst
+    # tile; it costs one model call per tile (bench/results/tiles_cost.json). Chunks are
+    # decoded at the working size: at 640x360 a 64-frame chunk with its flow is ~370 MB,
+    # times prefetch_chunks + 1, so lower chunk_frames where memory is tight.
+    tiles: bool = False
+    # Downscale factor of the frame the tiles cover (2: 1920x1080 -> 960x540); 0 = auto:
+    # a 360-px-tall working frame (1080p/3, 720p/2, 4K/6), where a 60-px person at 1080p
+    # stays 20 px tall in a 128-px tile (raystack/tiles.py gives the numbers).
+    tile_scale: float = 0.0
+    # Fraction of a tile side neighbouring tiles share: 0.25 keeps anything up to a
+    # quarter tile wholly inside some tile.
+    tile_overlap: float = 0.25
     # Also write the trivial streams `diff` (copy-last PSNR) and `motion` (worst-patch flow
     # magnitude) from the same decode and flow, so every evaluation can compare with them.
     baselines: bool = True
@@ -151,6 +165,10 @@ def check_config(cfg: ScanConfig) -> None:
     for key in ("retry_backoff_s", "actor_restart_window_s", "storage_retry_s"):
         if float(getattr(cfg, key)) < 0:
             bad(key, "must be >= 0 seconds")
+    if cfg.tile_scale < 0:
+        bad("tile_scale", "must be > 0 (a downscale factor, 2 halves the frame) or 0 for auto")
+    if not 0 <= cfg.tile_overlap < 1:
+        bad("tile_overlap", "must be in [0, 1): the fraction of a tile side neighbours share")
     if cfg.cache_max_gb < 0:
         bad("cache_max_gb", "must be >= 0 (0 = no cap)")
     if cfg.gpus_per_worker < 0:

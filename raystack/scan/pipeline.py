@@ -97,7 +97,8 @@ class _ScanActor:
             flow_preset=cfg.flow_preset, chunk_frames=cfg.chunk_frames,
             prefetch_chunks=cfg.prefetch_chunks, cache_dir=cfg.cache_dir,
             cache_max_bytes=cfg.cache_max_bytes(), region=cfg.score_region,
-            baselines=cfg.baselines,
+            baselines=cfg.baselines, tiles=cfg.tiles, tile_scale=cfg.tile_scale,
+            tile_overlap=cfg.tile_overlap,
         )
 
     def ready(self) -> dict[str, Any]:

@@ -30,7 +30,9 @@ from raystack.scan.plan import WorkUnit
 class ReadOptions:
     """How a worker decodes: what every :class:`UnitReading` of it shares."""
 
-    size: tuple[int, int]  # (W, H) frames are resized to: the models' img_size
+    # (W, H) frames are resized to: the models' img_size; or a function of the source's
+    # (W, H) giving it (a tiled scan's working size).
+    size: tuple[int, int] | Callable[[int, int], tuple[int, int]]
     chunk_frames: int  # scored frames per chunk
     flow: Callable[[np.ndarray], np.ndarray] | None  # uint8 frames -> model-range flow
     cache_dir: str | None = None  # local cache of S3 videos
@@ -51,6 +53,7 @@ class UnitReading:
             (index -> reason), complete once iteration ends.
         fps: the frame rate the reader found, set once the video is open (for videos
             the probe gave none); None before.
+        source_size: (H, W) of the source frames, set once the video is open; None before.
     """
 
     def __init__(self, unit: WorkUnit, options: ReadOptions, *, depth: int) -> None:
@@ -59,6 +62,7 @@ class UnitReading:
         self.timings = {"decode_s": 0.0, "flow_s": 0.0, "model_s": 0.0}
         self.bad: dict[int, str] = {}
         self.fps: float | None = None
+        self.source_size: tuple[int, int] | None = None
         self._chunks = prefetch(self._read(), depth=depth)
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -77,10 +81,14 @@ class UnitReading:
         t0 = time.perf_counter()
         src = unit.source if unit.source is not None else unit.uri
         media = materialise(src, cache_dir=opt.cache_dir, max_bytes=opt.cache_max_bytes)
-        reader = open_reader(media, size=opt.size, sequential=True, threads=opt.threads,
+        size = opt.size if not callable(opt.size) else None
+        reader = open_reader(media, size=size, sequential=True, threads=opt.threads,
                              frames_fps=unit.fps if unit.fps > 0 else 25.0)
         self.timings["decode_s"] += time.perf_counter() - t0
         with reader:
+            self.source_size = (int(reader.height), int(reader.width))
+            if callable(opt.size):
+                reader.resize_to(opt.size(reader.width, reader.height))
             if reader.num_frames < unit.stop:
                 reason = (
                     f"the decoder finds {reader.num_frames} frames, but the unit needs frames "

@@ -20,6 +20,7 @@ from typing import Any
 
 from raystack import retry
 from raystack.config import resolve_paths, to_dict
+from raystack.console import console
 from raystack.errors import ConfigError
 from raystack.redact import redact_uri
 from raystack.scan.config import ScanConfig, check_config, resolve_run_id
@@ -28,7 +29,7 @@ from raystack.scan.plan import PROBE_SUFFIX, Outcome, Plan, plan_units
 
 # Settings that change which units exist or what their scores mean.
 IDENTITY_KEYS = ("archive", "context", "segment_frames", "streams", "checkpoints", "flow",
-                 "flow_preset", "score_region")
+                 "flow_preset", "score_region", "tiles")
 
 
 @dataclasses.dataclass
@@ -52,16 +53,21 @@ class ScanResult:
 def _model_info(cfg: ScanConfig) -> dict[str, Any]:
     """Context, streams and checkpoint hashes, by loading the models once in the driver.
 
-    Loading here fails fast on a bad checkpoint, before any worker starts.
+    Loading here fails fast on a bad checkpoint, before any worker starts. A checkpoint
+    trained with other tiling than the scan's is warned about (models/tiling.py says
+    why not refused); the warnings are printed and kept in run.json's ``models``.
     """
     from raystack.inference import FrameScorer
+    from raystack.models.tiling import tiling_mismatch
 
     fs = FrameScorer.from_checkpoints(list(cfg.checkpoints), device="cpu",
                                       region=cfg.score_region, baselines=cfg.baselines)
     ckpts = {s: {"path": i["path"], "sha256": i["sha256"], "preset": i.get("preset")}
              for s, i in fs.checkpoints.items()}
     info = {"context": int(fs.context), "streams": list(fs.streams), "checkpoints": ckpts,
-            "img_size": list(fs.img_size), "needs_flow": bool(fs.needs_flow)}
+            "img_size": list(fs.img_size), "needs_flow": bool(fs.needs_flow),
+            "tiling_warnings": [w for i in fs.checkpoints.values() if (w := tiling_mismatch(
+                i, tiles=cfg.tiles, tile_scale=cfg.tile_scale))]}
     del fs
     return info
 
@@ -76,6 +82,9 @@ def _identity(cfg: ScanConfig, info: dict[str, Any]) -> dict[str, Any]:
         "flow": cfg.flow if info["needs_flow"] else None,
         "flow_preset": cfg.flow_preset if info["needs_flow"] and cfg.flow == "dis" else None,
         "score_region": cfg.score_region,
+        # Tiled and whole-frame scores of one stream are not comparable; None = whole.
+        "tiles": ({"scale": cfg.tile_scale, "overlap": cfg.tile_overlap} if cfg.tiles
+                  else None),
     }
 
 
@@ -122,6 +131,9 @@ def scan(cfg: ScanConfig | None = None, **overrides: Any) -> ScanResult:
     run_id = str(cfg.run_id)
     t_start = time.perf_counter()
     info = _model_info(cfg)
+    for line in info["tiling_warnings"]:
+        console(stderr=True).print(f"warning: {line}", style="yellow", markup=False,
+                                   highlight=False)
     sources, videos = _probe(cfg)
     plan = plan_units(videos, context=info["context"], segment_frames=cfg.segment_frames,
                       sources=sources)

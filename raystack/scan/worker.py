@@ -10,6 +10,12 @@ row instead of an exception.
     table = scorer(unit)              # pa.Table, scores schema: 2 streams x unit.frames rows
     row = scorer.run(unit, attempt=1) # {"status": "done", "rows": ..., "model_s": ...}
 
+Tiled scoring (``tiles=True``): frames are decoded at the working size of a
+:class:`~raystack.tiles.TileGrid` instead of the models' size, flow is computed there, and
+every tile is scored like a frame; each row then reports the worst tile
+(:mod:`raystack.regions`). Either way the rows carry where in the source frame their score
+comes from (schema v2's ``box_*`` / ``patch_*``).
+
 Decoding and flow run on a background thread (:mod:`raystack.scan.reading`), so they
 overlap the model; given the unit that comes next (``run(unit, next_unit=...)``), its
 first chunks are decoded while the model finishes this one. The model runs in the
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,10 +34,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from raystack.errors import InfrastructureError, RaystackError
+from raystack.regions import FrameRegions, concat_regions, reduce_tiles, whole_frame
+from raystack.scan.chunks import Chunk
 from raystack.scan.manifest import INFRASTRUCTURE, INPUT, manifest_row, utcnow, worker_name
 from raystack.scan.plan import WorkUnit
 from raystack.scan.reading import ReadAhead, ReadOptions, UnitReading
 from raystack.store.schema import table_schema
+from raystack.tiles import DEFAULT_OVERLAP, TileGrid
+
+# (chunk, grid) -> (n, N) bool: the tiles of each scored frame not worth scoring.
+TileGate = Callable[[Chunk, TileGrid], np.ndarray]
 
 
 def describe_error(e: BaseException) -> str:
@@ -60,6 +72,12 @@ class UnitScorer:
             (None: no cap).
         region: ``"frame"`` or ``"patch"`` scoring (:class:`~raystack.inference.FrameScorer`).
         baselines: also score the trivial ``diff`` and ``motion`` streams.
+        tiles: score overlapping tiles of a downscaled frame instead of the whole frame
+            resized to the models' size (:mod:`raystack.tiles`).
+        tile_scale: the tiles' downscale factor; 0 = automatic (360-px working height).
+        tile_overlap: fraction of a tile side that neighbouring tiles share.
+        tile_gate: picks tiles to skip per frame (e.g. motion gating); None scores all.
+            Skipped tiles leave the worst, the mean and the count (:mod:`raystack.regions`).
     """
 
     def __init__(
@@ -79,6 +97,10 @@ class UnitScorer:
         cache_max_bytes: int | None = None,
         region: str = "frame",
         baselines: bool = True,
+        tiles: bool = False,
+        tile_scale: float = 0.0,
+        tile_overlap: float = DEFAULT_OVERLAP,
+        tile_gate: TileGate | None = None,
     ) -> None:
         import torch
 
@@ -99,6 +121,11 @@ class UnitScorer:
         self.streams = tuple(self.scorer.streams)
         self.context = int(self.scorer.context)
         self.size = (int(self.scorer.img_size[1]), int(self.scorer.img_size[0]))  # (W, H)
+        self.tiles = bool(tiles)
+        self.tile_scale = float(tile_scale)
+        self.tile_overlap = float(tile_overlap)
+        self.tile_gate = tile_gate
+        self._grids: dict[tuple[int, int], TileGrid] = {}
         self._flow = None
         if self.scorer.needs_flow:
             from raystack.flow import create_flow
@@ -111,6 +138,7 @@ class UnitScorer:
         self.prefetch_chunks = int(prefetch_chunks)
         self.cache_dir = cache_dir
         self.cache_max_bytes = cache_max_bytes
+        # Every column of the current schema, the v2 region columns included.
         self.schema = table_schema("scores")
         # Models run in the caller's thread: in a (synchronous) Ray actor that is the main
         # thread. Torch's OpenMP pool belongs to the thread that calls it; moving the model
@@ -119,13 +147,25 @@ class UnitScorer:
         # that only decodes, never by a second caller.
         self._model_lock = threading.Lock()
         self.read_options = ReadOptions(
-            size=self.size, chunk_frames=self.chunk_frames,
+            size=self._work_size if self.tiles else self.size, chunk_frames=self.chunk_frames,
             flow=self._flow_model_range if self._flow is not None else None,
             cache_dir=cache_dir, cache_max_bytes=cache_max_bytes, threads=threads or 0)
         self.ahead = ReadAhead(
             lambda unit: UnitReading(unit, self.read_options, depth=self.prefetch_chunks),
             accepts=lambda unit: unit.context == self.context and self.prefetch_chunks > 0)
         self._flow_lock = threading.Lock()
+
+    def grid(self, source_size: tuple[int, int]) -> TileGrid:
+        """The tiles of source frames of ``source_size`` (H, W), made once per size."""
+        if source_size not in self._grids:
+            self._grids[source_size] = TileGrid.for_frame(
+                source_size, self.scorer.img_size, self.tile_scale, self.tile_overlap)
+        return self._grids[source_size]
+
+    def _work_size(self, width: int, height: int) -> tuple[int, int]:
+        """(W, H) to decode a source of this size at: its grid's working size."""
+        h, w = self.grid((int(height), int(width))).work_size
+        return (w, h)
 
     def _flow_model_range(self, frames_u8: np.ndarray) -> np.ndarray:
         from raystack.flow import flow_to_model_input
@@ -160,63 +200,76 @@ class UnitScorer:
             )
             raise ValueError(msg)
         reading = self.ahead.take(unit)
-        per_stream: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
-        aux: dict[str, list[np.ndarray]] = {s: [] for s in self.streams}
+        parts: dict[str, list[FrameRegions]] = {s: [] for s in self.streams}
         try:
             for k, chunk in enumerate(reading):
                 if k == 0:  # this unit's video is open and decoding: start the next one
                     self.ahead.hint(next_unit)
                 with self._model_lock:
                     t0 = time.perf_counter()
-                    out = self.scorer.score(chunk.frames, chunk.flows)
+                    scored = self._score_chunk(chunk, reading.source_size)
                     reading.timings["model_s"] += time.perf_counter() - t0
                 n = chunk.stop - chunk.start
                 for s in self.streams:
-                    psnr, extra = out[s].psnr, out[s].aux
-                    if len(psnr) != n:
-                        msg = f"stream {s!r} returned {len(psnr)} scores for a {n}-frame chunk"
+                    if len(scored[s].psnr) != n:
+                        msg = (f"stream {s!r} returned {len(scored[s].psnr)} scores for a "
+                               f"{n}-frame chunk")
                         raise RuntimeError(msg)
-                    per_stream[s].append(psnr)
-                    aux[s].append(extra if extra is not None else np.full(n, np.nan, np.float32))
+                    parts[s].append(scored[s])
         finally:
             reading.close()
         fps = unit.fps if unit.fps > 0 else (reading.fps or 0.0)
         timings, bad = reading.timings, reading.bad
-        table = self._table(unit, fps, per_stream, aux)
+        table = self._table(unit, fps, {s: concat_regions(p) for s, p in parts.items()})
         if bad:
             keep = pc.invert(pc.is_in(table["frame"], pa.array(sorted(bad), pa.int64())))
             table = table.filter(keep)
         return table, timings, bad
 
+    def _score_chunk(self, chunk: Chunk, source_size: tuple[int, int]) -> dict[str, FrameRegions]:
+        """Per-stream regions of the chunk's scored frames, whole or tiled."""
+        if not self.tiles:
+            out = self.scorer.score(chunk.frames, chunk.flows)
+            return {s: whole_frame(out[s], source_size, self.scorer.img_size) for s in out}
+        grid = self.grid(source_size)
+        n = chunk.stop - chunk.start
+        skip = (np.zeros((n, grid.count), bool) if self.tile_gate is None
+                else np.asarray(self.tile_gate(chunk, grid), bool))
+        out = self.scorer.score_tiles(chunk.frames, chunk.flows, grid.boxes, skip)
+        return {s: reduce_tiles(out[s], grid, skip) for s in out}
+
     def __call__(self, unit: WorkUnit) -> pa.Table:
         """The ``scores`` rows of ``unit``: one per (frame in [start, stop), stream)."""
         return self.score(unit)[0]
 
-    def _table(self, unit: WorkUnit, fps: float, per_stream: dict, aux: dict) -> pa.Table:
+    def _table(self, unit: WorkUnit, fps: float, regions: dict[str, FrameRegions]) -> pa.Table:
+        """The unit's rows, streams one after the other; a frame whose every tile a gate
+        skipped has no score and no row (:mod:`raystack.regions`)."""
         frames = np.arange(unit.start, unit.stop, dtype=np.int64)
-        n = len(frames)
-        ts = frames / fps if fps > 0 else np.full(n, np.nan)
-        cols: dict[str, list] = {k: [] for k in self.schema.names}
+        ts = frames / fps if fps > 0 else np.full(len(frames), np.nan)
+        parts = []
         for s in self.streams:
-            psnr = np.concatenate(per_stream[s]) if per_stream[s] else np.zeros(0, np.float32)
-            extra = np.concatenate(aux[s]) if aux[s] else np.zeros(0, np.float32)
-            cols["frame"].append(frames)
-            cols["timestamp_s"].append(ts)
-            cols["model"].append(np.full(n, s, dtype=object))
-            cols["psnr"].append(psnr.astype(np.float32))
-            cols["aux"].append(extra.astype(np.float32))
-        total = n * len(self.streams)
-        arrays = {
-            "run_id": pa.array([self.run_id] * total, pa.string()),
-            "video_id": pa.array([unit.video_id] * total, pa.string()),
-            "frame": pa.array(np.concatenate(cols["frame"]), pa.int64()),
-            "timestamp_s": pa.array(np.concatenate(cols["timestamp_s"]), pa.float64()),
-            "model": pa.array(np.concatenate(cols["model"]), pa.string()),
-            "psnr": pa.array(np.concatenate(cols["psnr"]), pa.float32()),
-            # NaN marks "no aux score" inside the models; the table says it with null.
-            "aux": pa.array(np.concatenate(cols["aux"]), pa.float32(), from_pandas=True),
-        }
-        return pa.table([arrays[k] for k in self.schema.names], schema=self.schema)
+            r = regions[s]
+            keep = np.ones(len(frames), bool) if r.tiles is None else r.tiles > 0
+            r = r.keep(keep)
+            n = int(keep.sum())
+            cols: dict[str, Any] = {
+                "run_id": pa.array([self.run_id] * n, pa.string()),
+                "video_id": pa.array([unit.video_id] * n, pa.string()),
+                "frame": pa.array(frames[keep], pa.int64()),
+                "timestamp_s": pa.array(ts[keep], pa.float64()),
+                "model": pa.array([s] * n, pa.string()),
+                "psnr": pa.array(r.psnr, pa.float32()),
+                # NaN marks "no aux score" inside the models; the table says it with null.
+                "aux": pa.array(r.aux, pa.float32(), from_pandas=True),
+            }
+            for name, values in r.columns().items():
+                typ = self.schema.field(name).type
+                cols[name] = pa.nulls(n, typ) if values is None else pa.array(values, typ)
+            parts.append(pa.table([cols[k] for k in self.schema.names], schema=self.schema))
+        if not parts:
+            return self.schema.empty_table()
+        return pa.concat_tables(parts)
 
     # --- one attempt, as a scan runs it --------------------------------------------------
 

@@ -3,7 +3,9 @@
     scores_schema = table_schema("scores")       # pa.Schema, metadata carries the version
     SCHEMA_VERSION                                # the version this code writes (int)
 
-Readers call :func:`check_version` on what a store recorded and refuse other versions.
+Readers call :func:`check_version` on what a store, a run.json or a Parquet file recorded:
+every version in :data:`READ_VERSIONS` is read (v1 files with the columns v2 added as NULL,
+:func:`fill_added_columns`), a newer one is refused with a message naming the file.
 """
 
 from __future__ import annotations
@@ -16,11 +18,21 @@ import pyarrow as pa
 
 from raystack.errors import SchemaVersionError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Versions this code reads: v2 only adds nullable columns to v1 (ADDED_COLUMNS), so a v1
+# store, run or file reads with them NULL.
+READ_VERSIONS = (1, 2)
 TABLES = ("videos", "scores", "manifest")
+# The query layer over stores of every version this code reads, N the version it writes:
+# schemas/sql/v<N>_views.sql (views, scalar helpers), then v<N>_query.sql (the table macros,
+# whose argument defaults raystack.query.defaults reads). DuckDB binds a macro when it is
+# created, so the order matters.
+QUERY_SQL = f"v{SCHEMA_VERSION}_query"
+QUERY_SQL_FILES = (f"v{SCHEMA_VERSION}_views", QUERY_SQL)
 
 _TYPES = {
     "string": pa.string(),
+    "int16": pa.int16(),
     "int32": pa.int32(),
     "int64": pa.int64(),
     "float32": pa.float32(),
@@ -52,17 +64,35 @@ def table_schema(table: str, version: int = SCHEMA_VERSION) -> pa.Schema:
     return pa.schema(fields, metadata=meta)
 
 
-def check_version(found: int | str | None, where: str) -> None:
-    """Raise a clear error unless ``found`` is the schema version this code reads."""
+def check_version(found: int | str | bytes | None, where: str) -> int:
+    """``found`` as an int if it is a schema version this code reads (:data:`READ_VERSIONS`),
+    else a :class:`SchemaVersionError` naming ``where``, the version and the ones read."""
     if found is None:
         msg = f"{where} records no raystack schema version; is it a raystack store?"
         raise SchemaVersionError(msg)
-    if int(found) != SCHEMA_VERSION:
+    try:
+        version = int(found.decode() if isinstance(found, bytes) else found)
+    except (TypeError, ValueError):
+        msg = f"{where} records schema version {found!r}, which is not a number"
+        raise SchemaVersionError(msg) from None
+    if version not in READ_VERSIONS:
+        newer = version > SCHEMA_VERSION
+        fix = ("upgrade raystack to read it" if newer
+               else "rescan into a new store or use a matching raystack")
         msg = (
-            f"{where} was written with schema version {found}, but this raystack reads "
-            f"version {SCHEMA_VERSION}; rescan into a new store or use a matching raystack"
+            f"{where} was written with schema version {version}, but this raystack reads "
+            f"versions {', '.join(map(str, READ_VERSIONS))} (writes {SCHEMA_VERSION}); {fix}"
         )
         raise SchemaVersionError(msg)
+    return version
+
+
+def check_file_version(metadata: dict | None, where: str) -> None:
+    """Refuse a Parquet file whose key-value ``metadata`` records a version this code does
+    not read; a file that records none (written by other tools) is read as it is."""
+    found = (metadata or {}).get(b"raystack.schema_version")
+    if found is not None:
+        check_version(found, where)
 
 
 def sql_text(name: str) -> str:
@@ -70,9 +100,19 @@ def sql_text(name: str) -> str:
     return (resources.files("raystack.schemas") / "sql" / f"{name}.sql").read_text()
 
 
-# Nullable columns added to a v1 table after its first release: a writer that does not know
-# them still writes (they are stored null), and readers fill them with null in older files.
-ADDED_COLUMNS = {"videos": ("run_id", "content_id"), "manifest": ("failure_kind", "warning")}
+# Where in the frame (schema v2): the worst tile's box and the worst patch inside it.
+BOX_COLUMNS = ("box_x0", "box_y0", "box_x1", "box_y1")
+PATCH_COLUMNS = ("patch_x0", "patch_y0", "patch_x1", "patch_y1")
+REGION_COLUMNS = ("psnr_mean", "tiles", *BOX_COLUMNS, *PATCH_COLUMNS)
+
+# Nullable columns added to a table after its first release (videos and manifest within v1,
+# scores in v2): a writer that does not know them still writes (they are stored null), and
+# readers fill them with null in older files.
+ADDED_COLUMNS = {
+    "videos": ("run_id", "content_id"),
+    "manifest": ("failure_kind", "warning"),
+    "scores": REGION_COLUMNS,
+}
 
 
 def fill_added_columns(table: str, data: pa.Table, run_id: str | None) -> pa.Table:

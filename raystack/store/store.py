@@ -3,7 +3,7 @@
     store = Store("s3://bucket/store").ensure()   # or a local folder
     store.write_table("scores", "r1", "cam01-0-512", table)
     # -> "s3://bucket/store/scores/run=r1/cam01-0-512.parquet"
-    store.read_table("scores", run_id="r1")       # pa.Table with the v1 scores schema
+    store.read_table("scores", run_id="r1")       # pa.Table with the scores schema (v2)
     store.dataset("scores")                       # pyarrow dataset + hive column "run", for DuckDB
 
 Atomicity: locally a file is written under a hidden temporary name in its final folder,
@@ -32,7 +32,13 @@ from raystack.redact import redact
 from raystack.store import layout
 from raystack.store.conform import conform_table
 from raystack.store.layout import StoreError
-from raystack.store.schema import SCHEMA_VERSION, TABLES, check_version, table_schema
+from raystack.store.schema import (
+    SCHEMA_VERSION,
+    TABLES,
+    check_file_version,
+    check_version,
+    table_schema,
+)
 
 __all__ = ["Store", "conform_table"]
 
@@ -85,8 +91,14 @@ class Store:
                 "raystack_version": __version__,
             }
             self._put(layout.MARKER, _dumps(doc))
-        else:
-            check_version(marker.get("schema_version"), self._where(layout.MARKER))
+        elif check_version(marker.get("schema_version"), self._where(layout.MARKER)) < (
+            SCHEMA_VERSION
+        ):
+            # This writer adds files of the current version: older raystacks must now refuse
+            # the store by its marker rather than trip over a column they do not know.
+            found = marker["schema_version"]
+            self._put(layout.MARKER, _dumps({**marker, "schema_version": SCHEMA_VERSION,
+                                             "upgraded_from": found}))
         self._checked = True
         return self
 
@@ -156,7 +168,10 @@ class Store:
             return empty.select(columns) if columns is not None else empty
 
         def read() -> pa.Table:
+            # The declared schema reads files of older versions with added columns null.
             dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=self.fs)
+            for frag in dataset.get_fragments():
+                check_file_version(frag.physical_schema.metadata, self._uri_of_path(frag.path))
             return dataset.to_table(columns=columns)
 
         return retry.call(read, what=f"read table {table} of", where=f"store {self.uri}")
@@ -218,6 +233,8 @@ class Store:
         if doc is None:
             msg = f"run {run_id!r} has no run.json in store {self.uri} (no {self._uri(rel)})"
             raise StoreError(msg)
+        if isinstance(doc, dict) and doc.get("schema_version") is not None:
+            check_version(doc["schema_version"], self._uri(rel))
         return doc
 
     def write_json(self, relpath: str, obj: Any) -> str:

@@ -47,13 +47,15 @@ def select_epoch(
 def write_checkpoint(trainer: StreamTrainer, folder: str | Path, *, run_name: str | None) -> Path:
     """Write ``model.pt`` (a raystack checkpoint) and ``state.pt`` (resume) into ``folder``."""
     from raystack.models.checkpoint import save_checkpoint
+    from raystack.models.tiling import TILING_KEY, tiling_record
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     last = trainer.history[-1] if trainer.history else {}
     extra = {"run": run_name, "epoch": trainer.epoch, "selection_rule": SELECTION_RULE,
              "metrics": {k: v for k, v in last.items() if isinstance(v, (int, float, str))},
-             "model_overrides": dict(trainer.cfg.model_overrides)}
+             "model_overrides": dict(trainer.cfg.model_overrides),
+             TILING_KEY: tiling_record(trainer.cfg.tiles, trainer.cfg.tile_scale)}
     save_checkpoint(folder / MODEL_FILE, trainer.module, preset=trainer.model_name,
                     data_fingerprint=trainer.data.fingerprint, extra=extra)
     fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=folder)

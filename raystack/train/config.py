@@ -73,6 +73,15 @@ class TrainConfig:
     warmup_steps: int | None = None
     # Gradient-norm clipping (0 = off): VQ codebook jumps early in training spike gradients.
     grad_clip: float = 1.0
+    # Train on tiles, as a tiled scan scores (`raystack scan --tiles`): frames decoded at the
+    # working size (source / tile_scale) and a random img_size crop of it per clip, the same
+    # window over all frames and flows of the clip. Off = whole frames resized to img_size
+    # (the papers' protocol). The checkpoint records it; a scan with other tiling warns.
+    tiles: bool = False
+    # Downscale of the source before tiling, as `raystack scan`'s (raystack/tiles.py): 0 =
+    # automatic, a 360-px working height (scale 3 at 1080p, 2 at 720p); 2 turns 1920x1080
+    # into 960x540. Frames smaller than a tile are upscaled to fill it. Only with tiles on.
+    tile_scale: float = 0.0
     # Optical flow for FR: must match the scan's (raystack scan --flow), or FR scores flows
     # unlike the ones it learnt. "dis" (OpenCV DIS, CPU) or "farneback".
     flow: str = "dis"
@@ -203,6 +212,8 @@ def check_config(cfg: TrainConfig) -> None:
         bad("min_lr_ratio", "must be in [0, 1]")
     if cfg.device not in DEVICES:
         bad("device", f"choose one of {DEVICES}")
+    if not cfg.tile_scale >= 0:
+        bad("tile_scale", "must be >= 0 (0 = automatic, 1 = full resolution, 2 = half, ...)")
     if cfg.flow not in ("dis", "farneback"):
         bad("flow", "training computes flow on CPU: choose 'dis' or 'farneback'")
     if cfg.keep_checkpoints is not None and cfg.keep_checkpoints < 1:

@@ -3,7 +3,9 @@
 Every training video is decoded once at the model's ``img_size`` (the same reader and resize
 as the scan) and kept in memory as uint8, or in an on-disk npy cache keyed by the video's
 fingerprint; FR also computes the optical flow of every frame pair once, with the scan's
-backend, stored as float16 in the model range.
+backend, stored as float16 in the model range. With ``tiles`` on, videos are decoded at the
+working size (source / ``tile_scale``) instead and every sample is a random ``img_size``
+crop of it, the same window over all frames and flows of a clip (``crops.py``).
 
 Samples (``i`` is a target frame of one video; alignment is exactly ``FrameScorer``'s):
 - FP: input frames ``i-t .. i-1`` stacked on channels, oldest first, target frame ``i``:
@@ -17,9 +19,7 @@ frames of every training video are held out; their frames are targets of validat
 only (inputs may reach back into the training part). The rule itself (lowest validation
 loss, ties to the later epoch; never test labels) lives in ``checkpoints.py``.
 
-Data fingerprint: sha256 of a JSON document holding the sorted ``(relpath, size_bytes,
-etag or mtime)`` of the videos trained on, the decode size ``(H, W)``, ``t`` and the flow
-backend (FR) - any change to the footage, its decoding or the clip length changes it.
+Listing, cache keys and the data fingerprint live in ``listing.py``.
 
     data = prepare_data(cfg, "fp", model.config)
     batch = data.train.batch([0, 1])      # {"x": (2, 3t, H, W), "y": (2, 3, H, W)} float32
@@ -27,8 +27,6 @@ backend (FR) - any change to the footage, its decoding or the clip length change
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -41,71 +39,22 @@ import torch
 from einops import rearrange
 
 from raystack.errors import ArchiveError, ConfigError, RaystackError
+from raystack.train.listing import (  # noqa: F401 - the data API's names, re-exported
+    CACHE_VERSION,
+    TEST_FOLDERS,
+    data_fingerprint,
+    list_training_videos,
+    video_key,
+)
 
-# Bumped when decoding or flow of cached arrays changes, so stale caches are not reused.
-CACHE_VERSION = 1
 # Frames decoded (and flowed) per read: bounds the float temporaries of long videos.
 READ_CHUNK = 256
-# Folder names that hold test footage in the benchmarks and the synthetic archive.
-TEST_FOLDERS = ("test", "testing", "test_videos", "testing_videos")
 CONTEXT = {"fr": 2}  # FR targets need flows[i-1] and flows[i-2]; FP needs t frames before
 
 
 def context_of(task: str, t: int) -> int:
     """First target frame a task can train on: t for FP, 2 for FR (see module docstring)."""
     return CONTEXT.get(task, t)
-
-
-# --- listing and fingerprints ---------------------------------------------------------
-
-
-def list_training_videos(archive: str, *, limit: int | None = None) -> list[Any]:
-    """The videos of ``archive`` to train on (sorted), refusing test footage.
-
-    Raises:
-        ArchiveError: nothing to train on, or the listing holds a test folder.
-    """
-    from raystack.archive import list_archive
-
-    sources = list_archive(archive)
-    tests = sorted({s.relpath for s in sources
-                    if any(seg.lower() in TEST_FOLDERS for seg in s.relpath.split("/")[:-1])})
-    if tests:
-        some = ", ".join(tests[:3]) + (" ..." if len(tests) > 3 else "")
-        msg = (f"{archive}: holds test videos ({some}); "
-               "train on normal footage only: point archive at the training folder "
-               f"(e.g. {archive.rstrip('/')}/train)")
-        raise ArchiveError(msg)
-    if limit is not None:
-        sources = sources[:limit]
-    if not sources:
-        msg = f"{archive}: no videos to train on (video files or frame folders)"
-        raise ArchiveError(msg)
-    return sources
-
-
-def _source_record(src: Any) -> list[Any]:
-    stamp = src.etag or (src.mtime.isoformat() if src.mtime is not None else None)
-    return [src.relpath, src.size_bytes, stamp]
-
-
-def video_key(src: Any, size: tuple[int, int]) -> str:
-    """Cache key of one decoded video: its identity plus the decode size (H, W)."""
-    doc = json.dumps([CACHE_VERSION, _source_record(src), list(size)])
-    return hashlib.sha256(doc.encode()).hexdigest()[:32]
-
-
-def data_fingerprint(
-    sources: Sequence[Any], *, size: tuple[int, int], t: int, flow: str | None
-) -> str:
-    """sha256 over the sorted (relpath, size, etag or mtime) + decode size + t + flow backend."""
-    doc = {
-        "videos": sorted(_source_record(s) for s in sources),
-        "size": list(size),
-        "t": int(t),
-        "flow": flow,
-    }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 # --- decoding and flow ----------------------------------------------------------------
@@ -145,12 +94,18 @@ def _cached(path: Path | None, make: Callable[[], np.ndarray]) -> np.ndarray:
     return array
 
 
-def decode_frames(src: Any, size: tuple[int, int]) -> np.ndarray:
-    """All frames of ``src`` as uint8 (T, H, W, 3) at ``size`` = (H, W), as the scan decodes."""
+def decode_frames(src: Any, size: tuple[int, int], *, scale: float | None = None
+                  ) -> np.ndarray:
+    """All frames of ``src`` as uint8 (T, H, W, 3) at ``size`` = (H, W), as the scan decodes;
+    with ``scale``, at the working size of a tiled scan with ``size`` tiles (crops.py)."""
     from raystack.archive import materialise
     from raystack.decode import open_reader
+    from raystack.train.crops import working_size
 
     with open_reader(materialise(src), size=(size[1], size[0]), sequential=True) as reader:
+        if scale is not None:  # the source size is known once the reader is open
+            reader.size = working_size(reader.width, reader.height, scale, tile=size)
+            size = (reader.size[1], reader.size[0])
         parts = [reader.read(s, min(s + READ_CHUNK, reader.num_frames))
                  for s in range(0, reader.num_frames, READ_CHUNK)]
     return np.concatenate(parts) if parts else np.zeros((0, *size, 3), np.uint8)
@@ -179,6 +134,7 @@ def load_videos(
     sources: Sequence[Any],
     *,
     size: tuple[int, int],
+    scale: float | None = None,
     flow: Any = None,
     cache_dir: str | os.PathLike | None = None,
     memo: dict[str, np.ndarray] | None = None,
@@ -189,6 +145,7 @@ def load_videos(
     Args:
         sources: VideoSources from :func:`list_training_videos`.
         size: (H, W) to decode at: the model's ``img_size``.
+        scale: decode at a tiled scan's working size instead (training on tiles).
         flow: a flow estimator (``make_flow``) for FR, or None.
         cache_dir: npy cache folder, or None for memory only.
         memo: in-process dict of decoded frames by video key, shared between tasks.
@@ -201,13 +158,13 @@ def load_videos(
     root = Path(cache_dir) if cache_dir else None
     videos, skipped = [], []
     for src in sources:
-        key = video_key(src, size)
+        key = video_key(src, size if scale is None else ("scale", float(scale)))
         try:
             if memo is not None and key in memo:
                 frames = memo[key]
             else:
                 path = root / f"frames-{key}.npy" if root else None
-                frames = _cached(path, lambda src=src: decode_frames(src, size))
+                frames = _cached(path, lambda src=src: decode_frames(src, size, scale=scale))
                 if memo is not None:
                     memo[key] = frames
             flows = None
@@ -243,16 +200,24 @@ def split_targets(
 
 
 class ClipSet:
-    """Samples of one task over decoded videos: ``(video, target frame)`` pairs."""
+    """Samples of one task over decoded videos: ``(video, target frame)`` pairs.
+
+    With ``crop`` = (h, w) (training on tiles) each sample is the window at
+    ``crop_origin(seed, epoch, sample)``; the training loop sets ``epoch`` before each epoch.
+    """
 
     def __init__(self, videos: Sequence[DecodedVideo], task: str, t: int,
-                 video_idx: np.ndarray, targets: np.ndarray, flow_scale: float = 10.0) -> None:
+                 video_idx: np.ndarray, targets: np.ndarray, flow_scale: float = 10.0,
+                 crop: tuple[int, int] | None = None, seed: int = 0) -> None:
         self.flow_scale = float(flow_scale)  # FR: the model's px per model-range unit
         self.videos = list(videos)
         self.task = task
         self.t = t
         self.video_idx = np.asarray(video_idx, np.int64)
         self.targets = np.asarray(targets, np.int64)
+        self.crop = None if crop is None else (int(crop[0]), int(crop[1]))
+        self.seed = int(seed)
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -260,31 +225,45 @@ class ClipSet:
     def subset(self, idx: np.ndarray) -> ClipSet:
         """The samples at positions ``idx``."""
         return ClipSet(self.videos, self.task, self.t, self.video_idx[idx], self.targets[idx],
-                       self.flow_scale)
+                       self.flow_scale, self.crop, self.seed)
+
+    def window(self, k: int) -> tuple[slice, slice]:
+        """``(rows, cols)`` of sample ``k``'s crop (the whole frame without ``crop``)."""
+        if self.crop is None:
+            return slice(None), slice(None)
+        from raystack.train.crops import crop_origin
+
+        frames = self.videos[self.video_idx[k]].frames
+        y0, x0 = crop_origin(self.seed, self.epoch, k, space=frames.shape[1:3], crop=self.crop)
+        return slice(y0, y0 + self.crop[0]), slice(x0, x0 + self.crop[1])
 
     def batch(self, idx: Sequence[int]) -> dict[str, torch.Tensor]:
         """Stacked float32 tensors of samples ``idx`` (see the module docstring)."""
-        pairs = [(self.videos[self.video_idx[k]], int(self.targets[k])) for k in idx]
+        pairs = [(self.videos[self.video_idx[k]], int(self.targets[k]), self.window(k))
+                 for k in idx]
         if self.task != "fr":  # fp and m2s2l: t input frames, then the target frame
             t = self.t
-            clips = np.stack([v.frames[i - t : i + 1] for v, i in pairs])  # (b, t+1, H, W, 3)
+            clips = np.stack([v.frames[i - t : i + 1, ys, xs]
+                              for v, i, (ys, xs) in pairs])  # (b, t+1, H, W, 3)
             x = torch.from_numpy(clips).float().mul_(2.0 / 255.0).sub_(1.0)
             x = rearrange(x, "b t h w c -> b t c h w")
             return {"x": rearrange(x[:, :t], "b t c h w -> b (t c) h w").contiguous(),
                     "y": x[:, t].contiguous()}
         from raystack.flow import rescale_flow
 
-        cur = np.stack([v.flows[i - 1] for v, i in pairs]).astype(np.float32)
-        prev = np.stack([v.flows[i - 2] for v, i in pairs]).astype(np.float32)
+        cur = np.stack([v.flows[i - 1][:, ys, xs] for v, i, (ys, xs) in pairs]).astype(np.float32)
+        prev = np.stack([v.flows[i - 2][:, ys, xs] for v, i, (ys, xs) in pairs]
+                        ).astype(np.float32)
         x = torch.from_numpy(rescale_flow(cur, self.flow_scale))
         return {"x": x, "y": x, "prev": torch.from_numpy(rescale_flow(prev, self.flow_scale))}
 
 
 def build_clip_sets(
     videos: Sequence[DecodedVideo], *, task: str, t: int, stride: int, val_fraction: float,
-    val_clips: int, flow_scale: float = 10.0,
+    val_clips: int, flow_scale: float = 10.0, crop: tuple[int, int] | None = None,
+    seed: int = 0,
 ) -> tuple[ClipSet, ClipSet]:
-    """Training and validation :class:`ClipSet` of the decoded videos."""
+    """Training and validation :class:`ClipSet` of the decoded videos (``crop``: tiles)."""
     context = context_of(task, t)
     tv, tt, vv, vt = [], [], [], []
     for k, video in enumerate(videos):
@@ -293,8 +272,8 @@ def build_clip_sets(
         tv.append(np.full(len(train), k)), tt.append(train)
         vv.append(np.full(len(val), k)), vt.append(val)
     cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
-    train_set = ClipSet(videos, task, t, cat(tv), cat(tt), flow_scale)
-    val_set = ClipSet(videos, task, t, cat(vv), cat(vt), flow_scale)
+    train_set = ClipSet(videos, task, t, cat(tv), cat(tt), flow_scale, crop, seed)
+    val_set = ClipSet(videos, task, t, cat(vv), cat(vt), flow_scale, crop, seed)
     if len(val_set) > val_clips:
         val_set = val_set.subset(np.linspace(0, len(val_set) - 1, val_clips).round().astype(int))
     return train_set, val_set
@@ -313,9 +292,14 @@ class TrainingData:
     videos: list[str] = field(default_factory=list)  # relpaths trained on
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (relpath, reason)
     flow: str | None = None  # flow estimator name (FR)
+    tile_scale: float | None = None  # training on img_size crops of source / tile_scale
 
     def summary(self) -> str:
-        text = (f"{self.task}: {len(self.videos)} videos at {self.img_size[0]}x{self.img_size[1]}, "
+        size = f"{self.img_size[0]}x{self.img_size[1]}"
+        if self.tile_scale is not None:
+            scale = f"1/{self.tile_scale:g}" if self.tile_scale else "automatic"
+            size = f"{scale} scale in {size} tiles"
+        text = (f"{self.task}: {len(self.videos)} videos at {size}, "
                 f"{len(self.train)} training clips, {len(self.val)} validation clips")
         if self.skipped:
             text += f", {len(self.skipped)} skipped: " + "; ".join(
@@ -349,11 +333,13 @@ def prepare_data(
     # window + 1; FR's single flow).
     t = int(model_config.context)
     estimator = make_flow(cfg.flow, cfg.flow_preset) if task == "fr" else None
-    videos, skipped = load_videos(sources, size=size, flow=estimator, cache_dir=cfg.cache_dir,
-                                  memo=memo, on_video=on_video)
+    scale = float(cfg.tile_scale) if getattr(cfg, "tiles", False) else None
+    videos, skipped = load_videos(sources, size=size, scale=scale, flow=estimator,
+                                  cache_dir=cfg.cache_dir, memo=memo, on_video=on_video)
     train, val = build_clip_sets(videos, task=task, t=t, stride=cfg.stride,
                                  val_fraction=cfg.val_fraction, val_clips=cfg.val_clips,
-                                 flow_scale=getattr(model_config, "flow_scale", 10.0))
+                                 flow_scale=getattr(model_config, "flow_scale", 10.0),
+                                 crop=size if scale is not None else None, seed=cfg.seed)
     if len(train) == 0:
         why = "; ".join(f"{r}: {m}" for r, m in skipped) or (
             f"every video is shorter than {context_of(task, t) + 1} frames plus the held-out tail")
@@ -368,6 +354,7 @@ def prepare_data(
     return TrainingData(
         task=task, t=t, img_size=size,
         fingerprint=data_fingerprint([s for s in sources if s.relpath in used], size=size, t=t,
-                                     flow=flow_name),
+                                     flow=flow_name, tile_scale=scale),
         train=train, val=val, videos=sorted(used), skipped=skipped, flow=flow_name,
+        tile_scale=scale,
     )

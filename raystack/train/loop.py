@@ -202,6 +202,7 @@ class StreamTrainer:
         """Train one epoch, validate, record and return its metrics (global over workers)."""
         cfg = self.cfg
         epoch = self.epoch + 1
+        self.data.train.epoch = epoch  # tiles: fresh crop positions every epoch
         order = epoch_batches(len(self.data.train), batch_size=cfg.batch_size,
                               clips_per_epoch=cfg.budget(self.task)[1], seed=cfg.seed,
                               epoch=epoch)

@@ -88,7 +88,7 @@ def store(tmp_path):
                 "run_id": ["r"] * len(f), "video_id": [v["video_id"]] * len(f), "frame": f,
                 "timestamp_s": f / 25.0, "model": [m] * len(f), "psnr": psnr,
                 "aux": [None] * len(f)},
-                schema=table_schema("scores")))
+                schema=table_schema("scores", 1)))
     flat = (rng.random(50) < 0.3).astype(np.int64)
     np.save(tmp_path / "labels.npy", flat)
     return st, tmp_path / "labels.npy", flat

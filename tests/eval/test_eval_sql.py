@@ -37,7 +37,7 @@ def make_store(tmp_path, starts: dict[str, int]) -> tuple[Store, np.ndarray]:
                 "run_id": ["r"] * len(f), "video_id": [v] * len(f), "frame": f,
                 "timestamp_s": f / 25.0, "model": [m] * len(f),
                 "psnr": rng.normal(30, 2, len(f)).astype(np.float32), "aux": [None] * len(f)},
-                schema=table_schema("scores")))
+                schema=table_schema("scores", 1)))
     flat = (rng.random(100) < 0.3).astype(np.int64)  # a.mp4 then b.mp4
     np.save(tmp_path / "labels.npy", flat)
     return st, flat

@@ -92,6 +92,16 @@ def test_tiny_preset_honours_the_contract(name, tmp_path):
         if scores[s].aux is not None:
             torch.testing.assert_close(again[s].aux, scores[s].aux, rtol=0, atol=0)
 
+    # Under region "patch" every stream says where its worst patch is; whole frame: nowhere.
+    assert all(v.box is None for v in scores.values())
+    with torch.inference_mode():
+        patch = model.score_batch(frames, flows, region="patch")
+    h, w = model.img_size
+    for s, v in patch.items():
+        assert v.box is not None and v.box.shape == (B, 4), s
+        assert ((v.box[:, 0] >= 0) & (v.box[:, 2] <= w) & (v.box[:, 1] >= 0)
+                & (v.box[:, 3] <= h) & (v.box[:, 2] > v.box[:, 0])).all(), s
+
     # A window of the wrong length is refused with the shape it needed.
     with pytest.raises(ValueError, match=r"\(B, |clips are"):
         model.score_batch(frames[:, 1:], None if flows is None else flows[:, 1:])
@@ -121,5 +131,10 @@ def test_baselines_score_the_scoring_half_only():
                                copy_last_psnr(frames[:, 0], frames[:, 1], "patch"))
     torch.testing.assert_close(scores["motion"].psnr, motion_psnr(flows[:, 0]))
     assert scores["diff"].aux is None and scores["motion"].aux is None
+    assert scores["diff"].box.shape == scores["motion"].box.shape == (B, 4)
+    # motion is a worst-patch score in either region, so it always has a box; diff does
+    # only under "patch".
+    whole = base.score_batch(frames, flows)
+    assert whole["diff"].box is None and whole["motion"].box.shape == (B, 4)
     with pytest.raises(ValueError, match="needs flows"):
         base.score_batch(frames, None)

@@ -16,7 +16,7 @@ def score_table(run_id: str, video_id: str, model: str, frames: np.ndarray, psnr
         "run_id": [run_id] * n, "video_id": [video_id] * n,
         "frame": np.asarray(frames, np.int64), "timestamp_s": np.asarray(frames) / fps,
         "model": [model] * n, "psnr": np.asarray(psnr, np.float32), "aux": [None] * n,
-    }, schema=table_schema("scores"))
+    }, schema=table_schema("scores", 1))
 
 
 def videos_table(rows: list[dict]) -> pa.Table:

@@ -94,7 +94,9 @@ def test_several_runs_and_summary_columns(hand_store):
     assert t.column_names == ["run_id", "video_id", "fusion", "event_id", "start_frame",
                               "end_frame",
                               "start_s", "end_s", "frames", "flagged_frames", "peak_score",
-                              "mean_score", "threshold"]
+                              "mean_score", "threshold", "peak_frame",
+                              "box_x0", "box_y0", "box_x1", "box_y1",
+                              "patch_x0", "patch_y0", "patch_x1", "patch_y1"]
     both = {e[0] for e in events_of(con)}
     assert both == {"r1", "r2"}
     merged = run_sql(con, "SELECT * FROM events(threshold := 0.5, merge_gap := 3, sigma := 0, "

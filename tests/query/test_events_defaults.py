@@ -11,7 +11,7 @@ from raystack.cli import app
 from raystack.query import FusionError, QueryError, connect, find_events, run_sql
 from raystack.query.defaults import EVENTS, macro_defaults
 from raystack.report.build import ReportOptions, collect
-from raystack.store.schema import sql_text
+from raystack.store.schema import QUERY_SQL, sql_text
 
 KEY = ("run_id", "video_id", "fusion", "start_frame", "end_frame")
 
@@ -47,10 +47,10 @@ def test_sql_events_command_and_report_find_the_same_events_by_default(anomalous
 
 
 def test_defaults_are_read_from_the_macro():
-    d = macro_defaults(sql_text("v1_query"), "events")
+    d = macro_defaults(sql_text(QUERY_SQL), "events")
     assert (EVENTS.threshold, EVENTS.min_frames, EVENTS.merge_gap, EVENTS.sigma, EVENTS.fusion) \
         == (d["threshold"], d["min_frames"], d["merge_gap"], d["sigma"], d["fusion"])
-    flags = macro_defaults(sql_text("v1_query"), "flags")
+    flags = macro_defaults(sql_text(QUERY_SQL), "flags")
     assert flags["threshold"] == d["threshold"] and flags["fusion"] == d["fusion"]
     assert ReportOptions().threshold == EVENTS.threshold
     assert ReportOptions().min_frames == EVENTS.min_frames

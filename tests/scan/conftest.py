@@ -37,3 +37,13 @@ def tiny_archive(tmp_path_factory):
     d = tmp_path_factory.mktemp("archive")
     synthesize(d, seed=0, n_train=0, n_test=3, frames=FRAMES, size=SIZE)
     return d / "test"
+
+
+@pytest.fixture(scope="session")
+def wide_archive(tmp_path_factory):
+    """One synthetic test video of FRAMES frames at 320x240: a camera bigger than a tile."""
+    from raystack.synth import synthesize
+
+    d = tmp_path_factory.mktemp("wide")
+    synthesize(d, seed=1, n_train=0, n_test=1, frames=FRAMES, size=(320, 240))
+    return d / "test"

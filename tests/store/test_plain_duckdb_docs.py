@@ -1,5 +1,6 @@
 """The documentation's SQL runs where it says it does: docs/store-schema.md's plain-DuckDB
-queries in a DuckDB without raystack (on a store mixing current and older videos files),
+queries in a DuckDB without raystack (on a store mixing current and older videos files, and
+v2 score files with a v1 one),
 and the README's analyst queries through raystack.connect. Videos carry run_id and a
 content_id that does not depend on the archive root."""
 
@@ -39,10 +40,13 @@ def store(tmp_path):
         for m in ("fp", "fr"):
             drop = 10 * ((f > 80) & (f < 120))
             psnr = (32 + rng.normal(0, 1, f.size) - drop).astype(np.float32)
+            box = {c: pa.array([v] * f.size, pa.int32())
+                   for c, v in zip(("box_x0", "box_y0", "box_x1", "box_y1"), (0, 0, 64, 64),
+                                   strict=True)}
             st.write_table("scores", "night1", f"{cam}-{m}", pa.table({
                 "run_id": ["night1"] * f.size, "video_id": [f"{cam}-id"] * f.size, "frame": f,
                 "timestamp_s": f / 25.0, "model": [m] * f.size, "psnr": psnr,
-                "aux": pa.nulls(f.size, pa.float32())}))
+                "aux": pa.nulls(f.size, pa.float32()), **box}))
         videos.append({"video_id": f"{cam}-id", "uri": f"/a/{cam}.mp4",
                        "relpath": f"{cam}.mp4",
                        "kind": "video", "frames": n, "fps": 25.0, "content_id": f"sha256:{cam}"})
@@ -53,6 +57,14 @@ def store(tmp_path):
         ["run_id", "content_id"])
     (Path(st.uri) / "videos" / "run=old").mkdir(parents=True)
     pq.write_table(old, Path(st.uri) / "videos" / "run=old" / "videos.parquet")
+    # ... and its scores as schema v1 wrote them: no region columns.
+    (Path(st.uri) / "scores" / "run=old").mkdir(parents=True)
+    pq.write_table(pa.table({"run_id": ["old"] * 3, "video_id": ["cam01-id"] * 3,
+                             "frame": [16, 17, 18], "timestamp_s": [0.64, 0.68, 0.72],
+                             "model": ["fp"] * 3, "psnr": pa.array([30, 20, 30], pa.float32()),
+                             "aux": pa.nulls(3, pa.float32())},
+                            schema=table_schema("scores", 1)),
+                   Path(st.uri) / "scores" / "run=old" / "u.parquet")
     manifest = [{"run_id": "night1", "unit_id": f"{v['video_id']}-u",
                  "video_id": v["video_id"],
                  "uri": v["uri"], "start_frame": 16, "end_frame": 200, "status": "done",
@@ -76,6 +88,11 @@ def test_store_schema_plain_duckdb_queries_run_without_raystack(store, monkeypat
     assert sorted({row[0] for row in videos}) == ["night1", "old"]
     cameras = next(r for q, r in zip(statements, results, strict=True) if "anomalous_s" in q)
     assert sorted(row[0] for row in cameras) == ["cam01.mp4", "cam02.mp4"]
+    where = next(r for q, r in zip(statements, results, strict=True) if "tile_box" in q)
+    assert [(row[0], row[1], row[4]) for row in where] == [
+        ("night1", "cam01-id", [0, 0, 64, 64]), ("night1", "cam02-id", [0, 0, 64, 64]),
+        ("old", "cam01-id", [None] * 4)]
+    assert [row[2] for row in where][2] == 17
 
 
 def test_readme_analyst_queries_run_through_raystack(store):

@@ -41,7 +41,7 @@ from raystack.models.m2s2l.decompose import FeatureDecomposition
 from raystack.models.m2s2l.memory import MemoryBank
 from raystack.models.m2s2l.spatial import MultiScaleSpatialEncoder
 from raystack.models.m2s2l.temporal import MultiScaleTemporalEncoder, frame_differences
-from raystack.scoring import region_psnr
+from raystack.scoring import region_scores
 
 
 class M2S2LOutput(NamedTuple):
@@ -217,8 +217,8 @@ class M2S2L(nn.Module, TrainableModel):
         out = self(clip[:, :-1])
         frame, motion = clip_targets(clip)
         with torch.autocast(device_type=clip.device.type, enabled=False):
-            app = region_psnr(out.pred.float(), frame.float(), region)
-            mot = region_psnr(out.motion.float(), motion.float(), region)
+            app, app_box = region_scores(out.pred.float(), frame.float(), region)
+            mot, mot_box = region_scores(out.motion.float(), motion.float(), region)
         d = out.distance
 
         def aux(parts: tuple[str, ...]) -> torch.Tensor:
@@ -226,11 +226,11 @@ class M2S2L(nn.Module, TrainableModel):
             return torch.stack(have).mean(dim=0) if have else torch.full_like(app, float("nan"))
 
         if self.decompose is None:  # one shared feature and bank serve both decoders
-            return {STREAMS[0]: StreamScores(app, aux(("shared",))),
-                    STREAMS[1]: StreamScores(mot, aux(("shared",)))}
+            return {STREAMS[0]: StreamScores(app, aux(("shared",)), app_box),
+                    STREAMS[1]: StreamScores(mot, aux(("shared",)), mot_box)}
         return {
-            STREAMS[0]: StreamScores(app, aux(("common", "appearance"))),
-            STREAMS[1]: StreamScores(mot, aux(("common", "motion"))),
+            STREAMS[0]: StreamScores(app, aux(("common", "appearance")), app_box),
+            STREAMS[1]: StreamScores(mot, aux(("common", "motion")), mot_box),
         }
 
     def loss(self, output: M2S2LOutput, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
