@@ -152,6 +152,25 @@ def test_region_frame_rows_have_no_patch_motion_included(tiny_checkpoints, wide_
             assert (box == [0, 0, W, H]).all()
 
 
+def test_tiled_scans_read_shorter_chunks_by_default(tiny_checkpoints):
+    """A tiled chunk holds frames and flow at the working size: its default is shorter
+    (bench/results/tiles_memory.json); a chunk_frames given wins either way."""
+    from raystack.errors import ConfigError
+    from raystack.scan.config import ScanConfig, check_config
+    from raystack.scan.worker import CHUNK_FRAMES, TILED_CHUNK_FRAMES
+
+    ck = [tiny_checkpoints["fp"], tiny_checkpoints["fr"]]
+    assert UnitScorer(ck).chunk_frames == CHUNK_FRAMES == 64
+    tiled = UnitScorer(ck, tiles=True)
+    assert tiled.chunk_frames == tiled.read_options.chunk_frames == TILED_CHUNK_FRAMES < 64
+    assert UnitScorer(ck, tiles=True, chunk_frames=48).read_options.chunk_frames == 48
+    cfg = ScanConfig(archive="a", store="s", checkpoints=["fp.pt"])
+    assert cfg.chunk_frames is None
+    check_config(cfg)
+    with pytest.raises(ConfigError, match="chunk_frames"):
+        check_config(ScanConfig(archive="a", store="s", checkpoints=["fp.pt"], chunk_frames=0))
+
+
 def test_tile_settings_load_check_and_pin_a_run(tmp_path):
     from raystack.errors import ConfigError
     from raystack.scan.config import ScanConfig, check_config, load_scan_config
