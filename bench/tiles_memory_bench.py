@@ -1,7 +1,7 @@
 """Memory of a tiled scan against its chunk size: peak RSS and frames/s of one scan worker.
 
 One synthetic 1280x720 video is scored tiled (the automatic 640x360 working frame: 28
-tiles of 128 px with the ``small`` presets, 91 of 64 px with ``tiny``) by the scan worker
+tiles of 128 px with the ``small`` presets, 104 of 64 px with ``tiny``) by the scan worker
 (``UnitScorer``, no Ray, the default prefetch of 2 chunks), once per chunk size, each in a
 fresh process with the scan actors' allocator setting (``WORKER_ENV``), so that its peak
 RSS (``getrusage(RUSAGE_SELF).ru_maxrss``) is that chunk size's alone. A chunk holds its
