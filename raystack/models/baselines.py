@@ -33,12 +33,14 @@ class Baselines(nn.Module, ScoringModel):
     def score_batch(
         self, frames: torch.Tensor, flows: torch.Tensor | None = None, *, region: str = "frame"
     ) -> dict[str, StreamScores[torch.Tensor]]:
-        """``diff`` in ``region``; ``motion`` always over the worst patch (see scoring.py),
-        so it always carries the worst patch's box."""
+        """``diff`` in ``region``; ``motion``'s statistic is the worst patch's in either
+        region (see scoring.py), but its box follows ``region`` as every stream's does:
+        the worst patch under ``"patch"``, none under ``"frame"`` (the row then points at
+        the frame, or at its worst tile in a tiled scan)."""
         self.check_window(frames, flows)
         with torch.autocast(device_type=frames.device.type, enabled=False):
             # diff is copy_last_psnr, with the box of its worst patch
             diff, diff_box = region_scores(frames[:, -2].float(), frames[:, -1].float(), region)
             motion, motion_box = motion_scores(flows[:, -1].float())
         return {"diff": StreamScores(diff, box=diff_box),
-                "motion": StreamScores(motion, box=motion_box)}
+                "motion": StreamScores(motion, box=motion_box if region == "patch" else None)}

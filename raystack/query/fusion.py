@@ -8,10 +8,12 @@
 
 This module is the one parser and namer of fusion specs (the query layer, ``raystack
 eval`` and the report all call it); the SQL ``fused()`` macro is the one place the
-streams are combined. The canonical :attr:`Fusion.name` is stored with calibrated
-thresholds and shown in every result; parsing it again gives the same fusion. Only
-``oracle`` (VADMamba's per-video choice by test AUC) uses labels: it parses only where
-``allow_oracle`` is passed, i.e. in :mod:`raystack.eval`.
+streams are combined, and the SQL ``auto_choice()`` macro (``schemas/sql/v2_fusion.sql``)
+the one definition of what ``auto`` picks: :func:`auto_choice` asks DuckDB. The canonical
+:attr:`Fusion.name` is stored with calibrated thresholds and shown in every result;
+parsing it again gives the same fusion. Only ``oracle`` (VADMamba's per-video choice by
+test AUC) uses labels: it parses only where ``allow_oracle`` is passed, i.e. in
+:mod:`raystack.eval`.
 """
 
 from __future__ import annotations
@@ -19,14 +21,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from raystack.errors import RaystackError
-from raystack.scoring import BASELINE_STREAMS
+from raystack.store.schema import FUSION_SQL, sql_text
 
 DEFAULT_PAIR = ("fp", "fr")
-# Pairs "auto" fuses with a fixed alpha of 0.5 (no labels): VQ-MaU's FP/FR, M2S2L's
-# appearance/motion (the paper's alpha is per data set: pass weighted:0.6:... for Ped2).
-AUTO_PAIRS = (DEFAULT_PAIR, ("m2s2l_app", "m2s2l_mot"))
 KINDS = ("stream", "weighted", "max", "oracle")
 # Which stream of a pair comes first: the frame stream (alpha weighs it; oracle keeps it on
 # ties), then the motion stream, then any other stream by name.
@@ -140,13 +140,34 @@ def parse_fusion(spec: str, *, allow_oracle: bool = False) -> Fusion:
     return Fusion("stream", streams)
 
 
+@cache
+def auto_choice(available: tuple[str, ...]) -> tuple[str, str, str] | None:
+    """What ``auto`` picks from a run's streams, by the SQL macro ``auto_choice``:
+    ``("stream", s, s)``, ``("weighted", first, second)`` or None (no single choice).
+
+    The macro reads no table, so an empty in-memory DuckDB evaluates it; the answer depends
+    only on the streams, so it is cached."""
+    import duckdb
+
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                             "autoload_known_extensions": False})
+    try:
+        con.execute(sql_text(FUSION_SQL))
+        kind, s1, s2 = con.execute(
+            "SELECT c.kind, c.s1, c.s2 FROM (SELECT auto_choice(?::VARCHAR[]) AS c)",
+            [list(available)]).fetchone()
+    finally:
+        con.close()
+    return None if kind is None else (kind, s1, s2)
+
+
 def resolve_fusion(spec: str | None, available: Sequence[str], *, alpha: float | None = None,
                    allow_oracle: bool = False) -> Fusion:
     """The fusion to use on a run whose score streams are ``available``.
 
-    ``None`` or ``"auto"``: the only stream if there is one, else the fixed, label-free
-    ``weighted:0.5`` of the one pair of :data:`AUTO_PAIRS` the run has (fp,fr or
-    m2s2l_app,m2s2l_mot). Any other spec must name streams the run has.
+    ``None`` or ``"auto"``: the only learned stream if there is one, else the fixed,
+    label-free ``weighted:0.5`` of the one pair the run has (fp,fr or m2s2l_app,m2s2l_mot):
+    the SQL rule, :func:`auto_choice`. Any other spec must name streams the run has.
 
     Args:
         alpha: the weight of "auto" (instead of 0.5), and then a bare ``"weighted"`` is the
@@ -173,13 +194,11 @@ def resolve_fusion(spec: str | None, available: Sequence[str], *, alpha: float |
     if text == "oracle" and allow_oracle:
         spec = "oracle:" + ",".join(order_streams(avail)[:2])
     if text == "auto":
-        # The trivial baseline streams are there to be compared with, never fused by default.
-        learned = [s for s in avail if s not in BASELINE_STREAMS] or avail
-        if len(learned) == 1:
-            return Fusion("stream", (learned[0],))
-        pairs = [p for p in AUTO_PAIRS if set(p) <= set(learned)]
-        if len(pairs) == 1:
-            return Fusion("weighted", pairs[0], 0.5)
+        pick = auto_choice(tuple(avail))
+        if pick is not None and pick[0] == "stream":
+            return Fusion("stream", (pick[1],))
+        if pick is not None:
+            return Fusion("weighted", pick[1:], 0.5)
         msg = (f"the run has streams {avail}; choose with --fusion (a stream, "
                "weighted:ALPHA:A,B or max:A,B,...)")
         raise FusionError(msg)

@@ -94,7 +94,7 @@ def collect(store: Any, run_id: str, opts: ReportOptions) -> dict:
                                  "FROM manifest WHERE run_id = ?", params=[run_id])
                          .to_arrow_table())
     by_video = _curves(curves)
-    regions = _event_frames(con, run_id, list(fz.streams), events, by_video, opts)
+    regions = _event_frames(con, args, events, by_video, opts)
     con.close()
     per_status = latest.group_by("status").aggregate([("unit_id", "count"), ("rows", "sum")])
     units = [{"status": r["status"], "units": r["unit_id_count"], "rows": r["rows_sum"]}
@@ -127,9 +127,10 @@ def _curves(curves: Any) -> dict[str, dict]:
     return by_video
 
 
-def _event_frames(con: Any, run_id: str, streams: list[str], events: list[dict],
+def _event_frames(con: Any, fusion_args: dict, events: list[dict],
                   curves: dict[str, dict], opts: ReportOptions) -> dict[tuple[str, int], dict]:
-    """Set ``peak_frame`` and ``strip`` (frames) on the strongest events; their regions.
+    """Set ``peak_frame`` and ``strip`` (frames) on the strongest events; their regions
+    (``fused()``'s, through :func:`raystack.report.regions.frame_regions`).
 
     The events() row's own peak frame and box win where the store has them (schema v2
     SQL), so the thumbnail shows what SQL reports; otherwise the curve's maximum."""
@@ -140,7 +141,7 @@ def _event_frames(con: Any, run_id: str, streams: list[str], events: list[dict],
                                          e["end_frame"])
         e["strip"] = strip_frames(e["start_frame"], e["end_frame"], opts.strip_frames)
         wanted += [(e["video_id"], f) for f in {e["peak_frame"], *e["strip"]}]
-    regions = frame_regions(con, run_id, streams, sorted(set(wanted)))
+    regions = frame_regions(con, fusion_args, sorted(set(wanted)))
     for e in events[: opts.max_thumbnails]:
         if all(c in e for c in REGION_COLUMNS):
             regions[(e["video_id"], int(e["peak_frame"]))] = {c: e[c] for c in REGION_COLUMNS}

@@ -1,14 +1,13 @@
 """Which frames of an event the report shows, and their boxes, read from the store.
 
     frames = strip_frames(120, 180, n=8)          # [120, 129, ..., 180], evenly, no repeats
-    regions = frame_regions(con, "r1", ["fp", "fr"], [("cam01-1a2b", 150), ...])
-    regions[("cam01-1a2b", 150)]                   # {"model": "fp", "box_x0": ..., ...}
+    args = {"fusion": "weighted", "alpha": 0.5, "streams": ["fp", "fr"], "run": "r1"}
+    regions = frame_regions(con, args, [("cam01-1a2b", 150), ...])
+    regions[("cam01-1a2b", 150)]                   # {"box_x0": ..., "patch_y1": ...}
 
-A fused score has no box of its own: a frame's box is that of the stream with the highest
-normalised anomaly at the frame, before smoothing, the stream whose name sorts last on a
-tie (the rule of ``fused()`` and of ``events()``' peak box, with the same per-video
-min-max normalisation). Stores without region columns (schema v1 code)
-give no regions; v1 runs in a v2 store give rows whose boxes are NULL.
+A fused score has no box of its own; which stream's box a fused frame shows is the SQL
+``fused()`` macro's rule (schemas/sql/v2_query.sql), and the report asks ``fused()`` for
+it rather than restating it. v1 rows give regions whose boxes are NULL.
 """
 
 from __future__ import annotations
@@ -36,39 +35,27 @@ def peak_frame(curve: dict | None, start: int, end: int) -> int:
     return int(f[sel][np.argmax(s[sel])]) if sel.any() else int(start)
 
 
-def has_regions(con: Any) -> bool:
-    """Whether the store's ``scores`` view has the region columns (schema v2)."""
-    cols = set(con.sql("SELECT * FROM scores LIMIT 0").columns)
-    return set(REGION_COLUMNS) <= cols
-
-
-def frame_regions(con: Any, run_id: str, streams: list[str],
+def frame_regions(con: Any, fusion_args: dict,
                   wanted: list[tuple[str, int]]) -> dict[tuple[str, int], dict]:
-    """(video_id, frame) -> the region columns and model of the frame's most anomalous stream.
+    """(video_id, frame) -> the region columns ``fused()`` gives the frame.
 
-    Only the videos in ``wanted`` are normalised (the report's top events: tens of videos,
-    not the whole run)."""
-    if not wanted or not has_regions(con):
+    ``fusion_args``: ``fused()``'s fusion, alpha, streams and run (a ``sigma`` is ignored).
+    Frames ``fused()`` leaves out (a multi-stream fusion keeps frames every stream scored)
+    get no entry."""
+    if not wanted:
         return {}
-    cols = ", ".join(f"s.{c}" for c in REGION_COLUMNS)
+    cols = ", ".join(f"f.{c}" for c in REGION_COLUMNS)
+    # sigma := 0: fused() picks a frame's region on the anomaly before smoothing, so the
+    # smoothing the curves need would change no box here, only cost a second pass.
     sql = f"""
-        WITH want AS (SELECT unnest(?::VARCHAR[]) AS video_id, unnest(?::BIGINT[]) AS frame),
-        n AS (
-            SELECT s.video_id, s.frame, s.model, {cols},
-                   CASE WHEN max(s.psnr) OVER v > min(s.psnr) OVER v
-                        THEN (max(s.psnr) OVER v - s.psnr)
-                             / (max(s.psnr) OVER v - min(s.psnr) OVER v)
-                        ELSE 0.0 END AS anomaly
-            FROM scores AS s
-            WHERE s.run_id = ? AND list_contains(?::VARCHAR[], s.model)
-                  AND s.video_id IN (SELECT DISTINCT video_id FROM want)
-            WINDOW v AS (PARTITION BY s.video_id, s.model)
-        )
-        SELECT n.* EXCLUDE (anomaly) FROM n JOIN want USING (video_id, frame)
-        QUALIFY row_number() OVER (PARTITION BY n.video_id, n.frame
-                                   ORDER BY n.anomaly DESC, n.model DESC) = 1
+        WITH want AS (SELECT unnest(?::VARCHAR[]) AS video_id, unnest(?::BIGINT[]) AS frame)
+        SELECT f.video_id, f.frame, {cols}
+        FROM fused(fusion := ?, alpha := ?, streams := ?, sigma := 0, run := ?) AS f
+        JOIN want AS w ON w.video_id = f.video_id AND w.frame = f.frame
     """
     vids = [v for v, _ in wanted]
     frames = [int(f) for _, f in wanted]
-    rows = con.sql(sql, params=[vids, frames, run_id, list(streams)]).to_arrow_table()
-    return {(r["video_id"], int(r["frame"])): r for r in rows.to_pylist()}
+    params = [vids, frames, fusion_args["fusion"], fusion_args["alpha"],
+              list(fusion_args["streams"]), fusion_args["run"]]
+    rows = con.sql(sql, params=params).to_arrow_table()
+    return {(r.pop("video_id"), int(r.pop("frame"))): r for r in rows.to_pylist()}

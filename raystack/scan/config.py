@@ -46,9 +46,10 @@ class ScanConfig:
     # different workers share; each re-reads the model's context (16 frames for FP) before it.
     segment_frames: int = 512
     # Frames decoded, flowed and scored together inside a unit: bounds memory per actor
-    # (a 64-frame chunk at 256x256 is ~50 MB of float frames) and lets decoding the next
-    # chunk overlap the model on this one.
-    chunk_frames: int = 64
+    # and lets decoding the next chunk overlap the model on this one. Unset: 64 scored
+    # whole (a 64-frame chunk at 256x256 is ~50 MB of float frames), 16 tiled (frames and
+    # flow at the working size; raystack.scan.worker.TILED_CHUNK_FRAMES).
+    chunk_frames: int | None = None
     # Decoded chunks queued ahead of the model per unit (the prefetch depth); 0 = decode
     # between model calls in the same thread (no overlap, no helper thread).
     prefetch_chunks: int = 2
@@ -67,7 +68,7 @@ class ScanConfig:
     # row's psnr is then its worst tile's, psnr_mean the mean over tiles, box_* the worst
     # tile; it costs one model call per tile (bench/results/tiles_cost.json). Chunks are
     # decoded at the working size: at 640x360 a 64-frame chunk with its flow is ~370 MB,
-    # times prefetch_chunks + 1, so lower chunk_frames where memory is tight.
+    # times prefetch_chunks + 1, hence the shorter tiled chunk_frames default.
     tiles: bool = False
     # Downscale factor of the frame the tiles cover (2: 1920x1080 -> 960x540); 0 = auto:
     # a 360-px-tall working frame (1080p/3, 720p/2, 4K/6), where a 60-px person at 1080p
@@ -155,7 +156,7 @@ def check_config(cfg: ScanConfig) -> None:
     if isinstance(cfg.checkpoints, str):
         bad("checkpoints", "must be a list of paths, e.g. checkpoints = [\"fp.pt\"]")
     for key in ("segment_frames", "chunk_frames", "max_attempts", "object_store_mb"):
-        if int(getattr(cfg, key)) < 1:
+        if getattr(cfg, key) is not None and int(getattr(cfg, key)) < 1:
             bad(key, "must be >= 1")
     for key in ("workers", "cpus_per_worker", "prefetch_chunks", "max_actor_restarts"):
         if int(getattr(cfg, key)) < 0:

@@ -45,6 +45,14 @@ from raystack.tiles import DEFAULT_OVERLAP, TileGrid
 # (chunk, grid) -> (n, N) bool: the tiles of each scored frame not worth scoring.
 TileGate = Callable[[Chunk, TileGrid], np.ndarray]
 
+# Scored frames per chunk when none is given. A whole-frame chunk holds frames at the
+# model's size (64 at 256x256: ~50 MB of float32 frames); a tiled one holds frames and flow
+# at the working size (~4.6 MB a frame at 640x360), prefetch_chunks + 1 chunks at once, and
+# the model's batches fill from a chunk's many tiles, so a shorter chunk saves memory at no
+# cost in frames/s (bench/results/tiles_memory.json).
+CHUNK_FRAMES = 64
+TILED_CHUNK_FRAMES = 16
+
 
 def describe_error(e: BaseException) -> str:
     """``"Type: message"`` for the manifest's error column."""
@@ -64,7 +72,8 @@ class UnitScorer:
         batch_size: frames per model forward (None: the scorer's default).
         flow: flow backend name for models that need flow (``raystack.flow.create_flow``).
         flow_preset: DIS preset.
-        chunk_frames: scored frames decoded and scored together.
+        chunk_frames: scored frames decoded and scored together; None:
+            :data:`CHUNK_FRAMES` scored whole, :data:`TILED_CHUNK_FRAMES` tiled.
         prefetch_chunks: chunks decoded ahead of the model on a helper thread; 0 decodes
             in the caller's thread, between model calls (no overlap).
         cache_dir: local cache of S3 videos.
@@ -91,7 +100,7 @@ class UnitScorer:
         batch_size: int | None = None,
         flow: str = "dis",
         flow_preset: str = "fast",
-        chunk_frames: int = 64,
+        chunk_frames: int | None = None,
         prefetch_chunks: int = 2,
         cache_dir: str | None = None,
         cache_max_bytes: int | None = None,
@@ -134,7 +143,8 @@ class UnitScorer:
             self._flow = create_flow(flow, **kw)
         self.store = store
         self.run_id = run_id
-        self.chunk_frames = int(chunk_frames)
+        self.chunk_frames = int(chunk_frames) if chunk_frames is not None else (
+            TILED_CHUNK_FRAMES if self.tiles else CHUNK_FRAMES)
         self.prefetch_chunks = int(prefetch_chunks)
         self.cache_dir = cache_dir
         self.cache_max_bytes = cache_max_bytes

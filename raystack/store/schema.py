@@ -24,11 +24,13 @@ SCHEMA_VERSION = 2
 READ_VERSIONS = (1, 2)
 TABLES = ("videos", "scores", "manifest")
 # The query layer over stores of every version this code reads, N the version it writes:
-# schemas/sql/v<N>_views.sql (views, scalar helpers), then v<N>_query.sql (the table macros,
+# schemas/sql/v<N>_fusion.sql (the fusion rules, reading no table: Python evaluates them
+# too), v<N>_views.sql (views, scalar helpers), then v<N>_query.sql (the table macros,
 # whose argument defaults raystack.query.defaults reads). DuckDB binds a macro when it is
 # created, so the order matters.
+FUSION_SQL = f"v{SCHEMA_VERSION}_fusion"
 QUERY_SQL = f"v{SCHEMA_VERSION}_query"
-QUERY_SQL_FILES = (f"v{SCHEMA_VERSION}_views", QUERY_SQL)
+QUERY_SQL_FILES = (FUSION_SQL, f"v{SCHEMA_VERSION}_views", QUERY_SQL)
 
 _TYPES = {
     "string": pa.string(),

@@ -1,13 +1,14 @@
--- raystack query layer, schema version 2, part 2 of 2: the table macros, over a store of
+-- raystack query layer, schema version 2, part 3 of 3: the table macros, over a store of
 -- schema version 1 or 2 (v1 score files read with the v2 region columns NULL). The query
--- layer of the code that writes schema N is schemas/sql/vN_views.sql then vN_query.sql
--- (raystack.store.schema.QUERY_SQL_FILES); it reads every version that code reads.
+-- layer of the code that writes schema N is schemas/sql/vN_fusion.sql, vN_views.sql, then
+-- vN_query.sql (raystack.store.schema.QUERY_SQL_FILES); it reads every version that code
+-- reads.
 --
 -- raystack.query.connect() registers the raw sources first (_raw_scores, _raw_videos,
 -- _raw_manifest: the store's Parquet files plus a column "run", the hive folder of each
 -- file; _raw_thresholds: the calibrated thresholds of the store) and the function
 -- rs_gaussian_smooth(scores DOUBLE[], frames BIGINT[], sigma DOUBLE), then runs
--- v2_views.sql (views, helpers) and this file. Parameters are macro arguments with defaults:
+-- v2_fusion.sql (fusion rules), v2_views.sql (views, helpers) and this file. Parameters are macro arguments with defaults:
 --
 --   SELECT * FROM events(threshold := 0.7, min_frames := 10);
 --   SELECT * FROM events(fusion := 'weighted', alpha := 0.6, adaptive_k := 3, run := 'r1');
@@ -16,7 +17,7 @@
 -- The argument defaults written below are the only ones: `raystack events`, `raystack report`
 -- and raystack.query.find_events read them from this file (raystack.query.defaults).
 -- fusion := 'auto' takes, per run, its only learned stream, or weighted (alpha) of the one
--- known pair it has (fp,fr or m2s2l_app,m2s2l_mot). An unknown run, an unknown fusion or
+-- known pair it has (fp,fr or m2s2l_app,m2s2l_mot): auto_choice() of v2_fusion.sql. An unknown run, an unknown fusion or
 -- stream, or a threshold outside [0, 1] raises an error naming the value and the choices.
 --
 -- Pipeline (each macro reads the one before it):

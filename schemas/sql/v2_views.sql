@@ -1,7 +1,8 @@
--- raystack query layer, schema version 2, part 1 of 2: the views over the raw tables and
+-- raystack query layer, schema version 2, part 2 of 3: the views over the raw tables and
 -- the scalar helpers of the table macros (schemas/sql/v2_query.sql, run after this file:
--- DuckDB binds a macro's body when it is created, so helpers come first). The versioning,
--- the raw sources and the macros are described at the top of v2_query.sql.
+-- DuckDB binds a macro's body when it is created, so helpers come first; the fusion rules
+-- of v2_fusion.sql come before it). The versioning, the raw sources and the macros are
+-- described at the top of v2_query.sql.
 --
 -- Names inside a macro prefer its parameters over columns, so columns that share a name
 -- with a parameter are always qualified by their table alias.
@@ -33,24 +34,6 @@ CREATE OR REPLACE VIEW runs AS
     ORDER BY r.run_id;
 
 -- helpers -------------------------------------------------------------------------------
-
--- Canonical name of a fusion, as stored with calibrated thresholds and shown in results:
--- 'fp', 'weighted:0.5:fp,fr', 'max:fp,fr'. Raises on an invalid combination.
-CREATE OR REPLACE MACRO fusion_name(fusion, alpha, streams) AS
-    CASE
-        WHEN fusion IS NULL THEN error('fusion must not be NULL')
-        WHEN fusion = 'weighted' AND (len(streams) <> 2 OR len(list_distinct(streams)) <> 2)
-            THEN error('fusion weighted needs exactly two different streams, got '
-                       || CAST(streams AS VARCHAR))
-        WHEN fusion = 'weighted' AND (alpha IS NULL OR alpha < 0 OR alpha > 1)
-            THEN error('fusion alpha must be in [0, 1], got ' || coalesce(CAST(alpha AS VARCHAR), 'NULL'))
-        WHEN fusion = 'max' AND (len(streams) < 1 OR len(list_distinct(streams)) <> len(streams))
-            THEN error('fusion max needs one or more different streams, got '
-                       || CAST(streams AS VARCHAR))
-        WHEN fusion = 'weighted' THEN 'weighted:' || printf('%g', alpha) || ':' || array_to_string(streams, ',')
-        WHEN fusion = 'max' THEN 'max:' || array_to_string(streams, ',')
-        ELSE fusion
-    END;
 
 -- true, or an error naming an unknown run and the runs of the store.
 -- run itself, or an error naming an unknown run and the runs of the store. store_runs() is
@@ -88,30 +71,22 @@ CREATE OR REPLACE MACRO check_fusion(fusion, streams, run) AS (
           FROM scores AS s WHERE run IS NULL OR s.run_id = run) AS h
 );
 
--- What fusion := 'auto' means for each run (the rule of raystack.query.fusion.resolve_fusion):
--- its only learned stream (the baselines diff and motion are never fused by default), else
--- weighted alpha of the one pair of (fp, fr), (m2s2l_app, m2s2l_mot) it has.
+-- What fusion := 'auto' means for each run: auto_choice() (v2_fusion.sql) over the run's
+-- streams, or an error naming the run and its streams when the rule cannot choose.
 CREATE OR REPLACE MACRO auto_fusion(alpha := 0.5, run := NULL) AS TABLE
-    SELECT c.run_id, c.kind, c.s1, c.s2,
-           CASE WHEN c.kind = 'weighted' THEN fusion_name('weighted', alpha, [c.s1, c.s2])
-                ELSE c.s1 END AS name
+    SELECT c.run_id,
+           CASE WHEN c.pick.kind IS NOT NULL THEN c.pick.kind
+                ELSE error('run ' || c.run_id || ' has streams ' || CAST(c.learned AS VARCHAR)
+                           || '; fusion auto cannot choose: name a stream, weighted or max')
+           END AS kind,
+           c.pick.s1 AS s1, c.pick.s2 AS s2,
+           CASE WHEN c.pick.kind = 'weighted'
+                THEN fusion_name('weighted', alpha, [c.pick.s1, c.pick.s2])
+                ELSE c.pick.s1 END AS name
     FROM (
-        SELECT l.run_id,
-               CASE WHEN len(l.learned) = 1 THEN 'stream'
-                    WHEN list_has_all(l.learned, ['fp', 'fr'])
-                         <> list_has_all(l.learned, ['m2s2l_app', 'm2s2l_mot']) THEN 'weighted'
-                    ELSE error('run ' || l.run_id || ' has streams ' || CAST(l.learned AS VARCHAR)
-                               || '; fusion auto cannot choose: name a stream, weighted or max')
-               END AS kind,
-               CASE WHEN len(l.learned) = 1 THEN l.learned[1]
-                    WHEN list_has_all(l.learned, ['fp', 'fr']) THEN 'fp' ELSE 'm2s2l_app' END AS s1,
-               CASE WHEN len(l.learned) = 1 THEN l.learned[1]
-                    WHEN list_has_all(l.learned, ['fp', 'fr']) THEN 'fr' ELSE 'm2s2l_mot' END AS s2
+        SELECT l.run_id, auto_choice(l.have) AS pick, auto_learned(l.have) AS learned
         FROM (
-            SELECT s.run_id,
-                   coalesce(list(DISTINCT s.model ORDER BY s.model)
-                                FILTER (WHERE s.model NOT IN ('diff', 'motion')),
-                            list(DISTINCT s.model ORDER BY s.model)) AS learned
+            SELECT s.run_id, list(DISTINCT s.model ORDER BY s.model) AS have
             FROM scores AS s WHERE run IS NULL OR s.run_id = run
             GROUP BY s.run_id
         ) AS l

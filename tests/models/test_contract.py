@@ -132,9 +132,10 @@ def test_baselines_score_the_scoring_half_only():
     torch.testing.assert_close(scores["motion"].psnr, motion_psnr(flows[:, 0]))
     assert scores["diff"].aux is None and scores["motion"].aux is None
     assert scores["diff"].box.shape == scores["motion"].box.shape == (B, 4)
-    # motion is a worst-patch score in either region, so it always has a box; diff does
-    # only under "patch".
+    # motion is a worst-patch statistic in either region, but its box follows the region
+    # like every stream's: none under "frame".
     whole = base.score_batch(frames, flows)
-    assert whole["diff"].box is None and whole["motion"].box.shape == (B, 4)
+    assert whole["diff"].box is None and whole["motion"].box is None
+    torch.testing.assert_close(whole["motion"].psnr, scores["motion"].psnr)
     with pytest.raises(ValueError, match="needs flows"):
         base.score_batch(frames, None)

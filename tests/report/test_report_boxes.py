@@ -13,11 +13,12 @@ import pytest
 
 from raystack.query.connection import connect
 from raystack.report import ReportOptions, build_report
-from raystack.report.boxes import Mark, draw_marks, frame_marks, legend_text
+from raystack.report.boxes import REGION_COLUMNS, Mark, draw_marks, frame_marks, legend_text
 from raystack.report.regions import frame_regions, strip_frames
 from raystack.store import Store
 
 OPTS = ReportOptions(sigma=0, threshold=0.5)
+ARGS = {"fusion": "weighted", "alpha": 0.5, "streams": ["fp", "fr"], "sigma": 0, "run": "r1"}
 TILE, PATCH = (8, 8, 48, 48), (16, 16, 40, 40)  # source pixels of the 64x64 clips
 SCALE = 3  # 192-px thumbnails of 64-px frames
 
@@ -78,10 +79,10 @@ def test_a_frames_box_is_the_most_anomalous_streams(tmp_path, scanned_store, wri
         t = t.set_column(t.column_names.index("psnr"), t.schema.field("psnr"), [psnr])
         st.write_table("scores", "r1", f"{vid}-{model}", t)
     con = connect(st)
-    got = frame_regions(con, "r1", ["fp", "fr"], [(vid, 27), (vid, 30), (vid, 20)])
+    got = frame_regions(con, ARGS, [(vid, 27), (vid, 30), (vid, 20)])
     con.close()
-    assert got[(vid, 27)]["model"] == "fp" and got[(vid, 27)]["patch_x1"] == PATCH[2]
-    assert got[(vid, 30)]["model"] == "fr" and got[(vid, 30)]["patch_x1"] == fr_patch[2]
+    assert got[(vid, 27)]["patch_x1"] == PATCH[2]  # fp's
+    assert got[(vid, 30)]["patch_x1"] == fr_patch[2]  # fr's
     assert got[(vid, 20)]["patch_x0"] is None  # outside the dip: no box stored
 
 
@@ -145,11 +146,15 @@ def test_strips_can_be_turned_off_and_follow_the_thumbnail_cap(region_store, tmp
     assert len(list((tmp_path / "b" / "thumbs" / "strip").glob("*.jpg"))) == 3
 
 
-def test_the_events_rows_own_peak_frame_and_box_win(region_store):
+def test_the_events_rows_own_peak_frame_and_box_win(tmp_path, scanned_store, write_region_run):
     from raystack.report.collect import _event_frames
 
-    st, videos = region_store
+    _, videos, _ = scanned_store
+    st = Store(tmp_path / "store")
     vid = videos.column("video_id")[0].as_py()
+    fr_patch = (PATCH[0], PATCH[1], 24, 24)
+    write_region_run(st, videos.slice(0, 1), {(vid, "fp"): (TILE, PATCH),
+                                              (vid, "fr"): (TILE, fr_patch)})
     own = dict(zip(("box_x0", "box_y0", "box_x1", "box_y1", "patch_x0", "patch_y0", "patch_x1",
                     "patch_y1"), (0, 0, 32, 32, 1, 2, 3, 4), strict=True))
     sql_event = {"video_id": vid, "event_id": 1, "start_frame": 25, "end_frame": 32,
@@ -157,7 +162,7 @@ def test_the_events_rows_own_peak_frame_and_box_win(region_store):
     bare = {"video_id": vid, "event_id": 2, "start_frame": 25, "end_frame": 32}
     curve = {"frames": np.arange(16, 40), "scores": (np.arange(16, 40) == 27).astype(float)}
     con = connect(st)
-    regions = _event_frames(con, "r1", ["fp", "fr"], [sql_event, bare], {vid: curve},
+    regions = _event_frames(con, ARGS, [sql_event, bare], {vid: curve},
                             ReportOptions(strip_frames=3))
     con.close()
     assert regions[(vid, 31)] == own  # as SQL reported it, not looked up again
@@ -165,7 +170,37 @@ def test_the_events_rows_own_peak_frame_and_box_win(region_store):
     assert regions[(vid, 27)]["patch_x0"] == PATCH[0]
     # fp and fr differ by a constant: equally anomalous everywhere, and on a tie the stream
     # whose name sorts last gives the box (as SQL fused() does).
-    assert regions[(vid, 27)]["model"] == "fr"
+    assert regions[(vid, 27)]["patch_x1"] == fr_patch[2]
+
+
+def test_the_reports_boxes_are_fused_boxes(tmp_path, scanned_store, write_region_run):
+    """The report asks SQL fused() for its boxes (the rule lives there once): at the
+    report's own sigma, every frame it shows has fused()'s box, and a frame that fused()
+    leaves out (fr did not score it, so weighted fp,fr has no score there) has none."""
+    from raystack.report.collect import collect
+
+    _, videos, _ = scanned_store
+    st = Store(tmp_path / "store")
+    vids = videos.column("video_id").to_pylist()
+    fr_patch = (0, 0, 8, 8)
+    write_region_run(st, videos, {**{(v, "fp"): (TILE, PATCH) for v in vids},
+                                  **{(v, "fr"): (TILE, fr_patch) for v in vids}})
+    t = st.read_table("scores", "r1").filter(
+        (pc.field("video_id") == vids[0]) & (pc.field("model") == "fr"))
+    st.write_table("scores", "r1", f"{vids[0]}-fr", t.filter(pc.field("frame") != 28))
+    opts = ReportOptions(sigma=10, threshold=0.2, strip_frames=64)  # every frame of an event
+    data = collect(st, "r1", opts)
+    shown = set(data["regions"])
+    assert {(vids[0], f) for f in range(25, 33)} - shown == {(vids[0], 28)}
+    con = connect(st)
+    cols = ", ".join(REGION_COLUMNS)
+    fused = {(r.pop("video_id"), r.pop("frame")): r for r in con.sql(
+        f"SELECT video_id, frame, {cols} FROM fused(fusion := 'weighted', sigma := 10, "
+        "run := 'r1')").to_arrow_table().to_pylist()}
+    con.close()
+    assert (vids[0], 28) not in fused
+    assert {k: data["regions"][k] for k in shown} == {k: fused[k] for k in shown}
+    assert fr_patch[2] in {r["patch_x1"] for r in data["regions"].values()}  # boxes, not NULLs
 
 
 def test_a_store_written_by_v1_shows_thumbnails_without_boxes(tmp_path, pixels):

@@ -136,6 +136,41 @@ def test_whole_frame_rows_box_the_source_frame(tiny_checkpoints, wide_archive):
     assert (patch[:, :2] >= 0).all() and (patch[:, 2] <= W).all() and (patch[:, 3] <= H).all()
 
 
+def test_region_frame_rows_have_no_patch_motion_included(tiny_checkpoints, wide_archive):
+    """Region "frame": every stream, the motion baseline too, boxes the frame (scored
+    whole) or its worst tile (tiled) and has no patch; "patch" gives every stream one."""
+    for kw in ({}, {"tiles": True, "tile_scale": 2.0}):
+        scorer = _scorer(tiny_checkpoints, region="frame", **kw)
+        t = scorer(_unit(wide_archive, scorer.context))
+        assert "motion" in t["model"].to_pylist()
+        assert all(t[c].null_count == t.num_rows for c in PATCH), kw
+        box = _cols(t, BOX)
+        if kw:
+            assert {tuple(b) for b in box.astype(int)} <= \
+                {tuple(b) for b in scorer.grid((H, W)).source_boxes}
+        else:
+            assert (box == [0, 0, W, H]).all()
+
+
+def test_tiled_scans_read_shorter_chunks_by_default(tiny_checkpoints):
+    """A tiled chunk holds frames and flow at the working size: its default is shorter
+    (bench/results/tiles_memory.json); a chunk_frames given wins either way."""
+    from raystack.errors import ConfigError
+    from raystack.scan.config import ScanConfig, check_config
+    from raystack.scan.worker import CHUNK_FRAMES, TILED_CHUNK_FRAMES
+
+    ck = [tiny_checkpoints["fp"], tiny_checkpoints["fr"]]
+    assert UnitScorer(ck).chunk_frames == CHUNK_FRAMES == 64
+    tiled = UnitScorer(ck, tiles=True)
+    assert tiled.chunk_frames == tiled.read_options.chunk_frames == TILED_CHUNK_FRAMES < 64
+    assert UnitScorer(ck, tiles=True, chunk_frames=48).read_options.chunk_frames == 48
+    cfg = ScanConfig(archive="a", store="s", checkpoints=["fp.pt"])
+    assert cfg.chunk_frames is None
+    check_config(cfg)
+    with pytest.raises(ConfigError, match="chunk_frames"):
+        check_config(ScanConfig(archive="a", store="s", checkpoints=["fp.pt"], chunk_frames=0))
+
+
 def test_tile_settings_load_check_and_pin_a_run(tmp_path):
     from raystack.errors import ConfigError
     from raystack.scan.config import ScanConfig, check_config, load_scan_config

@@ -61,14 +61,13 @@ def test_segments_and_chunks_reproduce_whole_video_scores(scorer, tiny_archive):
                               "patch_x0", "patch_y0", "patch_x1", "patch_y1"]
     assert set(t["run_id"].to_pylist()) == {"t"} and t["aux"].null_count == t.num_rows
     # Scored whole: no tiles, the box is the whole source frame; region "frame" has no
-    # patch, except the motion baseline, which is a worst-patch score in any region.
+    # patch, the motion baseline included (its statistic is a worst patch's, its box not).
     assert t["psnr_mean"].null_count == t["tiles"].null_count == t.num_rows
     boxes = {tuple(r) for r in zip(*(t[c].to_pylist() for c in ("box_x0", "box_y0", "box_x1",
                                                                  "box_y1")), strict=True)}
     assert boxes == {(0, 0, *SIZE)}
-    motion = np.asarray(t["model"].to_pylist()) == "motion"
-    patch_null = np.asarray(t["patch_x0"].is_null().to_pylist())
-    assert (patch_null == ~motion).all()
+    assert t["model"].to_pylist().count("motion") > 0
+    assert t["patch_x0"].null_count == t["patch_y1"].null_count == t.num_rows
     assert t["timestamp_s"].to_pylist()[:2] == pytest.approx([4 / 25.0, 5 / 25.0])
 
 
