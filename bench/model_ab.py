@@ -36,7 +36,8 @@ KEEP = ("frames_per_s", "share_of_matmul", "scan_time_share", "median_s")
 
 
 def run_bench(tree: Path, bench_args: list[str], out: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    # as the scan's workers run (docs/platform.md, Allocator) and as model.json was recorded
+    env = {**os.environ, "PYTHONPATH": str(tree), "MALLOC_MMAP_THRESHOLD_": "4294967296"}
     cmd = [sys.executable, str(tree / "bench" / "model_bench.py"), *bench_args, "--out", str(out)]
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, env=env, check=True, cwd=tree)

@@ -32,7 +32,7 @@ from raystack.ops.scan_native import NativeKernel, native_backward
 from raystack.ops.selective_scan import scan_backend, selective_scan_fn
 
 SOURCE = Path(__file__).parent / "csrc" / "cross_scan_cpu.cpp"
-ABI_VERSION = 1
+ABI_VERSION = 2
 N_DIRECTIONS = 4
 
 _P = ctypes.c_void_p
@@ -87,6 +87,17 @@ def _fold(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return torch.stack([from_direction(y[:, k], k, h, w) for k in range(N_DIRECTIONS)], dim=1)
 
 
+def _base_order(X: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(b, 4, n, h*w) grid order -> (b, 4, h*w, n) position-major, the column paths (1, 3)
+    in column-major order: the kernel then reads one (n,) vector after the other."""
+    b, k, n, length = X.shape
+    out = X.new_empty(b, k, length, n)
+    out[:, 0::2] = X[:, 0::2].transpose(-1, -2)
+    cols = X[:, 1::2].unflatten(-1, (h, w)).permute(0, 1, 4, 3, 2)  # (b, 2, w, h, n)
+    out[:, 1::2].unflatten(2, (w, h)).copy_(cols)
+    return out
+
+
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -97,9 +108,7 @@ class _CrossScan(torch.autograd.Function):
         lib = KERNEL.get()
         batch, dim, h, w = u.shape
         dstate = A.shape[1]
-        # position-major B/C: the kernel reads one (dstate,) vector per visited position
-        Bt = B.transpose(-1, -2).contiguous()
-        Ct = C.transpose(-1, -2).contiguous()
+        Bt, Ct = _base_order(B, h, w), _base_order(C, h, w)
         threads = torch.get_num_threads()
         out = u.new_empty(batch, h, w, dim)
         work = u.new_empty(threads, lib.rs_cross_forward_workspace(dstate, h * w))
@@ -184,8 +193,9 @@ def cross_scan_fn(
     if A.shape[1] > 256:
         msg = f"native cross scan supports d_state <= 256, got {A.shape[1]}"
         raise ValueError(msg)
-    f32 = [None if t is None else t.float().contiguous()
-           for t in (u, delta, A, B, C, D, delta_bias)]
+    # B and C are copied into the kernel's order in the forward: no contiguous copy first
+    f32 = [None if t is None else t.float() if i in (3, 4) else t.float().contiguous()
+           for i, t in enumerate((u, delta, A, B, C, D, delta_bias))]
     return _CrossScan.apply(*f32, bool(delta_softplus))
 
 

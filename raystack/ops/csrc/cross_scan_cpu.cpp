@@ -13,11 +13,13 @@
 //   u          (batch, dim, L)        the map, shared by the four directions
 //   delta      (batch, K, dim, L)     before bias and softplus
 //   A          (K * dim, dstate)
-//   B, C       (batch, K, L, dstate)  position-major
+//   B, C       (batch, K, L, dstate)  position-major, each path's in its base order:
+//                                     row-major for k = 0, 2, column-major for k = 1, 3
 //   D, bias    (K * dim,)             may be null
 //   out        (batch, L, dim)        channels-last: sum over k of (scan_k + D_k * u)
 // Direction k visits position pos_k(t) at step t: k = 0 row-major (t), k = 1 column-major
 // (t = j * h + i -> i * w + j), k = 2 and 3 the same two orders backwards.
+// (B and C come in base order because a copy is made anyway to make them position-major.)
 #include "scan_common.h"
 
 namespace {
@@ -29,50 +31,56 @@ struct CrossArgs {
     const float *u, *delta, *A, *B, *C, *D, *bias;
     int softplus;
     int64_t batch, dim, dstate, h, w;
-    const int32_t* colpos;  // (L,) grid position of column-major step t
+    const int32_t* colpos;  // (L,) grid position of column-major step s
     float* out;
 };
 
 int64_t cross_workspace(int64_t dstate, int64_t len) {
-    return 3 * len * CB + len + 2 * dstate * CB;
+    return 5 * len * CB + len + 2 * dstate * CB;
 }
 
-// Grid position of step t of direction k.
-inline int64_t position(const CrossArgs& p, int k, int64_t t, int64_t L) {
-    const int64_t s = k < 2 ? t : L - 1 - t;
-    return (k & 1) ? p.colpos[s] : s;
-}
-
+// Buffers are kept in the order a path walks them (row-major for paths 0 and 2,
+// column-major for 1 and 3), so every step reads and writes the next 64 bytes: the
+// column paths on the grid would stride by a whole image row, a new page each step,
+// which defeats the prefetchers.
 template <int NS>
 void cross_block(const CrossArgs& p, int64_t b, int64_t d0, int nch, float* work) {
     const int64_t N = NS > 0 ? NS : p.dstate;
     const int64_t L = p.h * p.w;
-    float* uT = work;            // (L, CB) u, channel-minor
-    float* dtT = uT + L * CB;    // (L, CB) delta after bias/softplus of the current direction
-    float* yT = dtT + L * CB;    // (L, CB) the running sum over directions
-    float* row = yT + L * CB;    // (L,) one channel's delta, contiguous in grid order
+    float* uR = work;            // (L, CB) u, channel-minor, row-major order
+    float* uC = uR + L * CB;     // (L, CB) u in column-major order
+    float* dtT = uC + L * CB;    // (L, CB) delta after bias/softplus, the current path's base order
+    float* yR = dtT + L * CB;    // (L, CB) sum of paths 0 and 2 (and the skips), row-major
+    float* yC = yR + L * CB;     // (L, CB) sum of paths 1 and 3, column-major
+    float* row = yC + L * CB;    // (L,) one channel's row, contiguous in grid order
     float* a = row + L;          // (N, CB)
     float* x = a + N * CB;       // (N, CB)
+    const int32_t* colpos = p.colpos;
 
     float dsum[CB];
     for (int c = 0; c < CB; ++c) {
         dsum[c] = 0.0f;
         if (c < nch) {
             const float* ur = p.u + (b * p.dim + d0 + c) * L;
-            for (int64_t t = 0; t < L; ++t) uT[t * CB + c] = ur[t];
+            for (int64_t t = 0; t < L; ++t) uR[t * CB + c] = ur[t];
+            for (int64_t s = 0; s < L; ++s) uC[s * CB + c] = ur[colpos[s]];
             // u is the same map in every direction, so the four skips add up to one term
             if (p.D)
                 for (int k = 0; k < K; ++k) dsum[c] += p.D[k * p.dim + d0 + c];
         } else {
-            for (int64_t t = 0; t < L; ++t) uT[t * CB + c] = 0.0f;
+            for (int64_t t = 0; t < L; ++t) uR[t * CB + c] = uC[t * CB + c] = 0.0f;
         }
     }
     for (int64_t t = 0; t < L; ++t) {
 #pragma omp simd
-        for (int c = 0; c < CB; ++c) yT[t * CB + c] = dsum[c] * uT[t * CB + c];
+        for (int c = 0; c < CB; ++c) {
+            yR[t * CB + c] = dsum[c] * uR[t * CB + c];
+            yC[t * CB + c] = 0.0f;
+        }
     }
 
     for (int k = 0; k < K; ++k) {
+        const bool cols = k & 1;
         const int64_t dk = k * p.dim + d0;  // first row of this block in A, D and bias
         for (int c = 0; c < CB; ++c) {
             if (c < nch) {
@@ -85,8 +93,13 @@ void cross_block(const CrossArgs& p, int64_t b, int64_t d0, int nch, float* work
 #pragma omp simd
                     for (int64_t t = 0; t < L; ++t) row[t] = dr[t] + bias;
                 }
-                for (int64_t t = 0; t < L; ++t) dtT[t * CB + c] = row[t];
-                for (int64_t n = 0; n < N; ++n) a[n * CB + c] = p.A[(dk + c) * N + n];
+                if (cols)
+                    for (int64_t s = 0; s < L; ++s) dtT[s * CB + c] = row[colpos[s]];
+                else
+                    for (int64_t t = 0; t < L; ++t) dtT[t * CB + c] = row[t];
+                // A in log2 units: exp(delta A) = 2^(delta A log2 e), one multiply fewer per step
+                for (int64_t n = 0; n < N; ++n)
+                    a[n * CB + c] = p.A[(dk + c) * N + n] * 1.44269504088896341f;
             } else {
                 // idle lanes: delta = A = 0 keeps their state at 0
                 for (int64_t t = 0; t < L; ++t) dtT[t * CB + c] = 0.0f;
@@ -96,12 +109,14 @@ void cross_block(const CrossArgs& p, int64_t b, int64_t d0, int nch, float* work
         for (int64_t i = 0; i < N * CB; ++i) x[i] = 0.0f;
         const float* Bk = p.B + (b * K + k) * L * N;
         const float* Ck = p.C + (b * K + k) * L * N;
+        const float* uB = cols ? uC : uR;
+        float* yB = cols ? yC : yR;
         for (int64_t t = 0; t < L; ++t) {
-            const int64_t pos = position(p, k, t, L);
-            const float* bt = Bk + pos * N;
-            const float* ct = Ck + pos * N;
-            const float* dtt = dtT + pos * CB;
-            const float* ut = uT + pos * CB;
+            const int64_t s = k < 2 ? t : L - 1 - t;  // index in the base order
+            const float* bt = Bk + s * N;
+            const float* ct = Ck + s * N;
+            const float* dtt = dtT + s * CB;
+            const float* ut = uB + s * CB;
             float dtu[CB], acc[CB];
 #pragma omp simd
             for (int c = 0; c < CB; ++c) {
@@ -114,20 +129,25 @@ void cross_block(const CrossArgs& p, int64_t b, int64_t d0, int nch, float* work
                 const float* an = a + n * CB;
 #pragma omp simd
                 for (int c = 0; c < CB; ++c) {
-                    const float e = fast_exp(dtt[c] * an[c]);
+                    const float e = fast_exp2(dtt[c] * an[c]);
                     xn[c] = e * xn[c] + dtu[c] * bn;
                     acc[c] += cn * xn[c];
                 }
             }
-            float* yt = yT + pos * CB;
+            float* yt = yB + s * CB;
 #pragma omp simd
             for (int c = 0; c < CB; ++c) yt[c] += acc[c];
         }
     }
 
-    for (int64_t t = 0; t < L; ++t) {
-        float* o = p.out + (b * L + t) * p.dim + d0;
-        for (int c = 0; c < nch; ++c) o[c] = yT[t * CB + c];
+    for (int64_t i = 0; i < p.h; ++i) {
+        for (int64_t j = 0; j < p.w; ++j) {
+            const int64_t pos = i * p.w + j;
+            const float* yr = yR + pos * CB;
+            const float* yc = yC + (j * p.h + i) * CB;
+            float* o = p.out + (b * L + pos) * p.dim + d0;
+            for (int c = 0; c < nch; ++c) o[c] = yr[c] + yc[c];
+        }
     }
 }
 
@@ -146,7 +166,7 @@ void cross_items(const CrossArgs& p, int64_t i0, int64_t i1, float* work) {
 
 extern "C" {
 
-int rs_cross_abi_version() { return 1; }
+int rs_cross_abi_version() { return 2; }
 
 // Floats of scratch per thread that the caller passes as `work` (nthreads of them).
 int64_t rs_cross_forward_workspace(int64_t dstate, int64_t len) {
