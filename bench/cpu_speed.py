@@ -19,6 +19,9 @@ import torch
 
 from raystack.ops import selective_scan as scan_mod
 
+# the scan entry points a model module may call (SS2D's folded path calls cross_scan_fn)
+SCAN_ENTRIES = ("selective_scan_fn", "cross_scan_fn")
+
 
 def scan_implementation() -> str:
     """The backend ``selective_scan_fn`` picks for CPU tensors here (native, torch, ...)."""
@@ -45,9 +48,11 @@ def time_forward(model, x, *, scan_sites: Sequence[ModuleType], min_time: float,
                  min_reps: int, max_reps: int) -> dict:
     """Forward times of ``model(x)`` in inference mode after one warm-up, and the time
     spent inside the scans: each module in ``scan_sites`` has its ``selective_scan_fn``
-    wrapped for the duration (the modules that imported the function by name)."""
+    (and SS2D's folded ``cross_scan_fn``) wrapped for the duration (the modules that
+    imported the functions by name)."""
     scan_time = [0.0]
-    real = [site.selective_scan_fn for site in scan_sites]
+    real = [(site, name, getattr(site, name)) for site in scan_sites
+            for name in SCAN_ENTRIES if hasattr(site, name)]
 
     def timed(fn):
         def wrapper(*args, **kwargs):
@@ -57,8 +62,8 @@ def time_forward(model, x, *, scan_sites: Sequence[ModuleType], min_time: float,
             return y
         return wrapper
 
-    for site, fn in zip(scan_sites, real, strict=True):
-        site.selective_scan_fn = timed(fn)
+    for site, name, fn in real:
+        setattr(site, name, timed(fn))
     times, scans = [], []
     try:
         with torch.inference_mode():
@@ -72,7 +77,7 @@ def time_forward(model, x, *, scan_sites: Sequence[ModuleType], min_time: float,
                 times.append(time.perf_counter() - t)
                 scans.append(scan_time[0])
     finally:
-        for site, fn in zip(scan_sites, real, strict=True):
-            site.selective_scan_fn = fn
+        for site, name, fn in real:
+            setattr(site, name, fn)
     return {"reps": len(times), "median_s": statistics.median(times), "min_s": min(times),
             "scan_median_s": statistics.median(scans)}

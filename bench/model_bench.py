@@ -1,23 +1,27 @@
-"""VQ-MaU inference speed on this CPU: frames/s, FLOPs per frame, share of measured matmul FLOP/s.
+"""Model inference speed on this CPU: frames/s, FLOPs per frame, share of measured matmul FLOP/s.
 
-For each preset and batch size: the median wall time of a forward pass under
-``torch.inference_mode`` (eval mode, fp32), the time spent inside ``selective_scan_fn``
-(measured by wrapping it), the model's FLOPs per frame, and the achieved FLOP/s as a share
-of an fp32 2048x2048 matmul measured in the same run with the same threads.
+For each preset (VQ-MaU FP/FR, and M2S2L, e.g. ``m2s2l.paper``) and batch size: the median
+wall time of a forward pass under ``torch.inference_mode`` (eval mode, fp32), the time
+spent inside the scans (``selective_scan_fn`` and SS2D's folded ``cross_scan_fn``, measured
+by wrapping them), the model's FLOPs per frame, and the achieved FLOP/s as a share of an
+fp32 2048x2048 matmul measured in the same run with the same threads.
 
 FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` counts convolutions and matrix products
 (elementwise work is free in its model) and cannot see inside the selective scan, so the
 scan is replaced by a zero-FLOP stand-in while counting and its FLOPs are added analytically
 (``raystack.models.ss2d.scan_flops``: ~ (8N + 2) per channel and step). A torch.profiler
-table of the paper FP forward says where the time goes.
+table of the first preset's forward (batch 1) says where the time goes.
 
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/model_bench.py            # full run
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/model_bench.py --batch 1  # quicker
+    flock /tmp/raystack-cpu.lock .venv/bin/python bench/model_bench.py \
+        --presets vqmau_fp.paper vqmau_fr.paper m2s2l.paper
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -29,11 +33,15 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cpu_speed import matmul_flops, scan_implementation, time_forward  # noqa: E402
+from cpu_speed import SCAN_ENTRIES, matmul_flops, scan_implementation, time_forward  # noqa: E402
 
+import raystack.models.m2s2l.temporal as temporal_mod  # noqa: E402
 import raystack.models.ss2d as ss2d_mod  # noqa: E402
 from raystack.models import create_model  # noqa: E402
+from raystack.models.m2s2l.flops import analytic_scans  # noqa: E402
 
+# the profiler label of every scan call (SS2D's, folded or not, and M2S2L's temporal one)
+SCAN_LABEL = "ss2d_scan"
 DEFAULT_PRESETS = ("vqmau_fp.paper", "vqmau_fr.paper", "vqmau_fp.small", "vqmau_fr.small",
                    "vqmau_fp.tiny", "vqmau_fr.tiny")
 
@@ -44,20 +52,18 @@ def machine() -> dict:
     return base()
 
 
-def _zero_flop_scan(calls: list):
-    def scan(u, delta, A, B, C, D=None, z=None, **kwargs):
-        b, d, length = u.shape
-        calls.append(ss2d_mod.scan_flops(b, length, d, A.shape[1]))
-        return u * D[:, None] if D is not None else u.clone()
-
-    return scan
+def input_shape(config, batch: int) -> tuple[int, ...]:
+    """One forward's input: VQ-MaU takes (b, channels, h, w), M2S2L clips of ``context``
+    frames (b, t, 3, h, w); either way one frame is scored per batch element."""
+    if hasattr(config, "context"):
+        return (batch, config.context, config.in_channels, *config.img_size)
+    return (batch, config.input_channels, *config.img_size)
 
 
 def count_flops(model: torch.nn.Module, x: torch.Tensor) -> dict:
     calls: list[int] = []
     counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), mock.patch.object(ss2d_mod, "selective_scan_fn",
-                                                    _zero_flop_scan(calls)), counter:
+    with torch.inference_mode(), analytic_scans(calls), counter:
         model(x)
     by_op = {str(k): int(v) for k, v in counter.get_flop_counts()["Global"].items()}
     counted = int(counter.get_total_flops())
@@ -68,20 +74,28 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor) -> dict:
             "by_op_per_frame": {k: v / b for k, v in by_op.items()}}
 
 
+def _labelled(fn):
+    def wrapper(*args, **kwargs):
+        with torch.profiler.record_function(SCAN_LABEL):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def profile_ops(model, x, top: int = 12) -> dict:
-    real = ss2d_mod.selective_scan_fn
-
-    def labelled(*args, **kwargs):
-        with torch.profiler.record_function("selective_scan_fn"):
-            return real(*args, **kwargs)
-
-    with torch.inference_mode(), mock.patch.object(ss2d_mod, "selective_scan_fn", labelled):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.inference_mode())
+        for site in (ss2d_mod, temporal_mod):
+            for entry in SCAN_ENTRIES:
+                if hasattr(site, entry):
+                    fn = _labelled(getattr(site, entry))
+                    stack.enter_context(mock.patch.object(site, entry, fn))
         model(x)
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             model(x)
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
-    scan = next((e.cpu_time_total for e in events if e.key == "selective_scan_fn"), 0)
+    scan = sum(e.cpu_time_total for e in events if e.key == SCAN_LABEL)
     rows = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
     return {
         "total_ms": total / 1e3,
@@ -120,11 +134,12 @@ def main() -> None:
         model = create_model(name).eval()
         c = model.config
         n_params = sum(p.numel() for p in model.parameters())
-        flops = count_flops(model, torch.zeros(1, c.input_channels, *c.img_size))
+        flops = count_flops(model, torch.zeros(input_shape(c, 1)))
         for b in args.batch:
-            x = torch.rand(b, c.input_channels, *c.img_size) * 2 - 1
-            timing = time_forward(model, x, scan_sites=[ss2d_mod], min_time=args.min_time,
-                                  min_reps=args.min_reps, max_reps=args.max_reps)
+            x = torch.rand(input_shape(c, b)) * 2 - 1
+            timing = time_forward(model, x, scan_sites=[ss2d_mod, temporal_mod],
+                                  min_time=args.min_time, min_reps=args.min_reps,
+                                  max_reps=args.max_reps)
             fps = b / timing["median_s"]
             achieved = flops["total_per_frame"] * fps
             row = {"preset": name, "img_size": list(c.img_size), "batch": b, "params": n_params,
@@ -142,11 +157,10 @@ def main() -> None:
     profile = None
     if not args.no_profile:
         model = create_model(args.presets[0]).eval()
-        c = model.config
-        profile = profile_ops(model, torch.rand(1, c.input_channels, *c.img_size) * 2 - 1)
+        profile = profile_ops(model, torch.rand(input_shape(model.config, 1)) * 2 - 1)
         profile["preset"] = args.presets[0]
         print(f"\nprofile of {args.presets[0]} (batch 1): {profile['total_ms']:.1f} ms self CPU, "
-              f"{profile['inside_selective_scan_ms']:.1f} ms inside selective_scan_fn")
+              f"{profile['inside_selective_scan_ms']:.1f} ms inside the scan")
         for op in profile["top_self_ops"]:
             print(f"  {op['op']:40s} {op['self_ms']:9.2f} ms {op['share'] * 100:5.1f}%"
                   f"  x{op['calls']}")

@@ -4,6 +4,9 @@ A feature map is flattened along four paths (row-major, column-major and both re
 each path gets its own input-dependent (delta, B, C), all four are scanned in ONE call to
 ``selective_scan_fn`` (the paths stacked as four groups on the channel axis), and the four
 outputs are mapped back to the image grid and summed, so every pixel sees the whole map.
+Where the native CPU scan is the backend, the flips, transposes and sums are folded into the
+kernel instead (``cross_scan_fn``: every tensor stays in grid order); elsewhere (CUDA, the
+torch scan) the paths are explicit copies.
 
     ss2d = SS2D(d_model=64)
     y = ss2d(torch.randn(2, 32, 32, 64))   # (b, h, w, c) -> (2, 32, 32, 64)
@@ -18,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange, repeat
 
+from raystack.ops.cross_scan import cross_scan_available, cross_scan_fn
 from raystack.ops.selective_scan import selective_scan_fn
 
 # Row-major, column-major, row-major reversed, column-major reversed.
@@ -100,11 +104,13 @@ class SS2D(nn.Module):
         # The sum of four scans has no fixed scale; normalise before gating.
         self.out_norm = nn.LayerNorm(d, **factory_kwargs)
         self.out_proj = nn.Linear(d, d_model, bias=bias, **factory_kwargs)
+        # Take the folded four-path scan when the backend allows it; False forces the
+        # explicit copies (the tests compare the two).
+        self.fold_directions = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(b, h, w, d_model) -> (b, h, w, d_model)."""
-        b, h, w, _ = x.shape
-        k, n, r = N_DIRECTIONS, self.d_state, self.dt_rank
+        n = self.d_state
         xz = self.in_proj(x)  # (b, h, w, 2d)
         x, z = xz.chunk(2, dim=-1)
         # One NCHW copy here: the four paths below gather rows and columns from it, which
@@ -112,6 +118,34 @@ class SS2D(nn.Module):
         x = rearrange(x, "b h w d -> b d h w").contiguous()
         x = F.silu(self.conv2d(x))  # (b, d, h, w)
 
+        if self.fold_directions and cross_scan_available(x, n):
+            y = self._paths_folded(x)
+        else:
+            y = self._paths_unfolded(x)
+        y = self.out_norm(y) * F.silu(z)
+        return self.out_proj(y)
+
+    def _paths_folded(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, d, h, w) -> the summed four-path scan (b, h, w, d), all in grid order.
+
+        The per-path projections are pointwise, so they run on the map itself (one matmul
+        for all four paths) and the kernel visits each path's positions in its order.
+        """
+        n, r = self.d_state, self.dt_rank
+        u = x.flatten(2)  # (b, d, h*w)
+        x_dbl = torch.einsum("bdl,kcd->bkcl", u, self.x_proj_weight)  # (b, k, r+2n, l)
+        dts, Bs, Cs = torch.split(x_dbl, [r, n, n], dim=2)
+        dts = torch.einsum("bkrl,kdr->bkdl", dts, self.dt_projs_weight)  # (b, k, d, l)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return cross_scan_fn(
+                x, dts, -torch.exp(self.A_logs.float()), Bs, Cs, self.Ds,
+                delta_bias=self.dt_projs_bias.flatten(), delta_softplus=True,
+            )
+
+    def _paths_unfolded(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, d, h, w) -> the summed four-path scan (b, h, w, d) through explicit copies."""
+        b, _, h, w = x.shape
+        k, n, r = N_DIRECTIONS, self.d_state, self.dt_rank
         rows = rearrange(x, "b d h w -> b d (h w)")
         cols = rearrange(x, "b d h w -> b d (w h)")
         xs = torch.stack([rows, cols, rows.flip(-1), cols.flip(-1)], dim=1)  # (b, k, d, l)
@@ -137,8 +171,6 @@ class SS2D(nn.Module):
         # Undo the reversals, then the transposition, and sum the four paths on the grid.
         y_rows = y[:, 0] + y[:, 2].flip(-1)  # (b, d, (h w))
         y_cols = y[:, 1] + y[:, 3].flip(-1)  # (b, d, (w h))
-        y = rearrange(y_rows, "b d (h w) -> b h w d", h=h) + rearrange(
+        return rearrange(y_rows, "b d (h w) -> b h w d", h=h) + rearrange(
             y_cols, "b d (w h) -> b h w d", h=h, w=w
         )
-        y = self.out_norm(y) * F.silu(z)
-        return self.out_proj(y)

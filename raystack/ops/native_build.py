@@ -2,8 +2,9 @@
 
 Nothing is compiled at install time (the wheel builds without torch or a compiler). The
 first call compiles with the system C++ compiler (about two seconds), keyed by a hash of the
-source, the flags, the compiler's version and the CPU, so a cluster whose workers share a
-home directory but differ in CPU never loads a library built for another machine:
+source and the headers beside it, the flags, the compiler's version and the CPU, so a
+cluster whose workers share a home directory but differ in CPU never loads a library built
+for another machine:
 
     lib = load_library(Path("csrc/selective_scan_cpu.cpp"), "selective_scan_cpu")
     # -> ~/.cache/raystack/native/selective_scan_cpu-<16 hex>.so, loaded as ctypes.CDLL
@@ -104,8 +105,11 @@ def library_path(source: Path, name: str) -> tuple[Path, str, list[str]]:
     cxx = compiler()
     flags = compile_flags()
     key = hashlib.sha256()
+    # The kernels share headers beside them: an edited header must rebuild every library.
+    headers = [h.read_bytes() for h in sorted(source.parent.glob("*.h"))]
     for part in (
         source.read_bytes(),
+        *headers,
         " ".join(flags).encode(),
         _compiler_version(cxx).encode(),
         _cpu_signature().encode(),

@@ -30,10 +30,15 @@ _I64 = ctypes.c_int64
 _INT = ctypes.c_int
 
 
-class _Kernel:
-    """The loaded library, or why it is not there; loaded once per process."""
+class NativeKernel:
+    """A native library built from ``source``, or why it is not there; loaded once per process.
 
-    def __init__(self) -> None:
+    ``bind`` declares the ctypes signatures and checks the ABI version (raising
+    NativeBuildError on a mismatch).
+    """
+
+    def __init__(self, source: Path, name: str, bind) -> None:
+        self.source, self.name, self.bind = source, name, bind
         self._lock = threading.Lock()
         self.reset()
 
@@ -48,7 +53,7 @@ class _Kernel:
             if not self.tried:
                 self.tried = True
                 try:
-                    self.lib = _bind(load_library(SOURCE, "selective_scan_cpu"))
+                    self.lib = self.bind(load_library(self.source, self.name))
                 except NativeBuildError as err:
                     self.error = str(err)
             return self.lib
@@ -71,7 +76,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
-KERNEL = _Kernel()
+KERNEL = NativeKernel(SOURCE, "selective_scan_cpu", _bind)
 
 
 def native_available(warn: bool = False) -> bool:
@@ -137,37 +142,50 @@ class _NativeScan(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dout, dlast):
-        lib = KERNEL.get()
         u, delta, A, Bt, Ct, D, z, delta_bias = ctx.saved_tensors
-        batch, dim, length = u.shape
-        groups, dstate = Bt.shape[1], Bt.shape[3]
-        threads = torch.get_num_threads()
-        dout = torch.zeros_like(u) if dout is None else dout.float().contiguous()
-        dlast = None if dlast is None else dlast.float().contiguous()
-        du, ddelta = torch.empty_like(u), torch.empty_like(u)
-        dz = torch.empty_like(u) if z is not None else None
-        dA_rows = u.new_empty(batch, dim, dstate)
-        dD_rows, dbias_rows = u.new_empty(batch, dim), u.new_empty(batch, dim)
-        # per-thread accumulators: channels of one group on different threads add into them
-        dB_acc = u.new_zeros(threads, batch, groups, length, dstate)
-        dC_acc = u.new_zeros(threads, batch, groups, length, dstate)
-        work = u.new_empty(threads, lib.rs_scan_backward_workspace(dstate, length))
-        grads = (dout, dlast, du, ddelta, dz, dA_rows, dD_rows, dbias_rows, dB_acc, dC_acc)
-        rc = lib.rs_scan_backward(
-            *map(_ptr, (u, delta, A, Bt, Ct, D, z, delta_bias)),
-            int(ctx.delta_softplus),
-            *(batch, dim, dstate, length, groups),
-            *map(_ptr, (*grads, work)),
-            threads,
-        )
-        if rc != 0:
-            msg = f"native selective scan backward failed (code {rc}) for dstate={dstate}"
-            raise RuntimeError(msg)
-        dB = dB_acc.sum(0).transpose(-1, -2)
-        dC = dC_acc.sum(0).transpose(-1, -2)
-        dD = dD_rows.sum(0) if D is not None else None
-        dbias = dbias_rows.sum(0) if delta_bias is not None else None
-        return du, ddelta, dA_rows.sum(0), dB, dC, dD, dz, dbias, None
+        grads = native_backward(u, delta, A, Bt, Ct, D, z, delta_bias, ctx.delta_softplus,
+                                dout, dlast)
+        return (*grads, None)
+
+
+def native_backward(u, delta, A, Bt, Ct, D, z, delta_bias, delta_softplus, dout, dlast):
+    """Gradients of the native scan: (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias).
+
+    Inputs as the forward saved them (float32, contiguous, B and C time-major (b, g, l, n));
+    ``dout`` (b, d, l) and ``dlast`` (b, d, n) may be None. dB and dC come back (b, g, n, l);
+    dD, dz and ddelta_bias are None where the input was. The cross scan's backward calls this
+    on its unfolded inputs.
+    """
+    lib = KERNEL.get()
+    batch, dim, length = u.shape
+    groups, dstate = Bt.shape[1], Bt.shape[3]
+    threads = torch.get_num_threads()
+    dout = torch.zeros_like(u) if dout is None else dout.float().contiguous()
+    dlast = None if dlast is None else dlast.float().contiguous()
+    du, ddelta = torch.empty_like(u), torch.empty_like(u)
+    dz = torch.empty_like(u) if z is not None else None
+    dA_rows = u.new_empty(batch, dim, dstate)
+    dD_rows, dbias_rows = u.new_empty(batch, dim), u.new_empty(batch, dim)
+    # per-thread accumulators: channels of one group on different threads add into them
+    dB_acc = u.new_zeros(threads, batch, groups, length, dstate)
+    dC_acc = u.new_zeros(threads, batch, groups, length, dstate)
+    work = u.new_empty(threads, lib.rs_scan_backward_workspace(dstate, length))
+    grads = (dout, dlast, du, ddelta, dz, dA_rows, dD_rows, dbias_rows, dB_acc, dC_acc)
+    rc = lib.rs_scan_backward(
+        *map(_ptr, (u, delta, A, Bt, Ct, D, z, delta_bias)),
+        int(delta_softplus),
+        *(batch, dim, dstate, length, groups),
+        *map(_ptr, (*grads, work)),
+        threads,
+    )
+    if rc != 0:
+        msg = f"native selective scan backward failed (code {rc}) for dstate={dstate}"
+        raise RuntimeError(msg)
+    dB = dB_acc.sum(0).transpose(-1, -2)
+    dC = dC_acc.sum(0).transpose(-1, -2)
+    dD = dD_rows.sum(0) if D is not None else None
+    dbias = dbias_rows.sum(0) if delta_bias is not None else None
+    return du, ddelta, dA_rows.sum(0), dB, dC, dD, dz, dbias
 
 
 def selective_scan_native(

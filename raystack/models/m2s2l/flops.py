@@ -2,7 +2,8 @@
 
 ``torch.utils.flop_counter.FlopCounterMode`` counts matrix products and convolutions but
 cannot see inside the selective scan (elementwise work and a recurrence in torch, or an
-opaque CUDA kernel). While counting, every scan call (SS2D's and the temporal blocks') is
+opaque CUDA kernel). While counting, every scan call (SS2D's, folded or not, and the
+temporal blocks') is
 replaced by a zero-FLOP stand-in that records ``ss2d.scan_flops`` (~ (8N + 2) FLOPs per
 channel and step); both numbers are reported. The forward can run on the meta device, so
 counting the paper preset allocates nothing.
@@ -32,12 +33,19 @@ def analytic_scans(calls: list[int]) -> Iterator[None]:
         calls.append(ss2d_mod.scan_flops(b, length, d, A.shape[1]))
         return u * D[:, None] if D is not None else u.clone()
 
-    saved = (ss2d_mod.selective_scan_fn, temporal_mod.selective_scan_fn)
+    def cross_scan(u, delta, A, B, C, D=None, **kwargs):
+        # SS2D's folded path: the same four scans of (b, 4d, h*w) as the unfolded one
+        b, d, h, w = u.shape
+        calls.append(ss2d_mod.scan_flops(b, h * w, delta.shape[1] * d, A.shape[1]))
+        return u.permute(0, 2, 3, 1).clone()
+
+    saved = (ss2d_mod.selective_scan_fn, ss2d_mod.cross_scan_fn, temporal_mod.selective_scan_fn)
     ss2d_mod.selective_scan_fn = temporal_mod.selective_scan_fn = scan
+    ss2d_mod.cross_scan_fn = cross_scan
     try:
         yield
     finally:
-        ss2d_mod.selective_scan_fn, temporal_mod.selective_scan_fn = saved
+        ss2d_mod.selective_scan_fn, ss2d_mod.cross_scan_fn, temporal_mod.selective_scan_fn = saved
 
 
 def count_flops(model: torch.nn.Module, batch: int = 1) -> dict:
