@@ -21,7 +21,7 @@ out of the store and files that are not Parquet are skipped with a warning. Stat
 after a timeout, DuckDB's memory is capped (:class:`~raystack.query.limits.QueryLimits`),
 and Ctrl-C cancels the running statement (:mod:`raystack.query.cancel`).
 
-The views and macros themselves live in ``schemas/sql/v2_views.sql`` and ``v2_query.sql``.
+The views and macros themselves live in ``schemas/sql/v3_views.sql`` and ``v3_query.sql``.
 """
 
 from __future__ import annotations

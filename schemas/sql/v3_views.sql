@@ -1,7 +1,7 @@
--- raystack query layer, schema version 2, part 1 of 2: the views over the raw tables and
--- the scalar helpers of the table macros (schemas/sql/v2_query.sql, run after this file:
+-- raystack query layer, schema version 3, part 1 of 2: the views over the raw tables and
+-- the scalar helpers of the table macros (schemas/sql/v3_query.sql, run after this file:
 -- DuckDB binds a macro's body when it is created, so helpers come first). The versioning,
--- the raw sources and the macros are described at the top of v2_query.sql.
+-- the raw sources and the macros are described at the top of v3_query.sql.
 --
 -- Names inside a macro prefer its parameters over columns, so columns that share a name
 -- with a parameter are always qualified by their table alias.

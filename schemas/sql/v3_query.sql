@@ -1,5 +1,5 @@
--- raystack query layer, schema version 2, part 2 of 2: the table macros, over a store of
--- schema version 1 or 2 (v1 score files read with the v2 region columns NULL). The query
+-- raystack query layer, schema version 3, part 2 of 2: the table macros, over a store of
+-- schema version 1, 2 or 3 (older score files read with the columns added since NULL). The query
 -- layer of the code that writes schema N is schemas/sql/vN_views.sql then vN_query.sql
 -- (raystack.store.schema.QUERY_SQL_FILES); it reads every version that code reads.
 --
@@ -7,7 +7,7 @@
 -- _raw_manifest: the store's Parquet files plus a column "run", the hive folder of each
 -- file; _raw_thresholds: the calibrated thresholds of the store) and the function
 -- rs_gaussian_smooth(scores DOUBLE[], frames BIGINT[], sigma DOUBLE), then runs
--- v2_views.sql (views, helpers) and this file. Parameters are macro arguments with defaults:
+-- v3_views.sql (views, helpers) and this file. Parameters are macro arguments with defaults:
 --
 --   SELECT * FROM events(threshold := 0.7, min_frames := 10);
 --   SELECT * FROM events(fusion := 'weighted', alpha := 0.6, adaptive_k := 3, run := 'r1');
@@ -52,11 +52,17 @@
 
 -- derived views -------------------------------------------------------------------------
 
+-- Motion gating (schema v3): a gated row's psnr is not the model's. Min and max come from
+-- the ungated rows alone, and a gated row counts as the highest of them (norm_psnr 1,
+-- anomaly 0), so gating never moves a video's min-max; a video with every row gated is all
+-- normal (the ELSE 1.0 of a flat video). Rows of older files (gated NULL) are ungated.
 CREATE OR REPLACE MACRO normalised(run := NULL, normalise := 'video') AS TABLE
     SELECT w.run_id, w.video_id, w.model, w.frame, w.timestamp_s, w.psnr,
-           CASE WHEN w.hi > w.lo THEN (w.psnr::DOUBLE - w.lo) / (w.hi - w.lo) ELSE 1.0 END
+           CASE WHEN w.gated IS TRUE THEN 1.0
+                WHEN w.hi > w.lo THEN (w.psnr::DOUBLE - w.lo) / (w.hi - w.lo) ELSE 1.0 END
                AS norm_psnr,
-           1.0 - (CASE WHEN w.hi > w.lo THEN (w.psnr::DOUBLE - w.lo) / (w.hi - w.lo) ELSE 1.0 END)
+           1.0 - (CASE WHEN w.gated IS TRUE THEN 1.0
+                       WHEN w.hi > w.lo THEN (w.psnr::DOUBLE - w.lo) / (w.hi - w.lo) ELSE 1.0 END)
                AS anomaly,
            w.tiles, w.box_x0, w.box_y0, w.box_x1, w.box_y1, w.patch_x0, w.patch_y0, w.patch_x1,
            w.patch_y1
@@ -64,12 +70,14 @@ CREATE OR REPLACE MACRO normalised(run := NULL, normalise := 'video') AS TABLE
     -- Parquet scans, which was ~4x faster than the join on three string keys written out.
     -- One branch per normalise (a constant), so the plan holds only the one asked for.
     FROM (
-        SELECT s.*, CAST(min(s.psnr) OVER v AS DOUBLE) AS lo, CAST(max(s.psnr) OVER v AS DOUBLE) AS hi
+        SELECT s.*, CAST(min(s.psnr) FILTER (WHERE s.gated IS NOT TRUE) OVER v AS DOUBLE) AS lo,
+               CAST(max(s.psnr) FILTER (WHERE s.gated IS NOT TRUE) OVER v AS DOUBLE) AS hi
         FROM scores AS s
         WHERE checked_normalise(normalise) = 'video' AND (run IS NULL OR s.run_id = checked_run(run))
         WINDOW v AS (PARTITION BY s.run_id, s.video_id, s.model)
         UNION ALL
-        SELECT s.*, CAST(min(s.psnr) OVER g AS DOUBLE) AS lo, CAST(max(s.psnr) OVER g AS DOUBLE) AS hi
+        SELECT s.*, CAST(min(s.psnr) FILTER (WHERE s.gated IS NOT TRUE) OVER g AS DOUBLE) AS lo,
+               CAST(max(s.psnr) FILTER (WHERE s.gated IS NOT TRUE) OVER g AS DOUBLE) AS hi
         FROM scores AS s
         WHERE normalise = 'global' AND (run IS NULL OR s.run_id = checked_run(run))
         WINDOW g AS (PARTITION BY s.run_id, s.model)
@@ -220,8 +228,10 @@ CREATE OR REPLACE MACRO flags(threshold := 0.7, adaptive_k := NULL, threshold_na
         WINDOW v AS (PARTITION BY f.run_id, f.video_id, f.fusion)
     ) AS x;
 
--- Gaps and islands: consecutive flagged frames share frame - row_number(); the islands
--- (few) are then merged with a running sum over "starts a new event" marks.
+-- Gaps and islands: consecutive flagged frames share pos - row_number(), pos being the
+-- frame's rank among the video's scored frames (so a strided scan's every-N-th frames are
+-- consecutive, and start/end stay source frames); the islands (few) are then merged with a
+-- running sum over "starts a new event" marks.
 CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3,
                                adaptive_k := NULL, threshold_name := NULL,
                                fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
@@ -237,14 +247,19 @@ CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3
                        {'s': i.score, 'f': -i.frame}) AS pk
         FROM (
             SELECT g.run_id, g.video_id, g.fusion, g.frame, g.timestamp_s, g.score,
-                   g.threshold AS thr, g.box_x0, g.box_y0, g.box_x1, g.box_y1,
+                   g.thr, g.box_x0, g.box_y0, g.box_x1, g.box_y1,
                    g.patch_x0, g.patch_y0, g.patch_x1, g.patch_y1,
-                   g.frame - row_number() OVER (PARTITION BY g.run_id, g.video_id, g.fusion
-                                                ORDER BY g.frame) AS island
-            FROM flags(threshold := threshold, adaptive_k := adaptive_k,
-                       threshold_name := threshold_name, fusion := fusion, alpha := alpha,
-                       streams := streams, sigma := sigma, run := run, roi := roi,
-                       exclude := exclude) AS g
+                   g.pos - row_number() OVER (PARTITION BY g.run_id, g.video_id, g.fusion
+                                              ORDER BY g.frame) AS island
+            FROM (
+                SELECT f.*, f.threshold AS thr,
+                       row_number() OVER (PARTITION BY f.run_id, f.video_id, f.fusion
+                                          ORDER BY f.frame) AS pos
+                FROM flags(threshold := threshold, adaptive_k := adaptive_k,
+                           threshold_name := threshold_name, fusion := fusion, alpha := alpha,
+                           streams := streams, sigma := sigma, run := run, roi := roi,
+                           exclude := exclude) AS f
+            ) AS g
             WHERE g.flagged
         ) AS i
         GROUP BY i.run_id, i.video_id, i.fusion, i.island

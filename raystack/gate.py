@@ -1,0 +1,104 @@
+"""Motion gating: which frames (or tiles) are still enough to skip the learned models.
+
+The gate statistic is the one the ``motion`` baseline stream already computes: the flow
+into a frame, reduced to its worst patch (:func:`raystack.scoring.motion_scores`). Here it
+is expressed as the worst patch's RMS flow in pixels of the frame the model sees, so the
+*floor* reads as a physical quantity (``0.3`` px: nothing in the frame moved more than a
+third of a pixel between the two frames scored):
+
+    stat = motion_px(flows, boxes)            # (n, N) px: n target frames, N tiles
+    gated = gate_mask(stat, floor_px=0.3)     # True where the learned models are skipped
+    floor = calibrate_floor(normal_stats)     # a low quantile over normal footage
+
+``motion`` PSNR and the px statistic are the same number in two units
+(:func:`px_from_motion_psnr`): the motion stream's ``10 log10(1 / mse)`` with mse the
+patch-mean of ``(flow / 2)^2`` in model range (``px / FLOW_SCALE``).
+
+Gated frames still get the baseline streams (they are computed anyway); a learned stream's
+gated row is written with ``gated = true`` and its score is decided by :func:`fill_value`
+and, at query time, by ``normalised()`` (docs/scan.md#motion-gating).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# What a gated row's learned-stream PSNR is stored as when its unit scored no frame of that
+# stream at all: the score of a perfect prediction (the MSE floor of raystack.scoring caps
+# PSNR at 100 dB). Normalisation never reads it: normalised() replaces every gated row by
+# the video's highest ungated PSNR of the stream.
+ALL_GATED_PSNR = 100.0
+# Default quantile of the normal frames' statistic the floor is set at: almost no normal
+# frame with motion in it falls below it, frames stiller than every normal one do.
+FLOOR_QUANTILE = 0.01
+
+
+def px_from_motion_psnr(psnr_db: np.ndarray | float) -> np.ndarray:
+    """Worst-patch RMS flow in px from ``motion`` PSNR in dB (high PSNR = still)."""
+    from raystack.flow import FLOW_SCALE
+
+    # mse = mean((flow_mr / 2)^2) = 10^(-psnr/10), so rms(flow_mr) = 2 * 10^(-psnr/20).
+    return 2.0 * FLOW_SCALE * np.power(10.0, -np.asarray(psnr_db, np.float64) / 20.0)
+
+
+def motion_px(flows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The gate statistic of every (frame, tile): worst-patch RMS flow in px.
+
+    Args:
+        flows: model-range float (n, 2, H, W), the flow INTO each of the n target frames.
+        boxes: (N, 4) int tile boxes ``(x0, y0, x1, y1)`` in the flows' pixels (one box
+            covering the frame for whole-frame scoring).
+
+    Returns:
+        float32 (n, N).
+    """
+    import torch
+
+    from raystack.scoring import motion_scores
+
+    flows = np.asarray(flows, np.float32)
+    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+    out = np.empty((len(flows), len(boxes)), np.float32)
+    if len(flows) == 0:
+        return out
+    t = torch.from_numpy(np.ascontiguousarray(flows))
+    with torch.inference_mode():
+        for k, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
+            psnr, _ = motion_scores(t[:, :, y0:y1, x0:x1])
+            out[:, k] = px_from_motion_psnr(psnr.numpy())
+    return out
+
+
+def gate_mask(stat_px: np.ndarray, floor_px: float | None) -> np.ndarray:
+    """True where the statistic is below the floor (still: skip the learned models);
+    all False without a floor (gating off)."""
+    stat_px = np.asarray(stat_px)
+    if floor_px is None:
+        return np.zeros(stat_px.shape, bool)
+    return stat_px < float(floor_px)
+
+
+def calibrate_floor(stats_px: np.ndarray, quantile: float = FLOOR_QUANTILE) -> float:
+    """The floor from the statistic over normal frames: its ``quantile`` (a low one).
+
+    Raises:
+        ValueError: no finite statistic to calibrate on, or a quantile outside (0, 0.5].
+    """
+    if not 0 < quantile <= 0.5:
+        msg = f"gate floor quantile {quantile}: choose a low quantile in (0, 0.5]"
+        raise ValueError(msg)
+    x = np.asarray(stats_px, np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        msg = "gate floor: no normal frame to calibrate on"
+        raise ValueError(msg)
+    return float(np.quantile(x, quantile))
+
+
+def fill_value(psnr: np.ndarray, gated: np.ndarray) -> float:
+    """What gated rows of one stream in one unit are stored with: the highest PSNR the unit
+    scored for that stream (as normal as anything the model saw there), or
+    :data:`ALL_GATED_PSNR` when every frame of the unit was gated."""
+    scored = np.asarray(psnr, np.float64)[~np.asarray(gated, bool)]
+    scored = scored[np.isfinite(scored)]
+    return float(scored.max()) if scored.size else ALL_GATED_PSNR

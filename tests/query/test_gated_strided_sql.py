@@ -1,0 +1,99 @@
+"""The query layer over gated and strided runs: normalisation ignores gated rows' stored
+psnr, smoothing's sigma stays in source frames, events join every-N-th frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from raystack.query import connect
+from raystack.query.udf import frame_step, smooth_lists
+from raystack.scoring import gaussian_smooth
+from raystack.store import Store, table_schema
+
+
+def _table(frames, psnr, gated=None, video="v", model="fp", run="r") -> pa.Table:
+    n = len(frames)
+    cols = {"run_id": [run] * n, "video_id": [video] * n,
+            "frame": np.asarray(frames, np.int64), "timestamp_s": np.asarray(frames) / 25.0,
+            "model": [model] * n, "psnr": np.asarray(psnr, np.float32),
+            "aux": pa.nulls(n, pa.float32())}
+    if gated is not None:
+        cols["gated"] = pa.array(np.asarray(gated, bool))
+    return pa.table(cols)
+
+
+def _store(tmp_path, tables) -> Store:
+    st = Store(tmp_path / "store").ensure()
+    for i, t in enumerate(tables):
+        st.write_table("scores", "r", f"u{i}", t)
+    return st
+
+
+def test_gated_rows_do_not_move_min_max_and_score_as_the_most_normal(tmp_path):
+    psnr = np.array([30.0, 25.0, 35.0, 99.0, 99.0, 28.0])
+    gated = np.array([False, False, False, True, True, False])
+    st = _store(tmp_path, [_table(np.arange(6), psnr, gated)])
+    con = connect(st)
+    got = con.sql("SELECT frame, anomaly FROM normalised() ORDER BY frame").fetchall()
+    anomaly = np.array([a for _, a in got])
+    # Min-max over the ungated rows only (25 .. 35): the stored 99 changes nothing.
+    ungated = psnr[~gated]
+    want = 1 - (ungated - 25.0) / 10.0
+    np.testing.assert_allclose(anomaly[~gated], want)
+    assert np.all(anomaly[gated] == 0.0)
+    # Without the flag (as a v2 reader would read it) 99 would have squashed every score.
+    plain = _store(tmp_path / "plain", [_table(np.arange(6), psnr)])
+    flat = connect(plain).sql("SELECT max(anomaly) - min(anomaly) FROM normalised() "
+                              "WHERE frame IN (0, 1, 2, 5)").fetchall()[0][0]
+    assert flat < 0.15
+    # Global normalisation ignores them the same way.
+    g = con.sql("SELECT anomaly FROM normalised(normalise := 'global') ORDER BY frame").fetchall()
+    np.testing.assert_allclose([a for (a,) in g], anomaly)
+
+
+def test_a_video_with_every_row_gated_is_all_normal(tmp_path):
+    st = _store(tmp_path, [_table(np.arange(4), [100.0] * 4, [True] * 4)])
+    got = connect(st).sql("SELECT max(anomaly) FROM normalised()").fetchall()[0][0]
+    assert got == 0.0
+
+
+def test_v2_files_read_with_gated_null_and_count_as_scored(tmp_path):
+    st = Store(tmp_path / "store").ensure()
+    path = tmp_path / "store" / "scores" / "run=r" / "old.parquet"
+    path.parent.mkdir(parents=True)
+    import pyarrow.parquet as pq
+
+    old = _table(np.arange(3), [30.0, 20.0, 40.0])
+    v2 = table_schema("scores", 2)
+    old = pa.table({f.name: old[f.name] if f.name in old.column_names
+                    else pa.nulls(3, f.type) for f in v2}, schema=v2)
+    pq.write_table(old, path)
+    st.write_table("scores", "r", "new", _table(np.arange(3, 5), [25.0, 90.0], [False, True]))
+    con = connect(st)
+    assert con.sql("SELECT count(*), count(gated) FROM scores").fetchall() == [(5, 2)]
+    got = dict(con.sql("SELECT frame, anomaly FROM normalised()").fetchall())
+    assert got[2] == 0.0 and got[1] == 1.0 and got[4] == 0.0
+    assert st.read_table("scores")["gated"].null_count == 3
+
+
+def test_sigma_is_in_source_frames_for_a_strided_run():
+    assert frame_step(np.array([0, 2, 4, 6])) == 2 and frame_step(np.array([5])) == 1
+    assert frame_step(np.array([0, 1, 2, 4, 5])) == 1  # a missing frame is not a stride
+    x = np.random.default_rng(0).normal(size=50)
+    frames = np.arange(0, 100, 2)
+    got = smooth_lists(pa.array([x.tolist()]), pa.array([frames.tolist()]), pa.array([6.0]))
+    np.testing.assert_allclose(got[0].as_py(), gaussian_smooth(x, 3.0))
+
+
+@pytest.mark.parametrize("merge_gap", [0, 3])
+def test_events_of_a_strided_run_join_every_second_frame(tmp_path, merge_gap):
+    frames = np.arange(10, 110, 2)
+    psnr = np.full(len(frames), 35.0)
+    psnr[(frames >= 40) & (frames < 60)] = 20.0  # scored frames 40, 42, ..., 58 anomalous
+    st = _store(tmp_path, [_table(frames, psnr)])
+    ev = connect(st).sql(f"SELECT start_frame, end_frame, start_s, end_s, flagged_frames "
+                         f"FROM events(threshold := 0.5, sigma := 0, fusion := 'fp', "
+                         f"min_frames := 5, merge_gap := {merge_gap})").fetchall()
+    assert ev == [(40, 58, 40 / 25.0, 58 / 25.0, 10)]
