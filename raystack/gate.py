@@ -2,7 +2,7 @@
 
 The gate statistic is the one the ``motion`` baseline stream already computes: the flow
 into a frame, reduced to its worst patch (:func:`raystack.scoring.motion_scores`). Here it
-is expressed as the worst patch's RMS flow in pixels of the frame the model sees, so the
+is expressed as the worst patch's RMS flow length in pixels of the frame the model sees, so the
 *floor* reads as a physical quantity (``0.3`` px: nothing in the frame moved more than a
 third of a pixel between the two frames scored):
 
@@ -28,6 +28,8 @@ import numpy as np
 # PSNR at 100 dB). Normalisation never reads it: normalised() replaces every gated row by
 # the video's highest ungated PSNR of the stream.
 ALL_GATED_PSNR = 100.0
+# Where a checkpoint keeps its calibrated floor: extra[GATE_KEY] = {"floor_px": ..., ...}.
+GATE_KEY = "gate"
 # Default quantile of the normal frames' statistic the floor is set at: almost no normal
 # frame with motion in it falls below it, frames stiller than every normal one do.
 FLOOR_QUANTILE = 0.01
@@ -37,8 +39,10 @@ def px_from_motion_psnr(psnr_db: np.ndarray | float) -> np.ndarray:
     """Worst-patch RMS flow in px from ``motion`` PSNR in dB (high PSNR = still)."""
     from raystack.flow import FLOW_SCALE
 
-    # mse = mean((flow_mr / 2)^2) = 10^(-psnr/10), so rms(flow_mr) = 2 * 10^(-psnr/20).
-    return 2.0 * FLOW_SCALE * np.power(10.0, -np.asarray(psnr_db, np.float64) / 20.0)
+    # mse = mean over both channels of (flow_mr / 2)^2 = 10^(-psnr/10), so the RMS of the
+    # flow vector's length is 2 sqrt(2) 10^(-psnr/20) in model range, x FLOW_SCALE in px.
+    return 2.0 * np.sqrt(2.0) * FLOW_SCALE * np.power(10.0, -np.asarray(psnr_db,
+                                                                      np.float64) / 20.0)
 
 
 def motion_px(flows: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -15,10 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from raystack.errors import ConfigError
+from raystack.gate import GATE_KEY
 from raystack.scan.config import ScanConfig
-
-# Where a checkpoint keeps its floor: extra[GATE_KEY] = {"floor_px": ..., ...}.
-GATE_KEY = "gate"
 
 
 def recorded_floor(info: Mapping[str, Any]) -> float | None:

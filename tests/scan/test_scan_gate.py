@@ -14,25 +14,7 @@ from raystack.scan.probe import probe_archive
 from raystack.scan.worker import UnitScorer
 from raystack.store import Store
 
-N, MOVING, SIZE = 40, 20, 64  # frames; the first MOVING move, the rest repeat one frame
-
-
-@pytest.fixture(scope="module")
-def half_static(tmp_path_factory):
-    """A PNG frame folder (lossless, so the still half is exactly still): a bright square
-    crossing a textured background for MOVING frames, then the last of them repeated."""
-    import cv2
-
-    d = tmp_path_factory.mktemp("half") / "cam"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    bg = cv2.GaussianBlur(rng.integers(0, 255, (SIZE, SIZE, 3), np.uint8), (5, 5), 0)
-    for i in range(N):
-        f = bg.copy()
-        x = 4 + 2 * min(i, MOVING - 1)
-        f[20:36, x : x + 12] = 250
-        cv2.imwrite(str(d / f"{i:03d}.png"), f)
-    return d.parent
+N, MOVING, SIZE = 40, 20, 64  # as the half_static fixture writes them (conftest.py)
 
 
 def _units(archive, context, segment=512):
