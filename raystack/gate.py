@@ -15,19 +15,15 @@ third of a pixel between the two frames scored):
 patch-mean of ``(flow / 2)^2`` in model range (``px / FLOW_SCALE``).
 
 Gated frames still get the baseline streams (they are computed anyway); a learned stream's
-gated row is written with ``gated = true`` and its score is decided by :func:`fill_value`
-and, at query time, by ``normalised()`` (docs/scan.md#motion-gating).
+gated row is written with ``gated = true`` and the score of its trivial answer
+(:func:`trivial_psnr`), and ``normalised()`` gives it anomaly 0
+(docs/evaluation.md#motion-gating-and-stride).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# What a gated row's learned-stream PSNR is stored as when its unit scored no frame of that
-# stream at all: the score of a perfect prediction (the MSE floor of raystack.scoring caps
-# PSNR at 100 dB). Normalisation never reads it: normalised() replaces every gated row by
-# the video's highest ungated PSNR of the stream.
-ALL_GATED_PSNR = 100.0
 # Where a checkpoint keeps its calibrated floor: extra[GATE_KEY] = {"floor_px": ..., ...}.
 GATE_KEY = "gate"
 # Default quantile of the normal frames' statistic the floor is set at: almost no normal
@@ -99,10 +95,38 @@ def calibrate_floor(stats_px: np.ndarray, quantile: float = FLOOR_QUANTILE) -> f
     return float(np.quantile(x, quantile))
 
 
-def fill_value(psnr: np.ndarray, gated: np.ndarray) -> float:
-    """What gated rows of one stream in one unit are stored with: the highest PSNR the unit
-    scored for that stream (as normal as anything the model saw there), or
-    :data:`ALL_GATED_PSNR` when every frame of the unit was gated."""
-    scored = np.asarray(psnr, np.float64)[~np.asarray(gated, bool)]
-    scored = scored[np.isfinite(scored)]
-    return float(scored.max()) if scored.size else ALL_GATED_PSNR
+def trivial_psnr(stream: str, prev: np.ndarray, cur: np.ndarray, flow: np.ndarray | None,
+                 region: str = "frame") -> np.ndarray:
+    """What a gated frame's learned-stream row is stored with: the PSNR of the stream's
+    trivial answer at that frame, in the stream's score region.
+
+    The trivial answers are the ones training validates against (``train/metrics.py``):
+    copying the last frame for a frame predictor (``fp``, ``m2s2l_app``), zero flow for
+    ``fr``, a zero difference for ``m2s2l_mot``. On a still frame they are as good as a
+    prediction gets (only sensor noise is left), so the estimate sits at the top of the
+    model's own scale, where the ungated scan put those frames too.
+
+    Args:
+        prev, cur: float (k, H, W, 3) in [-1, 1]: the frame before each gated frame, and it.
+        flow: model-range float (k, 2, H, W), the flow into each (needed for ``fr``).
+        region: ``"frame"`` or ``"patch"``, as the scan scores.
+
+    Returns:
+        float32 (k,).
+    """
+    import torch
+
+    from raystack.scoring import region_psnr
+
+    p = torch.from_numpy(np.ascontiguousarray(prev, np.float32)).permute(0, 3, 1, 2)
+    c = torch.from_numpy(np.ascontiguousarray(cur, np.float32)).permute(0, 3, 1, 2)
+    if stream == "fr":
+        target = torch.from_numpy(np.ascontiguousarray(flow, np.float32))
+        pred = torch.zeros_like(target)
+    elif stream == "m2s2l_mot":  # M2S2L's motion decoder predicts (I_i - I_{i-1}) / 2
+        target = (c - p) / 2
+        pred = torch.zeros_like(target)
+    else:
+        pred, target = p, c
+    with torch.inference_mode():
+        return region_psnr(pred, target, region).numpy().astype(np.float32)

@@ -5,14 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from raystack.gate import (
-    ALL_GATED_PSNR,
-    calibrate_floor,
-    fill_value,
-    gate_mask,
-    motion_px,
-    px_from_motion_psnr,
-)
+from raystack.gate import calibrate_floor, gate_mask, motion_px, px_from_motion_psnr, trivial_psnr
 
 
 def test_motion_psnr_and_px_are_one_statistic():
@@ -51,8 +44,17 @@ def test_floor_is_a_low_quantile_of_normal_frames():
         calibrate_floor(np.array([np.nan]))
 
 
-def test_fill_value_is_the_best_ungated_score_else_the_perfect_one():
-    psnr = np.array([30.0, np.nan, 33.0, np.nan])
-    gated = np.array([False, True, False, True])
-    assert fill_value(psnr, gated) == 33.0
-    assert fill_value(psnr, np.ones(4, bool)) == ALL_GATED_PSNR
+def test_trivial_scores_are_the_tasks_cheap_answers():
+    from raystack.scoring import psnr_np
+
+    rng = np.random.default_rng(0)
+    prev = rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+    cur = prev + rng.normal(0, 0.01, prev.shape).astype(np.float32)
+    flow = rng.normal(0, 0.05, (2, 2, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(trivial_psnr("fp", prev, cur, flow), psnr_np(prev, cur),
+                               rtol=1e-5)  # copy-last
+    np.testing.assert_allclose(trivial_psnr("fr", prev, cur, flow),
+                               psnr_np(np.zeros_like(flow), flow), rtol=1e-5)  # zero flow
+    np.testing.assert_allclose(trivial_psnr("m2s2l_mot", prev, cur, None),
+                               psnr_np(np.zeros_like(cur), (cur - prev) / 2), rtol=1e-5)
+    assert trivial_psnr("fp", prev, cur, None, "patch").shape == (2,)

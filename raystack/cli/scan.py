@@ -56,8 +56,8 @@ def scan_cmd(
     gate: bool = typer.Option(
         None, "--gate/--no-gate", show_default="no-gate",
         help="Motion gating: frames whose motion is below the checkpoints' calibrated floor "
-             "skip the learned models (rows flagged gated, scored as the video's most "
-             "normal frame; diff and motion still scored)."),
+             "skip the learned models (rows flagged gated, scored by the trivial answer "
+             "and counted normal; diff and motion still scored)."),
     gate_floor: float = typer.Option(
         None, "--gate-floor", show_default="the checkpoints' floor",
         help="Gate floor in px of worst-patch flow at the model's input (implies --gate)."),

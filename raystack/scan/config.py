@@ -81,9 +81,10 @@ class ScanConfig:
     # frames and times stay those of the source. 1 = every frame (the papers' protocol).
     stride: int = 1
     # Motion gating: frames (tiles) whose worst-patch flow is below the gate floor skip the
-    # learned models; their rows say gated and score as the video's most normal frame.
-    # Off by default: it changes what is scored (a still anomaly, e.g. someone lying on
-    # the ground without moving, is gated), so a run opts in (docs/scan.md#motion-gating).
+    # learned models; their rows say gated, score their task's trivial answer and count as
+    # normal (anomaly 0). Off by default: it changes what is scored (a still anomaly, e.g.
+    # someone lying on the ground without moving, is gated), so a run opts in
+    # (docs/evaluation.md#motion-gating-and-stride).
     gate: bool = False
     # The floor in px of worst-patch RMS flow at the model's input size; 0 = the floor the
     # checkpoints recorded in training (the lowest of them). Setting it turns gating on.

@@ -80,7 +80,7 @@ class UnitScorer:
             the worst, the mean and the count (:mod:`raystack.regions`).
         gate_floor: motion gating (:mod:`raystack.gate`): frames (tiles) whose worst-patch
             flow is below this many px skip the learned models; their learned rows carry
-            ``gated = true`` and a filled score (:func:`raystack.gate.fill_value`). None:
+            ``gated = true`` and a trivial score (:func:`raystack.gate.trivial_psnr`). None:
             no gating.
         stride: score every stride-th frame (:func:`raystack.scan.chunks.strided_targets`);
             units must be planned with context = the models' context x stride.
@@ -259,6 +259,24 @@ class UnitScorer:
                      ) -> tuple[dict[str, FrameRegions], np.ndarray]:
         """Per-stream regions of the chunk's scored frames, whole or tiled, and which frames
         the gate kept from the learned models (every tile of theirs scored gated)."""
+        regions, gated = self._regions(chunk, source_size)
+        if gated.any():
+            from raystack.gate import trivial_psnr
+
+            # A gated frame's learned rows get the trivial answer's score, on the whole
+            # frame the worker decoded (tiled or not): see raystack.gate.trivial_psnr.
+            rows = np.flatnonzero(gated) + len(chunk.frames) - len(gated)
+            for s in self.learned:
+                value = np.full(len(gated), np.nan, np.float32)
+                value[gated] = trivial_psnr(
+                    s, chunk.frames[rows - 1], chunk.frames[rows],
+                    None if chunk.flows is None else chunk.flows[rows - 1], self.scorer.region)
+                regions[s] = regions[s].fill_gated(gated, value)
+        return regions, gated
+
+    def _regions(self, chunk: Chunk, source_size: tuple[int, int]
+                 ) -> tuple[dict[str, FrameRegions], np.ndarray]:
+        """:meth:`_score_chunk` before the gated frames' learned scores are filled in."""
         n = len(chunk.targets)
         if not self.tiles:
             h, w = self.scorer.img_size
@@ -290,10 +308,9 @@ class UnitScorer:
                gated: np.ndarray) -> pa.Table:
         """The unit's rows, streams one after the other; a frame whose every tile a gate
         skipped has no score and no row (:mod:`raystack.regions`). A learned stream's row of
-        a frame the motion gate kept from it says ``gated`` and carries
-        :func:`raystack.gate.fill_value` as its score (baseline rows are always scored)."""
-        from raystack.gate import fill_value
-
+        a frame the motion gate kept from it says ``gated`` (its score,
+        :func:`raystack.gate.trivial_psnr`, was filled in per chunk; baseline rows are always
+        scored)."""
         frames = strided_targets(unit.start, unit.stop, self.stride)
         ts = frames / fps if fps > 0 else np.full(len(frames), np.nan)
         parts = []
@@ -301,8 +318,6 @@ class UnitScorer:
             r = regions[s]
             g = gated if s in self.learned else np.zeros(len(frames), bool)
             keep = np.ones(len(frames), bool) if r.tiles is None else (r.tiles > 0) | g
-            if g.any():
-                r = r.fill_gated(g, fill_value(r.psnr, g))
             r, g = r.keep(keep), g[keep]
             n = int(keep.sum())
             cols: dict[str, Any] = {

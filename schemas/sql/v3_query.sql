@@ -52,10 +52,12 @@
 
 -- derived views -------------------------------------------------------------------------
 
--- Motion gating (schema v3): a gated row's psnr is not the model's. Min and max come from
--- the ungated rows alone, and a gated row counts as the highest of them (norm_psnr 1,
--- anomaly 0), so gating never moves a video's min-max; a video with every row gated is all
--- normal (the ELSE 1.0 of a flat video). Rows of older files (gated NULL) are ungated.
+-- Motion gating (schema v3): a gated row's psnr is not the model's but the score of the
+-- stream's trivial answer on a still frame (raystack.gate.trivial_psnr), on the model's
+-- scale. It takes part in the max (the still frames topped the scale of an ungated scan
+-- too, so the video's min-max stays close to the ungated one) but not in the min (a gated
+-- frame never sets the most anomalous level), and it scores norm_psnr 1, anomaly 0. Rows
+-- of older files (gated NULL) are ungated.
 CREATE OR REPLACE MACRO normalised(run := NULL, normalise := 'video') AS TABLE
     SELECT w.run_id, w.video_id, w.model, w.frame, w.timestamp_s, w.psnr,
            CASE WHEN w.gated IS TRUE THEN 1.0
@@ -71,13 +73,13 @@ CREATE OR REPLACE MACRO normalised(run := NULL, normalise := 'video') AS TABLE
     -- One branch per normalise (a constant), so the plan holds only the one asked for.
     FROM (
         SELECT s.*, CAST(min(s.psnr) FILTER (WHERE s.gated IS NOT TRUE) OVER v AS DOUBLE) AS lo,
-               CAST(max(s.psnr) FILTER (WHERE s.gated IS NOT TRUE) OVER v AS DOUBLE) AS hi
+               CAST(max(s.psnr) OVER v AS DOUBLE) AS hi
         FROM scores AS s
         WHERE checked_normalise(normalise) = 'video' AND (run IS NULL OR s.run_id = checked_run(run))
         WINDOW v AS (PARTITION BY s.run_id, s.video_id, s.model)
         UNION ALL
         SELECT s.*, CAST(min(s.psnr) FILTER (WHERE s.gated IS NOT TRUE) OVER g AS DOUBLE) AS lo,
-               CAST(max(s.psnr) FILTER (WHERE s.gated IS NOT TRUE) OVER g AS DOUBLE) AS hi
+               CAST(max(s.psnr) OVER g AS DOUBLE) AS hi
         FROM scores AS s
         WHERE normalise = 'global' AND (run IS NULL OR s.run_id = checked_run(run))
         WINDOW g AS (PARTITION BY s.run_id, s.model)

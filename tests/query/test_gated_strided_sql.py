@@ -31,30 +31,27 @@ def _store(tmp_path, tables) -> Store:
     return st
 
 
-def test_gated_rows_do_not_move_min_max_and_score_as_the_most_normal(tmp_path):
-    psnr = np.array([30.0, 25.0, 35.0, 99.0, 99.0, 28.0])
+def test_gated_rows_top_the_scale_never_set_its_bottom_and_score_zero(tmp_path):
+    psnr = np.array([30.0, 25.0, 35.0, 45.0, 20.0, 28.0])
     gated = np.array([False, False, False, True, True, False])
     st = _store(tmp_path, [_table(np.arange(6), psnr, gated)])
     con = connect(st)
     got = con.sql("SELECT frame, anomaly FROM normalised() ORDER BY frame").fetchall()
     anomaly = np.array([a for _, a in got])
-    # Min-max over the ungated rows only (25 .. 35): the stored 99 changes nothing.
-    ungated = psnr[~gated]
-    want = 1 - (ungated - 25.0) / 10.0
-    np.testing.assert_allclose(anomaly[~gated], want)
+    # Max over every row (45, a gated still frame, as an ungated scan would have it), min
+    # over the ungated ones (25: the gated 20 cannot make every other frame look normal).
+    np.testing.assert_allclose(anomaly[~gated], 1 - (psnr[~gated] - 25.0) / 20.0)
     assert np.all(anomaly[gated] == 0.0)
-    # Without the flag (as a v2 reader would read it) 99 would have squashed every score.
-    plain = _store(tmp_path / "plain", [_table(np.arange(6), psnr)])
-    flat = connect(plain).sql("SELECT max(anomaly) - min(anomaly) FROM normalised() "
-                              "WHERE frame IN (0, 1, 2, 5)").fetchall()[0][0]
-    assert flat < 0.15
-    # Global normalisation ignores them the same way.
+    # Global normalisation treats them the same way.
     g = con.sql("SELECT anomaly FROM normalised(normalise := 'global') ORDER BY frame").fetchall()
     np.testing.assert_allclose([a for (a,) in g], anomaly)
+    # The same rows without the flag: the gated 20 would have been the most anomalous.
+    plain = connect(_store(tmp_path / "plain", [_table(np.arange(6), psnr)]))
+    assert plain.sql("SELECT arg_max(frame, anomaly) FROM normalised()").fetchall() == [(4,)]
 
 
 def test_a_video_with_every_row_gated_is_all_normal(tmp_path):
-    st = _store(tmp_path, [_table(np.arange(4), [100.0] * 4, [True] * 4)])
+    st = _store(tmp_path, [_table(np.arange(4), [50.0, 20.0, 60.0, 40.0], [True] * 4)])
     got = connect(st).sql("SELECT max(anomaly) FROM normalised()").fetchall()[0][0]
     assert got == 0.0
 
@@ -70,7 +67,7 @@ def test_v2_files_read_with_gated_null_and_count_as_scored(tmp_path):
     old = pa.table({f.name: old[f.name] if f.name in old.column_names
                     else pa.nulls(3, f.type) for f in v2}, schema=v2)
     pq.write_table(old, path)
-    st.write_table("scores", "r", "new", _table(np.arange(3, 5), [25.0, 90.0], [False, True]))
+    st.write_table("scores", "r", "new", _table(np.arange(3, 5), [25.0, 10.0], [False, True]))
     con = connect(st)
     assert con.sql("SELECT count(*), count(gated) FROM scores").fetchall() == [(5, 2)]
     got = dict(con.sql("SELECT frame, anomaly FROM normalised()").fetchall())

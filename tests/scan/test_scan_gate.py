@@ -59,11 +59,13 @@ def test_gated_frames_skip_the_models_and_carry_the_flag(tiny_checkpoints, half_
     assert f.tolist() == list(range(plain.context, N))
     assert g.tolist() == [i >= MOVING for i in f]
     assert calls["fp"].n == calls["fr"].n == int((~g).sum()) == MOVING - plain.context
-    # Ungated frames score exactly as without the gate; gated ones as the unit's best frame.
+    # Ungated frames score exactly as without the gate; gated ones as copying the last frame
+    # (the diff baseline of the same frame, the whole-frame region): a still frame's best.
     rf, rp, rg = _stream(ref, "fp")
     assert not rg.any()
     np.testing.assert_allclose(p[~g], rp[~g], atol=1e-4)
-    assert np.all(p[g] == p[~g].max())
+    np.testing.assert_allclose(p[g], _stream(got, "diff")[1][g], rtol=1e-5)
+    assert p[g].min() > p[~g].max()
     # The baselines score every frame either way, never flagged.
     for s in ("diff", "motion"):
         bf, bp, bg = _stream(got, s)
@@ -71,13 +73,16 @@ def test_gated_frames_skip_the_models_and_carry_the_flag(tiny_checkpoints, half_
         assert not bg.any() and len(bf) == scored
 
 
-def test_a_unit_with_every_frame_gated_stores_the_perfect_score(tiny_checkpoints, half_static):
-    from raystack.gate import ALL_GATED_PSNR
+def test_a_unit_with_every_frame_gated_never_calls_the_models(tiny_checkpoints, half_static):
+    from raystack.flow import FLOW_SCALE
+    from raystack.scoring import MSE_FLOOR
 
     s, calls = _scorer(tiny_checkpoints, gate_floor=0.05)
     unit = [u for u in _units(half_static, s.context, segment=10) if u.start >= MOVING][0]
     f, p, g = _stream(s(unit), "fr")
-    assert g.all() and np.all(p == ALL_GATED_PSNR) and calls["fr"].n == 0
+    # FR's trivial answer, zero flow, against a still frame's (near-)zero flow.
+    assert g.all() and calls["fr"].n == calls["fp"].n == 0
+    assert np.all(p > 60) and np.all(p <= -10 * np.log10(MSE_FLOOR)) and FLOW_SCALE == 10
 
 
 def test_stride_scores_every_second_frame_with_context_and_flow_at_that_stride(
@@ -132,3 +137,35 @@ def test_gate_and_stride_together_and_the_manifest_counts(tiny_checkpoints, half
     text = out.file.getvalue()
     assert "gated (learned models skipped)" in text and f"({100 * g.mean():.1f}%)" in text
     assert "frames scored by the models (stride)" in text
+
+
+def test_a_gated_run_through_raystack_eval(tiny_checkpoints, half_static, tmp_path):
+    """`raystack eval` on a gated, strided run: every scored frame is evaluated, the gated
+    ones as the video's most normal (anomaly 0), beside the baselines on the same frames."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from raystack.cli import app
+    from raystack.query import connect
+
+    store = Store(tmp_path / "st")
+    s, _ = _scorer(tiny_checkpoints, stride=2, gate_floor=0.05, store=store)
+    sources = list_archive(half_static)
+    store.write_table("videos", "g", "videos", probe_archive(sources))
+    for u in plan_units(probe_archive(sources), context=s.context, segment_frames=10,
+                        sources=sources).units:
+        assert s.run(u)["status"] == "done"
+    labels = np.zeros(N, np.int64)
+    labels[10:16] = 1  # the square's last strides of motion
+    np.save(tmp_path / "frame_labels_half.npy", labels)
+    res = CliRunner().invoke(app, ["eval", str(tmp_path / "st"), "--labels",
+                                   str(tmp_path / "frame_labels_half.npy"), "--run-id", "g",
+                                   "--fusion", "fp", "--sigma", "0", "-o",
+                                   str(tmp_path / "ev")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert doc["frames"] == len(range(8, N, 2)) and set(doc["baselines"]) == {"diff", "motion"}
+    fused = connect(store).sql("SELECT frame, score FROM fused(fusion := 'fp', sigma := 0) "
+                               "ORDER BY frame").fetchall()
+    assert [sc for f, sc in fused if f - 2 >= MOVING - 1] == [0.0] * 9
