@@ -67,8 +67,10 @@ def scan_and_eval(mode: str, extra: dict, checkpoints: list[str], archive: Path,
         msg = f"scan {run_id} failed: {res.summary.failed[:3]}"
         raise SystemExit(msg)
     s = res.summary
-    ev = evaluate(store, labels, run_id, fusion=args.fusion, sigma=args.sigma)
-    streams = {st: evaluate(store, labels, run_id, fusion=st, sigma=args.sigma).micro_auc
+    # Sigma counts scored frames: a strided run smooths over the same time with sigma / N.
+    sigma = args.sigma / extra.get("stride", 1)
+    ev = evaluate(store, labels, run_id, fusion=args.fusion, sigma=sigma)
+    streams = {st: evaluate(store, labels, run_id, fusion=st, sigma=sigma).micro_auc
                for st in ("fp", "fr")}
     return {"run_id": run_id, "archive_frames": s.frames, "scored_frames": s.scored_frames,
             "gated_frames": s.gated_frames,
@@ -78,7 +80,7 @@ def scan_and_eval(mode: str, extra: dict, checkpoints: list[str], archive: Path,
             "micro_auc": round(ev.micro_auc, 4), "fusion": ev.fusion,
             "stream_micro_auc": {k: round(v, 4) for k, v in streams.items()},
             "baselines_micro_auc": {k: round(v, 4) for k, v in ev.baselines.items()},
-            "eval_frames": ev.frames}
+            "eval_frames": ev.frames, "sigma": sigma}
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 ``rs_gaussian_smooth(x DOUBLE[], frame BIGINT[], sigma DOUBLE) -> DOUBLE[]`` smooths each
 list (one video's anomaly scores) in the order of its frames with exactly
-``scipy.ndimage.gaussian_filter1d(x, sigma, mode='mirror', truncate=4)`` (sigma in source
-frames: divided by the stride of a strided scan's frames, :func:`frame_step`), and returns the
+``scipy.ndimage.gaussian_filter1d(x, sigma, mode='mirror', truncate=4)`` (sigma counts
+scored frames: pass sigma / N for a strided scan's every N-th frame), and returns the
 result in the order of the input list, so SQL smoothing equals the protocol bit for bit:
 
     SELECT rs_gaussian_smooth([0.0, 1.0, 0.0], [0, 1, 2], 1.0)   -- [0.4223, 0.4855, 0.4223]
@@ -29,18 +29,6 @@ def _flat(lists: pa.Array, what: str) -> np.ndarray:
         msg = f"{SMOOTH_FUNCTION}: {what} lists may not contain NULLs"
         raise ValueError(msg)
     return values.to_numpy(zero_copy_only=False)
-
-
-def frame_step(sorted_frames: np.ndarray) -> int:
-    """Source frames between two scored frames of one video: 1, or a strided scan's N.
-
-    Sigma is in source frames; the filter runs over the scored frames, so a strided list is
-    smoothed with sigma / N and covers the same time. The median gap ignores the odd missing
-    frame (an undecodable image) and the jump between two units' multiples of N.
-    """
-    if len(sorted_frames) < 2:
-        return 1
-    return max(1, int(np.median(np.diff(sorted_frames))))
 
 
 def smooth_lists(
@@ -72,8 +60,7 @@ def smooth_lists(
     for i in np.flatnonzero(valid & (lengths > 0)):
         s, e = int(offsets[i]), int(offsets[i + 1])
         order = np.argsort(flat_frames[s:e], kind="stable")
-        smoothed = gaussian_smooth(flat[s:e][order],
-                                   float(sigmas[i]) / frame_step(flat_frames[s:e][order]))
+        smoothed = gaussian_smooth(flat[s:e][order], float(sigmas[i]))
         out[s:e][order] = smoothed
     return pa.ListArray.from_arrays(
         pa.array(offsets.astype(np.int32)), pa.array(out, pa.float64()), mask=pa.array(~valid)

@@ -90,7 +90,7 @@ def _identity(cfg: ScanConfig, info: dict[str, Any]) -> dict[str, Any]:
                   else None),
         # Which frames are scored, and which of them by the models.
         "stride": cfg.stride,
-        "gate_floor": info["gate_floor"],
+        "gate_floor": info.get("gate_floor"),
     }
 
 

@@ -230,10 +230,10 @@ CREATE OR REPLACE MACRO flags(threshold := 0.7, adaptive_k := NULL, threshold_na
         WINDOW v AS (PARTITION BY f.run_id, f.video_id, f.fusion)
     ) AS x;
 
--- Gaps and islands: consecutive flagged frames share pos - row_number(), pos being the
--- frame's rank among the video's scored frames (so a strided scan's every-N-th frames are
--- consecutive, and start/end stay source frames); the islands (few) are then merged with a
--- running sum over "starts a new event" marks.
+-- Gaps and islands: consecutive flagged frames share frame - row_number(); the islands
+-- (few) are then merged with a running sum over "starts a new event" marks. A strided scan
+-- (every N-th frame) makes each flagged frame its own island, and merge_gap >= N - 1 joins
+-- them (the default 3 covers strides up to 4); start and end stay source frames.
 CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3,
                                adaptive_k := NULL, threshold_name := NULL,
                                fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
@@ -249,19 +249,14 @@ CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3
                        {'s': i.score, 'f': -i.frame}) AS pk
         FROM (
             SELECT g.run_id, g.video_id, g.fusion, g.frame, g.timestamp_s, g.score,
-                   g.thr, g.box_x0, g.box_y0, g.box_x1, g.box_y1,
+                   g.threshold AS thr, g.box_x0, g.box_y0, g.box_x1, g.box_y1,
                    g.patch_x0, g.patch_y0, g.patch_x1, g.patch_y1,
-                   g.pos - row_number() OVER (PARTITION BY g.run_id, g.video_id, g.fusion
-                                              ORDER BY g.frame) AS island
-            FROM (
-                SELECT f.*, f.threshold AS thr,
-                       row_number() OVER (PARTITION BY f.run_id, f.video_id, f.fusion
-                                          ORDER BY f.frame) AS pos
-                FROM flags(threshold := threshold, adaptive_k := adaptive_k,
-                           threshold_name := threshold_name, fusion := fusion, alpha := alpha,
-                           streams := streams, sigma := sigma, run := run, roi := roi,
-                           exclude := exclude) AS f
-            ) AS g
+                   g.frame - row_number() OVER (PARTITION BY g.run_id, g.video_id, g.fusion
+                                                ORDER BY g.frame) AS island
+            FROM flags(threshold := threshold, adaptive_k := adaptive_k,
+                       threshold_name := threshold_name, fusion := fusion, alpha := alpha,
+                       streams := streams, sigma := sigma, run := run, roi := roi,
+                       exclude := exclude) AS g
             WHERE g.flagged
         ) AS i
         GROUP BY i.run_id, i.video_id, i.fusion, i.island
