@@ -175,7 +175,8 @@ class FrameScorer:
                 raise ValueError(msg)
 
     def score(
-        self, frames: np.ndarray, flows: np.ndarray | None = None
+        self, frames: np.ndarray, flows: np.ndarray | None = None,
+        gated: np.ndarray | None = None,
     ) -> dict[str, StreamScores[np.ndarray]]:
         """Per-frame scores of frames ``context .. T-1`` for every stream.
 
@@ -183,6 +184,9 @@ class FrameScorer:
             frames: float32 (T, H, W, 3) in [-1, 1] at ``img_size``.
             flows: model-range float32 (T-1, 2, H, W), ``flows[i]`` the flow from frame i to
                 i+1; required when ``needs_flow``.
+            gated: (n,) bool, target frames the learned models skip (motion gating, one
+                tile per frame in :meth:`score_tiles`' terms); their learned scores are NaN,
+                the baselines score them. None: none gated.
 
         Returns:
             ``{stream: StreamScores(psnr, aux, box)}`` in :attr:`streams` order: float32
@@ -194,14 +198,15 @@ class FrameScorer:
         flows = None if flows is None else np.asarray(flows, dtype=np.float32)
         self._check_clip(frames, flows, "score")
         h, w = self.img_size
-        out = self._score(frames, flows, np.array([[0, 0, w, h]]), None)
+        g = None if gated is None else np.asarray(gated, bool).reshape(-1, 1)
+        out = self._score(frames, flows, np.array([[0, 0, w, h]]), None, g)
         return {s: StreamScores(v.psnr[:, 0], None if v.aux is None else v.aux[:, 0],
                                 None if v.box is None else v.box[:, 0])
                 for s, v in out.items()}
 
     def score_tiles(
         self, frames: np.ndarray, flows: np.ndarray | None, boxes: np.ndarray,
-        skip: np.ndarray | None = None,
+        skip: np.ndarray | None = None, gated: np.ndarray | None = None,
     ) -> dict[str, StreamScores[np.ndarray]]:
         """Per-frame scores of every tile of frames ``context .. T-1``, tiles batched together.
 
@@ -215,6 +220,8 @@ class FrameScorer:
             boxes: (N, 4) int tile boxes ``(x0, y0, x1, y1)``, each ``img_size`` big.
             skip: (n, N) bool, True where a tile of a target frame is not scored (its
                 scores are NaN, its box zeros); None scores all.
+            gated: (n, N) bool, tiles only the learned models skip (motion gating): their
+                learned scores are NaN, the baselines still score them. None: none gated.
 
         Returns:
             ``{stream: StreamScores(psnr, aux, box)}``: psnr and aux (n, N) float32, box
@@ -231,21 +238,30 @@ class FrameScorer:
             msg = (f"FrameScorer.score_tiles: every box must be {tw}x{th} (the models' size) "
                    f"inside the {fw}x{fh} frames; got {boxes.tolist()}")
             raise ValueError(msg)
-        return self._score(frames, flows, boxes, skip)
+        return self._score(frames, flows, boxes, skip, gated)
 
     def _score(
         self, frames: np.ndarray, flows: np.ndarray | None, boxes: np.ndarray,
-        skip: np.ndarray | None,
+        skip: np.ndarray | None, gated: np.ndarray | None = None,
     ) -> dict[str, StreamScores[np.ndarray]]:
         """Scores (n, N) of the N tiles ``boxes`` of targets ``context .. T-1``: the
-        (target, tile) pairs not skipped go through the models ``batch_size`` at a time."""
+        (target, tile) pairs not skipped go through the models ``batch_size`` at a time,
+        the learned models leaving out the gated pairs too."""
         targets = np.arange(self.context, len(frames))
         n, m = len(targets), len(boxes)
         keep = np.ones((n, m), bool) if skip is None else ~np.asarray(skip, bool)
         if keep.shape != (n, m):
             msg = f"FrameScorer.score_tiles: skip must be ({n}, {m}); got {keep.shape}"
             raise ValueError(msg)
-        pairs = np.argwhere(keep)  # (P, 2) [target row, tile], frame-major
+        learn = keep if gated is None else keep & ~np.asarray(gated, bool)
+        if learn.shape != (n, m):
+            msg = f"FrameScorer: gated must be ({n}, {m}); got {learn.shape}"
+            raise ValueError(msg)
+        # (P, 2) [target row, tile] pairs, frame-major: every pair for the baselines (cheap,
+        # and the gate's own statistic), the ungated ones for the learned models.
+        every, ungated = np.argwhere(keep), np.argwhere(learn)
+        learned = set(map(id, self.models.values()))
+        plan = [(mdl, ungated if id(mdl) in learned else every) for mdl in self._scorers]
         psnr = {s: np.full((n, m), np.nan, np.float32) for s in self.streams}
         aux: dict[str, np.ndarray] = {}
         box: dict[str, np.ndarray] = {}
@@ -257,19 +273,20 @@ class FrameScorer:
             enabled=self.amp_dtype is not None,
         )
         with torch.inference_mode(), autocast:
-            for start in range(0, len(pairs), self.batch_size):
-                rows, tiles = pairs[start : start + self.batch_size].T
-                idx = [(int(targets[r]), boxes[t]) for r, t in zip(rows, tiles, strict=True)]
-                for model in self._scorers:
+            for model, pairs in plan:
+                for start in range(0, len(pairs), self.batch_size):
+                    rows, tiles = pairs[start : start + self.batch_size].T
+                    idx = [(int(targets[r]), boxes[t])
+                           for r, t in zip(rows, tiles, strict=True)]
                     win, flow_win = self._window(model, idx, clip, flow)
-                    for s, scored in model.score_batch(win, flow_win, region=self.region).items():
-                        psnr[s][rows, tiles] = scored.psnr.float().cpu().numpy()
-                        if scored.aux is not None:
+                    for s, sc in model.score_batch(win, flow_win, region=self.region).items():
+                        psnr[s][rows, tiles] = sc.psnr.float().cpu().numpy()
+                        if sc.aux is not None:
                             aux.setdefault(s, np.full((n, m), np.nan, np.float32))
-                            aux[s][rows, tiles] = scored.aux.float().cpu().numpy()
-                        if scored.box is not None:
+                            aux[s][rows, tiles] = sc.aux.float().cpu().numpy()
+                        if sc.box is not None:
                             box.setdefault(s, np.zeros((n, m, 4), np.int32))
-                            box[s][rows, tiles] = scored.box.cpu().numpy()
+                            box[s][rows, tiles] = sc.box.cpu().numpy()
         return {s: StreamScores(psnr[s], aux.get(s), box.get(s)) for s in self.streams}
 
     def _window(

@@ -61,6 +61,16 @@ class FrameRegions:
                      for i, k in enumerate(PATCH_COLUMNS)})
         return cols
 
+    def fill_gated(self, gated: np.ndarray, value: np.ndarray) -> FrameRegions:
+        """These regions with the frames ``gated`` (bool (n,)) the motion gate kept from the
+        model scored ``value[gated]`` (:func:`raystack.gate.trivial_psnr`); the box stays
+        where it was (the whole frame, or the first tile)."""
+        def fill(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else np.where(gated, value, a).astype(a.dtype)
+
+        return FrameRegions(fill(self.psnr), self.aux, fill(self.psnr_mean), self.tiles,
+                            self.box, self.patch)
+
     def keep(self, rows: np.ndarray) -> FrameRegions:
         """The frames ``rows`` (a bool mask or indices) only."""
         def take(a: np.ndarray | None) -> np.ndarray | None:

@@ -3,7 +3,7 @@
 Shapes: ``psnr(pred, target)`` takes (B, C, H, W) tensors in [-1, 1] and returns (B,)
 PSNR in dB; ``gaussian_smooth`` takes a 1-D array over the frames of one video. Per-video
 normalisation and fusion have one definition, the SQL macros ``normalised()`` and
-``fused()`` (schemas/sql/v2_query.sql), which ``raystack eval`` runs too; smoothing is
+``fused()`` (schemas/sql/v3_query.sql), which ``raystack eval`` runs too; smoothing is
 :func:`gaussian_smooth`, which SQL calls as ``rs_gaussian_smooth``.
 
     psnr(torch.zeros(2, 3, 8, 8), torch.full((2, 3, 8, 8), 0.1))  # -> tensor([26.0206, 26.0206])

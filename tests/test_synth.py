@@ -185,3 +185,33 @@ def test_cli_synth(tmp_path):
     assert res.exit_code == 2 and "--overwrite" in res.output
     res = CliRunner().invoke(app, ["synth", str(tmp_path / "z"), "--size", "big"])
     assert res.exit_code == 2 and "256x256" in res.output
+
+
+def test_idle_share_of_test_videos_shows_the_empty_scene(tmp_path):
+    """--idle 0.7: the action fills 30% of each test video at a seeded offset; the rest is
+    the background with sensor noise, normal and without boxes."""
+    import json
+
+    from raystack.synth.idle import active_frames
+
+    info = synthesize(tmp_path / "a", seed=3, n_train=1, n_test=2, frames=60, size=(64, 64),
+                      fmt="png", idle=0.7)
+    meta = json.loads(info.meta_path.read_text())
+    assert meta["params"]["idle"] == 0.7 and active_frames(60, 0.7) == 18
+    for video in meta["test"]:
+        import cv2
+
+        files = sorted((tmp_path / "a" / video["video"]).iterdir())
+        u8 = np.stack([cv2.imread(str(f))[..., ::-1] for f in files]).astype(np.float32)
+        assert len(u8) == 60
+        bg = background(3, (64, 64)).astype(np.float32)
+        # An idle frame is the background plus noise (sd 2): no pixel 20 levels off.
+        still = (np.abs(u8 - bg) > 20).mean(axis=(1, 2, 3)) == 0
+        assert 42 <= still.sum() <= 50  # the 42 idle frames, and action frames without people
+        anomalous = np.zeros(60, bool)
+        for a in video["anomalies"]:
+            anomalous[a["start"] : a["stop"]] = True
+        assert anomalous.any() and not (still & anomalous).any()
+        assert {b[0] for b in video["boxes"]} <= set(np.flatnonzero(anomalous))
+    with pytest.raises(ValueError, match="idle = 1.0"):
+        synthesize(tmp_path / "b", n_train=0, n_test=1, frames=20, idle=1.0)

@@ -26,6 +26,9 @@ def synth(
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite/--no-overwrite", help="Replace an archive already in OUT."),
+    idle: float = typer.Option(
+        0.0, "--idle", help="Share of each test video showing the empty scene (no people, "
+                            "no motion), e.g. 0.7 for a camera idle most of the night."),
 ) -> None:
     """Write a synthetic fixed-camera archive with labelled anomalies.
 
@@ -51,7 +54,8 @@ def synth(
         raise fail(ValueError(f"--size must look like 256x256, got {size!r}")) from None
     try:
         info = synthesize(out, seed=seed, n_train=train, n_test=test, frames=frames, size=dims,
-                          fps=fps, fmt=fmt, codec=codec, scene=scene, overwrite=overwrite)
+                          fps=fps, fmt=fmt, codec=codec, scene=scene, overwrite=overwrite,
+                          idle=idle)
     except (RaystackError, ValueError) as e:
         raise fail(e) from e
     typer.echo(info.summary())

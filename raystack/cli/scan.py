@@ -49,6 +49,18 @@ def scan_cmd(
     tile_overlap: float = typer.Option(None, "--tile-overlap",
                                        show_default=_d("tile_overlap"),
                                        help="Fraction of a tile side neighbouring tiles share."),
+    stride: int = typer.Option(
+        None, "--stride", show_default=_d("stride"),
+        help="Score every N-th frame; the model's context is taken at the same stride and "
+             "flow between the frames used. Frames and times stay the source's."),
+    gate: bool = typer.Option(
+        None, "--gate/--no-gate", show_default="no-gate",
+        help="Motion gating: frames whose motion is below the checkpoints' calibrated floor "
+             "skip the learned models (rows flagged gated, scored by the trivial answer "
+             "and counted normal; diff and motion still scored)."),
+    gate_floor: float = typer.Option(
+        None, "--gate-floor", show_default="the checkpoints' floor",
+        help="Gate floor in px of worst-patch flow at the model's input (implies --gate)."),
     dry_run: bool = typer.Option(None, "--dry-run/--no-dry-run", show_default="no-dry-run",
                                  help="List, probe and plan only."),
     address: str = typer.Option(None, show_default="RAY_ADDRESS, else a private local Ray",
@@ -79,6 +91,7 @@ def scan_cmd(
             gpus_per_worker=gpus_per_worker, segment_frames=segment_frames, flow=flow,
             limit=limit, dry_run=dry_run, address=address, score_region=score_region,
             tiles=tiles, tile_scale=tile_scale, tile_overlap=tile_overlap, progress=progress,
+            stride=stride, gate=gate, gate_floor=gate_floor,
         )
         result = scan(cfg)
     except (RaystackError, ValueError, OSError) as e:

@@ -120,7 +120,7 @@ def evaluate(
     st = store if isinstance(store, Store) else Store(store)
     videos = run_videos(st, run_id)
     labs = labels_for_videos(labels, videos)
-    table = st.read_table("scores", run_id, columns=["video_id", "frame", "model", "psnr"])
+    table = st.read_table("scores", run_id, columns=["video_id", "frame", "model", "psnr", "gated"])
     groups = group_psnr(table)
     available = sorted({m for _, m in groups})
     if not available:

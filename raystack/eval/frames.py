@@ -7,7 +7,9 @@
     # [(frames of video i,) float64 scores, ...] in the order of sel.videos
 
 Per video, the evaluated frames are those every fused stream scored (at or after
-``skip_first``); normalisation and smoothing then see exactly those frames. The scores
+``skip_first``); normalisation and smoothing then see exactly those frames. A strided run
+is evaluated on the frames it scored; a gated run on every frame, its gated rows scoring
+as normal as the video's most normal scored frame (anomaly 0, ``normalised()``). The scores
 come from the SQL ``fused()`` macro (:func:`raystack.query.connect_scores` over the
 selected rows), the one definition of normalisation, smoothing and fusion; the numpy
 mirror of it lives only in the tests.
@@ -41,8 +43,10 @@ class Selection:
     table: pa.Table | None = None  # run_id, video_id, frame, timestamp_s, model, psnr
 
 
-def group_psnr(table: pa.Table) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
-    """``{(video_id, model): (frames ascending, psnr float64)}`` from one sort of the rows."""
+def group_psnr(table: pa.Table
+               ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``{(video_id, model): (frames ascending, psnr float64, gated bool)}`` from one sort of
+    the rows (``gated`` all False when the table has no such column: a store before v3)."""
     import pyarrow.compute as pc
 
     if table.num_rows == 0:
@@ -54,9 +58,11 @@ def group_psnr(table: pa.Table) -> dict[tuple[str, str], tuple[np.ndarray, np.nd
     mod = t["model"].to_numpy(zero_copy_only=False)
     frames = t["frame"].to_numpy()
     psnr = t["psnr"].to_numpy().astype(np.float64)
+    gated = (t["gated"].fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+             if "gated" in t.column_names else np.zeros(len(psnr), bool))
     cut = np.flatnonzero((vid[1:] != vid[:-1]) | (mod[1:] != mod[:-1])) + 1
     bounds = np.concatenate([[0], cut, [len(vid)]])
-    return {(str(vid[s]), str(mod[s])): (frames[s:e], psnr[s:e])
+    return {(str(vid[s]), str(mod[s])): (frames[s:e], psnr[s:e], gated[s:e])
             for s, e in zip(bounds[:-1], bounds[1:], strict=True)}
 
 
@@ -78,7 +84,7 @@ def select_frames(groups: dict, videos: list[dict[str, Any]], labels: dict[str, 
             sel.unscored.append(v["relpath"])
             continue
         common = per[0][0]
-        for f, _ in per[1:]:
+        for f, *_ in per[1:]:
             common = np.intersect1d(common, f)
         if skip_first:
             common = common[common >= skip_first]
@@ -91,15 +97,16 @@ def select_frames(groups: dict, videos: list[dict[str, Any]], labels: dict[str, 
         sel.frames.append(common)
         sel.labels.append(lab[common])
     sel.baselines = [b for b in BASELINE_STREAMS if _covers(groups, sel, b)]
-    rows: dict[str, list] = {k: [] for k in ("video_id", "frame", "model", "psnr")}
+    rows: dict[str, list] = {k: [] for k in ("video_id", "frame", "model", "psnr", "gated")}
     for v, common in zip(sel.videos, sel.frames, strict=True):
         for s in dict.fromkeys([*streams, *sel.baselines]):
-            f, p = groups[(v["video_id"], s)]
+            f, p, g = groups[(v["video_id"], s)]
             keep = np.isin(f, common)
             rows["video_id"].append(np.full(int(keep.sum()), v["video_id"], dtype=object))
             rows["frame"].append(f[keep])
             rows["model"].append(np.full(int(keep.sum()), s, dtype=object))
             rows["psnr"].append(p[keep])
+            rows["gated"].append(g[keep])
     cat = {k: np.concatenate(x) if x else np.zeros(0) for k, x in rows.items()}
     n = len(cat["frame"])
     sel.table = pa.table({
@@ -109,6 +116,8 @@ def select_frames(groups: dict, videos: list[dict[str, Any]], labels: dict[str, 
         "timestamp_s": pa.nulls(n, pa.float64()),
         "model": pa.array(cat["model"], pa.string()),
         "psnr": pa.array(cat["psnr"], pa.float64()),
+        # Gated rows score as normal as the video's best (normalised() in the query layer).
+        "gated": pa.array(cat["gated"].astype(bool), pa.bool_()),
     })
     return sel
 

@@ -6,7 +6,7 @@
     find_events("/data/store", run_id="r1", adaptive_k=3.0, fusion="weighted:0.5")
     calibrate("/data/store", "normal-r1", 0.01, name="cams-1pct")
 
-Macros (``schemas/sql/v2_query.sql``): normalised(), smoothed(), fused(), flags(), events().
+Macros (``schemas/sql/v3_query.sql``): normalised(), smoothed(), fused(), flags(), events().
 """
 
 from raystack.query.connection import (

@@ -21,8 +21,8 @@ out of the store and files that are not Parquet are skipped with a warning. Stat
 after a timeout, DuckDB's memory is capped (:class:`~raystack.query.limits.QueryLimits`),
 and Ctrl-C cancels the running statement (:mod:`raystack.query.cancel`).
 
-The views and macros themselves live in ``schemas/sql/v2_fusion.sql``, ``v2_views.sql`` and
-``v2_query.sql``.
+The views and macros themselves live in ``schemas/sql/v3_fusion.sql``, ``v3_views.sql`` and
+``v3_query.sql``.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def connect_scores(scores: pa.Table) -> Any:
 
 
 def _install_query_layer(con: Any) -> None:
-    """``store_runs()``, the UDFs and ``schemas/sql/v2_{fusion,views,query}.sql`` over
+    """``store_runs()``, the UDFs and ``schemas/sql/v3_{fusion,views,query}.sql`` over
     registered raw tables."""
     from raystack.query.udf import register_udfs
     from raystack.store.schema import sql_text

@@ -1,6 +1,6 @@
 """The one set of event defaults: the argument defaults of the SQL ``events()`` macro.
 
-``schemas/sql/v2_query.sql`` declares them once; ``raystack events``, ``raystack report``,
+``schemas/sql/v3_query.sql`` declares them once; ``raystack events``, ``raystack report``,
 :func:`raystack.query.find_events` and their ``--help`` read them from there, so SQL, CLI
 and report find the same events on the same store.
 

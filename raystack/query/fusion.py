@@ -8,7 +8,7 @@
 
 This module is the one parser and namer of fusion specs (the query layer, ``raystack
 eval`` and the report all call it); the SQL ``fused()`` macro is the one place the
-streams are combined, and the SQL ``auto_choice()`` macro (``schemas/sql/v2_fusion.sql``)
+streams are combined, and the SQL ``auto_choice()`` macro (``schemas/sql/v3_fusion.sql``)
 the one definition of what ``auto`` picks: :func:`auto_choice` asks DuckDB. The canonical
 :attr:`Fusion.name` is stored with calibrated thresholds and shown in every result;
 parsing it again gives the same fusion. Only ``oracle`` (VADMamba's per-video choice by

@@ -5,7 +5,7 @@
     check_boxes([[10, 0, 5, 5]], "exclude")     # QueryError naming exclude and the box
 
 A box is ``[x0, y0, x1, y1]`` in source-frame pixels, x1/y1 exclusive, as the store's
-``box_*`` columns. The SQL macros (``checked_boxes`` in ``schemas/sql/v2_views.sql``) apply
+``box_*`` columns. The SQL macros (``checked_boxes`` in ``schemas/sql/v3_views.sql``) apply
 the same rule; checking here first makes a typo on the command line fail before the store
 is read, with the option's name in the message.
 """

@@ -2,7 +2,8 @@
 
 ``rs_gaussian_smooth(x DOUBLE[], frame BIGINT[], sigma DOUBLE) -> DOUBLE[]`` smooths each
 list (one video's anomaly scores) in the order of its frames with exactly
-``scipy.ndimage.gaussian_filter1d(x, sigma, mode='mirror', truncate=4)``, and returns the
+``scipy.ndimage.gaussian_filter1d(x, sigma, mode='mirror', truncate=4)`` (sigma counts
+scored frames: pass sigma / N for a strided scan's every N-th frame), and returns the
 result in the order of the input list, so SQL smoothing equals the protocol bit for bit:
 
     SELECT rs_gaussian_smooth([0.0, 1.0, 0.0], [0, 1, 2], 1.0)   -- [0.4223, 0.4855, 0.4223]

@@ -6,7 +6,7 @@
     regions[("cam01-1a2b", 150)]                   # {"box_x0": ..., "patch_y1": ...}
 
 A fused score has no box of its own; which stream's box a fused frame shows is the SQL
-``fused()`` macro's rule (schemas/sql/v2_query.sql), and the report asks ``fused()`` for
+``fused()`` macro's rule (schemas/sql/v3_query.sql), and the report asks ``fused()`` for
 it rather than restating it. v1 rows give regions whose boxes are NULL.
 """
 

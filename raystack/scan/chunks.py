@@ -30,12 +30,25 @@ T = TypeVar("T")
 
 @dataclass
 class Chunk:
-    """Model input for the scored frames ``[start, stop)`` of one unit."""
+    """Model input for the scored frames ``start, start + step, ... < stop`` of one unit."""
 
     start: int
     stop: int
-    frames: np.ndarray  # float32 (stop - start + context, H, W, 3) in [-1, 1]
+    frames: np.ndarray  # float32 (targets + context, H, W, 3) in [-1, 1], every step-th frame
     flows: np.ndarray | None  # float32 (len(frames) - 1, 2, H, W) in [-1, 1], or None
+    step: int = 1  # the scan's stride: source frames between two frames of `frames`
+
+    @property
+    def targets(self) -> np.ndarray:
+        """Source indices of the scored frames (the last ``len(targets)`` of ``frames``)."""
+        return np.arange(self.start, self.stop, self.step, dtype=np.int64)
+
+
+def strided_targets(start: int, stop: int, stride: int) -> np.ndarray:
+    """The frames of ``[start, stop)`` a scan with ``stride`` scores: the multiples of the
+    stride, so that units cut anywhere score the same frames of a video."""
+    first = -(-int(start) // stride) * stride
+    return np.arange(first, int(stop), stride, dtype=np.int64)
 
 
 def iter_chunks(
@@ -47,33 +60,46 @@ def iter_chunks(
     chunk_frames: int,
     flow: Callable[[np.ndarray], np.ndarray] | None = None,
     timings: dict[str, float] | None = None,
+    stride: int = 1,
 ) -> Iterator[Chunk]:
     """Yield the chunks of scored frames ``[start, stop)`` read from ``reader``.
 
     Args:
         reader: a ``raystack.decode.VideoReader`` (``read(a, b) -> uint8 (T, H, W, 3)``).
-        start, stop: the frames to score; ``start >= context``.
-        context: history frames the model needs before each scored frame.
+        start, stop: the frames to score; ``start >= context * stride``.
+        context: history frames the model needs before each scored frame (model frames:
+            ``context * stride`` source frames).
         chunk_frames: scored frames per chunk (the last may be shorter).
         flow: uint8 frames ``(T, H, W, 3)`` -> flow in model range ``(T-1, 2, H, W)``;
             None for models without flow input.
         timings: dict to add ``decode_s`` and ``flow_s`` seconds to.
+        stride: score every stride-th source frame (:func:`strided_targets`); the model's
+            context frames are taken at the same stride and flow is computed between the
+            frames kept, so a model sees the video as if it were recorded at fps / stride.
     """
     from raystack.decode import to_model_range
 
-    if start < context:
-        msg = f"unit starts at frame {start} but the model needs {context} frames before it"
+    targets = strided_targets(start, stop, stride)
+    if len(targets) == 0:
+        return
+    start = int(targets[0])
+    if start < context * stride:
+        msg = (f"unit starts at frame {start} but the model needs {context} frames "
+               f"(x stride {stride}) before it")
         raise ValueError(msg)
     timings = timings if timings is not None else {}
     timings.setdefault("decode_s", 0.0)
     timings.setdefault("flow_s", 0.0)
     tail: np.ndarray | None = None  # the last `context` uint8 frames already decoded
     tail_flow: np.ndarray | None = None  # the flows between the frames of `tail`
-    decoded_to = start - context
-    for s in range(start, stop, chunk_frames):
-        e = min(s + chunk_frames, stop)
+    decoded_to = start - context * stride
+    for k in range(0, len(targets), chunk_frames):
+        s, e = int(targets[k]), int(targets[min(k + chunk_frames, len(targets)) - 1]) + 1
         t0 = time.perf_counter()
         new = reader.read(decoded_to, e)
+        # Every decoded frame is read (sequential codecs decode them anyway); only the
+        # multiples of the stride go on to flow and the model.
+        new = new[(-decoded_to) % stride :: stride] if stride > 1 else new
         timings["decode_s"] += time.perf_counter() - t0
         decoded_to = e
         frames = new if tail is None else np.concatenate([tail, new])
@@ -85,9 +111,9 @@ def iter_chunks(
             new_flow = flow(pairs)
             flows = new_flow if tail_flow is None else np.concatenate([tail_flow, new_flow])
             timings["flow_s"] += time.perf_counter() - t0
-        assert len(frames) == e - s + context, (len(frames), s, e, context)
+        assert len(frames) == len(range(s, e, stride)) + context, (len(frames), s, e, context)
         assert flows is None or len(flows) == len(frames) - 1
-        yield Chunk(s, e, to_model_range(frames), flows)
+        yield Chunk(s, e, to_model_range(frames), flows, stride)
         tail = frames[len(frames) - context :]
         if flows is not None:
             tail_flow = flows[len(flows) - max(context - 1, 0) :]

@@ -77,6 +77,19 @@ class ScanConfig:
     # Fraction of a tile side neighbouring tiles share: 0.25 keeps anything up to a
     # quarter tile wholly inside some tile.
     tile_overlap: float = 0.25
+    # Score every stride-th frame (the multiples of it): the models' context is taken at the
+    # same stride and flow between the frames used, as if the camera ran at fps / stride;
+    # frames and times stay those of the source. 1 = every frame (the papers' protocol).
+    stride: int = 1
+    # Motion gating: frames (tiles) whose worst-patch flow is below the gate floor skip the
+    # learned models; their rows say gated, score their task's trivial answer and count as
+    # normal (anomaly 0). Off by default: it changes what is scored (a still anomaly, e.g.
+    # someone lying on the ground without moving, is gated), so a run opts in
+    # (docs/evaluation.md#motion-gating-and-stride).
+    gate: bool = False
+    # The floor in px of worst-patch RMS flow at the model's input size; 0 = the floor the
+    # checkpoints recorded in training (the lowest of them). Setting it turns gating on.
+    gate_floor: float = 0.0
     # Also write the trivial streams `diff` (copy-last PSNR) and `motion` (worst-patch flow
     # magnitude) from the same decode and flow, so every evaluation can compare with them.
     baselines: bool = True
@@ -166,6 +179,10 @@ def check_config(cfg: ScanConfig) -> None:
     for key in ("retry_backoff_s", "actor_restart_window_s", "storage_retry_s"):
         if float(getattr(cfg, key)) < 0:
             bad(key, "must be >= 0 seconds")
+    if cfg.stride < 1:
+        bad("stride", "must be >= 1 (1 scores every frame, 2 every second one)")
+    if cfg.gate_floor < 0:
+        bad("gate_floor", "must be >= 0 px (0: the floor the checkpoints recorded)")
     if cfg.tile_scale < 0:
         bad("tile_scale", "must be > 0 (a downscale factor, 2 halves the frame) or 0 for auto")
     if not 0 <= cfg.tile_overlap < 1:

@@ -61,9 +61,13 @@ def manifest_row(
     run_id: str = "",
     failure_kind: str | None = None,
     warning: str | None = None,
+    scored_frames: int | None = None,
+    gated_frames: int | None = None,
 ) -> dict[str, Any]:
     """A manifest row (a dict in the ``manifest`` schema) for one attempt of ``unit``.
 
+    ``scored_frames`` and ``gated_frames`` count the frames a ``done`` unit wrote rows for
+    and those of them the motion gate kept from the learned models (schema v3).
     ``error`` says why a ``failed`` attempt failed or why a ``skipped`` video has nothing
     to score; ``warning`` what a ``done`` unit could not do (undecodable frames skipped).
     A failed row is of ``failure_kind`` ``"input"`` unless told otherwise.
@@ -100,6 +104,8 @@ def manifest_row(
         **{k: (float(timings[k]) if k in timings else None) for k in STAGES},
         "failure_kind": failure_kind,
         "warning": warning,
+        "scored_frames": None if scored_frames is None else int(scored_frames),
+        "gated_frames": None if gated_frames is None else int(gated_frames),
     }
 
 
@@ -219,7 +225,11 @@ class ScanSummary:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (unit_id, uri, reason)
     warnings: list[tuple[str, str, str]] = field(default_factory=list)  # (unit_id, uri, text)
     rows: int = 0
-    frames: int = 0
+    frames: int = 0  # source frames the done units cover (archive frames)
+    # Frames scored (stride: every N-th of `frames`) and those of them the motion gate kept
+    # from the learned models, over the done units that recorded them (schema v3).
+    scored_frames: int = 0
+    gated_frames: int = 0
     attempts: int = 0
     retried_units: int = 0
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
@@ -247,6 +257,12 @@ class ScanSummary:
     @property
     def frames_per_s(self) -> float:
         return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def gated_share(self) -> float | None:
+        """Share of the scored frames the gate kept from the learned models; None when no
+        unit recorded its scored frames (a run written before schema v3)."""
+        return self.gated_frames / self.scored_frames if self.scored_frames else None
 
 
 def summarize(
@@ -277,6 +293,8 @@ def summarize(
             s.done += 1
             s.rows += int(r["rows"] or 0)
             s.frames += int(r["end_frame"]) - int(r["start_frame"])
+            s.scored_frames += int(r.get("scored_frames") or 0)
+            s.gated_frames += int(r.get("gated_frames") or 0)
             if r.get("warning"):
                 s.warnings.append((r["unit_id"], r["uri"], r["warning"]))
         else:
@@ -340,6 +358,9 @@ def summarize_table(
     s.rows = int(pc.sum(finished["rows"]).as_py() or 0)
     s.frames = int(pc.sum(pc.subtract(finished["end_frame"], finished["start_frame"])).as_py()
                    or 0)
+    for k in ("scored_frames", "gated_frames"):
+        if k in finished.column_names:
+            setattr(s, k, int(pc.sum(pc.fill_null(finished[k], 0)).as_py() or 0))
     for k in STAGES:
         s.stage_s[k] = float(pc.sum(pc.fill_null(kept[k], 0.0)).as_py() or 0.0)
     failed_rows = kept.filter(failed).select(["unit_id", "uri", "error", "failure_kind"])

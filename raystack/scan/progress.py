@@ -170,6 +170,11 @@ def render_summary(s: ScanSummary, *, wall_s: float | None = None) -> Any:
     if s.warnings:
         t.add_row("units with warnings", f"[yellow]{len(s.warnings)}[/yellow]")
     t.add_row("frames scored", f"{s.frames:,}")
+    if s.scored_frames and s.scored_frames != s.frames:  # a strided scan
+        t.add_row("frames scored by the models (stride)", f"{s.scored_frames:,}")
+    if (share := s.gated_share) is not None and s.gated_frames:
+        t.add_row("gated (learned models skipped)",
+                  f"{s.gated_frames:,} ({100 * share:.1f}%)")
     t.add_row("score rows", f"{s.rows:,}")
     if s.attempts:
         t.add_row("attempts (units retried)", f"{s.attempts} ({s.retried_units})")

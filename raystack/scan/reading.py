@@ -38,6 +38,8 @@ class ReadOptions:
     cache_dir: str | None = None  # local cache of S3 videos
     cache_max_bytes: int | None = None
     threads: int = 0  # decoder threads (0: the decoder's default)
+    # Score every stride-th frame; units are planned with context = model context * stride.
+    stride: int = 1
 
 
 class UnitReading:
@@ -98,8 +100,9 @@ class UnitReading:
                 raise UndecodableVideoError(unit.uri, reason)
             self.fps = float(reader.fps)
             yield from iter_chunks(
-                reader, start=unit.start, stop=unit.stop, context=unit.context,
+                reader, start=unit.start, stop=unit.stop, context=unit.context // opt.stride,
                 chunk_frames=opt.chunk_frames, flow=opt.flow, timings=self.timings,
+                stride=opt.stride,
             )
             self.bad.update((i, r) for i, r in reader.bad_frames.items()
                             if unit.read_start <= i < unit.stop)

@@ -29,7 +29,7 @@ from raystack.scan.plan import PROBE_SUFFIX, Outcome, Plan, plan_units
 
 # Settings that change which units exist or what their scores mean.
 IDENTITY_KEYS = ("archive", "context", "segment_frames", "streams", "checkpoints", "flow",
-                 "flow_preset", "score_region", "tiles")
+                 "flow_preset", "score_region", "tiles", "stride", "gate_floor")
 
 
 @dataclasses.dataclass
@@ -59,12 +59,15 @@ def _model_info(cfg: ScanConfig) -> dict[str, Any]:
     """
     from raystack.inference import FrameScorer
     from raystack.models.tiling import tiling_mismatch
+    from raystack.scan.gate_floor import resolve_gate_floor
 
     fs = FrameScorer.from_checkpoints(list(cfg.checkpoints), device="cpu",
                                       region=cfg.score_region, baselines=cfg.baselines)
     ckpts = {s: {"path": i["path"], "sha256": i["sha256"], "preset": i.get("preset")}
              for s, i in fs.checkpoints.items()}
-    info = {"context": int(fs.context), "streams": list(fs.streams), "checkpoints": ckpts,
+    # Units decode the models' context at the stride: context x stride source frames.
+    info = {"context": int(fs.context) * cfg.stride, "streams": list(fs.streams),
+            "checkpoints": ckpts, "gate_floor": resolve_gate_floor(cfg, fs.checkpoints),
             "img_size": list(fs.img_size), "needs_flow": bool(fs.needs_flow),
             "tiling_warnings": [w for i in fs.checkpoints.values() if (w := tiling_mismatch(
                 i, tiles=cfg.tiles, tile_scale=cfg.tile_scale))]}
@@ -85,6 +88,9 @@ def _identity(cfg: ScanConfig, info: dict[str, Any]) -> dict[str, Any]:
         # Tiled and whole-frame scores of one stream are not comparable; None = whole.
         "tiles": ({"scale": cfg.tile_scale, "overlap": cfg.tile_overlap} if cfg.tiles
                   else None),
+        # Which frames are scored, and which of them by the models.
+        "stride": cfg.stride,
+        "gate_floor": info.get("gate_floor"),
     }
 
 
@@ -131,6 +137,9 @@ def scan(cfg: ScanConfig | None = None, **overrides: Any) -> ScanResult:
     run_id = str(cfg.run_id)
     t_start = time.perf_counter()
     info = _model_info(cfg)
+    # The workers gate with the floor resolved here (the checkpoints' or the configured).
+    cfg = dataclasses.replace(cfg, gate=info["gate_floor"] is not None,
+                              gate_floor=info["gate_floor"] or 0.0)
     for line in info["tiling_warnings"]:
         console(stderr=True).print(f"warning: {line}", style="yellow", markup=False,
                                    highlight=False)

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from raystack.errors import InfrastructureError, RaystackError
 from raystack.regions import FrameRegions, concat_regions, reduce_tiles, whole_frame
-from raystack.scan.chunks import Chunk
+from raystack.scan.chunks import Chunk, strided_targets
 from raystack.scan.manifest import INFRASTRUCTURE, INPUT, manifest_row, utcnow, worker_name
 from raystack.scan.plan import WorkUnit
 from raystack.scan.reading import ReadAhead, ReadOptions, UnitReading
@@ -85,8 +85,14 @@ class UnitScorer:
             resized to the models' size (:mod:`raystack.tiles`).
         tile_scale: the tiles' downscale factor; 0 = automatic (360-px working height).
         tile_overlap: fraction of a tile side that neighbouring tiles share.
-        tile_gate: picks tiles to skip per frame (e.g. motion gating); None scores all.
-            Skipped tiles leave the worst, the mean and the count (:mod:`raystack.regions`).
+        tile_gate: picks tiles to skip per frame; None scores all. Skipped tiles leave
+            the worst, the mean and the count (:mod:`raystack.regions`).
+        gate_floor: motion gating (:mod:`raystack.gate`): frames (tiles) whose worst-patch
+            flow is below this many px skip the learned models; their learned rows carry
+            ``gated = true`` and a trivial score (:func:`raystack.gate.trivial_psnr`). None:
+            no gating.
+        stride: score every stride-th frame (:func:`raystack.scan.chunks.strided_targets`);
+            units must be planned with context = the models' context x stride.
     """
 
     def __init__(
@@ -110,6 +116,8 @@ class UnitScorer:
         tile_scale: float = 0.0,
         tile_overlap: float = DEFAULT_OVERLAP,
         tile_gate: TileGate | None = None,
+        gate_floor: float | None = None,
+        stride: int = 1,
     ) -> None:
         import torch
 
@@ -128,7 +136,14 @@ class UnitScorer:
             kwargs["batch_size"] = batch_size
         self.scorer = FrameScorer.from_checkpoints(list(checkpoints), **kwargs)
         self.streams = tuple(self.scorer.streams)
-        self.context = int(self.scorer.context)
+        self.learned = frozenset(self.scorer.learned_streams)
+        if int(stride) < 1:
+            msg = f"UnitScorer: stride={stride} must be >= 1"
+            raise ValueError(msg)
+        self.stride = int(stride)
+        self.gate_floor = None if gate_floor is None else float(gate_floor)
+        # Source frames of history a unit decodes: the models' context at the stride.
+        self.context = int(self.scorer.context) * self.stride
         self.size = (int(self.scorer.img_size[1]), int(self.scorer.img_size[0]))  # (W, H)
         self.tiles = bool(tiles)
         self.tile_scale = float(tile_scale)
@@ -136,7 +151,7 @@ class UnitScorer:
         self.tile_gate = tile_gate
         self._grids: dict[tuple[int, int], TileGrid] = {}
         self._flow = None
-        if self.scorer.needs_flow:
+        if self.scorer.needs_flow or self.gate_floor is not None:  # the gate reads flow
             from raystack.flow import create_flow
 
             kw = {"preset": flow_preset} if flow == "dis" else {}
@@ -159,7 +174,8 @@ class UnitScorer:
         self.read_options = ReadOptions(
             size=self._work_size if self.tiles else self.size, chunk_frames=self.chunk_frames,
             flow=self._flow_model_range if self._flow is not None else None,
-            cache_dir=cache_dir, cache_max_bytes=cache_max_bytes, threads=threads or 0)
+            cache_dir=cache_dir, cache_max_bytes=cache_max_bytes, threads=threads or 0,
+            stride=self.stride)
         self.ahead = ReadAhead(
             lambda unit: UnitReading(unit, self.read_options, depth=self.prefetch_chunks),
             accepts=lambda unit: unit.context == self.context and self.prefetch_chunks > 0)
@@ -211,15 +227,17 @@ class UnitScorer:
             raise ValueError(msg)
         reading = self.ahead.take(unit)
         parts: dict[str, list[FrameRegions]] = {s: [] for s in self.streams}
+        gated_parts: list[np.ndarray] = []
         try:
             for k, chunk in enumerate(reading):
                 if k == 0:  # this unit's video is open and decoding: start the next one
                     self.ahead.hint(next_unit)
                 with self._model_lock:
                     t0 = time.perf_counter()
-                    scored = self._score_chunk(chunk, reading.source_size)
+                    scored, gated = self._score_chunk(chunk, reading.source_size)
                     reading.timings["model_s"] += time.perf_counter() - t0
-                n = chunk.stop - chunk.start
+                n = len(chunk.targets)
+                gated_parts.append(gated)
                 for s in self.streams:
                     if len(scored[s].psnr) != n:
                         msg = (f"stream {s!r} returned {len(scored[s].psnr)} scores for a "
@@ -230,38 +248,87 @@ class UnitScorer:
             reading.close()
         fps = unit.fps if unit.fps > 0 else (reading.fps or 0.0)
         timings, bad = reading.timings, reading.bad
-        table = self._table(unit, fps, {s: concat_regions(p) for s, p in parts.items()})
+        gated = np.concatenate(gated_parts) if gated_parts else np.zeros(0, bool)
+        table = self._table(unit, fps, {s: concat_regions(p) for s, p in parts.items()}, gated)
         if bad:
             keep = pc.invert(pc.is_in(table["frame"], pa.array(sorted(bad), pa.int64())))
             table = table.filter(keep)
         return table, timings, bad
 
-    def _score_chunk(self, chunk: Chunk, source_size: tuple[int, int]) -> dict[str, FrameRegions]:
-        """Per-stream regions of the chunk's scored frames, whole or tiled."""
+    def _gated(self, chunk: Chunk, boxes: np.ndarray) -> np.ndarray | None:
+        """(n, N) tiles below the gate floor, from the flow into each target; None: no gate."""
+        if self.gate_floor is None:
+            return None
+        from raystack.gate import gate_mask, motion_px
+
+        n = len(chunk.targets)
+        into = chunk.flows[len(chunk.flows) - n :]  # flows[r - 1] leads into frame row r
+        return gate_mask(motion_px(into, boxes), self.gate_floor)
+
+    def _score_chunk(self, chunk: Chunk, source_size: tuple[int, int]
+                     ) -> tuple[dict[str, FrameRegions], np.ndarray]:
+        """Per-stream regions of the chunk's scored frames, whole or tiled, and which frames
+        the gate kept from the learned models (every tile of theirs scored gated)."""
+        regions, gated = self._regions(chunk, source_size)
+        if gated.any():
+            from raystack.gate import trivial_psnr
+
+            # A gated frame's learned rows get the trivial answer's score, on the whole
+            # frame the worker decoded (tiled or not): see raystack.gate.trivial_psnr.
+            rows = np.flatnonzero(gated) + len(chunk.frames) - len(gated)
+            for s in self.learned:
+                value = np.full(len(gated), np.nan, np.float32)
+                value[gated] = trivial_psnr(
+                    s, chunk.frames[rows - 1], chunk.frames[rows],
+                    None if chunk.flows is None else chunk.flows[rows - 1], self.scorer.region)
+                regions[s] = regions[s].fill_gated(gated, value)
+        return regions, gated
+
+    def _regions(self, chunk: Chunk, source_size: tuple[int, int]
+                 ) -> tuple[dict[str, FrameRegions], np.ndarray]:
+        """:meth:`_score_chunk` before the gated frames' learned scores are filled in."""
+        n = len(chunk.targets)
         if not self.tiles:
-            out = self.scorer.score(chunk.frames, chunk.flows)
-            return {s: whole_frame(out[s], source_size, self.scorer.img_size) for s in out}
+            h, w = self.scorer.img_size
+            gated = self._gated(chunk, np.array([[0, 0, w, h]]))
+            # Whole-frame gating is tile gating with one tile: the same skip mechanism.
+            out = self.scorer.score(chunk.frames, chunk.flows,
+                                    None if gated is None else gated[:, 0])
+            regions = {s: whole_frame(out[s], source_size, self.scorer.img_size) for s in out}
+            return regions, np.zeros(n, bool) if gated is None else gated[:, 0]
         grid = self.grid(source_size)
-        n = chunk.stop - chunk.start
         skip = (np.zeros((n, grid.count), bool) if self.tile_gate is None
                 else np.asarray(self.tile_gate(chunk, grid), bool))
-        out = self.scorer.score_tiles(chunk.frames, chunk.flows, grid.boxes, skip)
-        return {s: reduce_tiles(out[s], grid, skip) for s in out}
+        gated = self._gated(chunk, grid.boxes)
+        out = self.scorer.score_tiles(chunk.frames, chunk.flows, grid.boxes, skip, gated)
+        if gated is None:
+            return {s: reduce_tiles(out[s], grid, skip) for s in out}, np.zeros(n, bool)
+        # A learned stream leaves its gated tiles out of the worst and the mean, as skipped
+        # ones; a frame is gated when every tile of it the tile gate kept was gated.
+        learned_skip = skip | gated
+        regions = {s: reduce_tiles(out[s], grid, learned_skip if s in self.learned else skip)
+                   for s in out}
+        return regions, (~skip).any(axis=1) & learned_skip.all(axis=1)
 
     def __call__(self, unit: WorkUnit) -> pa.Table:
         """The ``scores`` rows of ``unit``: one per (frame in [start, stop), stream)."""
         return self.score(unit)[0]
 
-    def _table(self, unit: WorkUnit, fps: float, regions: dict[str, FrameRegions]) -> pa.Table:
+    def _table(self, unit: WorkUnit, fps: float, regions: dict[str, FrameRegions],
+               gated: np.ndarray) -> pa.Table:
         """The unit's rows, streams one after the other; a frame whose every tile a gate
-        skipped has no score and no row (:mod:`raystack.regions`)."""
-        frames = np.arange(unit.start, unit.stop, dtype=np.int64)
+        skipped has no score and no row (:mod:`raystack.regions`). A learned stream's row of
+        a frame the motion gate kept from it says ``gated`` (its score,
+        :func:`raystack.gate.trivial_psnr`, was filled in per chunk; baseline rows are always
+        scored)."""
+        frames = strided_targets(unit.start, unit.stop, self.stride)
         ts = frames / fps if fps > 0 else np.full(len(frames), np.nan)
         parts = []
         for s in self.streams:
             r = regions[s]
-            keep = np.ones(len(frames), bool) if r.tiles is None else r.tiles > 0
-            r = r.keep(keep)
+            g = gated if s in self.learned else np.zeros(len(frames), bool)
+            keep = np.ones(len(frames), bool) if r.tiles is None else (r.tiles > 0) | g
+            r, g = r.keep(keep), g[keep]
             n = int(keep.sum())
             cols: dict[str, Any] = {
                 "run_id": pa.array([self.run_id] * n, pa.string()),
@@ -272,6 +339,7 @@ class UnitScorer:
                 "psnr": pa.array(r.psnr, pa.float32()),
                 # NaN marks "no aux score" inside the models; the table says it with null.
                 "aux": pa.array(r.aux, pa.float32(), from_pandas=True),
+                "gated": pa.array(g, pa.bool_()),
             }
             for name, values in r.columns().items():
                 typ = self.schema.field(name).type
@@ -311,9 +379,14 @@ class UnitScorer:
             return manifest_row(unit, "failed", attempt=attempt, error=describe_error(e),
                                 worker=worker_name(), started_at=started, run_id=self.run_id,
                                 failure_kind=kind)
+        learned = pc.is_in(table["model"], pa.array(sorted(self.learned), pa.string()))
+        frames = table.filter(learned if self.learned else pc.is_valid(table["frame"]))
+        counts = {"scored_frames": pc.count_distinct(frames["frame"]).as_py(),
+                  "gated_frames": pc.count_distinct(
+                      frames.filter(pc.equal(frames["gated"], True))["frame"]).as_py()}
         return manifest_row(unit, "done", rows=table.num_rows, attempt=attempt,
                             worker=worker_name(), started_at=started, timings=timings,
-                            run_id=self.run_id, warning=bad_frames_warning(bad))
+                            run_id=self.run_id, warning=bad_frames_warning(bad), **counts)
 
 
 def bad_frames_warning(bad: dict[int, str], shown: int = 20) -> str | None:

@@ -4,8 +4,8 @@
     SCHEMA_VERSION                                # the version this code writes (int)
 
 Readers call :func:`check_version` on what a store, a run.json or a Parquet file recorded:
-every version in :data:`READ_VERSIONS` is read (v1 files with the columns v2 added as NULL,
-:func:`fill_added_columns`), a newer one is refused with a message naming the file.
+every version in :data:`READ_VERSIONS` is read (older files with the columns later versions
+added as NULL, :func:`fill_added_columns`), a newer one is refused with a message naming the file.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ import pyarrow as pa
 
 from raystack.errors import SchemaVersionError
 
-SCHEMA_VERSION = 2
-# Versions this code reads: v2 only adds nullable columns to v1 (ADDED_COLUMNS), so a v1
-# store, run or file reads with them NULL.
-READ_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+# Versions this code reads: v2 and v3 only add nullable columns (ADDED_COLUMNS), so an older
+# store, run or file reads with them NULL. v3 (scores.gated, manifest.scored_frames and
+# gated_frames) is a version of its own, not columns added within v2: a v2 reader would
+# take a gated row's filled psnr for a model's score, so it must refuse a v3 store.
+READ_VERSIONS = (1, 2, 3)
 TABLES = ("videos", "scores", "manifest")
 # The query layer over stores of every version this code reads, N the version it writes:
 # schemas/sql/v<N>_fusion.sql (the fusion rules, reading no table: Python evaluates them
@@ -107,13 +109,17 @@ BOX_COLUMNS = ("box_x0", "box_y0", "box_x1", "box_y1")
 PATCH_COLUMNS = ("patch_x0", "patch_y0", "patch_x1", "patch_y1")
 REGION_COLUMNS = ("psnr_mean", "tiles", *BOX_COLUMNS, *PATCH_COLUMNS)
 
+# Motion gating (schema v3): the scores flag and the manifest's frame counts.
+GATE_COLUMNS = ("gated",)
+MANIFEST_GATE_COLUMNS = ("scored_frames", "gated_frames")
+
 # Nullable columns added to a table after its first release (videos and manifest within v1,
-# scores in v2): a writer that does not know them still writes (they are stored null), and
-# readers fill them with null in older files.
+# scores in v2, scores and manifest in v3): a writer that does not know them still writes
+# (they are stored null), and readers fill them with null in older files.
 ADDED_COLUMNS = {
     "videos": ("run_id", "content_id"),
-    "manifest": ("failure_kind", "warning"),
-    "scores": REGION_COLUMNS,
+    "manifest": ("failure_kind", "warning", *MANIFEST_GATE_COLUMNS),
+    "scores": (*REGION_COLUMNS, *GATE_COLUMNS),
 }
 
 

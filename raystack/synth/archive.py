@@ -15,6 +15,7 @@ import numpy as np
 
 from raystack.errors import ArchiveError
 from raystack.synth import park, street
+from raystack.synth.idle import active_frames, pad_idle
 from raystack.synth.media import FRAME_FORMATS, VIDEO_FORMATS, write_frames, write_video
 
 LABELS_FILE = "frame_labels_synth.npy"
@@ -87,6 +88,7 @@ def synthesize(
     scene: str = "park",
     bit_rate: int | None = None,
     overwrite: bool = False,
+    idle: float = 0.0,
 ) -> SynthInfo:
     """Write a synthetic archive of normal training videos and labelled test videos.
 
@@ -109,6 +111,9 @@ def synthesize(
             so the codec leaves its artefacts).
         bit_rate: video bit rate in bit/s; default ~1 bit a pixel (park) or 0.25 (street).
         overwrite: replace a synthetic archive already in ``out``.
+        idle: share of each test video that shows the empty scene (no people, no motion
+            but sensor noise), the action placed at a seeded offset (:mod:`.idle`);
+            training videos stay busy, so a gate floor calibrated on them sees motion.
 
     Returns:
         A :class:`SynthInfo` naming the files written.
@@ -124,6 +129,7 @@ def synthesize(
         msg = "need size >= 32x32, frames >= 8 and non-negative counts; "
         msg += f"got size={size}, frames={frames}, n_train={n_train}, n_test={n_test}"
         raise ValueError(msg)
+    active_frames(frames, idle)  # refuses an idle share outside [0, 1)
     if codec in ("h264", "libx264") and (width % 2 or height % 2):
         msg = f"h264 needs an even width and height; got {width}x{height}"
         raise ValueError(msg)
@@ -143,10 +149,14 @@ def synthesize(
         labels: list[int] = []
         boxes: list[list[list[float]]] = []
         name = f"{split}_{i + 1:0{digits}d}"
+        n = active_frames(frames, idle) if split == "test" else frames
         if scene == "park":
-            video_frames = park.render(world, rng, frames, kind, labels, boxes)
+            video_frames = park.render(world, rng, n, kind, labels, boxes)
         else:
-            video_frames = street.render(world, rng, frames, kind, fps, labels, boxes)
+            video_frames = street.render(world, rng, n, kind, fps, labels, boxes)
+        if n < frames:
+            video_frames = pad_idle(video_frames, world.background, frames, n, rng, labels,
+                                    boxes)
         if fmt in VIDEO_FORMATS:
             rel = f"{split}/{name}{VIDEO_FORMATS[fmt]}"
             write_video(out / rel, video_frames, fps=fps, codec=codec, bit_rate=bit_rate)
@@ -196,6 +206,7 @@ def synthesize(
             "format": fmt,
             "codec": codec,
             "bit_rate": bit_rate,
+            "idle": idle,
         },
         "geometry": _geometry(world, scene),
         "subtle_kinds": sorted(SUBTLE_KINDS[scene]),

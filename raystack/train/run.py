@@ -116,8 +116,10 @@ def _history_from_storage(storage: RunStorage, outcome: StreamOutcome) -> list[d
         return list(torch.load(local, map_location="cpu", weights_only=True)["history"])
 
 
-def _export(cfg: TrainConfig, storage: RunStorage, outcome: StreamOutcome) -> tuple[str, str, dict]:
-    """Copy the selected epoch's model.pt to ``<export_dir>/<task>.pt`` and the storage."""
+def _export(cfg: TrainConfig, storage: RunStorage, outcome: StreamOutcome,
+            gate: dict[str, Any] | None = None) -> tuple[str, str, dict]:
+    """Copy the selected epoch's model.pt to ``<export_dir>/<task>.pt`` and the storage,
+    with the run's gate record (:mod:`raystack.train.gate_calibration`) when there is one."""
     task = outcome.task
     chosen = select_epoch(outcome.history, set(outcome.epochs))
     if chosen is None:
@@ -139,6 +141,10 @@ def _export(cfg: TrainConfig, storage: RunStorage, outcome: StreamOutcome) -> tu
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if gate is not None:
+        from raystack.train.gate_calibration import write_gate_record
+
+        write_gate_record(local, gate)
     in_storage = f"{task}.pt"
     if storage.is_s3 or local.absolute() != Path(storage.path(in_storage)):
         storage.put_file(local, in_storage)
@@ -202,10 +208,11 @@ def train(cfg: TrainConfig, *, progress: TrainProgress | None = None) -> TrainRe
     result = TrainResult(name=cfg.name, run_dir=storage.uri(), checkpoints={}, stored={},
                          selected={}, history={}, resumed_from={}, data_fingerprint={},
                          workers=cfg.workers, seconds=seconds)
+    gate = _gate_record(cfg, sources)
     for task, outcome in outcomes.items():
         if not outcome.history:
             outcome.history = _history_from_storage(storage, outcome)
-        local, stored, chosen = _export(cfg, storage, outcome)
+        local, stored, chosen = _export(cfg, storage, outcome, gate)
         result.checkpoints[task], result.stored[task], result.selected[task] = local, stored, chosen
         result.history[task] = outcome.history
         result.resumed_from[task] = outcome.resumed_from
@@ -213,6 +220,23 @@ def train(cfg: TrainConfig, *, progress: TrainProgress | None = None) -> TrainRe
         result.data[task] = outcome.data_summary
     storage.write_json(SUMMARY_FILE, _summary_doc(cfg, result))
     return result
+
+
+def _gate_record(cfg: TrainConfig, sources: list[Any]) -> dict[str, Any] | None:
+    """The motion gate's floor on the run's held-out frames, for every exported checkpoint
+    (one input size per run); None, with a warning, when there is nothing to calibrate on:
+    the checkpoints then work for every scan but ``--gate`` without ``--gate-floor``."""
+    from raystack.console import console
+    from raystack.models import get_config
+    from raystack.train.gate_calibration import calibrate_gate
+
+    size = tuple(get_config(cfg.model_name(cfg.tasks[0]), **cfg.model_overrides).img_size)
+    try:
+        return calibrate_gate(cfg, sources, img_size=size)
+    except ValueError as e:
+        console(stderr=True).print(f"warning: no gate floor recorded: {e}", style="yellow",
+                                   markup=False, highlight=False)
+        return None
 
 
 def _plain(value: Any) -> Any:

@@ -73,7 +73,7 @@ def test_frames_every_stream_scored_are_normalised_alone(tmp_path):
     assert sel.baselines == ["diff"]  # motion misses frames 16-19: no baseline on them
     con = connect_scores(sel.table)
     fr = sql_scores(con, sel, Fusion("stream", ("fr",)), sigma=2.0)
-    for (_, p), f, s in zip((groups[(v["video_id"], "fr")] for v in sel.videos), sel.frames, fr,
+    for (_, p, _), f, s in zip((groups[(v["video_id"], "fr")] for v in sel.videos), sel.frames, fr,
                             strict=True):
         q = p[-len(f):]
         np.testing.assert_array_equal(s, gaussian_filter1d(1 - (q - q.min()) / (q.max() - q.min()),

@@ -1,4 +1,4 @@
-"""fusion := 'auto' has one definition, the SQL macro auto_choice (schemas/sql/v2_fusion.sql):
+"""fusion := 'auto' has one definition, the SQL macro auto_choice (schemas/sql/v3_fusion.sql):
 Python's resolve_fusion asks DuckDB for it, and the SQL fused() applies it per run."""
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def test_raw_views_have_schema_columns_and_runs(con):
     cols = run_sql(c, "SELECT * FROM scores LIMIT 0").column_names
     assert cols == ["run_id", "video_id", "frame", "timestamp_s", "model", "psnr", "aux",
                     "psnr_mean", "tiles", "box_x0", "box_y0", "box_x1", "box_y1",
-                    "patch_x0", "patch_y0", "patch_x1", "patch_y1"]
+                    "patch_x0", "patch_y0", "patch_x1", "patch_y1", "gated"]
     # No manifest or videos files yet: the views exist, empty, with their columns.
     assert run_sql(c, "SELECT * FROM manifest").num_rows == 0
     assert "status" in run_sql(c, "SELECT * FROM manifest").column_names

@@ -58,7 +58,7 @@ def test_segments_and_chunks_reproduce_whole_video_scores(scorer, tiny_archive):
     t = tables[0]
     assert t.schema.names == ["run_id", "video_id", "frame", "timestamp_s", "model", "psnr", "aux",
                               "psnr_mean", "tiles", "box_x0", "box_y0", "box_x1", "box_y1",
-                              "patch_x0", "patch_y0", "patch_x1", "patch_y1"]
+                              "patch_x0", "patch_y0", "patch_x1", "patch_y1", "gated"]
     assert set(t["run_id"].to_pylist()) == {"t"} and t["aux"].null_count == t.num_rows
     # Scored whole: no tiles, the box is the whole source frame; region "frame" has no
     # patch, the motion baseline included (its statistic is a worst patch's, its box not).

@@ -24,7 +24,7 @@ def v1_file(path: Path, table: pa.Table) -> None:
 
 def test_v2_scores_schema_adds_nullable_region_columns_after_aux():
     v1, v2 = table_schema("scores", 1), table_schema("scores", 2)
-    assert SCHEMA_VERSION == 2 and READ_VERSIONS == (1, 2)
+    assert SCHEMA_VERSION == 3 and READ_VERSIONS == (1, 2, 3)
     assert v2.names == [*v1.names, *REGION_COLUMNS]
     assert v2.names[v2.names.index("aux") + 1] == "psnr_mean"
     assert str(v2.field("tiles").type) == "int16" and str(v2.field("box_x0").type) == "int32"
@@ -36,9 +36,9 @@ def test_v2_scores_schema_adds_nullable_region_columns_after_aux():
 def test_check_version_reads_v1_v2_and_names_newer():
     assert check_version(1, "x") == 1 and check_version(b"2", "x") == 2
     with pytest.raises(SchemaVersionError,
-                       match=r"f.parquet was written with schema version 3, but this raystack "
-                             r"reads versions 1, 2 \(writes 2\); upgrade raystack"):
-        check_version("3", "f.parquet")
+                       match=r"f.parquet was written with schema version 4, but this raystack "
+                             r"reads versions 1, 2, 3 \(writes 3\); upgrade raystack"):
+        check_version("4", "f.parquet")
 
 
 def test_v1_files_read_with_region_columns_null(tmp_path):
@@ -64,7 +64,7 @@ def test_writer_stores_region_columns(tmp_path):
     t = scores("r1").append_column("box_x0", pa.array([0, 64, 128], pa.int32()))
     path = st.write_table("scores", "r1", "u", t)
     meta = pq.read_schema(path).metadata
-    assert meta[b"raystack.schema_version"] == b"2"
+    assert meta[b"raystack.schema_version"] == b"3"
     assert st.read_table("scores")["box_x0"].to_pylist() == [0, 64, 128]
 
 
@@ -73,8 +73,8 @@ def test_file_of_a_newer_version_is_refused_naming_it(tmp_path):
     path = tmp_path / "store" / "scores" / "run=r9" / "u.parquet"
     path.parent.mkdir(parents=True)
     pq.write_table(scores("r9").replace_schema_metadata(
-        {"raystack.table": "scores", "raystack.schema_version": "3"}), path)
-    said = r"run=r9/u.parquet was written with schema version 3, .* reads versions 1, 2"
+        {"raystack.table": "scores", "raystack.schema_version": "4"}), path)
+    said = r"run=r9/u.parquet was written with schema version 4, .* reads versions 1, 2, 3"
     with pytest.raises(SchemaVersionError, match=said):
         st.read_table("scores")
     from raystack.query import connect
@@ -85,9 +85,9 @@ def test_file_of_a_newer_version_is_refused_naming_it(tmp_path):
 
 def test_run_json_of_a_newer_version_is_refused(tmp_path):
     st = Store(tmp_path / "store")
-    st.write_run_json("r1", {"schema_version": 3})
+    st.write_run_json("r1", {"schema_version": 4})
     with pytest.raises(SchemaVersionError, match=r"runs/r1/run.json was written with schema "
-                                                 r"version 3"):
+                                                 r"version 4"):
         st.read_run_json("r1")
 
 
@@ -99,4 +99,4 @@ def test_writing_into_a_v1_store_upgrades_its_marker(tmp_path):
     assert json.loads((root / "_raystack.json").read_text())["schema_version"] == 1
     Store(root).write_table("scores", "r1", "u", scores("r1"))
     doc = json.loads((root / "_raystack.json").read_text())
-    assert doc == {"schema_version": 2, "created_at": "t0", "upgraded_from": 1}
+    assert doc == {"schema_version": 3, "created_at": "t0", "upgraded_from": 1}

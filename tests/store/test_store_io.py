@@ -70,7 +70,7 @@ def test_round_trip_two_runs(store):
     fs, root = store.filesystem
     with fs.open_input_file(f"{root}/scores/run=r1/cam01-16-19.parquet") as f:
         meta = pq.read_metadata(f).metadata
-    assert meta[b"raystack.schema_version"] == b"2" and meta[b"raystack.table"] == b"scores"
+    assert meta[b"raystack.schema_version"] == b"3" and meta[b"raystack.table"] == b"scores"
 
     ds = store.dataset("scores")
     t = ds.to_table()
@@ -145,13 +145,13 @@ def test_schema_errors_write_nothing(store):
 
 
 def test_version_refusal(store):
-    _put_raw(store, "_raystack.json", json.dumps({"schema_version": 3}).encode())
-    said = (r"_raystack.json\) was written with schema version 3, "
-            r"but this raystack reads versions 1, 2")
+    _put_raw(store, "_raystack.json", json.dumps({"schema_version": 4}).encode())
+    said = (r"_raystack.json\) was written with schema version 4, "
+            r"but this raystack reads versions 1, 2, 3")
     for op in (Store(store.uri).check, Store(store.uri).ensure, lambda: store.read_table("scores")):
         with pytest.raises(SchemaVersionError, match=said):
             op()
-    with pytest.raises(SchemaVersionError, match="schema version 3"):
+    with pytest.raises(SchemaVersionError, match="schema version 4"):
         Store(store.uri).write_table("scores", "r1", "u1", scores("r1"))
 
 
@@ -171,7 +171,7 @@ def test_marker_is_written_once_and_checked(store):
     fs, root = store.filesystem
     with fs.open_input_stream(f"{root}/_raystack.json") as f:
         doc = json.loads(f.read())
-    assert doc["schema_version"] == 2 and "created_at" in doc and "raystack_version" in doc
+    assert doc["schema_version"] == 3 and "created_at" in doc and "raystack_version" in doc
     again = Store(store.uri).ensure()  # a second writer keeps the first marker
     with fs.open_input_stream(f"{root}/_raystack.json") as f:
         assert json.loads(f.read())["created_at"] == doc["created_at"]
@@ -186,7 +186,7 @@ def test_run_json_and_documents(store):
     doc = store.read_run_json("r1")
     assert doc["config"] == {"model": "vqmau_fp.ped2"}
     assert doc["started_at"] == "2024-11-22T10:00:00+00:00"
-    assert doc["schema_version"] == 2 and doc["run_id"] == "r1"
+    assert doc["schema_version"] == 3 and doc["run_id"] == "r1"
     assert store.runs() == ["r1"]
     with pytest.raises(StoreError, match="run 'r2' has no run.json"):
         store.read_run_json("r2")

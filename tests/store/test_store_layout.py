@@ -46,7 +46,7 @@ def test_conform_reorders_and_casts():
     t = t.set_column(2, "frame", pa.array([16, 17, 18], pa.int32()))
     out = conform_table("scores", t, "r1")
     assert out.schema.equals(table_schema("scores"))
-    assert out.schema.metadata[b"raystack.schema_version"] == b"2"
+    assert out.schema.metadata[b"raystack.schema_version"] == b"3"
     assert out["frame"].to_pylist() == [16, 17, 18]
 
 

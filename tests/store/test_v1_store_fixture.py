@@ -43,10 +43,10 @@ def test_fixture_is_v1():
 def test_connect_scores_view_and_fused_on_a_v1_store(v1_store):
     con = connect(v1_store)
     n, boxes = con.sql("SELECT count(*), count(box_x0) + count(patch_x0) + count(tiles) "
-                       "+ count(psnr_mean) FROM scores").fetchall()[0]
+                       "+ count(psnr_mean) + count(gated) FROM scores").fetchall()[0]
     assert n == 288 and boxes == 0
     cols = con.sql("SELECT * FROM scores LIMIT 0").columns
-    assert cols[-len(REGION_COLUMNS):] == list(REGION_COLUMNS)
+    assert cols[-len(REGION_COLUMNS) - 1:] == [*REGION_COLUMNS, "gated"]
     fused = con.sql("SELECT count(*), min(score), max(score) FROM fused(fusion := 'weighted', "
                     "sigma := 0)").fetchall()[0]
     assert fused == (72, 0.0, 1.0)
@@ -101,4 +101,4 @@ def test_arrow_scan_of_a_v1_store_and_a_v2_run_beside_it(v1_store):
                       "GROUP BY ALL ORDER BY 1").fetchall()
         assert got == [("v1run", 288, 0, None), ("v2run", 2, 2, 16)], scan
     marker = json.loads(Path(v1_store.uri, "_raystack.json").read_text())
-    assert marker["schema_version"] == 2 and marker["upgraded_from"] == 1
+    assert marker["schema_version"] == 3 and marker["upgraded_from"] == 1

@@ -1,8 +1,8 @@
--- raystack query layer, schema version 2, part 2 of 3: the views over the raw tables and
--- the scalar helpers of the table macros (schemas/sql/v2_query.sql, run after this file:
+-- raystack query layer, schema version 3, part 2 of 3: the views over the raw tables and
+-- the scalar helpers of the table macros (schemas/sql/v3_query.sql, run after this file:
 -- DuckDB binds a macro's body when it is created, so helpers come first; the fusion rules
--- of v2_fusion.sql come before it). The versioning, the raw sources and the macros are
--- described at the top of v2_query.sql.
+-- of v3_fusion.sql come before it). The versioning, the raw sources and the macros are
+-- described at the top of v3_query.sql.
 --
 -- Names inside a macro prefer its parameters over columns, so columns that share a name
 -- with a parameter are always qualified by their table alias.
@@ -71,7 +71,7 @@ CREATE OR REPLACE MACRO check_fusion(fusion, streams, run) AS (
           FROM scores AS s WHERE run IS NULL OR s.run_id = run) AS h
 );
 
--- What fusion := 'auto' means for each run: auto_choice() (v2_fusion.sql) over the run's
+-- What fusion := 'auto' means for each run: auto_choice() (v3_fusion.sql) over the run's
 -- streams, or an error naming the run and its streams when the rule cannot choose.
 CREATE OR REPLACE MACRO auto_fusion(alpha := 0.5, run := NULL) AS TABLE
     SELECT c.run_id,

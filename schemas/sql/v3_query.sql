@@ -1,5 +1,5 @@
--- raystack query layer, schema version 2, part 3 of 3: the table macros, over a store of
--- schema version 1 or 2 (v1 score files read with the v2 region columns NULL). The query
+-- raystack query layer, schema version 3, part 3 of 3: the table macros, over a store of
+-- schema version 1, 2 or 3 (older score files read with the columns added since NULL). The query
 -- layer of the code that writes schema N is schemas/sql/vN_fusion.sql, vN_views.sql, then
 -- vN_query.sql (raystack.store.schema.QUERY_SQL_FILES); it reads every version that code
 -- reads.
@@ -8,7 +8,7 @@
 -- _raw_manifest: the store's Parquet files plus a column "run", the hive folder of each
 -- file; _raw_thresholds: the calibrated thresholds of the store) and the function
 -- rs_gaussian_smooth(scores DOUBLE[], frames BIGINT[], sigma DOUBLE), then runs
--- v2_fusion.sql (fusion rules), v2_views.sql (views, helpers) and this file. Parameters are macro arguments with defaults:
+-- v3_fusion.sql (fusion rules), v3_views.sql (views, helpers) and this file. Parameters are macro arguments with defaults:
 --
 --   SELECT * FROM events(threshold := 0.7, min_frames := 10);
 --   SELECT * FROM events(fusion := 'weighted', alpha := 0.6, adaptive_k := 3, run := 'r1');
@@ -17,7 +17,7 @@
 -- The argument defaults written below are the only ones: `raystack events`, `raystack report`
 -- and raystack.query.find_events read them from this file (raystack.query.defaults).
 -- fusion := 'auto' takes, per run, its only learned stream, or weighted (alpha) of the one
--- known pair it has (fp,fr or m2s2l_app,m2s2l_mot): auto_choice() of v2_fusion.sql. An unknown run, an unknown fusion or
+-- known pair it has (fp,fr or m2s2l_app,m2s2l_mot): auto_choice() of v3_fusion.sql. An unknown run, an unknown fusion or
 -- stream, or a threshold outside [0, 1] raises an error naming the value and the choices.
 --
 -- Pipeline (each macro reads the one before it):
@@ -53,11 +53,19 @@
 
 -- derived views -------------------------------------------------------------------------
 
+-- Motion gating (schema v3): a gated row's psnr is not the model's but the score of the
+-- stream's trivial answer on a still frame (raystack.gate.trivial_psnr), on the model's
+-- scale. It takes part in the max (the still frames topped the scale of an ungated scan
+-- too, so the video's min-max stays close to the ungated one) but not in the min (a gated
+-- frame never sets the most anomalous level), and it scores norm_psnr 1, anomaly 0. Rows
+-- of older files (gated NULL) are ungated.
 CREATE OR REPLACE MACRO normalised(run := NULL, normalise := 'video') AS TABLE
     SELECT w.run_id, w.video_id, w.model, w.frame, w.timestamp_s, w.psnr,
-           CASE WHEN w.hi > w.lo THEN (w.psnr::DOUBLE - w.lo) / (w.hi - w.lo) ELSE 1.0 END
+           CASE WHEN w.gated IS TRUE THEN 1.0
+                WHEN w.hi > w.lo THEN (w.psnr::DOUBLE - w.lo) / (w.hi - w.lo) ELSE 1.0 END
                AS norm_psnr,
-           1.0 - (CASE WHEN w.hi > w.lo THEN (w.psnr::DOUBLE - w.lo) / (w.hi - w.lo) ELSE 1.0 END)
+           1.0 - (CASE WHEN w.gated IS TRUE THEN 1.0
+                       WHEN w.hi > w.lo THEN (w.psnr::DOUBLE - w.lo) / (w.hi - w.lo) ELSE 1.0 END)
                AS anomaly,
            w.tiles, w.box_x0, w.box_y0, w.box_x1, w.box_y1, w.patch_x0, w.patch_y0, w.patch_x1,
            w.patch_y1
@@ -65,12 +73,14 @@ CREATE OR REPLACE MACRO normalised(run := NULL, normalise := 'video') AS TABLE
     -- Parquet scans, which was ~4x faster than the join on three string keys written out.
     -- One branch per normalise (a constant), so the plan holds only the one asked for.
     FROM (
-        SELECT s.*, CAST(min(s.psnr) OVER v AS DOUBLE) AS lo, CAST(max(s.psnr) OVER v AS DOUBLE) AS hi
+        SELECT s.*, CAST(min(s.psnr) FILTER (WHERE s.gated IS NOT TRUE) OVER v AS DOUBLE) AS lo,
+               CAST(max(s.psnr) OVER v AS DOUBLE) AS hi
         FROM scores AS s
         WHERE checked_normalise(normalise) = 'video' AND (run IS NULL OR s.run_id = checked_run(run))
         WINDOW v AS (PARTITION BY s.run_id, s.video_id, s.model)
         UNION ALL
-        SELECT s.*, CAST(min(s.psnr) OVER g AS DOUBLE) AS lo, CAST(max(s.psnr) OVER g AS DOUBLE) AS hi
+        SELECT s.*, CAST(min(s.psnr) FILTER (WHERE s.gated IS NOT TRUE) OVER g AS DOUBLE) AS lo,
+               CAST(max(s.psnr) OVER g AS DOUBLE) AS hi
         FROM scores AS s
         WHERE normalise = 'global' AND (run IS NULL OR s.run_id = checked_run(run))
         WINDOW g AS (PARTITION BY s.run_id, s.model)
@@ -222,7 +232,9 @@ CREATE OR REPLACE MACRO flags(threshold := 0.7, adaptive_k := NULL, threshold_na
     ) AS x;
 
 -- Gaps and islands: consecutive flagged frames share frame - row_number(); the islands
--- (few) are then merged with a running sum over "starts a new event" marks.
+-- (few) are then merged with a running sum over "starts a new event" marks. A strided scan
+-- (every N-th frame) makes each flagged frame its own island, and merge_gap >= N - 1 joins
+-- them (the default 3 covers strides up to 4); start and end stay source frames.
 CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3,
                                adaptive_k := NULL, threshold_name := NULL,
                                fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],

@@ -1,5 +1,5 @@
--- raystack query layer, schema version 2, part 1 of 3: the fusion rules, as scalar macros
--- that read no table. Run first (v2_views.sql and v2_query.sql call them); Python's
+-- raystack query layer, schema version 3, part 1 of 3: the fusion rules, as scalar macros
+-- that read no table. Run first (v3_views.sql and v3_query.sql call them); Python's
 -- raystack.query.fusion evaluates them on an empty DuckDB connection, so the rule of
 -- fusion := 'auto' is written here once, and raystack sql needs no Python to apply it.
 

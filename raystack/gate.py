@@ -1,0 +1,132 @@
+"""Motion gating: which frames (or tiles) are still enough to skip the learned models.
+
+The gate statistic is the one the ``motion`` baseline stream already computes: the flow
+into a frame, reduced to its worst patch (:func:`raystack.scoring.motion_scores`). Here it
+is expressed as the worst patch's RMS flow length in pixels of the frame the model sees, so the
+*floor* reads as a physical quantity (``0.3`` px: nothing in the frame moved more than a
+third of a pixel between the two frames scored):
+
+    stat = motion_px(flows, boxes)            # (n, N) px: n target frames, N tiles
+    gated = gate_mask(stat, floor_px=0.3)     # True where the learned models are skipped
+    floor = calibrate_floor(normal_stats)     # a low quantile over normal footage
+
+``motion`` PSNR and the px statistic are the same number in two units
+(:func:`px_from_motion_psnr`): the motion stream's ``10 log10(1 / mse)`` with mse the
+patch-mean of ``(flow / 2)^2`` in model range (``px / FLOW_SCALE``).
+
+Gated frames still get the baseline streams (they are computed anyway); a learned stream's
+gated row is written with ``gated = true`` and the score of its trivial answer
+(:func:`trivial_psnr`), and ``normalised()`` gives it anomaly 0
+(docs/evaluation.md#motion-gating-and-stride).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Where a checkpoint keeps its calibrated floor: extra[GATE_KEY] = {"floor_px": ..., ...}.
+GATE_KEY = "gate"
+# Default quantile of the normal frames' statistic the floor is set at: almost no normal
+# frame with motion in it falls below it, frames stiller than every normal one do.
+FLOOR_QUANTILE = 0.01
+
+
+def px_from_motion_psnr(psnr_db: np.ndarray | float) -> np.ndarray:
+    """Worst-patch RMS flow in px from ``motion`` PSNR in dB (high PSNR = still)."""
+    from raystack.flow import FLOW_SCALE
+
+    # mse = mean over both channels of (flow_mr / 2)^2 = 10^(-psnr/10), so the RMS of the
+    # flow vector's length is 2 sqrt(2) 10^(-psnr/20) in model range, x FLOW_SCALE in px.
+    return 2.0 * np.sqrt(2.0) * FLOW_SCALE * np.power(10.0, -np.asarray(psnr_db,
+                                                                      np.float64) / 20.0)
+
+
+def motion_px(flows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The gate statistic of every (frame, tile): worst-patch RMS flow in px.
+
+    Args:
+        flows: model-range float (n, 2, H, W), the flow INTO each of the n target frames.
+        boxes: (N, 4) int tile boxes ``(x0, y0, x1, y1)`` in the flows' pixels (one box
+            covering the frame for whole-frame scoring).
+
+    Returns:
+        float32 (n, N).
+    """
+    import torch
+
+    from raystack.scoring import motion_scores
+
+    flows = np.asarray(flows, np.float32)
+    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+    out = np.empty((len(flows), len(boxes)), np.float32)
+    if len(flows) == 0:
+        return out
+    t = torch.from_numpy(np.ascontiguousarray(flows))
+    with torch.inference_mode():
+        for k, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
+            psnr, _ = motion_scores(t[:, :, y0:y1, x0:x1])
+            out[:, k] = px_from_motion_psnr(psnr.numpy())
+    return out
+
+
+def gate_mask(stat_px: np.ndarray, floor_px: float | None) -> np.ndarray:
+    """True where the statistic is below the floor (still: skip the learned models);
+    all False without a floor (gating off)."""
+    stat_px = np.asarray(stat_px)
+    if floor_px is None:
+        return np.zeros(stat_px.shape, bool)
+    return stat_px < float(floor_px)
+
+
+def calibrate_floor(stats_px: np.ndarray, quantile: float = FLOOR_QUANTILE) -> float:
+    """The floor from the statistic over normal frames: its ``quantile`` (a low one).
+
+    Raises:
+        ValueError: no finite statistic to calibrate on, or a quantile outside (0, 0.5].
+    """
+    if not 0 < quantile <= 0.5:
+        msg = f"gate floor quantile {quantile}: choose a low quantile in (0, 0.5]"
+        raise ValueError(msg)
+    x = np.asarray(stats_px, np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        msg = "gate floor: no normal frame to calibrate on"
+        raise ValueError(msg)
+    return float(np.quantile(x, quantile))
+
+
+def trivial_psnr(stream: str, prev: np.ndarray, cur: np.ndarray, flow: np.ndarray | None,
+                 region: str = "frame") -> np.ndarray:
+    """What a gated frame's learned-stream row is stored with: the PSNR of the stream's
+    trivial answer at that frame, in the stream's score region.
+
+    The trivial answers are the ones training validates against (``train/metrics.py``):
+    copying the last frame for a frame predictor (``fp``, ``m2s2l_app``), zero flow for
+    ``fr``, a zero difference for ``m2s2l_mot``. On a still frame they are as good as a
+    prediction gets (only sensor noise is left), so the estimate sits at the top of the
+    model's own scale, where the ungated scan put those frames too.
+
+    Args:
+        prev, cur: float (k, H, W, 3) in [-1, 1]: the frame before each gated frame, and it.
+        flow: model-range float (k, 2, H, W), the flow into each (needed for ``fr``).
+        region: ``"frame"`` or ``"patch"``, as the scan scores.
+
+    Returns:
+        float32 (k,).
+    """
+    import torch
+
+    from raystack.scoring import region_psnr
+
+    p = torch.from_numpy(np.ascontiguousarray(prev, np.float32)).permute(0, 3, 1, 2)
+    c = torch.from_numpy(np.ascontiguousarray(cur, np.float32)).permute(0, 3, 1, 2)
+    if stream == "fr":
+        target = torch.from_numpy(np.ascontiguousarray(flow, np.float32))
+        pred = torch.zeros_like(target)
+    elif stream == "m2s2l_mot":  # M2S2L's motion decoder predicts (I_i - I_{i-1}) / 2
+        target = (c - p) / 2
+        pred = torch.zeros_like(target)
+    else:
+        pred, target = p, c
+    with torch.inference_mode():
+        return region_psnr(pred, target, region).numpy().astype(np.float32)

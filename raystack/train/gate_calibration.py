@@ -1,0 +1,91 @@
+"""Calibrate the motion gate's floor on the held-out normal frames of a training run, and
+record it in the exported checkpoint (``extra["gate"]``) for ``raystack scan --gate``.
+
+The floor is a low quantile (:data:`raystack.gate.FLOOR_QUANTILE`) of the gate statistic
+(:func:`raystack.gate.motion_px`: worst-patch RMS flow in px) over the last ``val_fraction``
+of every training video, decoded and flowed as the scan does: below it lie only frames
+stiller than nearly every normal frame. With ``tiles`` the statistic is taken per tile of
+the working frame, as a tiled scan gates. A normal archive that is itself often still
+gives a low floor that gates little: the floor errs towards scoring.
+
+    record = calibrate_gate(cfg, sources, img_size=(128, 128))
+    write_gate_record("runs/r1/fp.pt", record)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from raystack.gate import FLOOR_QUANTILE, GATE_KEY, calibrate_floor, motion_px
+
+
+def tile_boxes(size: tuple[int, int], tile: tuple[int, int]) -> np.ndarray:
+    """(N, 4) boxes of ``tile`` (h, w) covering a ``size`` (H, W) frame, the last row and
+    column flush with the edge (a frame smaller than a tile is one box of itself)."""
+    (fh, fw), (th, tw) = size, tile
+    th, tw = min(th, fh), min(tw, fw)
+    ys = sorted({*range(0, fh - th + 1, th), fh - th})
+    xs = sorted({*range(0, fw - tw + 1, tw), fw - tw})
+    return np.array([[x, y, x + tw, y + th] for y in ys for x in xs], np.int64)
+
+
+def calibrate_gate(cfg: Any, sources: list[Any], *, img_size: tuple[int, int],
+                   quantile: float = FLOOR_QUANTILE) -> dict[str, Any]:
+    """The gate record of a run: ``floor_px`` and how it was found.
+
+    Args:
+        cfg: the run's ``TrainConfig`` (val_fraction, flow, flow_preset, tiles, tile_scale).
+        sources: the training videos (``list_training_videos``).
+        img_size: (H, W) of the model's input.
+
+    Raises:
+        ValueError: no held-out frame to calibrate on (val_fraction 0, videos too short).
+    """
+    from raystack.flow import flow_to_model_input
+    from raystack.train.data import decode_frames, make_flow
+
+    estimator = make_flow(cfg.flow, cfg.flow_preset)
+    stats = []
+    for src in sources:
+        frames = decode_frames(src, img_size, scale=cfg.tile_scale if cfg.tiles else None)
+        held = frames[len(frames) - round(cfg.val_fraction * len(frames)):]
+        if len(held) < 2:
+            continue
+        flows = flow_to_model_input(estimator(np.ascontiguousarray(held)))
+        boxes = (tile_boxes(held.shape[1:3], img_size) if cfg.tiles
+                 else np.array([[0, 0, held.shape[2], held.shape[1]]]))
+        stats.append(motion_px(flows, boxes).ravel())
+    if not stats:
+        msg = (f"{cfg.archive}: no held-out frames to calibrate the gate on (val_fraction = "
+               f"{cfg.val_fraction})")
+        raise ValueError(msg)
+    values = np.concatenate(stats)
+    return {"floor_px": calibrate_floor(values, quantile), "quantile": quantile,
+            "frames": int(values.size), "median_px": float(np.median(values)),
+            "statistic": "worst-patch RMS flow, px at the model input" + (
+                " (per tile)" if cfg.tiles else ""),
+            "flow": cfg.flow, "flow_preset": cfg.flow_preset}
+
+
+def write_gate_record(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Rewrite the checkpoint at ``path`` with ``record`` as ``extra["gate"]``, atomically."""
+    import torch
+
+    from raystack.models.checkpoint import read_checkpoint
+
+    path = Path(path)
+    payload = read_checkpoint(path)
+    payload["extra"] = {**(payload.get("extra") or {}), GATE_KEY: record}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
