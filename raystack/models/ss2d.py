@@ -133,9 +133,12 @@ class SS2D(nn.Module):
         """
         n, r = self.d_state, self.dt_rank
         u = x.flatten(2)  # (b, d, h*w)
-        x_dbl = torch.einsum("bdl,kcd->bkcl", u, self.x_proj_weight)  # (b, k, r+2n, l)
-        dts, Bs, Cs = torch.split(x_dbl, [r, n, n], dim=2)
-        dts = torch.einsum("bkrl,kdr->bkdl", dts, self.dt_projs_weight)  # (b, k, d, l)
+        k, c = self.x_proj_weight.shape[:2]
+        # One (k*c, d) @ (d, l) product per image. The einsum form broadcast u over the
+        # four paths and copied it four times, forward and backward.
+        x_dbl = torch.matmul(self.x_proj_weight.reshape(k * c, -1), u).unflatten(1, (k, c))
+        dts, Bs, Cs = torch.split(x_dbl, [r, n, n], dim=2)  # x_dbl: (b, k, r+2n, l)
+        dts = torch.matmul(self.dt_projs_weight, dts)  # (k, d, r) @ (b, k, r, l) -> (b, k, d, l)
         with torch.autocast(device_type=x.device.type, enabled=False):
             return cross_scan_fn(
                 x, dts, -torch.exp(self.A_logs.float()), Bs, Cs, self.Ds,
