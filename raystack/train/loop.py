@@ -91,7 +91,8 @@ def make_adamw(groups: list[dict[str, Any]], *, lr: float,
     """AdamW with torch's fused kernel where the device has one (CPU and CUDA).
 
     The fused step is the same update in one pass over each tensor; the per-tensor loop
-    it replaces cost ~12% of a small preset's CPU training step (bench/train_ab.py).
+    it replaces took 191 ms against 25 ms for three 1M-element tensors on this project's
+    2-core CPU, and about a tenth of a small preset's profiled step.
     Results agree with the loop to float rounding (tests/train/test_train_speed.py).
     """
     if device.type in ("cpu", "cuda"):
