@@ -13,8 +13,9 @@ arithmetic and sum on the grid, writing channels-last for the LayerNorm that fol
 
 Direction k of the 4 groups (channels k*d .. k*d+d-1 of A, D, delta_bias; B/C group k) is
 path k. ``cross_scan_ref`` is the same computation unfolded through ``selective_scan_fn``;
-the tests hold the two together. Forward is the folded kernel; the backward unfolds the
-saved inputs and runs the native scan's backward kernel, so training costs what it did.
+the tests hold the two together. The backward is folded the same way
+(csrc/cross_scan_bwd_cpu.cpp: each path gathered from and scattered back to the grid); where
+that library does not build it unfolds the saved inputs into the plain scan's backward.
 CPU only: ``cross_scan_available`` says whether to take this path (the same backend rule
 as ``selective_scan_fn``; on CUDA SS2D keeps the explicit flips).
 """
@@ -53,6 +54,26 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
 
 
 KERNEL = NativeKernel(SOURCE, "cross_scan_cpu", _bind)
+
+BWD_SOURCE = Path(__file__).parent / "csrc" / "cross_scan_bwd_cpu.cpp"
+BWD_ABI_VERSION = 1
+
+
+def _bind_bwd(lib: ctypes.CDLL) -> ctypes.CDLL:
+    if lib.rs_cross_bwd_abi_version() != BWD_ABI_VERSION:
+        msg = (f"cross scan backward library reports ABI {lib.rs_cross_bwd_abi_version()}, "
+               f"want {BWD_ABI_VERSION}")
+        raise NativeBuildError(msg)
+    lib.rs_cross_backward_workspace.restype = _I64
+    lib.rs_cross_backward_workspace.argtypes = [_I64, _I64]
+    # u delta A B C D bias | softplus | batch dim dstate h w | dout du ddelta dA dD dbias dB dC
+    # work | threads
+    lib.rs_cross_backward.restype = _INT
+    lib.rs_cross_backward.argtypes = [_P] * 7 + [_INT] + [_I64] * 5 + [_P] * 9 + [_INT]
+    return lib
+
+
+BWD_KERNEL = NativeKernel(BWD_SOURCE, "cross_scan_bwd_cpu", _bind_bwd)
 
 
 def cross_scan_available(u: torch.Tensor, dstate: int) -> bool:
@@ -98,6 +119,16 @@ def _base_order(X: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return out
 
 
+def _grid_order(Xb: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Inverse of ``_base_order``: (b, 4, h*w, n) base order -> (b, 4, n, h*w) grid order."""
+    b, k, length, n = Xb.shape
+    out = Xb.new_empty(b, k, n, length)
+    out[:, 0::2] = Xb[:, 0::2].transpose(-1, -2)
+    cols = Xb[:, 1::2].unflatten(2, (w, h)).permute(0, 1, 4, 3, 2)  # (b, 2, n, h, w)
+    out[:, 1::2].unflatten(-1, (h, w)).copy_(cols)
+    return out
+
+
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -122,32 +153,74 @@ class _CrossScan(torch.autograd.Function):
         if rc != 0:
             msg = f"native cross scan failed (code {rc}) for dstate={dstate}"
             raise RuntimeError(msg)
-        ctx.save_for_backward(u, delta, A, B, C, D, delta_bias)
+        ctx.save_for_backward(u, delta, A, Bt, Ct, D, delta_bias)
         ctx.delta_softplus = delta_softplus
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dout):
-        u, delta, A, B, C, D, delta_bias = ctx.saved_tensors
-        batch, dim, h, w = u.shape
-        k, length = N_DIRECTIONS, h * w
-        # Unfold into the four paths' orders and reuse the plain scan's backward kernel:
-        # the copies cost what the unfolded forward paid, once per training step.
-        u_k = _unfold(u.flatten(2).unsqueeze(1).expand(-1, k, -1, -1), h, w)
-        delta_k = _unfold(delta, h, w)
-        Bt = _unfold(B, h, w).transpose(-1, -2).contiguous()
-        Ct = _unfold(C, h, w).transpose(-1, -2).contiguous()
-        dout_grid = dout.permute(0, 3, 1, 2).reshape(batch, 1, dim, length)
-        dout_k = _unfold(dout_grid.expand(-1, k, -1, -1), h, w)
-        flat = (batch, k * dim, length)
-        du, ddelta, dA, dB, dC, dD, _, dbias = native_backward(
-            u_k.reshape(flat), delta_k.reshape(flat), A, Bt, Ct, D, None, delta_bias,
-            ctx.delta_softplus, dout_k.reshape(flat), None,
-        )
-        du = _fold(du.view(batch, k, dim, length), h, w).sum(1).view(batch, dim, h, w)
-        ddelta = _fold(ddelta.view(batch, k, dim, length), h, w)
-        return du, ddelta, dA, _fold(dB, h, w), _fold(dC, h, w), dD, dbias, None
+        u, delta, A, Bt, Ct, D, delta_bias = ctx.saved_tensors
+        if BWD_KERNEL.get() is not None:
+            grads = _backward_folded(u, delta, A, Bt, Ct, D, delta_bias, ctx.delta_softplus, dout)
+        else:
+            grads = _backward_unfolded(u, delta, A, Bt, Ct, D, delta_bias, ctx.delta_softplus,
+                                       dout)
+        return (*grads, None)
+
+
+def _backward_folded(u, delta, A, Bt, Ct, D, delta_bias, softplus, dout):
+    """Gradients through csrc/cross_scan_bwd_cpu.cpp: no path copies at all."""
+    lib = BWD_KERNEL.get()
+    batch, dim, h, w = u.shape
+    k, length, dstate = N_DIRECTIONS, h * w, A.shape[1]
+    threads = torch.get_num_threads()
+    dout_cf = dout.float().permute(0, 3, 1, 2).contiguous()  # (b, d, h, w) like u
+    du = torch.empty_like(u)
+    ddelta = torch.empty_like(delta)
+    dA_rows = u.new_empty(batch, k * dim, dstate)
+    dD_rows, dbias_rows = u.new_empty(batch, k * dim), u.new_empty(batch, k * dim)
+    # per-thread accumulators: the channels of one path add into the same dB, dC
+    dB_acc = u.new_zeros(threads, batch, k, length, dstate)
+    dC_acc = u.new_zeros(threads, batch, k, length, dstate)
+    work = u.new_empty(threads, lib.rs_cross_backward_workspace(dstate, length))
+    rc = lib.rs_cross_backward(
+        *map(_ptr, (u, delta, A, Bt, Ct, D, delta_bias)),
+        int(softplus),
+        *(batch, dim, dstate, h, w),
+        *map(_ptr, (dout_cf, du, ddelta, dA_rows, dD_rows, dbias_rows, dB_acc, dC_acc, work)),
+        threads,
+    )
+    if rc != 0:
+        msg = f"native cross scan backward failed (code {rc}) for dstate={dstate}"
+        raise RuntimeError(msg)
+    dB = _grid_order(dB_acc.sum(0), h, w)
+    dC = _grid_order(dC_acc.sum(0), h, w)
+    dD = dD_rows.sum(0) if D is not None else None
+    dbias = dbias_rows.sum(0) if delta_bias is not None else None
+    return du, ddelta, dA_rows.sum(0), dB, dC, dD, dbias
+
+
+def _backward_unfolded(u, delta, A, Bt, Ct, D, delta_bias, softplus, dout):
+    """Gradients through the plain scan's backward on unfolded copies of the paths (the
+    fallback when the folded backward library does not build)."""
+    batch, dim, h, w = u.shape
+    k, length = N_DIRECTIONS, h * w
+    B, C = _grid_order(Bt, h, w), _grid_order(Ct, h, w)
+    u_k = _unfold(u.flatten(2).unsqueeze(1).expand(-1, k, -1, -1), h, w)
+    delta_k = _unfold(delta, h, w)
+    Bk = _unfold(B, h, w).transpose(-1, -2).contiguous()
+    Ck = _unfold(C, h, w).transpose(-1, -2).contiguous()
+    dout_grid = dout.permute(0, 3, 1, 2).reshape(batch, 1, dim, length)
+    dout_k = _unfold(dout_grid.expand(-1, k, -1, -1), h, w)
+    flat = (batch, k * dim, length)
+    du, ddelta, dA, dB, dC, dD, _, dbias = native_backward(
+        u_k.reshape(flat), delta_k.reshape(flat), A, Bk, Ck, D, None, delta_bias,
+        softplus, dout_k.reshape(flat), None,
+    )
+    du = _fold(du.view(batch, k, dim, length), h, w).sum(1).view(batch, dim, h, w)
+    ddelta = _fold(ddelta.view(batch, k, dim, length), h, w)
+    return du, ddelta, dA, _fold(dB, h, w), _fold(dC, h, w), dD, dbias
 
 
 def _check(u, delta, A, B, C, D, delta_bias) -> None:

@@ -86,6 +86,20 @@ def epoch_batches(
     return order[:need].reshape(steps, batch_size)
 
 
+def make_adamw(groups: list[dict[str, Any]], *, lr: float,
+               device: torch.device) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel where the device has one (CPU and CUDA).
+
+    The fused step is the same update in one pass over each tensor; the per-tensor loop
+    it replaces took 191 ms against 25 ms for three 1M-element tensors on this project's
+    2-core CPU, and about a tenth of a small preset's profiled step.
+    Results agree with the loop to float rounding (tests/train/test_train_speed.py).
+    """
+    if device.type in ("cpu", "cuda"):
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
 class StreamTrainer:
     """Model, optimiser, schedule and metrics of one stream; one call per epoch.
 
@@ -125,10 +139,10 @@ class StreamTrainer:
         self.model = wrap(self.module) if wrap is not None else self.module
         decay = [p for p in self.module.parameters() if p.requires_grad and p.dim() >= 2]
         no_decay = [p for p in self.module.parameters() if p.requires_grad and p.dim() < 2]
-        self.opt = torch.optim.AdamW(
+        self.opt = make_adamw(
             [{"params": decay, "weight_decay": cfg.weight_decay},
              {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.schedule(task)[0],
+            lr=cfg.schedule(task)[0], device=self.device,
         )
         self.steps_per_epoch = steps_per_epoch(
             len(data.train), batch_size=cfg.batch_size, clips_per_epoch=cfg.budget(task)[1])

@@ -192,3 +192,20 @@ def test_bad_shapes_raise(index, bad, match):
     inputs[index] = bad
     with pytest.raises(ValueError, match=match):
         cs.cross_scan_fn(*inputs)
+
+
+@pytest.mark.skipif(cs.BWD_KERNEL.get() is None, reason="folded backward did not build here")
+@pytest.mark.parametrize("case", CASES)
+def test_folded_backward_matches_unfolded_fallback(case, monkeypatch):
+    """The folded backward kernel against the fallback that unfolds into the plain scan's
+    backward (the path every training step took before it)."""
+    inputs = make_inputs(*case, seed=3)
+    calls = []
+    real = cs._backward_folded
+    monkeypatch.setattr(cs, "_backward_folded", lambda *a: calls.append(1) or real(*a))
+    _, grads, cot = run(cs.cross_scan_fn, inputs, True)
+    assert calls, "the folded backward was not taken"
+    monkeypatch.setattr(cs.BWD_KERNEL, "get", lambda: None)
+    _, grads_old, _ = run(cs.cross_scan_fn, inputs, True, cot)
+    assert len(calls) == 1
+    check_grads(grads, grads_old)
