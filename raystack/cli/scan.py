@@ -29,8 +29,9 @@ def scan_cmd(
                                 help="Ray actors."),
     cpus_per_worker: int = typer.Option(None, show_default="0: CPUs / workers, else 1",
                                         help="CPUs (= torch threads) per actor."),
-    gpus_per_worker: float = typer.Option(None, show_default=_d("gpus_per_worker"),
-                                          help="GPUs per actor (0 on CPU machines)."),
+    gpus_per_worker: float = typer.Option(
+        None, show_default="1 on a cluster with GPUs, else 0",
+        help="GPUs per actor (0.5 packs two on a GPU; 0 keeps actors on the CPU)."),
     segment_frames: int = typer.Option(None, show_default=_d("segment_frames"),
                                        help="Frames scored per work unit."),
     flow: str = typer.Option(None, show_default=_d("flow"),

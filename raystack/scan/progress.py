@@ -243,8 +243,10 @@ def print_result(result: Any, console: Any = None) -> None:
     console.print(render_summary(result.summary, wall_s=result.wall_s))
     if result.workers:
         threads = sorted({w.get("threads") for w in result.workers})
+        where = sorted({f"{w['device']}, batch {w['batch_size']}" for w in result.workers
+                        if "device" in w})  # older run.json files lack them
         console.print(f"workers: {len(result.workers)} x {'/'.join(map(str, threads))} torch "
-                      "threads", highlight=False)
+                      f"threads{' on ' + '; '.join(where) if where else ''}", highlight=False)
     if result.skipped_done:
         console.print(f"resumed: {result.skipped_done} units were already done and skipped")
     console.print(f"store: {result.store}  run: {result.run_id}")
