@@ -203,7 +203,8 @@ def main() -> None:
     doc = {"machine": machine(), "device": VENDOR_H200, "assumed": ASSUMED, "batch": args.batch,
            "rows": rows,
            "notes": "Counted in a CPU forward (SS2D unfolded, as on CUDA); peaks are vendor "
-                    "specs, efficiencies assumed, nothing here was measured on a GPU. CPU columns: batch 4, this machine."}
+                    "specs, efficiencies assumed, nothing here was measured on a GPU. CPU "
+                    "columns: batch 4, this machine."}
     Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {args.out}")
 

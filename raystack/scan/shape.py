@@ -52,8 +52,8 @@ def pool_shape(
 
     Pure: ``workers = 0`` fills the cluster; ``cpus_per_worker = 0`` splits the CPUs
     evenly over the workers; an unset ``gpus_per_worker`` is :func:`gpus_per_worker`'s
-    (one actor per GPU on a GPU cluster, its node's CPUs shared out). A request that cannot be placed is refused (an actor that
-    never starts would hold its units forever).
+    (one actor per GPU on a GPU cluster, its node's CPUs shared out). A request that
+    cannot be placed is refused (an actor that never starts would hold its units forever).
     """
     cpus = [int(c) for c in node_cpus if c >= 1]
     if not cpus:
