@@ -121,13 +121,19 @@ def status_cmd(
     from raystack.console import console
     from raystack.errors import RaystackError
     from raystack.scan import status
-    from raystack.scan.progress import render_summary
+    from raystack.scan.progress import render_summary, resume_hint, run_settings_line
+    from raystack.store import Store
 
     try:
         summary = status(store, run_id)
+        settings = run_settings_line(Store(store).read_run_json(run_id))
     except (RaystackError, ValueError, OSError) as e:
         raise fail(e) from e
-    console().print(render_summary(summary))
+    out = console()
+    out.print(render_summary(summary))
+    for line in (settings, resume_hint(summary)):
+        if line:
+            out.print(line, highlight=False, soft_wrap=True)
     if code := run_exit_code(summary.ok, summary.kinds_and_errors()):
         raise typer.Exit(code=code)
 
