@@ -270,11 +270,11 @@ class UnitScorer:
         """Per-stream regions of the chunk's scored frames, whole or tiled, and which frames
         the gate kept from the learned models (every tile of theirs scored gated)."""
         regions, gated = self._regions(chunk, source_size)
-        if gated.any():
+        if gated.any() and not self.tiles:  # tiled: filled in per tile by _regions
             from raystack.gate import trivial_psnr
 
-            # A gated frame's learned rows get the trivial answer's score, on the whole
-            # frame the worker decoded (tiled or not): see raystack.gate.trivial_psnr.
+            # A gated frame's learned rows get the trivial answer's score on the frame the
+            # model would have seen: see raystack.gate.trivial_psnr.
             rows = np.flatnonzero(gated) + len(chunk.frames) - len(gated)
             for s in self.learned:
                 value = np.full(len(gated), np.nan, np.float32)
@@ -303,12 +303,15 @@ class UnitScorer:
         out = self.scorer.score_tiles(chunk.frames, chunk.flows, grid.boxes, skip, gated)
         if gated is None:
             return {s: reduce_tiles(out[s], grid, skip) for s in out}, np.zeros(n, bool)
-        # A learned stream leaves its gated tiles out of the worst and the mean, as skipped
-        # ones; a frame is gated when every tile of it the tile gate kept was gated.
-        learned_skip = skip | gated
-        regions = {s: reduce_tiles(out[s], grid, learned_skip if s in self.learned else skip)
-                   for s in out}
-        return regions, (~skip).any(axis=1) & learned_skip.all(axis=1)
+        # A gated tile's learned score is the trivial answer on that tile, so the worst and
+        # the mean run over the same tiles as the baselines'; a frame is gated when every
+        # tile of it the tile gate kept was gated.
+        from raystack.gate import fill_trivial_tiles
+
+        out = fill_trivial_tiles(out, self.learned, chunk.frames, chunk.flows, grid.boxes,
+                                 gated & ~skip, self.scorer.region)
+        regions = {s: reduce_tiles(out[s], grid, skip) for s in out}
+        return regions, (~skip).any(axis=1) & (skip | gated).all(axis=1)
 
     def __call__(self, unit: WorkUnit) -> pa.Table:
         """The ``scores`` rows of ``unit``: one per (frame in [start, stop), stream)."""
