@@ -28,7 +28,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from raystack.ops.native_build import NativeBuildError
-from raystack.ops.scan_native import NativeKernel, native_backward
+from raystack.ops.scan_native import NativeKernel, call_kernel, native_backward
 from raystack.ops.selective_scan import scan_backend, selective_scan_fn
 
 SOURCE = Path(__file__).parent / "csrc" / "cross_scan_cpu.cpp"
@@ -98,10 +98,6 @@ def _base_order(X: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return out
 
 
-def _ptr(t: torch.Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
-
-
 class _CrossScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, delta_bias, delta_softplus):
@@ -109,19 +105,10 @@ class _CrossScan(torch.autograd.Function):
         batch, dim, h, w = u.shape
         dstate = A.shape[1]
         Bt, Ct = _base_order(B, h, w), _base_order(C, h, w)
-        threads = torch.get_num_threads()
         out = u.new_empty(batch, h, w, dim)
-        work = u.new_empty(threads, lib.rs_cross_forward_workspace(dstate, h * w))
-        rc = lib.rs_cross_forward(
-            *map(_ptr, (u, delta, A, Bt, Ct, D, delta_bias)),
-            int(delta_softplus),
-            *(batch, dim, dstate, h, w),
-            *map(_ptr, (out, work)),
-            threads,
-        )
-        if rc != 0:
-            msg = f"native cross scan failed (code {rc}) for dstate={dstate}"
-            raise RuntimeError(msg)
+        call_kernel(lib.rs_cross_forward, lib.rs_cross_forward_workspace, "native cross scan",
+                    (u, delta, A, Bt, Ct, D, delta_bias), delta_softplus,
+                    (batch, dim, dstate, h, w), (out,), dstate=dstate, length=h * w)
         ctx.save_for_backward(u, delta, A, B, C, D, delta_bias)
         ctx.delta_softplus = delta_softplus
         return out
