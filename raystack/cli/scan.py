@@ -36,6 +36,11 @@ def scan_cmd(
                                        help="Frames scored per work unit."),
     flow: str = typer.Option(None, show_default=_d("flow"),
                              help="Flow backend for FR models: dis, farneback, ptlflow."),
+    flow_model: str = typer.Option(None, "--flow-model", show_default="none",
+                                   help="With --flow ptlflow: the ptlflow model, e.g. rapidflow."),
+    flow_checkpoint: str = typer.Option(
+        None, "--flow-checkpoint", callback=abs_path, show_default="none",
+        help="With --flow ptlflow: its local checkpoint file (never downloaded)."),
     limit: int = typer.Option(None, show_default="all", help="Scan only the first N videos."),
     score_region: str = typer.Option(
         None, "--score-region", show_default=_d("score_region"),
@@ -90,6 +95,7 @@ def scan_cmd(
             config, archive=archive, checkpoints=tuple(checkpoint) if checkpoint else None,
             store=store, run_id=run_id, workers=workers, cpus_per_worker=cpus_per_worker,
             gpus_per_worker=gpus_per_worker, segment_frames=segment_frames, flow=flow,
+            flow_model=flow_model, flow_checkpoint=flow_checkpoint,
             limit=limit, dry_run=dry_run, address=address, score_region=score_region,
             tiles=tiles, tile_scale=tile_scale, tile_overlap=tile_overlap, progress=progress,
             stride=stride, gate=gate, gate_floor=gate_floor,

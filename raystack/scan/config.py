@@ -24,7 +24,8 @@ class ScanConfig:
     """Everything a scan needs; every field has a default so a TOML file sets only a few."""
 
     # Local paths among the fields, made absolute when a config is loaded or a scan starts.
-    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("archive", "checkpoints", "store", "cache_dir")
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("archive", "checkpoints", "store", "cache_dir",
+                                              "flow_checkpoint")
 
     # Archive to scan: a local folder, a single video file, or s3://bucket/prefix.
     archive: str = ""
@@ -62,6 +63,10 @@ class ScanConfig:
     flow: str = "dis"
     # DIS preset: "ultrafast" | "fast" | "medium" (ignored by other backends).
     flow_preset: str = "fast"
+    # flow = "ptlflow" only: the ptlflow model (e.g. "rapidflow") and its LOCAL checkpoint
+    # file (never downloaded); it runs on the actor's device, the GPU when it has one.
+    flow_model: str = ""
+    flow_checkpoint: str = ""
     # How a frame's error map becomes its score: "frame" (PSNR over the whole frame, the
     # papers' protocol) or "patch" (PSNR of the worst patch, ~1/8 of the frame side).
     score_region: str = "frame"
@@ -197,7 +202,23 @@ def check_config(cfg: ScanConfig) -> None:
         bad("gpus_per_worker", "must be >= 0")
     if cfg.limit is not None and cfg.limit < 1:
         bad("limit", "must be >= 1 (or unset for the whole archive)")
+    if cfg.flow not in ("dis", "farneback", "ptlflow"):
+        bad("flow", "choose 'dis' (CPU), 'farneback' or 'ptlflow' (GPU, with flow_model and "
+                    "flow_checkpoint)")
+    if cfg.flow == "ptlflow" and not (cfg.flow_model and cfg.flow_checkpoint):
+        bad("flow", "ptlflow needs flow_model (e.g. 'rapidflow') and flow_checkpoint (a local "
+                    "checkpoint file; nothing is downloaded)")
     if cfg.device not in ("auto", "cpu", "cuda"):
         bad("device", "choose 'auto', 'cpu' or 'cuda'")
     if cfg.batch_size is not None and cfg.batch_size < 1:
         bad("batch_size", "must be >= 1 (or unset for the scorer's default)")
+
+
+def flow_options(cfg: ScanConfig, device: str) -> dict[str, Any]:
+    """Keyword arguments of ``raystack.flow.create_flow(cfg.flow, ...)`` in an actor whose
+    models run on ``device``."""
+    if cfg.flow == "dis":
+        return {"preset": cfg.flow_preset}
+    if cfg.flow == "ptlflow":
+        return {"model": cfg.flow_model, "ckpt_path": cfg.flow_checkpoint, "device": device}
+    return {}

@@ -89,16 +89,17 @@ class _ScanActor:
         import ray
 
         from raystack import retry
+        from raystack.scan.config import flow_options
         from raystack.scan.shape import actor_device
         from raystack.scan.worker import UnitScorer
         from raystack.store import Store
 
         retry.configure(total_s=cfg.storage_retry_s)
+        device = actor_device(cfg.device, ray.get_gpu_ids())
         self.scorer = UnitScorer(
-            cfg.checkpoints, store=Store(cfg.store), run_id=run_id,
-            device=actor_device(cfg.device, ray.get_gpu_ids()),
+            cfg.checkpoints, store=Store(cfg.store), run_id=run_id, device=device,
             threads=threads, batch_size=cfg.batch_size, flow=cfg.flow,
-            flow_preset=cfg.flow_preset, chunk_frames=cfg.chunk_frames,
+            flow_options=flow_options(cfg, device), chunk_frames=cfg.chunk_frames,
             prefetch_chunks=cfg.prefetch_chunks, cache_dir=cfg.cache_dir,
             cache_max_bytes=cfg.cache_max_bytes(), region=cfg.score_region,
             baselines=cfg.baselines, tiles=cfg.tiles, tile_scale=cfg.tile_scale,

@@ -29,7 +29,7 @@ from raystack.scan.plan import PROBE_SUFFIX, Outcome, Plan, plan_units
 
 # Settings that change which units exist or what their scores mean.
 IDENTITY_KEYS = ("archive", "context", "segment_frames", "streams", "checkpoints", "flow",
-                 "flow_preset", "score_region", "tiles", "stride", "gate_floor")
+                 "flow_preset", "flow_model", "score_region", "tiles", "stride", "gate_floor")
 
 
 @dataclasses.dataclass
@@ -93,6 +93,7 @@ def _identity(cfg: ScanConfig, info: dict[str, Any]) -> dict[str, Any]:
         "checkpoints": {s: c["sha256"] for s, c in info["checkpoints"].items()},
         "flow": cfg.flow if info["needs_flow"] else None,
         "flow_preset": cfg.flow_preset if info["needs_flow"] and cfg.flow == "dis" else None,
+        "flow_model": cfg.flow_model if info["needs_flow"] and cfg.flow == "ptlflow" else None,
         "score_region": cfg.score_region,
         # Tiled and whole-frame scores of one stream are not comparable; None = whole.
         "tiles": ({"scale": cfg.tile_scale, "overlap": cfg.tile_overlap} if cfg.tiles

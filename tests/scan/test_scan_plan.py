@@ -231,3 +231,31 @@ def test_skipped_videos_and_warnings_are_named_in_the_summary():
     assert "12 frames; the models need at least 17 (context 16" in text
     assert "units with warnings (1)" in text and "/a/17.jpg: corrupt" in text
     assert "1/1" in text  # units done: the skipped video is not a unit left to do
+
+
+def test_ptlflow_scan_needs_a_model_and_a_local_checkpoint_and_runs_on_the_actor_device():
+    from raystack.scan.config import flow_options
+
+    base = {"archive": "/a", "checkpoints": ("fp.pt",), "store": "/s"}
+    with pytest.raises(ConfigError, match="ptlflow needs flow_model"):
+        check_config(ScanConfig(**base, flow="ptlflow", flow_model="rapidflow"))
+    with pytest.raises(ConfigError, match="choose 'dis'"):
+        check_config(ScanConfig(**base, flow="raft"))
+    cfg = ScanConfig(**base, flow="ptlflow", flow_model="rapidflow", flow_checkpoint="/w/r.ckpt")
+    check_config(cfg)
+    assert flow_options(cfg, "cuda") == {"model": "rapidflow", "ckpt_path": "/w/r.ckpt",
+                                         "device": "cuda"}
+    assert flow_options(ScanConfig(**base, flow_preset="medium"), "cuda") == {"preset": "medium"}
+    assert flow_options(ScanConfig(**base, flow="farneback"), "cpu") == {}
+
+
+def test_unit_scorer_builds_its_flow_from_the_options(tiny_checkpoints, monkeypatch):
+    import raystack.flow as flow_mod
+    from raystack.scan.worker import UnitScorer
+
+    made = []
+    monkeypatch.setattr(flow_mod, "create_flow", lambda name, **kw: made.append((name, kw)))
+    opts = {"model": "rapidflow", "ckpt_path": "/w/r.ckpt", "device": "cpu"}
+    UnitScorer([tiny_checkpoints["fr"]], flow="ptlflow", flow_options=opts)
+    UnitScorer([tiny_checkpoints["fr"]], flow_preset="medium")
+    assert made == [("ptlflow", opts), ("dis", {"preset": "medium"})]
