@@ -8,7 +8,8 @@ models' fp32 autocast regions):
   replaced by zero-FLOP stand-ins and added analytically (``raystack.models.ss2d.scan_flops``),
   the same count as bench/model_bench.py and ``raystack.models.m2s2l.flops``;
 * the selective scan's bytes per frame: every tensor the scan reads plus what it writes,
-  fp32 (the scan stays fp32 under autocast), taken from the shapes the stand-ins receive;
+  fp32 (the scan stays fp32 under autocast), taken from the shapes the stand-ins receive,
+  and its FLOPs per byte against the fp32 ridge point (which of the two bounds it);
 * the other activations' bytes per frame: every non-view op's output, written once and read
   once, at 2 bytes (bf16 autocast): eager PyTorch fuses nothing, so this is the traffic the
   elementwise ops (norms, activations, adds) cost on top of the tensor-core work;
@@ -144,7 +145,12 @@ def expected(c: dict[str, Any], batch: int, spec: dict[str, float], a: dict[str,
                 c["scan_flops"] / spec["fp32_flops"])
     return {**parts, "total_s": total, "frames_per_s": 1 / total,
             "ceiling_frames_per_s": 1 / bound, "scan_bytes": scan_bytes,
-            "activation_bytes": act_bytes}
+            "activation_bytes": act_bytes,
+            # the scan's arithmetic intensity against the fp32 ridge point of the device
+            "scan_flop_per_byte": c["scan_flops"] / scan_bytes if scan_bytes else 0.0,
+            "fp32_ridge_flop_per_byte": spec["fp32_flops"] / spec["hbm_bytes_per_s"],
+            "scan_bound": "flops" if c["scan_flops"] / (a["eta_fp32"] * spec["fp32_flops"])
+            > scan_bytes / (a["eta_hbm"] * spec["hbm_bytes_per_s"]) else "bytes"}
 
 
 def cpu_shares() -> dict[str, dict[str, float]]:
@@ -184,7 +190,8 @@ def main() -> None:
           f"batch {args.batch}")
     print(f"{'preset':22s} {'img':>7s} {'GFLOP/fr':>8s} {'scanGF':>6s} {'scanMB':>6s}"
           f" {'actMB':>6s} {'ops':>5s} {'tensor%':>7s} {'scan%':>5s} {'act%':>5s} {'launch%':>7s}"
-          f" {'exp fr/s':>8s} {'ceil fr/s':>9s} {'CPU fr/s':>8s} {'CPU%mm':>6s}")
+          f" {'exp fr/s':>8s} {'ceil fr/s':>9s} {'CPU fr/s':>8s} {'CPU%mm':>6s}"
+          f" {'scanF/B':>7s} {'scan bound':>10s}")
     for name in args.presets:
         c = count(name)
         e = expected(c, args.batch, VENDOR_H200, ASSUMED)
@@ -199,7 +206,10 @@ def main() -> None:
               f" {c['ops_per_forward']:5d} {share['tensor']:6.1f}% {share['scan']:4.1f}%"
               f" {share['activation']:4.1f}% {share['launch']:6.1f}% {e['frames_per_s']:8.0f}"
               f" {e['ceiling_frames_per_s']:9.0f} {cp.get('frames_per_s', float('nan')):8.2f}"
-              f" {cp.get('share_of_matmul', float('nan')) * 100:5.1f}%", flush=True)
+              f" {cp.get('share_of_matmul', float('nan')) * 100:5.1f}%"
+              f" {e['scan_flop_per_byte']:7.1f} {e['scan_bound']:>10s}", flush=True)
+    print(f"fp32 ridge point: {VENDOR_H200['fp32_flops'] / VENDOR_H200['hbm_bytes_per_s']:.1f} "
+          "FLOP/byte (vendor peaks)")
     doc = {"machine": machine(), "device": VENDOR_H200, "assumed": ASSUMED, "batch": args.batch,
            "rows": rows,
            "notes": "Counted in a CPU forward (SS2D unfolded, as on CUDA); peaks are vendor "
