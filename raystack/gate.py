@@ -16,11 +16,16 @@ patch-mean of ``(flow / 2)^2`` in model range (``px / FLOW_SCALE``).
 
 Gated frames still get the baseline streams (they are computed anyway); a learned stream's
 gated row is written with ``gated = true`` and the score of its trivial answer
-(:func:`trivial_psnr`), and ``normalised()`` gives it anomaly 0
+(:func:`trivial_psnr`; in a tiled scan per tile, :func:`trivial_tiles`, so a frame's worst
+and mean tile cover the same tiles gated or not), and ``normalised()`` gives it anomaly 0
 (docs/evaluation.md#motion-gating-and-stride).
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -130,3 +135,45 @@ def trivial_psnr(stream: str, prev: np.ndarray, cur: np.ndarray, flow: np.ndarra
         pred, target = p, c
     with torch.inference_mode():
         return region_psnr(pred, target, region).numpy().astype(np.float32)
+
+
+def trivial_tiles(stream: str, frames: np.ndarray, flows: np.ndarray | None,
+                  boxes: np.ndarray, gated: np.ndarray, region: str = "frame") -> np.ndarray:
+    """:func:`trivial_psnr` of every gated (target, tile), each on its own tile.
+
+    Args:
+        frames: float (T, H, W, 3) in [-1, 1], the n targets last (a scan chunk).
+        flows: model-range float (T-1, 2, H, W), ``flows[i]`` from frame i to i+1; needed
+            for ``fr``.
+        boxes: (N, 4) int tile boxes ``(x0, y0, x1, y1)`` in the frames' pixels, all one size.
+        gated: (n, N) bool, the tiles to score.
+
+    Returns:
+        float32 (n, N): the trivial answer's PSNR on the gated tiles, NaN elsewhere.
+    """
+    gated = np.asarray(gated, bool)
+    out = np.full(gated.shape, np.nan, np.float32)
+    pairs = np.argwhere(gated)  # row-major, the order out[gated] assigns in
+    if not len(pairs):
+        return out
+    idx = pairs[:, 0] + len(frames) - gated.shape[0]
+    cuts = [(int(i), *(int(v) for v in boxes[t])) for i, t in zip(idx, pairs[:, 1], strict=True)]
+    prev = np.stack([frames[i - 1, y0:y1, x0:x1] for i, x0, y0, x1, y1 in cuts])
+    cur = np.stack([frames[i, y0:y1, x0:x1] for i, x0, y0, x1, y1 in cuts])
+    flow = None if flows is None else np.stack(
+        [flows[i - 1, :, y0:y1, x0:x1] for i, x0, y0, x1, y1 in cuts])
+    out[gated] = trivial_psnr(stream, prev, cur, flow, region)
+    return out
+
+
+def fill_trivial_tiles(scores: dict[str, Any], streams: Iterable[str], frames: np.ndarray,
+                       flows: np.ndarray | None, boxes: np.ndarray, gated: np.ndarray,
+                       region: str = "frame") -> dict[str, Any]:
+    """``scores`` (stream -> (n, N) StreamScores of a tiled chunk) with the gated tiles of
+    ``streams`` (the learned ones, which skipped them) scored by :func:`trivial_tiles`."""
+    out = dict(scores)
+    for s in streams:
+        fill = trivial_tiles(s, frames, flows, boxes, gated, region)
+        psnr = np.where(np.isnan(fill), out[s].psnr, fill).astype(np.float32)
+        out[s] = dataclasses.replace(out[s], psnr=psnr)
+    return out

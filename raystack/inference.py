@@ -40,6 +40,18 @@ from raystack.models.contract import ScoringModel, StreamScores
 from raystack.scoring import BASELINE_STREAMS, REGIONS
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+# Frames (tiles) per model call when none is given. On the CPU a batch of 4 already runs
+# near the CPU's best frames/s (bench/results/model.json); 8 bounds the window copies. On
+# CUDA a forward of 8 small frames leaves an H200 mostly idle and launch-bound (every op is a
+# kernel launch, docs/gpu.md); 64 shares that cost while the paper presets' windows stay a
+# few GB. bench/gpu_check.py's inference phase measures 1/16/64 to confirm or move it.
+CPU_BATCH_SIZE = 8
+GPU_BATCH_SIZE = 64
+
+
+def default_batch_size(device: str | torch.device) -> int:
+    """The batch a scorer uses on ``device`` when none is given."""
+    return GPU_BATCH_SIZE if torch.device(device).type == "cuda" else CPU_BATCH_SIZE
 
 
 def _resolve_amp(amp: str | bool | None, device: torch.device) -> torch.dtype | None:
@@ -65,7 +77,8 @@ class FrameScorer:
         models: scoring models by name (the checkpoints' task when built by
             :meth:`from_checkpoints`); each writes the streams it names.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
-        batch_size: target frames per model call.
+        batch_size: target frames per model call; None: :func:`default_batch_size` of
+            the device (8 on CPU, 64 on CUDA).
         amp: autocast on CUDA: ``"auto"``, ``"off"``, ``"bf16"`` or ``"fp16"``.
         region: ``"frame"`` or ``"patch"`` PSNR (:func:`raystack.scoring.region_psnr`).
         baselines: also score the ``diff`` and ``motion`` streams
@@ -85,7 +98,7 @@ class FrameScorer:
         models: Mapping[str, ScoringModel],
         *,
         device: str | torch.device = "auto",
-        batch_size: int = 8,
+        batch_size: int | None = None,
         amp: str | bool | None = "auto",
         region: str = "frame",
         baselines: bool = True,
@@ -93,7 +106,7 @@ class FrameScorer:
         if not models:
             msg = "FrameScorer needs at least one model, e.g. {'fp': model}"
             raise ValueError(msg)
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             msg = f"FrameScorer: batch_size={batch_size} must be >= 1"
             raise ValueError(msg)
         if region not in REGIONS:
@@ -107,7 +120,7 @@ class FrameScorer:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        self.batch_size = batch_size
+        self.batch_size = default_batch_size(self.device) if batch_size is None else batch_size
         self.amp_dtype = _resolve_amp(amp, self.device)
         self.region = region
         self.baselines = bool(baselines)

@@ -61,16 +61,6 @@ class FrameRegions:
                      for i, k in enumerate(PATCH_COLUMNS)})
         return cols
 
-    def fill_gated(self, gated: np.ndarray, value: np.ndarray) -> FrameRegions:
-        """These regions with the frames ``gated`` (bool (n,)) the motion gate kept from the
-        model scored ``value[gated]`` (:func:`raystack.gate.trivial_psnr`); the box stays
-        where it was (the whole frame, or the first tile)."""
-        def fill(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else np.where(gated, value, a).astype(a.dtype)
-
-        return FrameRegions(fill(self.psnr), self.aux, fill(self.psnr_mean), self.tiles,
-                            self.box, self.patch)
-
     def keep(self, rows: np.ndarray) -> FrameRegions:
         """The frames ``rows`` (a bool mask or indices) only."""
         def take(a: np.ndarray | None) -> np.ndarray | None:
@@ -78,6 +68,14 @@ class FrameRegions:
 
         return FrameRegions(self.psnr[rows], self.aux[rows], take(self.psnr_mean),
                             take(self.tiles), self.box[rows], take(self.patch))
+
+
+def first_tile(scores: StreamScores[np.ndarray]) -> StreamScores[np.ndarray]:
+    """(n,) scores from (n, N) tile scores: the first tile's (the only one of a whole frame)."""
+    from raystack.models.contract import StreamScores
+
+    return StreamScores(scores.psnr[:, 0], None if scores.aux is None else scores.aux[:, 0],
+                        None if scores.box is None else scores.box[:, 0])
 
 
 def whole_frame(scores: StreamScores[np.ndarray], source_size: tuple[int, int],

@@ -219,3 +219,22 @@ def test_status_of_a_run_with_an_outage_failure_exits_3(tmp_path):
         ("b-1", "ConnectTimeoutError: Connect timeout on endpoint URL", "infrastructure")])
     res = CliRunner().invoke(app, ["status", st.uri, "--run-id", "r1"], env={"COLUMNS": "200"})
     assert res.exit_code == exitcodes.UNAVAILABLE and "ConnectTimeoutError" in res.output
+
+
+def test_status_names_the_stride_the_gate_floor_and_how_to_resume(tmp_path):
+    st = _store_with_failures(tmp_path, [("b-1", "worker died", "infrastructure")])
+    st.write_run_json("r1", {"plan": {"entries": 3},
+                             "config": {"stride": 2, "gate": True, "gate_floor": 0.25}})
+    res = CliRunner().invoke(app, ["status", st.uri, "--run-id", "r1"], env={"COLUMNS": "200"})
+    assert res.exit_code == exitcodes.UNAVAILABLE, res.output
+    assert "stride 2 (one frame in 2 scored)" in res.output
+    assert "motion gating on, floor 0.25 px" in res.output
+    assert "1 failed and 1 pending units: rerun the same `raystack scan` command with " \
+           "--run-id r1 to resume" in res.output
+    # status has no invocation of its own: its wall time is the manifest's span, said so
+    assert "wall time (units, first start to last end)" in res.output
+    st.write_run_json("r1", {"plan": {"entries": 1}, "config": {"stride": 1, "gate": False}})
+    st2 = _store_with_failures(tmp_path / "ok", [])
+    res = CliRunner().invoke(app, ["status", st2.uri, "--run-id", "r1"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "settings:" not in res.output and "to resume" not in res.output

@@ -29,12 +29,18 @@ def scan_cmd(
                                 help="Ray actors."),
     cpus_per_worker: int = typer.Option(None, show_default="0: CPUs / workers, else 1",
                                         help="CPUs (= torch threads) per actor."),
-    gpus_per_worker: float = typer.Option(None, show_default=_d("gpus_per_worker"),
-                                          help="GPUs per actor (0 on CPU machines)."),
+    gpus_per_worker: float = typer.Option(
+        None, show_default="1 on a cluster with GPUs, else 0",
+        help="GPUs per actor (0.5 packs two on a GPU; 0 keeps actors on the CPU)."),
     segment_frames: int = typer.Option(None, show_default=_d("segment_frames"),
                                        help="Frames scored per work unit."),
     flow: str = typer.Option(None, show_default=_d("flow"),
                              help="Flow backend for FR models: dis, farneback, ptlflow."),
+    flow_model: str = typer.Option(None, "--flow-model", show_default="none",
+                                   help="With --flow ptlflow: the ptlflow model, e.g. rapidflow."),
+    flow_checkpoint: str = typer.Option(
+        None, "--flow-checkpoint", callback=abs_path, show_default="none",
+        help="With --flow ptlflow: its local checkpoint file (never downloaded)."),
     limit: int = typer.Option(None, show_default="all", help="Scan only the first N videos."),
     score_region: str = typer.Option(
         None, "--score-region", show_default=_d("score_region"),
@@ -89,6 +95,7 @@ def scan_cmd(
             config, archive=archive, checkpoints=tuple(checkpoint) if checkpoint else None,
             store=store, run_id=run_id, workers=workers, cpus_per_worker=cpus_per_worker,
             gpus_per_worker=gpus_per_worker, segment_frames=segment_frames, flow=flow,
+            flow_model=flow_model, flow_checkpoint=flow_checkpoint,
             limit=limit, dry_run=dry_run, address=address, score_region=score_region,
             tiles=tiles, tile_scale=tile_scale, tile_overlap=tile_overlap, progress=progress,
             stride=stride, gate=gate, gate_floor=gate_floor,
@@ -120,13 +127,19 @@ def status_cmd(
     from raystack.console import console
     from raystack.errors import RaystackError
     from raystack.scan import status
-    from raystack.scan.progress import render_summary
+    from raystack.scan.progress import render_summary, resume_hint, run_settings_line
+    from raystack.store import Store
 
     try:
         summary = status(store, run_id)
+        settings = run_settings_line(Store(store).read_run_json(run_id))
     except (RaystackError, ValueError, OSError) as e:
         raise fail(e) from e
-    console().print(render_summary(summary))
+    out = console()
+    out.print(render_summary(summary))
+    for line in (settings, resume_hint(summary)):
+        if line:
+            out.print(line, highlight=False, soft_wrap=True)
     if code := run_exit_code(summary.ok, summary.kinds_and_errors()):
         raise typer.Exit(code=code)
 

@@ -29,7 +29,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from raystack.ops.native_build import NativeBuildError
-from raystack.ops.scan_native import NativeKernel, native_backward
+from raystack.ops.scan_native import NativeKernel, call_kernel, native_backward
 from raystack.ops.selective_scan import scan_backend, selective_scan_fn
 
 SOURCE = Path(__file__).parent / "csrc" / "cross_scan_cpu.cpp"
@@ -129,10 +129,6 @@ def _grid_order(Xb: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return out
 
 
-def _ptr(t: torch.Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
-
-
 class _CrossScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, delta_bias, delta_softplus):
@@ -140,19 +136,10 @@ class _CrossScan(torch.autograd.Function):
         batch, dim, h, w = u.shape
         dstate = A.shape[1]
         Bt, Ct = _base_order(B, h, w), _base_order(C, h, w)
-        threads = torch.get_num_threads()
         out = u.new_empty(batch, h, w, dim)
-        work = u.new_empty(threads, lib.rs_cross_forward_workspace(dstate, h * w))
-        rc = lib.rs_cross_forward(
-            *map(_ptr, (u, delta, A, Bt, Ct, D, delta_bias)),
-            int(delta_softplus),
-            *(batch, dim, dstate, h, w),
-            *map(_ptr, (out, work)),
-            threads,
-        )
-        if rc != 0:
-            msg = f"native cross scan failed (code {rc}) for dstate={dstate}"
-            raise RuntimeError(msg)
+        call_kernel(lib.rs_cross_forward, lib.rs_cross_forward_workspace, "native cross scan",
+                    (u, delta, A, Bt, Ct, D, delta_bias), delta_softplus,
+                    (batch, dim, dstate, h, w), (out,), dstate=dstate, length=h * w)
         ctx.save_for_backward(u, delta, A, Bt, Ct, D, delta_bias)
         ctx.delta_softplus = delta_softplus
         return out
@@ -183,17 +170,11 @@ def _backward_folded(u, delta, A, Bt, Ct, D, delta_bias, softplus, dout):
     # per-thread accumulators: the channels of one path add into the same dB, dC
     dB_acc = u.new_zeros(threads, batch, k, length, dstate)
     dC_acc = u.new_zeros(threads, batch, k, length, dstate)
-    work = u.new_empty(threads, lib.rs_cross_backward_workspace(dstate, length))
-    rc = lib.rs_cross_backward(
-        *map(_ptr, (u, delta, A, Bt, Ct, D, delta_bias)),
-        int(softplus),
-        *(batch, dim, dstate, h, w),
-        *map(_ptr, (dout_cf, du, ddelta, dA_rows, dD_rows, dbias_rows, dB_acc, dC_acc, work)),
-        threads,
-    )
-    if rc != 0:
-        msg = f"native cross scan backward failed (code {rc}) for dstate={dstate}"
-        raise RuntimeError(msg)
+    call_kernel(lib.rs_cross_backward, lib.rs_cross_backward_workspace,
+                "native cross scan backward", (u, delta, A, Bt, Ct, D, delta_bias), softplus,
+                (batch, dim, dstate, h, w),
+                (dout_cf, du, ddelta, dA_rows, dD_rows, dbias_rows, dB_acc, dC_acc),
+                dstate=dstate, length=length, threads=threads)
     dB = _grid_order(dB_acc.sum(0), h, w)
     dC = _grid_order(dC_acc.sum(0), h, w)
     dD = dD_rows.sum(0) if D is not None else None

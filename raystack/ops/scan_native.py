@@ -14,7 +14,9 @@ from __future__ import annotations
 import ctypes
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -107,6 +109,30 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def call_kernel(fn: Any, workspace: Any, what: str, inputs: Sequence[torch.Tensor | None],
+                softplus: bool, dims: Sequence[int], outputs: Sequence[torch.Tensor | None], *,
+                dstate: int, length: int, threads: int | None = None) -> None:
+    """Call a native scan entry point the way all of them take their arguments: pointers to
+    ``inputs``, the softplus flag, ``dims``, pointers to ``outputs``, then a float32
+    workspace of ``workspace(dstate, length)`` floats per thread and the thread count.
+
+    Args:
+        fn, workspace: the kernel and its workspace-size function from the CDLL.
+        what: the kernel's name in the error message.
+        threads: the threads the caller sized per-thread outputs for; None: torch's now.
+
+    Raises:
+        RuntimeError: the kernel returned a non-zero code.
+    """
+    threads = torch.get_num_threads() if threads is None else threads
+    like = next(t for t in inputs if t is not None)
+    work = like.new_empty(threads, workspace(dstate, length))
+    rc = fn(*map(_ptr, inputs), int(softplus), *dims, *map(_ptr, (*outputs, work)), threads)
+    if rc != 0:
+        msg = f"{what} failed (code {rc}) for dstate={dstate}"
+        raise RuntimeError(msg)
+
+
 def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.detach().float().contiguous()
 
@@ -120,21 +146,12 @@ class _NativeScan(torch.autograd.Function):
         Bt = B.detach().float().transpose(-1, -2).contiguous()
         Ct = C.detach().float().transpose(-1, -2).contiguous()
         (batch, dim, length), dstate, groups = u.shape, A.shape[1], B.shape[1]
-        threads = torch.get_num_threads()
         out = torch.empty_like(u)
         last = u.new_empty(batch, dim, dstate)
-        work = u.new_empty(threads, lib.rs_scan_forward_workspace(dstate, length))
-        inputs = (u, delta, A, Bt, Ct, D, z, delta_bias)
-        rc = lib.rs_scan_forward(
-            *map(_ptr, inputs),
-            int(delta_softplus),
-            *(batch, dim, dstate, length, groups),
-            *map(_ptr, (out, last, work)),
-            threads,
-        )
-        if rc != 0:
-            msg = f"native selective scan failed (code {rc}) for dstate={dstate}"
-            raise RuntimeError(msg)
+        call_kernel(lib.rs_scan_forward, lib.rs_scan_forward_workspace, "native selective scan",
+                    (u, delta, A, Bt, Ct, D, z, delta_bias), delta_softplus,
+                    (batch, dim, dstate, length, groups), (out, last), dstate=dstate,
+                    length=length)
         ctx.save_for_backward(u, delta, A, Bt, Ct, D, z, delta_bias)
         ctx.delta_softplus = delta_softplus
         return out, last
@@ -169,18 +186,11 @@ def native_backward(u, delta, A, Bt, Ct, D, z, delta_bias, delta_softplus, dout,
     # per-thread accumulators: channels of one group on different threads add into them
     dB_acc = u.new_zeros(threads, batch, groups, length, dstate)
     dC_acc = u.new_zeros(threads, batch, groups, length, dstate)
-    work = u.new_empty(threads, lib.rs_scan_backward_workspace(dstate, length))
     grads = (dout, dlast, du, ddelta, dz, dA_rows, dD_rows, dbias_rows, dB_acc, dC_acc)
-    rc = lib.rs_scan_backward(
-        *map(_ptr, (u, delta, A, Bt, Ct, D, z, delta_bias)),
-        int(delta_softplus),
-        *(batch, dim, dstate, length, groups),
-        *map(_ptr, (*grads, work)),
-        threads,
-    )
-    if rc != 0:
-        msg = f"native selective scan backward failed (code {rc}) for dstate={dstate}"
-        raise RuntimeError(msg)
+    call_kernel(lib.rs_scan_backward, lib.rs_scan_backward_workspace,
+                "native selective scan backward", (u, delta, A, Bt, Ct, D, z, delta_bias),
+                delta_softplus, (batch, dim, dstate, length, groups), grads, dstate=dstate,
+                length=length, threads=threads)
     dB = dB_acc.sum(0).transpose(-1, -2)
     dC = dC_acc.sum(0).transpose(-1, -2)
     dD = dD_rows.sum(0) if D is not None else None

@@ -24,7 +24,8 @@ class ScanConfig:
     """Everything a scan needs; every field has a default so a TOML file sets only a few."""
 
     # Local paths among the fields, made absolute when a config is loaded or a scan starts.
-    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("archive", "checkpoints", "store", "cache_dir")
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("archive", "checkpoints", "store", "cache_dir",
+                                              "flow_checkpoint")
 
     # Archive to scan: a local folder, a single video file, or s3://bucket/prefix.
     archive: str = ""
@@ -40,8 +41,10 @@ class ScanConfig:
     # `workers` if set, else 1 (one single-threaded actor per CPU: the faster shape on CPU,
     # bench/results/scan_pipeline.json; each actor holds its own copy of the models).
     cpus_per_worker: int = 0
-    # GPUs per actor: 0 on CPU machines; 1 (or 0.5 to pack two actors on a GPU) on GPU nodes.
-    gpus_per_worker: float = 0.0
+    # GPUs per actor; unset = 1 when the cluster has GPUs and device is not "cpu" (one actor
+    # per GPU with the node's CPUs split over them, docs/gpu.md), else 0. 0.5 packs two actors
+    # on a GPU; 0 keeps the actors on the CPU even on GPU nodes.
+    gpus_per_worker: float | None = None
     # Scored frames per work unit. A long video splits into segments of this length that
     # different workers share; each re-reads the model's context (16 frames for FP) before it.
     segment_frames: int = 512
@@ -60,6 +63,10 @@ class ScanConfig:
     flow: str = "dis"
     # DIS preset: "ultrafast" | "fast" | "medium" (ignored by other backends).
     flow_preset: str = "fast"
+    # flow = "ptlflow" only: the ptlflow model (e.g. "rapidflow") and its LOCAL checkpoint
+    # file (never downloaded); it runs on the actor's device, the GPU when it has one.
+    flow_model: str = ""
+    flow_checkpoint: str = ""
     # How a frame's error map becomes its score: "frame" (PSNR over the whole frame, the
     # papers' protocol) or "patch" (PSNR of the worst patch, ~1/8 of the frame side).
     score_region: str = "frame"
@@ -93,9 +100,11 @@ class ScanConfig:
     # Also write the trivial streams `diff` (copy-last PSNR) and `motion` (worst-patch flow
     # magnitude) from the same decode and flow, so every evaluation can compare with them.
     baselines: bool = True
-    # Model batch size (frames per forward); None keeps the FrameScorer's default.
+    # Model batch size (frames per forward); None keeps the FrameScorer's default for the
+    # actor's device (raystack.inference.default_batch_size: 8 on CPU, 64 on CUDA).
     batch_size: int | None = None
-    # "auto" (CUDA if Ray gave the actor a GPU, else CPU), "cpu" or "cuda".
+    # "auto" (CUDA if Ray gave the actor a GPU, else CPU), "cpu" or "cuda" (refused on a
+    # cluster without GPUs).
     device: str = "auto"
     # Scan only the first N videos of the listing (sorted by path); None = all.
     limit: int | None = None
@@ -189,11 +198,27 @@ def check_config(cfg: ScanConfig) -> None:
         bad("tile_overlap", "must be in [0, 1): the fraction of a tile side neighbours share")
     if cfg.cache_max_gb < 0:
         bad("cache_max_gb", "must be >= 0 (0 = no cap)")
-    if cfg.gpus_per_worker < 0:
+    if cfg.gpus_per_worker is not None and cfg.gpus_per_worker < 0:
         bad("gpus_per_worker", "must be >= 0")
     if cfg.limit is not None and cfg.limit < 1:
         bad("limit", "must be >= 1 (or unset for the whole archive)")
+    if cfg.flow not in ("dis", "farneback", "ptlflow"):
+        bad("flow", "choose 'dis' (CPU), 'farneback' or 'ptlflow' (GPU, with flow_model and "
+                    "flow_checkpoint)")
+    if cfg.flow == "ptlflow" and not (cfg.flow_model and cfg.flow_checkpoint):
+        bad("flow", "ptlflow needs flow_model (e.g. 'rapidflow') and flow_checkpoint (a local "
+                    "checkpoint file; nothing is downloaded)")
     if cfg.device not in ("auto", "cpu", "cuda"):
         bad("device", "choose 'auto', 'cpu' or 'cuda'")
     if cfg.batch_size is not None and cfg.batch_size < 1:
         bad("batch_size", "must be >= 1 (or unset for the scorer's default)")
+
+
+def flow_options(cfg: ScanConfig, device: str) -> dict[str, Any]:
+    """Keyword arguments of ``raystack.flow.create_flow(cfg.flow, ...)`` in an actor whose
+    models run on ``device``."""
+    if cfg.flow == "dis":
+        return {"preset": cfg.flow_preset}
+    if cfg.flow == "ptlflow":
+        return {"model": cfg.flow_model, "ckpt_path": cfg.flow_checkpoint, "device": device}
+    return {}

@@ -86,15 +86,20 @@ class _ScanActor:
     """Actor body: a UnitScorer plus a test hook that kills the process mid-unit."""
 
     def __init__(self, cfg: ScanConfig, run_id: str, threads: int) -> None:
+        import ray
+
         from raystack import retry
+        from raystack.scan.config import flow_options
+        from raystack.scan.shape import actor_device
         from raystack.scan.worker import UnitScorer
         from raystack.store import Store
 
         retry.configure(total_s=cfg.storage_retry_s)
+        device = actor_device(cfg.device, ray.get_gpu_ids())
         self.scorer = UnitScorer(
-            cfg.checkpoints, store=Store(cfg.store), run_id=run_id, device=cfg.device,
+            cfg.checkpoints, store=Store(cfg.store), run_id=run_id, device=device,
             threads=threads, batch_size=cfg.batch_size, flow=cfg.flow,
-            flow_preset=cfg.flow_preset, chunk_frames=cfg.chunk_frames,
+            flow_options=flow_options(cfg, device), chunk_frames=cfg.chunk_frames,
             prefetch_chunks=cfg.prefetch_chunks, cache_dir=cfg.cache_dir,
             cache_max_bytes=cfg.cache_max_bytes(), region=cfg.score_region,
             baselines=cfg.baselines, tiles=cfg.tiles, tile_scale=cfg.tile_scale,
@@ -103,14 +108,19 @@ class _ScanActor:
         )
 
     def ready(self) -> dict[str, Any]:
-        """Who this worker is and what it runs with (torch threads = the CPUs Ray gave it)."""
+        """Who this worker is and what it runs with (torch threads = the CPUs Ray gave it;
+        the device and model batch it chose)."""
         import ray
         import torch
 
         from raystack.scan.manifest import worker_name
 
-        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
-        return {"worker": worker_name(), "threads": torch.get_num_threads(), "cpus": cpus}
+        assigned = ray.get_runtime_context().get_assigned_resources()
+        fs = self.scorer.scorer
+        return {"worker": worker_name(), "threads": torch.get_num_threads(),
+                "cpus": assigned.get("CPU"), "gpus": assigned.get("GPU", 0.0),
+                "device": str(fs.device), "batch_size": fs.batch_size,
+                "amp": str(fs.amp_dtype).removeprefix("torch.") if fs.amp_dtype else "off"}
 
     def retry_stats(self) -> dict[str, int]:
         """Storage retries this worker made (:func:`raystack.retry.stats`)."""

@@ -146,6 +146,29 @@ class ScanProgress:
             self.console.print(self.line(), highlight=False, soft_wrap=True)
 
 
+def run_settings_line(doc: dict[str, Any]) -> str | None:
+    """What a run.json says changes what was scored: the stride and the motion gate's floor
+    (``status`` shows them, as the summary's gated and strided counts depend on them)."""
+    cfg = doc.get("config") or {}
+    parts = []
+    if int(cfg.get("stride") or 1) > 1:
+        parts.append(f"stride {int(cfg['stride'])} (one frame in {int(cfg['stride'])} scored)")
+    if cfg.get("gate") and cfg.get("gate_floor"):
+        parts.append(f"motion gating on, floor {float(cfg['gate_floor']):.3g} px of worst-patch "
+                     "flow")
+    return "settings: " + "; ".join(parts) if parts else None
+
+
+def resume_hint(s: ScanSummary) -> str | None:
+    """What to do about units not done: the same scan command resumes the run."""
+    if s.ok:
+        return None
+    what = " and ".join(x for x in (f"{len(s.failed)} failed" if s.failed else "",
+                                    f"{s.pending} pending" if s.pending else "") if x)
+    return (f"{what} units: rerun the same `raystack scan` command with --run-id {s.run_id} "
+            "to resume (done units are skipped)")
+
+
 def render_summary(s: ScanSummary, *, wall_s: float | None = None) -> Any:
     """A ``rich`` renderable: the figures of a run, then its failures (file and reason).
 
@@ -178,7 +201,10 @@ def render_summary(s: ScanSummary, *, wall_s: float | None = None) -> Any:
     t.add_row("score rows", f"{s.rows:,}")
     if s.attempts:
         t.add_row("attempts (units retried)", f"{s.attempts} ({s.retried_units})")
-    t.add_row("wall time", _fmt_s(wall))
+    # Without this invocation's wall time (status), the manifest's span: first unit start
+    # to last unit end over all resumes, Ray's start-up and idle gaps between resumes left out.
+    t.add_row("wall time" if wall_s is not None else "wall time (units, first start to last end)",
+              _fmt_s(wall))
     t.add_row("frames/s", f"{s.frames / wall:.1f}" if wall > 0 else "-")
     busy = sum(s.stage_s.values())
     for k in STAGES:
@@ -243,8 +269,10 @@ def print_result(result: Any, console: Any = None) -> None:
     console.print(render_summary(result.summary, wall_s=result.wall_s))
     if result.workers:
         threads = sorted({w.get("threads") for w in result.workers})
+        where = sorted({f"{w['device']}, batch {w['batch_size']}" for w in result.workers
+                        if "device" in w})  # older run.json files lack them
         console.print(f"workers: {len(result.workers)} x {'/'.join(map(str, threads))} torch "
-                      "threads", highlight=False)
+                      f"threads{' on ' + '; '.join(where) if where else ''}", highlight=False)
     if result.skipped_done:
         console.print(f"resumed: {result.skipped_done} units were already done and skipped")
     console.print(f"store: {result.store}  run: {result.run_id}")

@@ -29,7 +29,7 @@ from raystack.scan.plan import PROBE_SUFFIX, Outcome, Plan, plan_units
 
 # Settings that change which units exist or what their scores mean.
 IDENTITY_KEYS = ("archive", "context", "segment_frames", "streams", "checkpoints", "flow",
-                 "flow_preset", "score_region", "tiles", "stride", "gate_floor")
+                 "flow_preset", "flow_model", "score_region", "tiles", "stride", "gate_floor")
 
 
 @dataclasses.dataclass
@@ -44,6 +44,15 @@ class ScanResult:
     store: str = ""
     dry_run: bool = False
     workers: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # what ran
+    # Storage retries the driver made in this invocation (its manifest and run.json writes;
+    # each worker reports its own as workers[i]["storage_retries"]).
+    driver_storage_retries: int = 0
+
+    @property
+    def storage_retries(self) -> int:
+        """Retries of store or archive operations in this invocation, driver and workers."""
+        return self.driver_storage_retries + sum(int(w.get("storage_retries", 0))
+                                                 for w in self.workers)
 
     @property
     def ok(self) -> bool:
@@ -84,6 +93,7 @@ def _identity(cfg: ScanConfig, info: dict[str, Any]) -> dict[str, Any]:
         "checkpoints": {s: c["sha256"] for s, c in info["checkpoints"].items()},
         "flow": cfg.flow if info["needs_flow"] else None,
         "flow_preset": cfg.flow_preset if info["needs_flow"] and cfg.flow == "dis" else None,
+        "flow_model": cfg.flow_model if info["needs_flow"] and cfg.flow == "ptlflow" else None,
         "score_region": cfg.score_region,
         # Tiled and whole-frame scores of one stream are not comparable; None = whole.
         "tiles": ({"scale": cfg.tile_scale, "overlap": cfg.tile_overlap} if cfg.tiles
@@ -164,8 +174,10 @@ def _scan_into_store(
     cfg: ScanConfig, run_id: str, info: dict[str, Any], plan: Plan, videos: Any, t_start: float
 ) -> ScanResult:
     """Record the run, score the units that are not done yet, and summarise the manifest."""
+    from raystack import retry
     from raystack.store import Store
 
+    retries_before = retry.stats()["retries"]
     store = Store(cfg.store).ensure()
     identity = _identity(cfg, info)
     previous = store.read_json(f"runs/{run_id}/run.json", default=None)
@@ -208,14 +220,16 @@ def _scan_into_store(
     summary = summarize_table(manifest.table(), run_id=run_id,
                               expected_units=len(plan.units) + len(plan.outcomes))
     run_doc["finished_at"] = _now_iso()
+    driver_retries = retry.stats()["retries"] - retries_before
     run_doc["invocations"][-1].update(finished_at=run_doc["finished_at"], wall_s=wall,
                                       units_run=len(todo), units_skipped=skipped,
-                                      workers=workers)
+                                      workers=workers, driver_storage_retries=driver_retries)
     run_doc["result"] = {"done": summary.done, "failed": len(summary.failed),
                          "rows": summary.rows, "pending": summary.pending,
                          "skipped": len(summary.skipped), "warnings": len(summary.warnings)}
     store.write_run_json(run_id, run_doc)
-    return ScanResult(run_id, plan, summary, wall, skipped, store.uri, workers=workers)
+    return ScanResult(run_id, plan, summary, wall, skipped, store.uri, workers=workers,
+                      driver_storage_retries=driver_retries)
 
 
 def _run_pool(

@@ -34,7 +34,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from raystack.errors import InfrastructureError, RaystackError
-from raystack.regions import FrameRegions, concat_regions, reduce_tiles, whole_frame
+from raystack.regions import (
+    FrameRegions,
+    concat_regions,
+    first_tile,
+    reduce_tiles,
+    whole_frame,
+)
 from raystack.scan.chunks import Chunk, strided_targets
 from raystack.scan.manifest import INFRASTRUCTURE, INPUT, manifest_row, utcnow, worker_name
 from raystack.scan.plan import WorkUnit
@@ -72,6 +78,8 @@ class UnitScorer:
         batch_size: frames per model forward (None: the scorer's default).
         flow: flow backend name for models that need flow (``raystack.flow.create_flow``).
         flow_preset: DIS preset.
+        flow_options: keyword arguments of ``create_flow`` instead of the preset (ptlflow's
+            model, checkpoint and device: :func:`raystack.scan.config.flow_options`).
         chunk_frames: scored frames decoded and scored together; None:
             :data:`CHUNK_FRAMES` scored whole, :data:`TILED_CHUNK_FRAMES` tiled.
         prefetch_chunks: chunks decoded ahead of the model on a helper thread; 0 decodes
@@ -106,6 +114,7 @@ class UnitScorer:
         batch_size: int | None = None,
         flow: str = "dis",
         flow_preset: str = "fast",
+        flow_options: dict[str, Any] | None = None,
         chunk_frames: int | None = None,
         prefetch_chunks: int = 2,
         cache_dir: str | None = None,
@@ -154,7 +163,8 @@ class UnitScorer:
         if self.scorer.needs_flow or self.gate_floor is not None:  # the gate reads flow
             from raystack.flow import create_flow
 
-            kw = {"preset": flow_preset} if flow == "dis" else {}
+            kw = flow_options if flow_options is not None else (
+                {"preset": flow_preset} if flow == "dis" else {})
             self._flow = create_flow(flow, **kw)
         self.store = store
         self.run_id = run_id
@@ -267,48 +277,34 @@ class UnitScorer:
 
     def _score_chunk(self, chunk: Chunk, source_size: tuple[int, int]
                      ) -> tuple[dict[str, FrameRegions], np.ndarray]:
-        """Per-stream regions of the chunk's scored frames, whole or tiled, and which frames
-        the gate kept from the learned models (every tile of theirs scored gated)."""
-        regions, gated = self._regions(chunk, source_size)
-        if gated.any():
-            from raystack.gate import trivial_psnr
-
-            # A gated frame's learned rows get the trivial answer's score, on the whole
-            # frame the worker decoded (tiled or not): see raystack.gate.trivial_psnr.
-            rows = np.flatnonzero(gated) + len(chunk.frames) - len(gated)
-            for s in self.learned:
-                value = np.full(len(gated), np.nan, np.float32)
-                value[gated] = trivial_psnr(
-                    s, chunk.frames[rows - 1], chunk.frames[rows],
-                    None if chunk.flows is None else chunk.flows[rows - 1], self.scorer.region)
-                regions[s] = regions[s].fill_gated(gated, value)
-        return regions, gated
-
-    def _regions(self, chunk: Chunk, source_size: tuple[int, int]
-                 ) -> tuple[dict[str, FrameRegions], np.ndarray]:
-        """:meth:`_score_chunk` before the gated frames' learned scores are filled in."""
+        """Per-stream regions of the chunk's scored frames, whole or tiled (a whole frame is
+        one tile at the models' size), and which frames the gate kept from the learned
+        models: those whose every tile the tile gate kept was gated. A gated tile's learned
+        score is the trivial answer on that tile (:func:`raystack.gate.trivial_tiles`), so
+        the worst and the mean run over the same tiles as the baselines'."""
         n = len(chunk.targets)
-        if not self.tiles:
+        if self.tiles:
+            grid = self.grid(source_size)
+            boxes = grid.boxes
+            skip = (np.zeros((n, grid.count), bool) if self.tile_gate is None
+                    else np.asarray(self.tile_gate(chunk, grid), bool))
+        else:
             h, w = self.scorer.img_size
-            gated = self._gated(chunk, np.array([[0, 0, w, h]]))
-            # Whole-frame gating is tile gating with one tile: the same skip mechanism.
-            out = self.scorer.score(chunk.frames, chunk.flows,
-                                    None if gated is None else gated[:, 0])
-            regions = {s: whole_frame(out[s], source_size, self.scorer.img_size) for s in out}
-            return regions, np.zeros(n, bool) if gated is None else gated[:, 0]
-        grid = self.grid(source_size)
-        skip = (np.zeros((n, grid.count), bool) if self.tile_gate is None
-                else np.asarray(self.tile_gate(chunk, grid), bool))
-        gated = self._gated(chunk, grid.boxes)
-        out = self.scorer.score_tiles(chunk.frames, chunk.flows, grid.boxes, skip, gated)
+            boxes, skip = np.array([[0, 0, w, h]]), np.zeros((n, 1), bool)
+        gated = self._gated(chunk, boxes)
+        out = self.scorer.score_tiles(chunk.frames, chunk.flows, boxes, skip, gated)
         if gated is None:
-            return {s: reduce_tiles(out[s], grid, skip) for s in out}, np.zeros(n, bool)
-        # A learned stream leaves its gated tiles out of the worst and the mean, as skipped
-        # ones; a frame is gated when every tile of it the tile gate kept was gated.
-        learned_skip = skip | gated
-        regions = {s: reduce_tiles(out[s], grid, learned_skip if s in self.learned else skip)
-                   for s in out}
-        return regions, (~skip).any(axis=1) & learned_skip.all(axis=1)
+            gated = np.zeros_like(skip)
+        else:
+            from raystack.gate import fill_trivial_tiles
+
+            out = fill_trivial_tiles(out, self.learned, chunk.frames, chunk.flows, boxes,
+                                     gated & ~skip, self.scorer.region)
+        frame_gated = (~skip).any(axis=1) & (skip | gated).all(axis=1)
+        if self.tiles:
+            return {s: reduce_tiles(out[s], grid, skip) for s in out}, frame_gated
+        return {s: whole_frame(first_tile(v), source_size, self.scorer.img_size)
+                for s, v in out.items()}, frame_gated
 
     def __call__(self, unit: WorkUnit) -> pa.Table:
         """The ``scores`` rows of ``unit``: one per (frame in [start, stop), stream)."""

@@ -169,3 +169,56 @@ def test_a_gated_run_through_raystack_eval(tiny_checkpoints, half_static, tmp_pa
     fused = connect(store).sql("SELECT frame, score FROM fused(fusion := 'fp', sigma := 0) "
                                "ORDER BY frame").fetchall()
     assert [sc for f, sc in fused if f - 2 >= MOVING - 1] == [0.0] * 9
+
+
+def test_tiled_gating_scores_each_gated_tile_on_that_tile(tiny_checkpoints, half_static):
+    from raystack.gate import trivial_psnr, trivial_tiles
+
+    # A floor above any motion gates every tile of every frame, the moving half included,
+    # so each frame's fp score is the worst tile's copy-last PSNR: the diff baseline's,
+    # tile for tile (not copy-last over the whole working frame, which averages the tiles).
+    s, calls = _scorer(tiny_checkpoints, gate_floor=1e9, tiles=True, tile_scale=0.5)
+    unit = _units(half_static, s.context)[0]
+    got = s(unit)
+    assert s.grid((SIZE, SIZE)).count > 1 and calls["fp"].n == calls["fr"].n == 0
+    f, p, g = _stream(got, "fp")
+    diff = got.filter(pc.equal(got["model"], "diff"))
+    fp = got.filter(pc.equal(got["model"], "fp"))
+    assert g.all() and len(f) == N - s.context
+    np.testing.assert_allclose(p, diff["psnr"].to_numpy(), rtol=1e-5)
+    np.testing.assert_allclose(fp["psnr_mean"].to_numpy(), diff["psnr_mean"].to_numpy(),
+                               rtol=1e-5)
+    for col in ("box_x0", "box_y0", "box_x1", "box_y1"):
+        assert fp[col].to_pylist() == diff[col].to_pylist()
+    moving = f < MOVING  # the square's tile is worse than the frame as a whole
+    whole = trivial_psnr("fp", *_moving_pair(half_static, s), None)
+    assert p[moving][0] < whole - 1
+
+    # trivial_tiles itself: each gated (target, tile) on its crop, NaN elsewhere (fr too)
+    rng = np.random.default_rng(1)
+    frames = rng.uniform(-1, 1, (4, 8, 12, 3)).astype(np.float32)
+    flows = rng.uniform(-0.2, 0.2, (3, 2, 8, 12)).astype(np.float32)
+    boxes = np.array([[0, 0, 6, 8], [6, 0, 12, 8]])
+    gated = np.array([[True, False], [False, True]])  # targets are frames 2 and 3
+    for stream in ("fp", "fr"):
+        out = trivial_tiles(stream, frames, flows, boxes, gated)
+        assert np.isnan(out[~gated]).all()
+        ref = trivial_psnr(stream, frames[1:2, :, 0:6], frames[2:3, :, 0:6],
+                           flows[1:2, :, :, 0:6])
+        np.testing.assert_allclose(out[0, 0], ref[0], rtol=1e-6)
+        ref = trivial_psnr(stream, frames[2:3, :, 6:12], frames[3:4, :, 6:12],
+                           flows[2:3, :, :, 6:12])
+        np.testing.assert_allclose(out[1, 1], ref[0], rtol=1e-6)
+
+
+def _moving_pair(archive, scorer):
+    """The first scored frame and the one before it, in [-1, 1] at the working size."""
+    import cv2
+
+    paths = sorted((archive / "cam").glob("*.png"))
+    i = scorer.context
+    h, w = scorer.grid((SIZE, SIZE)).work_size
+    pair = [cv2.resize(cv2.imread(str(p))[..., ::-1], (w, h), interpolation=cv2.INTER_AREA)
+            for p in paths[i - 1 : i + 1]]
+    x = np.stack(pair).astype(np.float32) / 127.5 - 1
+    return x[:1], x[1:]

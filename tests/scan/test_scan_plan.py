@@ -13,6 +13,7 @@ from raystack.scan.config import ScanConfig, check_config, load_scan_config, res
 from raystack.scan.manifest import LEGACY_SHORT_REASON, latest_attempts, manifest_row, summarize
 from raystack.scan.pipeline import pool_shape
 from raystack.scan.plan import plan_units, segment_ranges, unit_id
+from raystack.scan.shape import actor_device
 
 
 @pytest.mark.parametrize("context", [0, 1, 4, 16, 17])
@@ -119,6 +120,12 @@ def test_manifest_row_validates_status():
         ({"cpus_per_worker": 8}, [8, 8], [0, 0], (2, 8, 0.0)),
         ({"gpus_per_worker": 1.0}, [16], [2], (2, 8, 1.0)),
         ({"gpus_per_worker": 0.5}, [16, 16], [1, 1], (4, 8, 0.5)),
+        # unset on a GPU cluster: one actor per GPU, the node's CPUs shared out among them
+        ({}, [16], [1], (1, 16, 1.0)),
+        ({}, [16, 16], [2, 2], (4, 8, 1.0)),
+        ({"device": "cpu"}, [16], [1], (16, 1, 0.0)),  # device cpu keeps actors off the GPU
+        ({"gpus_per_worker": 0.0}, [4], [1], (4, 1, 0.0)),  # an explicit 0 too
+        ({"device": "cuda"}, [8], [1], (1, 8, 1.0)),
     ],
 )
 def test_pool_shape_fits_the_cluster(overrides, cpus, gpus, expected):
@@ -134,6 +141,38 @@ def test_pool_shape_refuses_what_cannot_be_placed():
         pool_shape(ScanConfig(cpus_per_worker=4), [2], [0])
     with pytest.raises(ConfigError, match="GPUs"):
         pool_shape(ScanConfig(gpus_per_worker=1.0), [2], [0])
+    with pytest.raises(ConfigError, match="device = 'cuda' but the Ray cluster has no GPUs"):
+        pool_shape(ScanConfig(device="cuda"), [2], [0])
+
+
+@pytest.mark.parametrize(
+    ("device", "gpu_ids", "expected"),
+    [("auto", [], "cpu"), ("auto", [0], "cuda"), ("auto", ["1"], "cuda"),
+     ("cpu", [0], "cpu"), ("cuda", [], "cuda")],
+)
+def test_actor_device_is_cuda_only_with_a_gpu_of_its_own(device, gpu_ids, expected):
+    # Ray does not hide the GPUs from an actor that asked for none; "auto" must not take one.
+    assert actor_device(device, gpu_ids) == expected
+
+
+def test_default_batch_follows_the_device(monkeypatch):
+    import torch
+
+    from raystack.inference import CPU_BATCH_SIZE, GPU_BATCH_SIZE, FrameScorer, default_batch_size
+    from raystack.models import create_model
+
+    assert (default_batch_size("cpu"), default_batch_size("cuda:1")) == (8, 64)
+    assert (CPU_BATCH_SIZE, GPU_BATCH_SIZE) == (8, 64)
+    model = create_model("vqmau_fp.tiny")
+    assert FrameScorer({"fp": model}, device="cpu").batch_size == CPU_BATCH_SIZE
+    assert FrameScorer({"fp": model}, device="cpu", batch_size=3).batch_size == 3
+    # "auto" on a machine where CUDA is present: the device and the batch both follow it
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.nn.Module, "to", lambda self, *a, **k: self)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    fs = FrameScorer({"fp": model}, device="auto", baselines=False)
+    assert (fs.device.type, fs.batch_size, fs.amp_dtype) == ("cuda", GPU_BATCH_SIZE,
+                                                             torch.bfloat16)
 
 
 def test_config_file_overrides_and_checks(tmp_path):
@@ -192,3 +231,31 @@ def test_skipped_videos_and_warnings_are_named_in_the_summary():
     assert "12 frames; the models need at least 17 (context 16" in text
     assert "units with warnings (1)" in text and "/a/17.jpg: corrupt" in text
     assert "1/1" in text  # units done: the skipped video is not a unit left to do
+
+
+def test_ptlflow_scan_needs_a_model_and_a_local_checkpoint_and_runs_on_the_actor_device():
+    from raystack.scan.config import flow_options
+
+    base = {"archive": "/a", "checkpoints": ("fp.pt",), "store": "/s"}
+    with pytest.raises(ConfigError, match="ptlflow needs flow_model"):
+        check_config(ScanConfig(**base, flow="ptlflow", flow_model="rapidflow"))
+    with pytest.raises(ConfigError, match="choose 'dis'"):
+        check_config(ScanConfig(**base, flow="raft"))
+    cfg = ScanConfig(**base, flow="ptlflow", flow_model="rapidflow", flow_checkpoint="/w/r.ckpt")
+    check_config(cfg)
+    assert flow_options(cfg, "cuda") == {"model": "rapidflow", "ckpt_path": "/w/r.ckpt",
+                                         "device": "cuda"}
+    assert flow_options(ScanConfig(**base, flow_preset="medium"), "cuda") == {"preset": "medium"}
+    assert flow_options(ScanConfig(**base, flow="farneback"), "cpu") == {}
+
+
+def test_unit_scorer_builds_its_flow_from_the_options(tiny_checkpoints, monkeypatch):
+    import raystack.flow as flow_mod
+    from raystack.scan.worker import UnitScorer
+
+    made = []
+    monkeypatch.setattr(flow_mod, "create_flow", lambda name, **kw: made.append((name, kw)))
+    opts = {"model": "rapidflow", "ckpt_path": "/w/r.ckpt", "device": "cpu"}
+    UnitScorer([tiny_checkpoints["fr"]], flow="ptlflow", flow_options=opts)
+    UnitScorer([tiny_checkpoints["fr"]], flow_preset="medium")
+    assert made == [("ptlflow", opts), ("dis", {"preset": "medium"})]

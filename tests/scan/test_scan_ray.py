@@ -85,6 +85,9 @@ def test_scan_to_a_local_store_that_duckdb_reads_then_resume_skips(
     assert result.ok and result.summary.done == 9 and result.summary.rows == 3 * 4 * 20
     # One worker with the 2 CPUs of the test cluster, and as many torch threads.
     assert [(w["cpus"], w["threads"]) for w in result.workers] == [(2.0, 2)]
+    # No GPU in the cluster: the actor asked for none and scores on the CPU at its batch.
+    assert [(w["gpus"], w["device"], w["batch_size"], w["amp"]) for w in result.workers] == [
+        (0.0, "cpu", 8, "off")]
     con, src = _duckdb_scores(store)
     _check_complete(con, src, "r1", videos=3, streams=4)
     psnr = con.sql(f"SELECT psnr FROM {src}").fetchnumpy()["psnr"]
