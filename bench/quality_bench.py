@@ -81,18 +81,24 @@ def per_kind_auc(result, meta: dict) -> dict[str, list[float]]:
 
 
 def synth_archives(work: Path, splits: list[tuple[str, int, int, int]], *, frames: int,
-                   size: tuple[int, int], reuse: bool) -> tuple[dict[str, Path], float]:
+                   size: tuple[int, int], reuse: bool,
+                   camera: int | None = None) -> tuple[dict[str, Path], float]:
     """Street-scene archives ``work/archive-<split>`` of ``(split, seed, n_train, n_test)``
-    (kept when ``reuse`` and already there); returns them and the seconds it took."""
+    (kept when ``reuse`` and already there, of the same camera); returns them and the
+    seconds it took. ``camera``: one static scene for every split (a fixed camera's
+    training and test days); None gives each split its own (other cameras)."""
     from raystack.synth import synthesize
 
     t0 = time.perf_counter()
     archives = {}
     for split, seed, n_train, n_test in splits:
         out = work / f"archive-{split}"
-        if not (reuse and (out / "labels.json").is_file()):
+        meta = out / "labels.json"
+        want = seed if camera is None else camera
+        if not (reuse and meta.is_file()
+                and json.loads(meta.read_text()).get("camera", seed) == want):
             synthesize(out, seed=seed, n_train=n_train, n_test=n_test, frames=frames,
-                       size=size, scene="street", overwrite=True)
+                       size=size, scene="street", overwrite=True, camera=camera)
         archives[split] = out
     return archives, time.perf_counter() - t0
 
@@ -162,6 +168,10 @@ def main() -> None:
     p.add_argument("--region", default="patch", choices=("frame", "patch"))
     p.add_argument("--sigma", type=float, default=10.0)
     p.add_argument("--reuse", action="store_true", help="keep archives already synthesized")
+    p.add_argument("--camera", default="shared", choices=("shared", "per-split"),
+                   help="shared: train, validation and test archives are one fixed camera "
+                        "(the training seed's scene) on other days, as a deployment is; "
+                        "per-split: each archive its own camera (round 2's protocol)")
     args = p.parse_args()
 
     from machine_info import machine
@@ -172,7 +182,8 @@ def main() -> None:
     w, h = (int(v) for v in args.size.split("x"))
     archives, synth_s = synth_archives(
         work, [("train", 1, args.n_train, 0), ("val", 2, 0, max(6, args.n_test // 2)),
-               ("test", 3, 0, args.n_test)], frames=args.frames, size=(w, h), reuse=args.reuse)
+               ("test", 3, 0, args.n_test)], frames=args.frames, size=(w, h), reuse=args.reuse,
+        camera=1 if args.camera == "shared" else None)
 
     name = f"{args.name}-{args.model.replace('+', '-')}-{args.preset}"
     # One `raystack train` run per task when the budget differs per task (FR trains ~4x
@@ -234,7 +245,7 @@ def main() -> None:
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "protocol": "docs/evaluation.md via raystack eval; fusion chosen on a labelled "
                     "validation archive (seed 2), applied to the test archive (seed 3)",
-        "synth": {"scene": "street", "size": [w, h], "frames": args.frames,
+        "synth": {"scene": "street", "camera": args.camera, "size": [w, h], "frames": args.frames,
                   "n_train": args.n_train, "n_test": args.n_test, "seconds": round(synth_s, 1),
                   "subtle_kinds": subtle},
         "train": {"config": {k: v for k, v in vars(args).items() if k not in ("work",)},

@@ -29,6 +29,10 @@ def synth(
     idle: float = typer.Option(
         0.0, "--idle", help="Share of each test video showing the empty scene (no people, "
                             "no motion), e.g. 0.7 for a camera idle most of the night."),
+    camera: int = typer.Option(
+        None, "--camera", help="Seed of the static scene alone (default: --seed). Archives "
+                               "of one --camera and other seeds are the same fixed camera "
+                               "on other days."),
 ) -> None:
     """Write a synthetic fixed-camera archive with labelled anomalies.
 
@@ -55,7 +59,7 @@ def synth(
     try:
         info = synthesize(out, seed=seed, n_train=train, n_test=test, frames=frames, size=dims,
                           fps=fps, fmt=fmt, codec=codec, scene=scene, overwrite=overwrite,
-                          idle=idle)
+                          idle=idle, camera=camera)
     except (RaystackError, ValueError) as e:
         raise fail(e) from e
     typer.echo(info.summary())

@@ -89,6 +89,7 @@ def synthesize(
     bit_rate: int | None = None,
     overwrite: bool = False,
     idle: float = 0.0,
+    camera: int | None = None,
 ) -> SynthInfo:
     """Write a synthetic archive of normal training videos and labelled test videos.
 
@@ -114,6 +115,9 @@ def synthesize(
         idle: share of each test video that shows the empty scene (no people, no motion
             but sensor noise), the action placed at a seeded offset (:mod:`.idle`);
             training videos stay busy, so a gate floor calibrated on them sees motion.
+        camera: seed of the static scene alone (background, benches, lamps) in place of
+            ``seed``: archives of one ``camera`` and different seeds are the same fixed
+            camera on other days, as a camera's training and test footage are.
 
     Returns:
         A :class:`SynthInfo` naming the files written.
@@ -135,8 +139,9 @@ def synthesize(
         raise ValueError(msg)
     out = Path(out).expanduser()
     _prepare_out(out, overwrite)
-    world = park.scene_for(seed, width, height) if scene == "park" else street.Scene(
-        seed, width, height)
+    scene_seed = seed if camera is None else camera
+    world = park.scene_for(scene_seed, width, height) if scene == "park" else street.Scene(
+        scene_seed, width, height)
     kinds = ANOMALY_KINDS[scene]
     if bit_rate is None and scene == "street":
         bit_rate = max(100_000, int(0.25 * width * height * fps))
@@ -195,6 +200,7 @@ def synthesize(
         "generator": "raystack.synth",
         "version": 2,
         "seed": seed,
+        "camera": scene_seed,
         "scene": scene,
         "params": {
             "n_train": n_train,
