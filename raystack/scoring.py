@@ -80,21 +80,28 @@ def patch_psnr(pred: torch.Tensor, target: torch.Tensor, patch: int) -> torch.Te
     return worst_patch(pred, target, patch)[0]
 
 
+# The box of a worst-patch score covers the windows connected to the worst one whose error
+# is at least this share of its error: a car or a group spans several windows, and a box
+# of the worst window alone would cover a tenth of it.
+GROW = 0.5
+
+
 def worst_patch(
-    pred: torch.Tensor, target: torch.Tensor, patch: int
+    pred: torch.Tensor, target: torch.Tensor, patch: int, *, grow: float = GROW
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`patch_psnr` and where that worst window lies.
 
     Args:
         pred, target: (B, C, H, W) in [-1, 1].
         patch: window side in pixels (clipped to the frame), stride ``patch // 2``.
+        grow: the box spans the windows 8-connected to the worst one whose error is at least
+            ``grow`` times its error (1.0: the worst window alone, save exact ties).
 
     Returns:
-        ``(psnr, box)``: (B,) float32 dB and (B, 4) int64 ``(x0, y0, x1, y1)`` of the
-        worst window in the input's pixels, x1/y1 exclusive. Ties go to the first window in
-        raster order.
+        ``(psnr, box)``: (B,) float32 dB of the worst window and (B, 4) int64
+        ``(x0, y0, x1, y1)`` of the region grown around it in the input's pixels, x1/y1
+        exclusive. Ties for the worst window go to the first in raster order.
     """
-    import torch
     import torch.nn.functional as F
 
     if pred.shape != target.shape or pred.dim() != 4:
@@ -106,10 +113,35 @@ def worst_patch(
     stride = max(1, k // 2)
     pooled = F.avg_pool2d(err, k, stride=stride)  # (B, 1, oh, ow)
     mse, idx = pooled.flatten(1).max(dim=1)
-    ow = pooled.shape[-1]
-    x0, y0 = (idx % ow) * stride, torch.div(idx, ow, rounding_mode="floor") * stride
-    box = torch.stack([x0, y0, x0 + k, y0 + k], dim=1).long()
+    box = grown_box(pooled, idx, mse * grow, k, stride)
     return 10.0 * (1.0 / mse.clamp_min(MSE_FLOOR)).log10(), box
+
+
+def grown_box(pooled: torch.Tensor, idx: torch.Tensor, floor: torch.Tensor, k: int,
+              stride: int) -> torch.Tensor:
+    """(B, 4) pixel box of the windows of ``pooled`` (B, 1, oh, ow) that are 8-connected to
+    window ``idx`` (B,) through windows of value >= ``floor`` (B,); windows are ``k`` px
+    wide at ``stride``."""
+    import torch
+    import torch.nn.functional as F
+
+    b, _, oh, ow = pooled.shape
+    keep = pooled >= floor.view(b, 1, 1, 1)
+    region = torch.zeros_like(keep)
+    region.view(b, -1)[torch.arange(b), idx] = True
+    for _ in range(oh * ow):  # flood fill, one ring a step; stops when nothing grows
+        grown = F.max_pool2d(region.float(), 3, stride=1, padding=1).bool() & keep
+        if torch.equal(grown, region):
+            break
+        region = grown
+    rows, cols = region.any(dim=3)[:, 0], region.any(dim=2)[:, 0]  # (B, oh), (B, ow)
+    r = torch.arange(oh, device=pooled.device)
+    c = torch.arange(ow, device=pooled.device)
+    y0 = torch.where(rows, r, oh).amin(1) * stride
+    y1 = torch.where(rows, r, -1).amax(1) * stride + k
+    x0 = torch.where(cols, c, ow).amin(1) * stride
+    x1 = torch.where(cols, c, -1).amax(1) * stride + k
+    return torch.stack([x0, y0, x1, y1], dim=1).long()
 
 
 def region_psnr(pred: torch.Tensor, target: torch.Tensor, region: str = "frame") -> torch.Tensor:

@@ -43,7 +43,8 @@ def test_worst_patch_boxes_a_single_bright_square():
     assert box.shape == (2, 4) and box.dtype == torch.int64
     for b, (sx0, sy0, sx1, sy1) in enumerate([(56, 40, 64, 48), (90, 0, 96, 4)]):
         x0, y0, x1, y1 = box[b].tolist()
-        assert (x1 - x0, y1 - y0) == (16, 16)
+        # the square lies whole in two windows of equal error a row and a column: no more
+        assert 16 <= x1 - x0 <= 24 and 16 <= y1 - y0 <= 24, box[b]
         assert x0 <= sx0 and y0 <= sy0 and x1 >= sx1 and y1 >= sy1, (b, box[b])
         assert 0 <= x0 and x1 <= 96 and 0 <= y0 and y1 <= 64
     torch.testing.assert_close(psnr, scoring.patch_psnr(pred, target, 16))
@@ -54,6 +55,25 @@ def test_worst_patch_boxes_a_single_bright_square():
     p, b = scoring.region_scores(pred, target, "frame")
     assert b is None
     torch.testing.assert_close(p, scoring.psnr(pred, target))
+
+
+def test_worst_patch_box_grows_over_the_object_not_over_a_distant_one():
+    """A car spans several windows: the box covers all of it (windows >= half the worst
+    error, connected to the worst), not a second, unconnected blob elsewhere."""
+    target = torch.zeros(1, 3, 64, 128)
+    pred = target.clone()
+    pred[0, :, 20:36, 16:72] = 0.6  # the car, 56 px long
+    pred[0, :, 28:34, 30:38] = 1.0  # its brightest part: the worst window lies here
+    pred[0, :, 44:60, 100:116] = 0.8  # a distant object, as strong as the car's body
+    _, box = scoring.worst_patch(pred, target, 16)
+    x0, y0, x1, y1 = box[0].tolist()
+    assert x0 <= 16 and x1 >= 72 and y0 <= 20 and y1 >= 36, box
+    assert x1 <= 88 and y1 <= 48, box  # not grown into the distant object
+    _, one = scoring.worst_patch(pred, target, 16, grow=1.0)
+    assert (one[0, 2] - one[0, 0]).item() == 16, one  # the worst window alone
+    # A perfect prediction has no worst place: the box is the whole frame.
+    _, whole = scoring.worst_patch(target, target, 16)
+    assert whole[0].tolist() == [0, 0, 128, 64]
 
 
 def test_motion_box_finds_the_moving_patch():
