@@ -167,6 +167,11 @@ def main() -> None:
     p.add_argument("--size", default="320x240")
     p.add_argument("--region", default="patch", choices=("frame", "patch"))
     p.add_argument("--sigma", type=float, default=10.0)
+    p.add_argument("--tiles", action="store_true",
+                   help="train on crops and scan tiles of the frame downscaled by --tile-scale "
+                        "(issue 14's tiled scoring) instead of whole frames resized to the model")
+    p.add_argument("--tile-scale", type=float, default=1.0,
+                   help="downscale of the frame the tiles cover (1: full resolution)")
     p.add_argument("--reuse", action="store_true", help="keep archives already synthesized")
     p.add_argument("--camera", default="shared", choices=("shared", "per-split"),
                    help="shared: train, validation and test archives are one fixed camera "
@@ -191,7 +196,8 @@ def main() -> None:
     trained = train_runs(args.model, archive=archives["train"] / "train", work=work, name=name,
                          clips_per_epoch=args.clips_per_epoch, preset=args.preset,
                          epochs=args.epochs, lr=args.lr, workers=args.workers,
-                         model_overrides=_overrides(args.override))
+                         model_overrides=_overrides(args.override),
+                         **({"tiles": True, "tile_scale": args.tile_scale} if args.tiles else {}))
     checkpoints, selected, history = (trained[k] for k in ("checkpoints", "selected", "history"))
     warnings, train_s = trained["warnings"], trained["seconds"]
     for line in warnings:
@@ -205,7 +211,8 @@ def main() -> None:
         res = scan(ScanConfig(archive=str(archives[split] / "test"),
                               checkpoints=tuple(checkpoints.values()),
                               store=str(store), run_id=run_id, score_region=args.region,
-                              progress=False))
+                              progress=False, tiles=args.tiles,
+                              tile_scale=args.tile_scale if args.tiles else 0.0))
         scan_s[split] = round(time.perf_counter() - t0, 1)
         if not res.ok:
             msg = f"scan {run_id} failed: {res.summary}"
@@ -262,6 +269,7 @@ def main() -> None:
         "fused_minus_best_baseline": fused.micro_auc - best_base,
         "sigma": args.sigma,
         "region": args.region,
+        "tiles": {"on": args.tiles, "tile_scale": args.tile_scale} if args.tiles else None,
     }
     out = ROOT / "bench" / "results" / f"{args.name}.json"
     out.write_text(json.dumps(doc, indent=2, default=float) + "\n")
