@@ -71,6 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--region", default="patch", choices=("frame", "patch"))
     p.add_argument("--sigma", type=float, default=10.0)
     p.add_argument("--reuse", action="store_true", help="keep archives already synthesized")
+    p.add_argument("--keep-runs", action="store_true",
+                   help="keep finished training runs of the same name and settings (train "
+                        "resumes them, finding nothing left to do): rescan and re-evaluate "
+                        "after a scoring change; the seconds of training are then not measured")
     p.add_argument("--quick", action="store_true",
                    help=f"end-to-end check at a tiny size: {QUICK}")
     args = p.parse_args(argv)
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(args.work)
     # Fresh runs, store and evaluations every time (only --reuse'd archives and the decode
     # cache carry over): a resumed run of other footage or checkpoints would be refused.
-    for old in ("runs", "store", "eval"):
+    for old in ("store", "eval") if args.keep_runs else ("runs", "store", "eval"):
         shutil.rmtree(work / old, ignore_errors=True)
     w, h = (int(v) for v in args.size.split("x"))
     archives, synth_s = synth_archives(
@@ -197,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
                   "n_train": args.n_train, "n_test": args.n_test, "seconds": round(synth_s, 1),
                   "subtle_kinds": subtle_kinds(meta)},
         "config": {k: v for k, v in vars(args).items() if k != "work"},
+        "runs_kept": args.keep_runs,
         "train": {m: {"seconds": round(t["seconds"], 1), "selected": t["selected"],
                       "warnings": t["warnings"]} for m, t in trained.items()},
         "scan_seconds": {m: round(s, 1) for m, s in scan_s.items()},

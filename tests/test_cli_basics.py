@@ -5,6 +5,9 @@ do not wrap when piped."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +119,18 @@ def test_logs_do_not_wrap_when_piped(capsys, monkeypatch):
     line = "fp: epoch 1/2 " + "x" * 150 + " /a/very/long/path/to/a/checkpoint.pt"
     TrainProgress(enabled=False).handle({"kind": "line", "text": line})
     assert capsys.readouterr().err.rstrip("\n") == line
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGPIPE"), reason="POSIX pipes")
+def test_a_closed_pipe_ends_a_printing_command_as_cat_does():
+    """`raystack ... | head`: the reader has gone; the command dies of SIGPIPE (141 in a
+    shell), silently, not exit 1 (this CLI's 'units failed or pending')."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first byte: every write meets EPIPE
+    try:
+        res = subprocess.run([sys.executable, "-m", "raystack.cli", "--help"], stdout=write,
+                             stderr=subprocess.PIPE, timeout=120, check=False)
+    finally:
+        os.close(write)
+    assert res.returncode == -signal.SIGPIPE, (res.returncode, res.stderr[-500:])
+    assert b"Traceback" not in res.stderr and b"BrokenPipe" not in res.stderr

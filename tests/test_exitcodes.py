@@ -238,3 +238,17 @@ def test_status_names_the_stride_the_gate_floor_and_how_to_resume(tmp_path):
     res = CliRunner().invoke(app, ["status", st2.uri, "--run-id", "r1"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "settings:" not in res.output and "to resume" not in res.output
+
+
+def test_status_takes_the_run_as_an_argument_and_lists_runs_without_one(tmp_path):
+    st = _store_with_failures(tmp_path, [])
+    env = {"COLUMNS": "200"}
+    by_option = CliRunner().invoke(app, ["status", st.uri, "--run-id", "r1"], env=env)
+    by_argument = CliRunner().invoke(app, ["status", st.uri, "r1"], env=env)
+    assert by_argument.exit_code == by_option.exit_code == 0, by_argument.output
+    assert by_argument.output == by_option.output
+    res = CliRunner().invoke(app, ["status", st.uri], env=env)
+    assert res.exit_code == exitcodes.INVALID and "which run? runs in" in res.output
+    assert "r1" in res.output
+    res = CliRunner().invoke(app, ["status", st.uri, "r1", "--run-id", "r2"], env=env)
+    assert res.exit_code == exitcodes.INVALID and "two runs given" in res.output

@@ -6,6 +6,9 @@ scan and status; ``query`` sql, events, runs and calibrate; ``evaluate`` eval an
 
 from __future__ import annotations
 
+import signal
+import sys
+
 # Importing a module registers its commands; `raystack --help` lists them in this order,
 # the order of the work (synth, probe, train, scan, status, sql, ..., eval, report).
 # isort: off
@@ -18,7 +21,16 @@ from raystack.cli import evaluate  # noqa: F401
 from raystack.cli.app import app
 
 
+# Commands that hold a Ray driver, whose sockets must see EPIPE as an error, not a signal.
+_RAY_COMMANDS = frozenset({"scan", "train"})
+
+
 def main() -> None:
+    # The other commands die of SIGPIPE as cat and grep do when the reader goes (`raystack
+    # status | head`, exit 141): Python's default turns it into BrokenPipeError and click
+    # into a silent exit 1, which this CLI uses for "units failed or pending".
+    if hasattr(signal, "SIGPIPE") and not _RAY_COMMANDS & set(sys.argv[1:2]):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     app()
 
 

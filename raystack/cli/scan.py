@@ -116,9 +116,13 @@ def scan_cmd(
 def status_cmd(
     store: str = typer.Argument(..., callback=abs_path,
                                 help="The store a scan wrote: folder or s3:// URI."),
-    run_id: str = typer.Option(..., "--run-id", help="The run to summarise."),
+    run: str = typer.Argument(None, help="The run to summarise (or --run-id RUN).",
+                              show_default=False),
+    run_id: str = typer.Option(None, "--run-id", help="The run to summarise."),
 ) -> None:
     """Print a run's summary from its manifest (exit 1 or 3 if units failed or are pending).
+
+    Without a run, lists the store's runs.
 
     Exits 1 when units failed on their input or are pending, 3 when units failed because of
     the infrastructure (their workers died, the store or archive was unavailable; a rerun
@@ -130,7 +134,15 @@ def status_cmd(
     from raystack.scan.progress import render_summary, resume_hint, run_settings_line
     from raystack.store import Store
 
+    if run and run_id and run != run_id:
+        raise fail(ValueError(f"two runs given: {run!r} and --run-id {run_id!r}; give one"))
+    run_id = run_id or run
     try:
+        if not run_id:
+            runs = Store(store).runs()
+            listing = ", ".join(runs) if runs else "none yet"
+            raise fail(ValueError(f"which run? runs in {store}: {listing} "
+                                  f"(raystack status {store} RUN)"))
         summary = status(store, run_id)
         settings = run_settings_line(Store(store).read_run_json(run_id))
     except (RaystackError, ValueError, OSError) as e:
