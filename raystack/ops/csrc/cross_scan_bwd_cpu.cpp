@@ -109,29 +109,10 @@ void path_backward(const BwdArgs& p, int64_t b, int64_t d, int k, int thread, fl
         float* dbt = dBk + s * N;
         float* dct = dCk + s * N;
         const float dyt = dy[t], dtt = dt[t], dtut = dtu[t];
-        float sb = 0.0f, sa = 0.0f;
-        if (t > 0) {
-            const float* xp = xs + (t - 1) * N;
-#pragma omp simd reduction(+ : sb, sa)
-            for (int64_t n = 0; n < N; ++n) {
-                h[n] += dyt * ct[n];
-                dct[n] += dyt * xt[n];
-                dbt[n] += h[n] * dtut;
-                sb += h[n] * bt[n];
-                q[n] = h[n] * xp[n] * et[n];
-                sa += q[n] * a[n];
-                da[n] += q[n] * dtt;
-                h[n] *= et[n];
-            }
-        } else {
-#pragma omp simd reduction(+ : sb)
-            for (int64_t n = 0; n < N; ++n) {
-                h[n] += dyt * ct[n];
-                dct[n] += dyt * xt[n];
-                dbt[n] += h[n] * dtut;
-                sb += h[n] * bt[n];
-            }
-        }
+        float sa = 0.0f;
+        const float sb = reverse_step(N, t > 0, dyt, dtt, dtut, bt, ct, xt,
+                                      t > 0 ? xs + (t - 1) * N : nullptr, et, a, h, q, da,
+                                      dbt, dct, sa);
         y[t] = dyt * Dd + dtt * sb;  // du of this path, reusing y's buffer
         ddr[t] = uP[t] * sb + sa;    // dL/d(delta after softplus)
     }

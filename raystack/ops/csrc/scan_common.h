@@ -100,6 +100,41 @@ inline float fast_softplus(float x) {
 
 inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
 
+// One step of the scan's reverse sweep at time t > 0 (has_prev) or t == 0, for both
+// backward kernels. h = dL/dx_t carried back through the decay et = exp(dt * A): adds
+// dy_t * C_t to h, accumulates dC_t += dy_t * x_t and dB_t += h * dt_t * u_t, and dA += (h *
+// x_{t-1} * et) * dt_t, then decays h. Returns sb = sum(h * B_t) (the du and ddelta of the
+// step need it) and adds sum(q * A) to sa. q is scratch of N floats.
+inline float reverse_step(int64_t N, bool has_prev, float dyt, float dtt, float dtut,
+                          const float* bt, const float* ct, const float* xt, const float* xp,
+                          const float* et, const float* a, float* h, float* q, float* da,
+                          float* dbt, float* dct, float& sa) {
+    float sb = 0.0f, s_a = 0.0f;
+    if (has_prev) {
+#pragma omp simd reduction(+ : sb, s_a)
+        for (int64_t n = 0; n < N; ++n) {
+            h[n] += dyt * ct[n];
+            dct[n] += dyt * xt[n];
+            dbt[n] += h[n] * dtut;
+            sb += h[n] * bt[n];
+            q[n] = h[n] * xp[n] * et[n];
+            s_a += q[n] * a[n];
+            da[n] += q[n] * dtt;
+            h[n] *= et[n];
+        }
+    } else {
+#pragma omp simd reduction(+ : sb)
+        for (int64_t n = 0; n < N; ++n) {
+            h[n] += dyt * ct[n];
+            dct[n] += dyt * xt[n];
+            dbt[n] += h[n] * dtut;
+            sb += h[n] * bt[n];
+        }
+    }
+    sa += s_a;
+    return sb;
+}
+
 // Runs fn(i0, i1, thread) over [0, items) on nthreads threads (the caller's among them).
 // Threads take small batches from a shared counter, so a core that another process holds
 // for a while delays only its current batch instead of a fixed half of the work.

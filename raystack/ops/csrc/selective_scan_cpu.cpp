@@ -238,29 +238,10 @@ void backward_rows(const Args& p, int64_t r0, int64_t r1, int thread, float* wor
             float* dbt = dBg + t * N;
             float* dct = dCg + t * N;
             const float dyt = dy[t], dtt = dt[t], dtut = dtu[t];
-            float sb = 0.0f, sa = 0.0f;
-            if (t > 0) {
-                const float* xp = xs + (t - 1) * N;
-#pragma omp simd reduction(+ : sb, sa)
-                for (int64_t n = 0; n < N; ++n) {
-                    h[n] += dyt * ct[n];
-                    dct[n] += dyt * xt[n];
-                    dbt[n] += h[n] * dtut;
-                    sb += h[n] * bt[n];
-                    q[n] = h[n] * xp[n] * et[n];
-                    sa += q[n] * a[n];
-                    da[n] += q[n] * dtt;
-                    h[n] *= et[n];
-                }
-            } else {
-#pragma omp simd reduction(+ : sb)
-                for (int64_t n = 0; n < N; ++n) {
-                    h[n] += dyt * ct[n];
-                    dct[n] += dyt * xt[n];
-                    dbt[n] += h[n] * dtut;
-                    sb += h[n] * bt[n];
-                }
-            }
+            float sa = 0.0f;
+            const float sb = reverse_step(N, t > 0, dyt, dtt, dtut, bt, ct, xt,
+                                          t > 0 ? xs + (t - 1) * N : nullptr, et, a, h, q, da,
+                                          dbt, dct, sa);
             dur[t] = dyt * Dd + dtt * sb;
             ddr[t] = ur[t] * sb + sa;  // dL/d(delta after softplus); chain rule below
         }
