@@ -20,7 +20,6 @@ from raystack.cli import evaluate  # noqa: F401
 # isort: on
 from raystack.cli.app import app
 
-
 # Commands that hold a Ray driver, whose sockets must see EPIPE as an error, not a signal.
 _RAY_COMMANDS = frozenset({"scan", "train"})
 
