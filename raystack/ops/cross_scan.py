@@ -57,9 +57,6 @@ KERNEL = NativeKernel(SOURCE, "cross_scan_cpu", _bind)
 
 BWD_SOURCE = Path(__file__).parent / "csrc" / "cross_scan_bwd_cpu.cpp"
 BWD_ABI_VERSION = 2
-# Accumulator lanes of the folded backward (at least one per thread): a fixed count makes
-# its gradients independent of scheduling and of the thread count up to it.
-BWD_LANES = 4
 
 
 def _bind_bwd(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -70,9 +67,9 @@ def _bind_bwd(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.rs_cross_backward_workspace.restype = _I64
     lib.rs_cross_backward_workspace.argtypes = [_I64, _I64]
     # u delta A B C D bias | softplus | batch dim dstate h w | dout du ddelta dA dD dbias dB dC
-    # work | lanes | threads
+    # work | threads
     lib.rs_cross_backward.restype = _INT
-    lib.rs_cross_backward.argtypes = [_P] * 7 + [_INT] + [_I64] * 5 + [_P] * 9 + [_I64, _INT]
+    lib.rs_cross_backward.argtypes = [_P] * 7 + [_INT] + [_I64] * 5 + [_P] * 9 + [_INT]
     return lib
 
 
@@ -170,18 +167,16 @@ def _backward_folded(u, delta, A, Bt, Ct, D, delta_bias, softplus, dout):
     ddelta = torch.empty_like(delta)
     dA_rows = u.new_empty(batch, k * dim, dstate)
     dD_rows, dbias_rows = u.new_empty(batch, k * dim), u.new_empty(batch, k * dim)
-    # per-lane accumulators: the channels of one path add into the same dB, dC; a fixed
-    # number of lanes, not one per thread, so the sums do not depend on the scheduling
-    lanes = max(BWD_LANES, threads)
-    dB_acc = u.new_zeros(lanes, batch, k, length, dstate)
-    dC_acc = u.new_zeros(lanes, batch, k, length, dstate)
+    # the channels of a path add into its dB, dC (one thread a batch element: no races)
+    dB_acc = u.new_zeros(batch, k, length, dstate)
+    dC_acc = u.new_zeros(batch, k, length, dstate)
     call_kernel(lib.rs_cross_backward, lib.rs_cross_backward_workspace,
                 "native cross scan backward", (u, delta, A, Bt, Ct, D, delta_bias), softplus,
                 (batch, dim, dstate, h, w),
                 (dout_cf, du, ddelta, dA_rows, dD_rows, dbias_rows, dB_acc, dC_acc),
-                dstate=dstate, length=length, threads=threads, lanes=lanes)
-    dB = _grid_order(dB_acc.sum(0), h, w)
-    dC = _grid_order(dC_acc.sum(0), h, w)
+                dstate=dstate, length=length, threads=threads)
+    dB = _grid_order(dB_acc, h, w)
+    dC = _grid_order(dC_acc, h, w)
     dD = dD_rows.sum(0) if D is not None else None
     dbias = dbias_rows.sum(0) if delta_bias is not None else None
     return du, ddelta, dA_rows.sum(0), dB, dC, dD, dbias

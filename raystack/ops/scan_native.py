@@ -111,18 +111,15 @@ def _ptr(t: torch.Tensor | None) -> int | None:
 
 def call_kernel(fn: Any, workspace: Any, what: str, inputs: Sequence[torch.Tensor | None],
                 softplus: bool, dims: Sequence[int], outputs: Sequence[torch.Tensor | None], *,
-                dstate: int, length: int, threads: int | None = None,
-                lanes: int | None = None) -> None:
+                dstate: int, length: int, threads: int | None = None) -> None:
     """Call a native scan entry point the way all of them take their arguments: pointers to
     ``inputs``, the softplus flag, ``dims``, pointers to ``outputs``, then a float32
-    workspace of ``workspace(dstate, length)`` floats per thread, the lane count (only the
-    kernels with per-lane outputs take one) and the thread count.
+    workspace of ``workspace(dstate, length)`` floats per thread and the thread count.
 
     Args:
         fn, workspace: the kernel and its workspace-size function from the CDLL.
         what: the kernel's name in the error message.
         threads: the threads the caller sized per-thread outputs for; None: torch's now.
-        lanes: the lanes the caller sized per-lane outputs for; None: the kernel takes none.
 
     Raises:
         RuntimeError: the kernel returned a non-zero code.
@@ -130,8 +127,7 @@ def call_kernel(fn: Any, workspace: Any, what: str, inputs: Sequence[torch.Tenso
     threads = torch.get_num_threads() if threads is None else threads
     like = next(t for t in inputs if t is not None)
     work = like.new_empty(threads, workspace(dstate, length))
-    counts = (threads,) if lanes is None else (lanes, threads)
-    rc = fn(*map(_ptr, inputs), int(softplus), *dims, *map(_ptr, (*outputs, work)), *counts)
+    rc = fn(*map(_ptr, inputs), int(softplus), *dims, *map(_ptr, (*outputs, work)), threads)
     if rc != 0:
         msg = f"{what} failed (code {rc}) for dstate={dstate}"
         raise RuntimeError(msg)

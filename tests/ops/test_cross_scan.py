@@ -213,10 +213,10 @@ def test_folded_backward_matches_unfolded_fallback(case, monkeypatch):
 
 @pytest.mark.skipif(cs.BWD_KERNEL.get() is None, reason="folded backward did not build here")
 def test_folded_backward_is_bit_identical_across_runs_and_thread_counts():
-    """The backward's dB and dC sum over channels in lanes of fixed work, not per thread:
-    the same gradients to the bit with 1, 2 or 3 threads and on every repeat, so a resumed
-    training repeats the run it resumes."""
-    inputs = make_inputs(2, 40, 16, 12, 10, seed=5)  # 10 items: lanes hold unequal shares
+    """The backward's dB and dC sum over channels in one thread per batch element, not in
+    per-thread copies: the same gradients to the bit with 1, 2 or 3 threads and on every
+    repeat, so a resumed training repeats the run it resumes."""
+    inputs = make_inputs(3, 40, 16, 12, 10, seed=5)  # 3 batch elements over 2 threads
     saved = torch.get_num_threads()
     grads = []
     try:

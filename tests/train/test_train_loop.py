@@ -96,7 +96,7 @@ def test_resumed_run_continues_the_same_schedule(tiny_cfg, tmp_path):
     assert first.lrs + second.lrs == pytest.approx(whole.lrs, rel=1e-12)
     timing = {"train_s", "clips_per_s"}
     first_epoch = {k: v for k, v in second.history[0].items() if k not in timing}
-    # To the bit: the folded scan backward sums in lanes of fixed work, not per thread.
+    # To the bit: the folded scan backward sums each batch element in one thread.
     assert first_epoch == {k: v for k, v in whole.history[0].items() if k not in timing}
     assert second.history[1]["loss"] == pytest.approx(whole.history[1]["loss"], rel=1e-4)
     for a, b in zip(second.module.state_dict().values(), whole.module.state_dict().values(),

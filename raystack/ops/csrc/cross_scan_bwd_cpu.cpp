@@ -5,12 +5,11 @@
 // small model's training step) never exist. The per-path maths is selective_scan_cpu.cpp's
 // backward (one channel at a time, vectorised over the state, forward states recomputed).
 //
-// A work item is (batch, a few channels) and runs all four directions, so du, which sums the
-// four paths, is written by one thread only. The items are cut into a fixed number of lanes
-// of consecutive items; a thread takes a whole lane at a time and adds its dB and dC into
-// the lane's own accumulator, so every sum is taken in the same order whichever thread ran
-// which lane, and however many threads there are: gradients are bit-identical run to run
-// (a resumed training repeats the one it resumes). All float32 and contiguous; K = 4, L = h * w:
+// A thread takes one batch element at a time and runs all its channels, a few at a time, in
+// all four directions: du, which sums the four paths, and dB and dC, which sum the channels,
+// are each written by one thread in a fixed order. Gradients are then bit-identical however
+// the work was scheduled and however many threads ran (a resumed training repeats the one
+// it resumes), and need no per-thread copies to add up afterwards. All float32 and contiguous; K = 4, L = h * w:
 //   u, dout, du          (batch, dim, L)        grid order (dout: the output's gradient
 //                                               transposed to channels-first by the caller)
 //   delta, ddelta        (batch, K, dim, L)     grid order, delta before bias and softplus
@@ -19,7 +18,7 @@
 //   D, bias              (K * dim,)             may be null
 //   dA_rows              (batch, K * dim, dstate)
 //   dD_rows, dbias_rows  (batch, K * dim)
-//   dB_acc, dC_acc       (nlanes, batch, K, L, dstate), zeroed, base order
+//   dB, dC               (batch, K, L, dstate), zeroed, base order
 #include "scan_common.h"
 
 namespace {
@@ -43,7 +42,7 @@ inline void step_index(const BwdArgs& p, int k, int64_t t, int64_t L, int64_t& s
 }
 
 template <int NS>
-void path_backward(const BwdArgs& p, int64_t b, int64_t d, int k, int64_t lane, float* work) {
+void path_backward(const BwdArgs& p, int64_t b, int64_t d, int k, float* work) {
     const int64_t N = NS > 0 ? NS : p.dstate;
     const int64_t L = p.h * p.w;
     float *uP = work, *dt = uP + L, *dtu = dt + L, *y = dtu + L, *dy = y + L;
@@ -60,9 +59,8 @@ void path_backward(const BwdArgs& p, int64_t b, int64_t d, int k, int64_t lane, 
     const int64_t goff = (b * K + k) * L * N;
     const float* Bk = p.B + goff;
     const float* Ck = p.C + goff;
-    const int64_t acc_size = p.batch * K * L * N;
-    float* dBk = p.dB_acc + lane * acc_size + goff;
-    float* dCk = p.dC_acc + lane * acc_size + goff;
+    float* dBk = p.dB_acc + goff;
+    float* dCk = p.dC_acc + goff;
 
     // Gather the row in path order: u, raw delta, dout.
     float dD = 0.0f;
@@ -148,21 +146,20 @@ void path_backward(const BwdArgs& p, int64_t b, int64_t d, int k, int64_t lane, 
     }
 }
 
-// Channels per work item. A path's dB and dC accumulators (2 L dstate floats) are re-read
-// by every channel of the item, so the item walks one path over all its channels before the
+// Channels per block. A path's dB and dC accumulators (2 L dstate floats) are re-read by
+// every channel of the block, so a block walks one path over all its channels before the
 // next path: the accumulators stay in L2 even at 64x64 maps (all four at once did not).
 constexpr int64_t CH = 8;
 
 template <int NS>
-void bwd_items(const BwdArgs& p, int64_t i0, int64_t i1, int64_t lane, float* work) {
+void bwd_batch(const BwdArgs& p, int64_t b0, int64_t b1, float* work) {
     FlushDenormals guard;
-    const int64_t chunks = (p.dim + CH - 1) / CH;
-    for (int64_t i = i0; i < i1; ++i) {
-        const int64_t b = i / chunks, d0 = (i % chunks) * CH;
-        const int64_t d1 = std::min(p.dim, d0 + CH);
-        for (int k = 0; k < K; ++k)
-            for (int64_t d = d0; d < d1; ++d) path_backward<NS>(p, b, d, k, lane, work);
-    }
+    for (int64_t b = b0; b < b1; ++b)
+        for (int64_t d0 = 0; d0 < p.dim; d0 += CH) {
+            const int64_t d1 = std::min(p.dim, d0 + CH);
+            for (int k = 0; k < K; ++k)
+                for (int64_t d = d0; d < d1; ++d) path_backward<NS>(p, b, d, k, work);
+        }
 }
 
 }  // namespace
@@ -182,7 +179,7 @@ int rs_cross_backward(const float* u, const float* delta, const float* A, const 
                       int64_t batch, int64_t dim, int64_t dstate, int64_t h, int64_t w,
                       const float* dout, float* du, float* ddelta, float* dA_rows,
                       float* dD_rows, float* dbias_rows, float* dB_acc, float* dC_acc,
-                      float* work, int64_t nlanes, int nthreads) {
+                      float* work, int nthreads) {
     if (dstate > 256) return 1;
     const int64_t L = h * w;
     std::vector<int32_t> colpos(L);
@@ -196,27 +193,17 @@ int rs_cross_backward(const float* u, const float* delta, const float* A, const 
     p.du = du; p.ddelta = ddelta; p.dA_rows = dA_rows; p.dD_rows = dD_rows;
     p.dbias_rows = dbias_rows; p.dB_acc = dB_acc; p.dC_acc = dC_acc;
     const int64_t ws = bwd_workspace(dstate, L);
-    const int64_t items = batch * ((dim + CH - 1) / CH);
-    auto lane_items = [&](int64_t lane, int64_t& i0, int64_t& i1) {
-        i0 = lane * items / nlanes;
-        i1 = (lane + 1) * items / nlanes;
-    };
-    auto run = [&](int64_t l0, int64_t l1, int k) {
-        float* wk = work + k * ws;
-        for (int64_t lane = l0; lane < l1; ++lane) {
-            int64_t i0, i1;
-            lane_items(lane, i0, i1);
-            switch (dstate) {
-                case 4: bwd_items<4>(p, i0, i1, lane, wk); break;
-                case 8: bwd_items<8>(p, i0, i1, lane, wk); break;
-                case 16: bwd_items<16>(p, i0, i1, lane, wk); break;
-                case 32: bwd_items<32>(p, i0, i1, lane, wk); break;
-                case 64: bwd_items<64>(p, i0, i1, lane, wk); break;
-                default: bwd_items<0>(p, i0, i1, lane, wk);
-            }
+    auto run = [&](int64_t b0, int64_t b1, int k) {
+        switch (dstate) {
+            case 4: bwd_batch<4>(p, b0, b1, work + k * ws); break;
+            case 8: bwd_batch<8>(p, b0, b1, work + k * ws); break;
+            case 16: bwd_batch<16>(p, b0, b1, work + k * ws); break;
+            case 32: bwd_batch<32>(p, b0, b1, work + k * ws); break;
+            case 64: bwd_batch<64>(p, b0, b1, work + k * ws); break;
+            default: bwd_batch<0>(p, b0, b1, work + k * ws);
         }
     };
-    parallel_for(nlanes, nthreads, run);
+    parallel_for(batch, nthreads, run);
     return 0;
 }
 
