@@ -139,7 +139,9 @@ def report(args, evals, kinds, train_s, scan_s) -> None:
     for m, r in evals.items():
         loc = r.localisation or {}
         ok = loc.get("available")
-        print(f"{m:7} {train_s[m]:8.0f} {scan_s[m]:7.0f} {_fmt(r.micro_auc):>7} "
+        # kept runs resume with nothing to do: their seconds are not a training's
+        trained = "kept" if args.keep_runs else f"{train_s[m]:.0f}"
+        print(f"{m:7} {trained:>8} {scan_s[m]:7.0f} {_fmt(r.micro_auc):>7} "
               f"{_fmt(r.macro_auc):>7} {_fmt(r.baselines.get('diff')):>7} "
               f"{_fmt(r.baselines.get('motion')):>7} "
               f"{_fmt(loc.get('share') if ok else None, True):>6} "
