@@ -141,8 +141,8 @@ def status_cmd(
         if not run_id:
             runs = Store(store).runs()
             listing = ", ".join(runs) if runs else "none yet"
-            raise fail(ValueError(f"which run? runs in {store}: {listing} "
-                                  f"(raystack status {store} RUN)"))
+            msg = f"which run? runs in {store}: {listing} (raystack status {store} RUN)"
+            raise ValueError(msg)
         summary = status(store, run_id)
         settings = run_settings_line(Store(store).read_run_json(run_id))
     except (RaystackError, ValueError, OSError) as e:
