@@ -3,8 +3,10 @@
 Run by bench/train_ab.py with the measured tree's raystack first on the path, so the same
 step code (``StreamTrainer.run_epoch``: batch assembly, forward, loss, backward, clipping,
 AdamW, schedule) of THAT tree is timed. The clips are seeded random frames and flows, the
-same in every tree; epoch 1 warms up (kernel builds, allocator), epoch 2 is measured (its
-``train_s``, validation excluded).
+same in every tree. The tree's entry-point settings (``raystack.threads.short_omp_spin``,
+where it has it) are applied before torch loads, as its ``raystack train`` does. Epoch 1
+warms up (kernel builds, allocator), epoch 2 is measured (its ``train_s``, validation
+excluded).
 
     PYTHONPATH=TREE python bench/train_worker.py --preset vqmau_fp.small --steps 6 --out r.json
 """
@@ -16,8 +18,15 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+try:  # the measured tree's process settings, applied as its CLI does: before torch loads
+    from raystack.threads import short_omp_spin
+except ImportError:  # a tree from before the setting
+    pass
+else:
+    short_omp_spin()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 
 def synthetic_videos(task: str, size: tuple[int, int], frames: int, seed: int) -> list:

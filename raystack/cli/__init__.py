@@ -9,16 +9,21 @@ from __future__ import annotations
 import signal
 import sys
 
+from raystack.threads import short_omp_spin
+
+# Before any command imports torch: libgomp reads its settings when torch loads it.
+short_omp_spin()
+
 # Importing a module registers its commands; `raystack --help` lists them in this order,
 # the order of the work (synth, probe, train, scan, status, sql, ..., eval, report).
 # isort: off
-from raystack.cli import data  # noqa: F401
-from raystack.cli import train  # noqa: F401
-from raystack.cli import scan  # noqa: F401
-from raystack.cli import query  # noqa: F401
-from raystack.cli import evaluate  # noqa: F401
+from raystack.cli import data  # noqa: E402, F401
+from raystack.cli import train  # noqa: E402, F401
+from raystack.cli import scan  # noqa: E402, F401
+from raystack.cli import query  # noqa: E402, F401
+from raystack.cli import evaluate  # noqa: E402, F401
 # isort: on
-from raystack.cli.app import app
+from raystack.cli.app import app  # noqa: E402
 
 # Commands that hold a Ray driver, whose sockets must see EPIPE as an error, not a signal.
 _RAY_COMMANDS = frozenset({"scan", "train"})

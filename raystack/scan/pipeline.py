@@ -33,6 +33,7 @@ from raystack.scan.manifest import INFRASTRUCTURE, INPUT, manifest_row, utcnow
 from raystack.scan.plan import WorkUnit
 from raystack.scan.scheduler import RestartBudget, RetryRules, UnitQueue, failure_kind
 from raystack.scan.shape import PoolShape, pool_shape
+from raystack.threads import OMP_SPIN
 
 __all__ = ["ActorPool", "PoolShape", "ScanError", "pool_shape", "ray_session"]
 
@@ -40,7 +41,8 @@ log = logging.getLogger(__name__)
 
 # Worker processes: glibc maps (and faults in again) every temporary of 32 MiB or more
 # unless the threshold is raised; that slowed the chunked scan by ~1.7x (docs/platform.md).
-WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "4294967296"}
+# OMP_SPIN: idle OpenMP threads stop spinning soon, leaving the core to the scan kernels'.
+WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "4294967296", **OMP_SPIN}
 # Fault injection for tests: these driver variables reach the actors through runtime_env.
 FAULT_ENV_PREFIX = "RAYSTACK_FAULT_"
 # Units whose attempt was cut short by a dying actor are retried; with no live actor left

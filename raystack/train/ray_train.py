@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from raystack.errors import RaystackError
+from raystack.threads import OMP_SPIN
 from raystack.train.loop import Emit, StreamOutcome
 from raystack.train.storage import RunStorage, checkpoint_dir_name
 
@@ -42,8 +43,9 @@ from raystack.train.storage import RunStorage, checkpoint_dir_name
 FAULT_EXIT_AFTER_EPOCH = "RAYSTACK_FAULT_TRAIN_EXIT_AFTER_EPOCH"
 # Fewest seconds between two step events sent to the driver.
 STEP_EVENT_EVERY_S = 0.5
-# glibc maps every >= 32 MiB temporary afresh without this (docs/platform.md).
-WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "4294967296"}
+# glibc maps every >= 32 MiB temporary afresh without MALLOC_MMAP_THRESHOLD_; OMP_SPIN lets
+# idle OpenMP threads leave the core to the scan kernels soon (docs/platform.md).
+WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "4294967296", **OMP_SPIN}
 
 
 class TrainingFailed(RaystackError):
