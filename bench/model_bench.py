@@ -27,8 +27,15 @@ import sys
 from pathlib import Path
 from unittest import mock
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
+try:  # the entry point's settings, as raystack's CLI applies them: before torch loads
+    from raystack.threads import short_omp_spin
+except ImportError:  # an older tree on PYTHONPATH (bench/model_ab.py)
+    pass
+else:
+    short_omp_spin()
+
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -16,6 +16,7 @@ from raystack.models.m2s2l.temporal import (
     MultiScaleTemporalEncoder,
     TemporalEncoder,
     TemporalMambaBlock,
+    causal_depthwise_conv1d,
     frame_differences,
 )
 
@@ -151,6 +152,26 @@ def test_frame_differences_are_halved_and_in_range():
     d = frame_differences(frames)
     assert d.shape == (1, 2, 3, 2, 2)
     torch.testing.assert_close(d[0, :, 0, 0, 0], torch.tensor([1.0, -0.5]))
+
+
+@pytest.mark.parametrize("length", [1, 2, 8, 13])
+def test_causal_depthwise_conv1d_equals_mambas_grouped_conv(length):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3)
+    x = torch.randn(5, length, 6, requires_grad=True)
+    want = conv(x.transpose(1, 2))[..., :length].transpose(1, 2)
+    got = causal_depthwise_conv1d(x, conv.weight, conv.bias)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    g = torch.randn_like(want)
+    grads_want = torch.autograd.grad(want, (x, conv.weight, conv.bias), g)
+    grads_got = torch.autograd.grad(got, (x, conv.weight, conv.bias), g)
+    for a, b in zip(grads_got, grads_want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # causal: nothing after step t reaches output t
+    x2 = x.detach().clone()
+    x2[:, -1] += 100.0
+    torch.testing.assert_close(causal_depthwise_conv1d(x2, conv.weight, None)[:, :-1],
+                               causal_depthwise_conv1d(x.detach(), conv.weight, None)[:, :-1])
 
 
 def test_temporal_mamba_block_is_causal_and_scale_specific():
