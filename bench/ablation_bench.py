@@ -45,6 +45,9 @@ ROWS: list[tuple[str, str, dict, dict]] = [
 
 
 def main() -> None:
+    from raystack.threads import short_omp_spin
+
+    short_omp_spin()  # as raystack's CLI does, before anything here loads torch
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--archive", required=True, help="folder of normal training videos")
     p.add_argument("--work", default="/tmp/raystack-ablation")

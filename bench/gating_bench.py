@@ -84,6 +84,9 @@ def scan_and_eval(mode: str, extra: dict, checkpoints: list[str], archive: Path,
 
 
 def main() -> None:
+    from raystack.threads import short_omp_spin
+
+    short_omp_spin()  # as raystack's CLI does, before anything here loads torch
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="tiny preset, park scene, short videos: minutes, for checking")

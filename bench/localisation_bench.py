@@ -159,6 +159,9 @@ def report(args, evals, kinds, train_s, scan_s) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from raystack.threads import short_omp_spin
+
+    short_omp_spin()  # as raystack's CLI does, before anything here loads torch
     args = parse_args(argv)
     from machine_info import machine
 

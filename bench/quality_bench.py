@@ -146,6 +146,9 @@ def subtle_kinds(meta: dict) -> list[str]:
 
 
 def main() -> None:
+    from raystack.threads import short_omp_spin
+
+    short_omp_spin()  # as raystack's CLI does, before anything here loads torch
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default="/tmp/raystack-quality", help="archives, runs and store")
     p.add_argument("--name", default="quality", help="results file bench/results/NAME.json")
