@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="override one TrainConfig field (repeatable)")
     args = parser.parse_args(argv)
 
+    from raystack.threads import short_omp_spin
+
+    short_omp_spin()  # in-process training (workers <= 1): before anything loads torch
     from raystack.cli_errors import fail
     from raystack.train import load_train_config, train
 
