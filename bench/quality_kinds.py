@@ -57,6 +57,8 @@ def main() -> None:
     p.add_argument("--streams", default="fp,fr,diff,motion")
     p.add_argument("--sigma", type=float, default=10.0)
     p.add_argument("--name", default="quality_kinds")
+    p.add_argument("--without", action="append", default=[], metavar="KIND,KIND",
+                   help="also leave these kinds' videos out together (repeatable)")
     args = p.parse_args()
 
     from machine_info import machine
@@ -72,25 +74,32 @@ def main() -> None:
         for a in m["anomalies"]:
             positives[a["kind"]] = positives.get(a["kind"], 0) + a["stop"] - a["start"]
     kinds = sorted(positives)
+    groups = [tuple(k) for k in ([k] for k in kinds)]
+    groups += [tuple(g.split(",")) for g in args.without]
+    unknown = sorted({k for g in groups for k in g} - set(kinds))
+    if unknown:
+        p.error(f"--without: no videos of kind {', '.join(unknown)} in {archive}")
     store = Store(args.store)
     rows = {}
     for stream in args.streams.split(","):
         names, scores, labs = stream_scores(store, args.run, archive / "frame_labels_synth.npy",
                                             stream, args.sigma)
         row = {"all": micro_auc(scores, labs)}
-        for k in kinds:
-            keep = [i for i, n in enumerate(names) if kind_of.get(n) != k]
-            row[f"without_{k}"] = micro_auc([scores[i] for i in keep], [labs[i] for i in keep])
+        for g in groups:
+            keep = [i for i, n in enumerate(names) if kind_of.get(n) not in g]
+            row["without_" + "+".join(g)] = micro_auc([scores[i] for i in keep],
+                                                      [labs[i] for i in keep])
         rows[stream] = row
 
     total = sum(positives.values())
     print(f"anomalous frames by kind (of {total}): "
           + ", ".join(f"{k} {positives[k]} ({positives[k] / total:.0%})" for k in kinds))
-    head = f"{'stream':8s} {'all':>6s} " + " ".join(f"{'-' + k:>15s}" for k in kinds)
-    print(head)
+    cols = ["+".join(g) for g in groups]
+    width = max(15, *(len(c) + 1 for c in cols))
+    print(f"{'stream':8s} {'all':>6s} " + " ".join(f"{'-' + c:>{width}s}" for c in cols))
     for stream, row in rows.items():
         print(f"{stream:8s} {row['all']:6.3f} "
-              + " ".join(f"{row['without_' + k]:15.3f}" for k in kinds))
+              + " ".join(f"{row['without_' + c]:{width}.3f}" for c in cols))
     doc = {"machine": machine(), "command": " ".join(["bench/quality_kinds.py", *sys.argv[1:]]),
            "run": args.run, "sigma": args.sigma, "positives_by_kind": positives,
            "micro_auc": rows}
