@@ -24,7 +24,7 @@ from torch.autograd.function import once_differentiable
 from raystack.ops.native_build import NativeBuildError, load_library
 
 SOURCE = Path(__file__).parent / "csrc" / "selective_scan_cpu.cpp"
-ABI_VERSION = 1
+ABI_VERSION = 2
 MAX_DSTATE = 256  # the kernel keeps per-channel state arrays of this size on the stack
 
 _P = ctypes.c_void_p
@@ -183,16 +183,16 @@ def native_backward(u, delta, A, Bt, Ct, D, z, delta_bias, delta_softplus, dout,
     dz = torch.empty_like(u) if z is not None else None
     dA_rows = u.new_empty(batch, dim, dstate)
     dD_rows, dbias_rows = u.new_empty(batch, dim), u.new_empty(batch, dim)
-    # per-thread accumulators: channels of one group on different threads add into them
-    dB_acc = u.new_zeros(threads, batch, groups, length, dstate)
-    dC_acc = u.new_zeros(threads, batch, groups, length, dstate)
+    # a group's channels add into its dB, dC (one thread per batch element and group)
+    dB_acc = u.new_zeros(batch, groups, length, dstate)
+    dC_acc = u.new_zeros(batch, groups, length, dstate)
     grads = (dout, dlast, du, ddelta, dz, dA_rows, dD_rows, dbias_rows, dB_acc, dC_acc)
     call_kernel(lib.rs_scan_backward, lib.rs_scan_backward_workspace,
                 "native selective scan backward", (u, delta, A, Bt, Ct, D, z, delta_bias),
                 delta_softplus, (batch, dim, dstate, length, groups), grads, dstate=dstate,
                 length=length, threads=threads)
-    dB = dB_acc.sum(0).transpose(-1, -2)
-    dC = dC_acc.sum(0).transpose(-1, -2)
+    dB = dB_acc.transpose(-1, -2)
+    dC = dC_acc.transpose(-1, -2)
     dD = dD_rows.sum(0) if D is not None else None
     dbias = dbias_rows.sum(0) if delta_bias is not None else None
     return du, ddelta, dA_rows.sum(0), dB, dC, dD, dz, dbias

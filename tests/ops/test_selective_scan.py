@@ -141,6 +141,26 @@ def test_gradients_match_reference(impl, groups, length, monkeypatch):
     check_grads(grads, ref_grads)
 
 
+@needs_native
+@pytest.mark.parametrize("groups", [2, 0], ids=["grouped", "ungrouped"])
+def test_native_backward_is_bit_identical_across_thread_counts(groups, monkeypatch):
+    """dB and dC sum over a group's channels in one thread per (batch element, group), not
+    in per-thread copies: the same gradients to the bit with 1, 2 or 3 threads, so a resumed
+    M2S2L training repeats the run it resumes."""
+    saved = torch.get_num_threads()
+    grads = []
+    try:
+        for threads in (1, 2, 2, 3):
+            torch.set_num_threads(threads)
+            grads.append(run_backend("native", (3, 12, 16, groups, 37, "mamba", True),
+                                     monkeypatch, grad=True)[2])
+    finally:
+        torch.set_num_threads(saved)
+    for other in grads[1:]:
+        for g, h in zip(grads[0], other, strict=True):
+            assert torch.equal(g, h)
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize(
     "case",

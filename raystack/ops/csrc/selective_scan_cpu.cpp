@@ -3,7 +3,10 @@
 //   forward:  CB channels of one group side by side in the vector lanes (no horizontal sums,
 //             each B_t / C_t value loaded once for CB channels), blocks spread over threads.
 //   backward: one channel at a time, vectorised over the state; recomputes the forward states
-//             into a per-thread buffer (len x dstate), then sweeps back in time.
+//             into a per-thread buffer (len x dstate), then sweeps back in time. A work item
+//             is (batch element, group): its thread runs the group's channels in order, so
+//             dB and dC, which sum over those channels, are each written by one thread in a
+//             fixed order and the gradients are bit-identical however many threads ran.
 //
 // Plain C ABI (no torch headers) so that it compiles in about two seconds and loads with
 // ctypes; raystack/ops/scan_native.py owns the calling convention. All tensors are float32
@@ -15,7 +18,7 @@
 //   last_state, dlast_state                  (batch, dim, dstate)  may be null
 //   dA_rows                                  (batch, dim, dstate)   summed over batch by the caller
 //   dD_rows, dbias_rows                      (batch, dim)
-//   dB_acc, dC_acc                           (nthreads, batch, groups, len, dstate), zeroed
+//   dB_acc, dC_acc                           (batch, groups, len, dstate), zeroed
 #include "scan_common.h"
 
 namespace {
@@ -177,22 +180,21 @@ void forward_items(const Args& p, int64_t i0, int64_t i1, float* work) {
 int64_t backward_workspace(int64_t dstate, int64_t len) { return 4 * len + 2 * len * dstate; }
 
 template <int NS>
-void backward_rows(const Args& p, int64_t r0, int64_t r1, int thread, float* work) {
+void backward_rows(const Args& p, int64_t r0, int64_t r1, float* work) {
     FlushDenormals guard;
     const int64_t N = NS > 0 ? NS : p.dstate;
     const int64_t L = p.len;
     float *dt = work, *dtu = dt + L, *y = dtu + L, *dy = y + L;
     float *xs = dy + L, *es = xs + L * N;
     float h[NS > 0 ? NS : 256], q[NS > 0 ? NS : 256], da[NS > 0 ? NS : 256];
-    const int64_t acc_size = p.batch * p.groups * L * N;
     for (int64_t row = r0; row < r1; ++row) {
         const int64_t b = row / p.dim, d = row % p.dim;
         const int64_t grp = d / (p.dim / p.groups);
         const int64_t goff = (b * p.groups + grp) * L * N;
         const float* Bg = p.B + goff;
         const float* Cg = p.C + goff;
-        float* dBg = p.dB_acc + thread * acc_size + goff;
-        float* dCg = p.dC_acc + thread * acc_size + goff;
+        float* dBg = p.dB_acc + goff;
+        float* dCg = p.dC_acc + goff;
         const float* a = p.A + d * N;
         const float* ur = p.u + row * L;
         const float* go = p.dout + row * L;
@@ -268,7 +270,7 @@ void backward_rows(const Args& p, int64_t r0, int64_t r1, int thread, float* wor
 
 extern "C" {
 
-int rs_scan_abi_version() { return 1; }
+int rs_scan_abi_version() { return 2; }
 
 // Floats of scratch per thread that the caller passes as `work` (nthreads of them).
 int64_t rs_scan_forward_workspace(int64_t dstate, int64_t len) {
@@ -322,17 +324,23 @@ int rs_scan_backward(const float* u, const float* delta, const float* A, const f
     p.du = du; p.ddelta = ddelta; p.dz = dz; p.dA_rows = dA_rows; p.dD_rows = dD_rows;
     p.dbias_rows = dbias_rows; p.dB_acc = dB_acc; p.dC_acc = dC_acc;
     const int64_t ws = backward_workspace(dstate, len);
-    auto run = [&](int64_t r0, int64_t r1, int k) {
-        switch (dstate) {
-            case 4: backward_rows<4>(p, r0, r1, k, work + k * ws); break;
-            case 8: backward_rows<8>(p, r0, r1, k, work + k * ws); break;
-            case 16: backward_rows<16>(p, r0, r1, k, work + k * ws); break;
-            case 32: backward_rows<32>(p, r0, r1, k, work + k * ws); break;
-            case 64: backward_rows<64>(p, r0, r1, k, work + k * ws); break;
-            default: backward_rows<0>(p, r0, r1, k, work + k * ws);
+    const int64_t per_group = dim / groups;
+    // item (b, g): the group's channels are rows b * dim + g * per_group onwards
+    auto run = [&](int64_t i0, int64_t i1, int k) {
+        for (int64_t i = i0; i < i1; ++i) {
+            const int64_t r0 = (i / groups) * dim + (i % groups) * per_group;
+            const int64_t r1 = r0 + per_group;
+            switch (dstate) {
+                case 4: backward_rows<4>(p, r0, r1, work + k * ws); break;
+                case 8: backward_rows<8>(p, r0, r1, work + k * ws); break;
+                case 16: backward_rows<16>(p, r0, r1, work + k * ws); break;
+                case 32: backward_rows<32>(p, r0, r1, work + k * ws); break;
+                case 64: backward_rows<64>(p, r0, r1, work + k * ws); break;
+                default: backward_rows<0>(p, r0, r1, work + k * ws);
+            }
         }
     };
-    parallel_for(batch * dim, nthreads, run);
+    parallel_for(batch * groups, nthreads, run);
     return 0;
 }
 
