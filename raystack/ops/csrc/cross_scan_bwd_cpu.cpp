@@ -9,7 +9,9 @@
 // all four directions: du, which sums the four paths, and dB and dC, which sum the channels,
 // are each written by one thread in a fixed order. Gradients are then bit-identical however
 // the work was scheduled and however many threads ran (a resumed training repeats the one
-// it resumes), and need no per-thread copies to add up afterwards. All float32 and contiguous; K = 4, L = h * w:
+// it resumes), and need no per-thread copies to add up afterwards.
+//
+// All float32 and contiguous; K = 4, L = h * w:
 //   u, dout, du          (batch, dim, L)        grid order (dout: the output's gradient
 //                                               transposed to channels-first by the caller)
 //   delta, ddelta        (batch, K, dim, L)     grid order, delta before bias and softplus
@@ -194,14 +196,8 @@ int rs_cross_backward(const float* u, const float* delta, const float* A, const 
     p.dbias_rows = dbias_rows; p.dB_acc = dB_acc; p.dC_acc = dC_acc;
     const int64_t ws = bwd_workspace(dstate, L);
     auto run = [&](int64_t b0, int64_t b1, int k) {
-        switch (dstate) {
-            case 4: bwd_batch<4>(p, b0, b1, work + k * ws); break;
-            case 8: bwd_batch<8>(p, b0, b1, work + k * ws); break;
-            case 16: bwd_batch<16>(p, b0, b1, work + k * ws); break;
-            case 32: bwd_batch<32>(p, b0, b1, work + k * ws); break;
-            case 64: bwd_batch<64>(p, b0, b1, work + k * ws); break;
-            default: bwd_batch<0>(p, b0, b1, work + k * ws);
-        }
+        float* w = work + k * ws;
+        with_dstate(dstate, [&](auto ns) { bwd_batch<decltype(ns)::value>(p, b0, b1, w); });
     };
     parallel_for(batch, nthreads, run);
     return 0;

@@ -190,14 +190,8 @@ int rs_cross_forward(const float* u, const float* delta, const float* A, const f
     p.colpos = colpos.data(); p.out = out;
     const int64_t ws = cross_workspace(dstate, L);
     auto run = [&](int64_t i0, int64_t i1, int k) {
-        switch (dstate) {
-            case 4: cross_items<4>(p, i0, i1, work + k * ws); break;
-            case 8: cross_items<8>(p, i0, i1, work + k * ws); break;
-            case 16: cross_items<16>(p, i0, i1, work + k * ws); break;
-            case 32: cross_items<32>(p, i0, i1, work + k * ws); break;
-            case 64: cross_items<64>(p, i0, i1, work + k * ws); break;
-            default: cross_items<0>(p, i0, i1, work + k * ws);
-        }
+        float* w = work + k * ws;
+        with_dstate(dstate, [&](auto ns) { cross_items<decltype(ns)::value>(p, i0, i1, w); });
     };
     parallel_for(batch * ((dim + CB - 1) / CB), nthreads, run);
     return 0;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <thread>
+#include <type_traits>
 #include <vector>
 #if defined(__SSE__)
 #include <xmmintrin.h>
@@ -133,6 +134,21 @@ inline float reverse_step(int64_t N, bool has_prev, float dyt, float dtt, float 
     }
     sa += s_a;
     return sb;
+}
+
+// Calls fn(std::integral_constant<int, NS>{}) with NS = dstate for the state sizes the
+// kernels are compiled for (their inner loops then have a fixed trip count and unroll), or
+// NS = 0, the generic loop, for any other size.
+template <typename Fn>
+void with_dstate(int64_t dstate, Fn fn) {
+    switch (dstate) {
+        case 4: fn(std::integral_constant<int, 4>{}); break;
+        case 8: fn(std::integral_constant<int, 8>{}); break;
+        case 16: fn(std::integral_constant<int, 16>{}); break;
+        case 32: fn(std::integral_constant<int, 32>{}); break;
+        case 64: fn(std::integral_constant<int, 64>{}); break;
+        default: fn(std::integral_constant<int, 0>{});
+    }
 }
 
 // Runs fn(i0, i1, thread) over [0, items) on nthreads threads (the caller's among them).

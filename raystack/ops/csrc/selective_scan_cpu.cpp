@@ -294,14 +294,8 @@ int rs_scan_forward(const float* u, const float* delta, const float* A, const fl
     p.out = out; p.last_state = last_state;
     const int64_t ws = forward_workspace(dstate, len);
     auto run = [&](int64_t i0, int64_t i1, int k) {
-        switch (dstate) {
-            case 4: forward_items<4>(p, i0, i1, work + k * ws); break;
-            case 8: forward_items<8>(p, i0, i1, work + k * ws); break;
-            case 16: forward_items<16>(p, i0, i1, work + k * ws); break;
-            case 32: forward_items<32>(p, i0, i1, work + k * ws); break;
-            case 64: forward_items<64>(p, i0, i1, work + k * ws); break;
-            default: forward_items<0>(p, i0, i1, work + k * ws);
-        }
+        float* w = work + k * ws;
+        with_dstate(dstate, [&](auto ns) { forward_items<decltype(ns)::value>(p, i0, i1, w); });
     };
     const int64_t per_group = dim / groups;
     parallel_for(batch * groups * ((per_group + CB - 1) / CB), nthreads, run);
@@ -327,17 +321,12 @@ int rs_scan_backward(const float* u, const float* delta, const float* A, const f
     const int64_t per_group = dim / groups;
     // item (b, g): the group's channels are rows b * dim + g * per_group onwards
     auto run = [&](int64_t i0, int64_t i1, int k) {
+        float* w = work + k * ws;
         for (int64_t i = i0; i < i1; ++i) {
             const int64_t r0 = (i / groups) * dim + (i % groups) * per_group;
             const int64_t r1 = r0 + per_group;
-            switch (dstate) {
-                case 4: backward_rows<4>(p, r0, r1, work + k * ws); break;
-                case 8: backward_rows<8>(p, r0, r1, work + k * ws); break;
-                case 16: backward_rows<16>(p, r0, r1, work + k * ws); break;
-                case 32: backward_rows<32>(p, r0, r1, work + k * ws); break;
-                case 64: backward_rows<64>(p, r0, r1, work + k * ws); break;
-                default: backward_rows<0>(p, r0, r1, work + k * ws);
-            }
+            with_dstate(dstate,
+                        [&](auto ns) { backward_rows<decltype(ns)::value>(p, r0, r1, w); });
         }
     };
     parallel_for(batch * groups, nthreads, run);
