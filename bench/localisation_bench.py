@@ -68,9 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-test", type=int, default=12)
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--size", default="1280x720", help="WxH of the synthetic camera")
-    p.add_argument("--region", default="patch", choices=("frame", "patch"))
+    p.add_argument("--region", default="patch", choices=("frame", "patch", "calibrated"))
     p.add_argument("--sigma", type=float, default=10.0)
     p.add_argument("--reuse", action="store_true", help="keep archives already synthesized")
+    p.add_argument("--train-name", default=None,
+                   help="with --keep-runs: the training runs' NAME (default --name), to "
+                        "rescan another benchmark's models under another --region")
     p.add_argument("--keep-runs", action="store_true",
                    help="keep finished training runs of the same name and settings (train "
                         "resumes them, finding nothing left to do): rescan and re-evaluate "
@@ -182,8 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     trained, train_s, scan_s, evals = {}, {}, {}, {}
     for mode in MODES:
         name = f"{args.name}-{mode}-{args.preset}"
+        train_name = f"{args.train_name or args.name}-{mode}-{args.preset}"
         trained[mode] = train_runs(
-            args.model, archive=archives["train"] / "train", work=work, name=name,
+            args.model, archive=archives["train"] / "train", work=work, name=train_name,
             clips_per_epoch=args.clips_per_epoch, preset=args.preset, epochs=args.epochs,
             tiles=mode == "tiled", tile_scale=args.tile_scale)
         train_s[mode] = trained[mode]["seconds"]

@@ -152,6 +152,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default="/tmp/raystack-quality", help="archives, runs and store")
     p.add_argument("--name", default="quality", help="results file bench/results/NAME.json")
+    p.add_argument("--train-name", default=None,
+                   help="the training runs' NAME (default --name): scan another benchmark's "
+                        "trained models, e.g. under another --region, without retraining "
+                        "(a finished run is only re-exported)")
     p.add_argument("--model", default="fp+fr", choices=sorted(PAIRS))
     p.add_argument("--preset", default="small")
     p.add_argument("--epochs", type=int, default=None,
@@ -168,7 +172,8 @@ def main() -> None:
     p.add_argument("--n-test", type=int, default=12)
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--size", default="320x240")
-    p.add_argument("--region", default="patch", choices=("frame", "patch"))
+    p.add_argument("--region", default="patch", choices=("frame", "patch", "calibrated"),
+                   help="scan score region; calibrated scores the baselines alike")
     p.add_argument("--sigma", type=float, default=10.0)
     p.add_argument("--tiles", action="store_true",
                    help="train on crops and scan tiles of the frame downscaled by --tile-scale "
@@ -194,9 +199,11 @@ def main() -> None:
         camera=1 if args.camera == "shared" else None)
 
     name = f"{args.name}-{args.model.replace('+', '-')}-{args.preset}"
+    train_name = f"{args.train_name or args.name}-{args.model.replace('+', '-')}-{args.preset}"
     # One `raystack train` run per task when the budget differs per task (FR trains ~4x
     # slower per clip than FP on this CPU), else one run of the whole model.
-    trained = train_runs(args.model, archive=archives["train"] / "train", work=work, name=name,
+    trained = train_runs(args.model, archive=archives["train"] / "train", work=work,
+                         name=train_name,
                          clips_per_epoch=args.clips_per_epoch, preset=args.preset,
                          epochs=args.epochs, lr=args.lr, workers=args.workers,
                          model_overrides=_overrides(args.override),
@@ -260,6 +267,7 @@ def main() -> None:
                   "subtle_kinds": subtle},
         "train": {"config": {k: v for k, v in vars(args).items() if k not in ("work",)},
                   "seconds": round(train_s, 1), "selected": selected,
+                  "reused_from": args.train_name,  # then seconds = re-export + calibration
                   "history": history, "warnings": warnings},
         "scan_seconds": scan_s,
         "validation_fusions": {f: r.micro_auc for f, r in val.items()},

@@ -80,7 +80,9 @@ class FrameScorer:
         batch_size: target frames per model call; None: :func:`default_batch_size` of
             the device (8 on CPU, 64 on CUDA).
         amp: autocast on CUDA: ``"auto"``, ``"off"``, ``"bf16"`` or ``"fp16"``.
-        region: ``"frame"`` or ``"patch"`` PSNR (:func:`raystack.scoring.region_psnr`).
+        region: ``"frame"`` or ``"patch"`` PSNR (:func:`raystack.scoring.region_psnr`), or
+            ``"calibrated"``: the worst patch relative to the ``normal`` references given
+            to :meth:`score` / :meth:`score_tiles` (:func:`raystack.scoring.calibrated_scores`).
         baselines: also score the ``diff`` and ``motion`` streams
             (:class:`~raystack.models.baselines.Baselines`).
 
@@ -189,7 +191,7 @@ class FrameScorer:
 
     def score(
         self, frames: np.ndarray, flows: np.ndarray | None = None,
-        gated: np.ndarray | None = None,
+        gated: np.ndarray | None = None, normal: Mapping[str, np.ndarray] | None = None,
     ) -> dict[str, StreamScores[np.ndarray]]:
         """Per-frame scores of frames ``context .. T-1`` for every stream.
 
@@ -200,6 +202,9 @@ class FrameScorer:
             gated: (n,) bool, target frames the learned models skip (motion gating, one
                 tile per frame in :meth:`score_tiles`' terms); their learned scores are NaN,
                 the baselines score them. None: none gated.
+            normal: ``region="calibrated"``: per stream, the (1, oh, ow) normal window
+                errors (:mod:`raystack.train.error_calibration`); None returns the raw
+                window errors in ``windows`` and the uncalibrated worst patch instead.
 
         Returns:
             ``{stream: StreamScores(psnr, aux, box)}`` in :attr:`streams` order: float32
@@ -212,14 +217,16 @@ class FrameScorer:
         self._check_clip(frames, flows, "score")
         h, w = self.img_size
         g = None if gated is None else np.asarray(gated, bool).reshape(-1, 1)
-        out = self._score(frames, flows, np.array([[0, 0, w, h]]), None, g)
+        out = self._score(frames, flows, np.array([[0, 0, w, h]]), None, g, normal)
         return {s: StreamScores(v.psnr[:, 0], None if v.aux is None else v.aux[:, 0],
-                                None if v.box is None else v.box[:, 0])
+                                None if v.box is None else v.box[:, 0],
+                                None if v.windows is None else v.windows[:, 0])
                 for s, v in out.items()}
 
     def score_tiles(
         self, frames: np.ndarray, flows: np.ndarray | None, boxes: np.ndarray,
         skip: np.ndarray | None = None, gated: np.ndarray | None = None,
+        normal: Mapping[str, np.ndarray] | None = None,
     ) -> dict[str, StreamScores[np.ndarray]]:
         """Per-frame scores of every tile of frames ``context .. T-1``, tiles batched together.
 
@@ -235,6 +242,8 @@ class FrameScorer:
                 scores are NaN, its box zeros); None scores all.
             gated: (n, N) bool, tiles only the learned models skip (motion gating): their
                 learned scores are NaN, the baselines still score them. None: none gated.
+            normal: per stream, the (N, oh, ow) normal window errors of these tiles
+                (``region="calibrated"``, as for :meth:`score`).
 
         Returns:
             ``{stream: StreamScores(psnr, aux, box)}``: psnr and aux (n, N) float32, box
@@ -251,11 +260,12 @@ class FrameScorer:
             msg = (f"FrameScorer.score_tiles: every box must be {tw}x{th} (the models' size) "
                    f"inside the {fw}x{fh} frames; got {boxes.tolist()}")
             raise ValueError(msg)
-        return self._score(frames, flows, boxes, skip, gated)
+        return self._score(frames, flows, boxes, skip, gated, normal)
 
     def _score(
         self, frames: np.ndarray, flows: np.ndarray | None, boxes: np.ndarray,
         skip: np.ndarray | None, gated: np.ndarray | None = None,
+        normal: Mapping[str, np.ndarray] | None = None,
     ) -> dict[str, StreamScores[np.ndarray]]:
         """Scores (n, N) of the N tiles ``boxes`` of targets ``context .. T-1``: the
         (target, tile) pairs not skipped go through the models ``batch_size`` at a time,
@@ -278,6 +288,8 @@ class FrameScorer:
         psnr = {s: np.full((n, m), np.nan, np.float32) for s in self.streams}
         aux: dict[str, np.ndarray] = {}
         box: dict[str, np.ndarray] = {}
+        windows: dict[str, np.ndarray] = {}
+        refs = self._normal_refs(normal, m)
         clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W)
         flow = torch.from_numpy(np.ascontiguousarray(flows)) if self.needs_flow else None
         autocast = torch.autocast(
@@ -300,7 +312,54 @@ class FrameScorer:
                         if sc.box is not None:
                             box.setdefault(s, np.zeros((n, m, 4), np.int32))
                             box[s][rows, tiles] = sc.box.cpu().numpy()
-        return {s: StreamScores(psnr[s], aux.get(s), box.get(s)) for s in self.streams}
+                        if sc.windows is not None:
+                            win_np = sc.windows.float().cpu().numpy()
+                            windows.setdefault(
+                                s, np.full((n, m, *win_np.shape[1:]), np.nan, np.float32))
+                            windows[s][rows, tiles] = win_np
+        if refs is not None:
+            for s, w in windows.items():
+                psnr[s], box[s] = self._calibrated(w, refs[s])
+            windows = {}
+        return {s: StreamScores(psnr[s], aux.get(s), box.get(s), windows.get(s))
+                for s in self.streams}
+
+    def _normal_refs(self, normal: Mapping[str, np.ndarray] | None, tiles: int
+                     ) -> dict[str, np.ndarray] | None:
+        """The checked references of a calibrated score, or None (no calibration)."""
+        if self.region != "calibrated" or normal is None:
+            return None
+        from raystack.scoring import window_geometry
+
+        _, _, grid = window_geometry(self.img_size)
+        refs = {}
+        for s in self.streams:
+            ref = None if s not in normal else np.asarray(normal[s], np.float32)
+            if ref is None or ref.shape != (tiles, *grid):
+                got = "none" if ref is None else str(ref.shape)
+                msg = (f"FrameScorer: calibrated scoring needs {s}'s normal window errors "
+                       f"({tiles}, {grid[0]}, {grid[1]}) for these tiles; got {got}")
+                raise ValueError(msg)
+            refs[s] = ref
+        return refs
+
+    def _calibrated(self, windows: np.ndarray, ref: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """(n, N) calibrated PSNR and (n, N, 4) boxes of (n, N, oh, ow) window errors
+        against (N, oh, ow) references; NaN (box zeros) where a pair was not scored."""
+        from raystack.scoring import calibrated_scores
+
+        n, m = windows.shape[:2]
+        psnr = np.full((n, m), np.nan, np.float32)
+        box = np.zeros((n, m, 4), np.int32)
+        done = np.isfinite(windows).all(axis=(2, 3))
+        if done.any():
+            rows, tiles = np.nonzero(done)
+            p, b = calibrated_scores(torch.from_numpy(windows[rows, tiles]),
+                                     torch.from_numpy(ref[tiles]), self.img_size)
+            psnr[rows, tiles] = p.numpy()
+            box[rows, tiles] = b.numpy()
+        return psnr, box
 
     def _window(
         self, model: ScoringModel, idx: list[tuple[int, np.ndarray]], clip: torch.Tensor,

@@ -61,7 +61,7 @@ def gaussian_smooth(x: np.ndarray, sigma: float = 10.0) -> np.ndarray:
 # Side of the square patch of :func:`patch_psnr` at a 256-pixel frame; it scales with the
 # frame (16 px at 128), so a patch always covers about one walker's torso.
 PATCH_AT_256 = 32
-REGIONS = ("frame", "patch")
+REGIONS = ("frame", "patch", "calibrated")
 
 
 def patch_size_for(img_size: tuple[int, int]) -> int:
@@ -102,6 +102,15 @@ def worst_patch(
         ``(x0, y0, x1, y1)`` of the region grown around it in the input's pixels, x1/y1
         exclusive. Ties for the worst window go to the first in raster order.
     """
+    pooled, k, stride = window_errors(pred, target, patch)
+    return worst_window(pooled[:, None], k, stride, grow=grow)
+
+
+def window_errors(pred: torch.Tensor, target: torch.Tensor, patch: int
+                  ) -> tuple[torch.Tensor, int, int]:
+    """(B, oh, ow) mean squared error (over C and the window, in the PSNR's [0, 1] units) of
+    every ``patch`` x ``patch`` window at stride ``patch // 2``, and the window side and
+    stride used (the side clipped to the frame)."""
     import torch.nn.functional as F
 
     if pred.shape != target.shape or pred.dim() != 4:
@@ -111,7 +120,13 @@ def worst_patch(
     err = ((pred.float() - target.float()) * 0.5).pow(2).mean(dim=1, keepdim=True)
     k = min(patch, *err.shape[-2:])
     stride = max(1, k // 2)
-    pooled = F.avg_pool2d(err, k, stride=stride)  # (B, 1, oh, ow)
+    return F.avg_pool2d(err, k, stride=stride)[:, 0], k, stride
+
+
+def worst_window(pooled: torch.Tensor, k: int, stride: int, *, grow: float = GROW
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(psnr, box)`` of the largest window of ``pooled`` (B, 1, oh, ow): ``10 log10(1 /
+    value)`` in dB and the region grown around it (:func:`worst_patch`)."""
     mse, idx = pooled.flatten(1).max(dim=1)
     box = grown_box(pooled, idx, mse * grow, k, stride)
     return 10.0 * (1.0 / mse.clamp_min(MSE_FLOOR)).log10(), box
@@ -156,10 +171,53 @@ def region_scores(
     (:func:`worst_patch`); the box is None for ``"frame"``, which has no location."""
     if region == "frame":
         return psnr(pred, target), None
-    if region == "patch":
+    if region in ("patch", "calibrated"):  # calibrated: FrameScorer rescores the windows
         return worst_patch(pred, target, patch_size_for(tuple(pred.shape[-2:])))
     msg = f"score region {region!r}: choose one of {REGIONS}"
     raise ValueError(msg)
+
+
+def region_windows(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, oh, ow) window errors of :func:`window_errors` at the frame's patch size: what a
+    ``region="calibrated"`` score is made of."""
+    return window_errors(pred, target, patch_size_for(tuple(pred.shape[-2:])))[0]
+
+
+def window_geometry(img_size: tuple[int, int]) -> tuple[int, int, tuple[int, int]]:
+    """``(k, stride, (oh, ow))`` of :func:`region_windows` on a frame of ``img_size``."""
+    h, w = (int(v) for v in img_size)
+    k = min(patch_size_for((h, w)), h, w)
+    stride = max(1, k // 2)
+    return k, stride, ((h - k) // stride + 1, (w - k) // stride + 1)
+
+
+def calibrated_scores(windows: torch.Tensor, normal: torch.Tensor, img_size: tuple[int, int]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``calibrated`` score: the worst window of the error RELATIVE to the error normal
+    footage has at that place.
+
+    A frame predictor errs most where normal footage is hard to predict: where people
+    enter the view, along busy paths, at a tile's border. A worst-window score is then
+    held by those places in every frame, and an unusual event where normal footage is
+    quiet (a runner on an empty stretch, erratic turns, someone in a flower bed) must beat
+    the busiest normal spot of the frame. Dividing each window's error by its normal
+    reference (:mod:`raystack.normal_error`: a high quantile of that window's
+    error over held-out normal frames, plus the median of those quantiles, so that nearly
+    error-free places cannot turn noise into alarms) ranks windows by how unusual their
+    error is for that place.
+
+    Args:
+        windows: (B, oh, ow) :func:`region_windows` errors.
+        normal: (B, oh, ow) or (oh, ow) positive references of the same windows.
+        img_size: (H, W) of the frames the windows cover (for the box).
+
+    Returns:
+        ``(psnr, box)``: (B,) ``10 log10(normal / error)`` of the window with the largest
+        ratio, in dB (high = normal, as every stream), and its grown (B, 4) box.
+    """
+    k, stride, _ = window_geometry(img_size)
+    ratio = windows.float() / normal.float().clamp_min(MSE_FLOOR)
+    return worst_window(ratio[:, None], k, stride)
 
 
 # The trivial streams every scan writes beside the learned ones, from the same decoded

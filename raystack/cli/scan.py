@@ -44,7 +44,9 @@ def scan_cmd(
     limit: int = typer.Option(None, show_default="all", help="Scan only the first N videos."),
     score_region: str = typer.Option(
         None, "--score-region", show_default=_d("score_region"),
-        help="frame: PSNR of the whole frame (the papers'); patch: its worst patch."),
+        help="frame: PSNR of the whole frame (the papers'); patch: its worst patch; "
+             "calibrated: the worst patch relative to the error normal footage has there "
+             "(needs checkpoints from `raystack train` on this camera)."),
     tiles: bool = typer.Option(
         None, "--tiles/--no-tiles", show_default="no-tiles",
         help="Score overlapping tiles of a downscaled frame (worst tile per frame, with its "

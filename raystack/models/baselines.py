@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from raystack.models.contract import ScoringModel, StreamScores
-from raystack.scoring import BASELINE_STREAMS, motion_scores, region_scores
+from raystack.scoring import BASELINE_STREAMS, motion_scores, region_scores, region_windows
 
 
 class Baselines(nn.Module, ScoringModel):
@@ -42,5 +42,11 @@ class Baselines(nn.Module, ScoringModel):
             # diff is copy_last_psnr, with the box of its worst patch
             diff, diff_box = region_scores(frames[:, -2].float(), frames[:, -1].float(), region)
             motion, motion_box = motion_scores(flows[:, -1].float())
-        return {"diff": StreamScores(diff, box=diff_box),
-                "motion": StreamScores(motion, box=motion_box if region == "patch" else None)}
+            calibrated = region == "calibrated"
+            if calibrated:
+                flow = flows[:, -1].float()
+                diff_w = region_windows(frames[:, -2].float(), frames[:, -1].float())
+                motion_w = region_windows(flow.new_zeros(flow.shape), flow)
+        return {"diff": StreamScores(diff, box=diff_box, windows=diff_w if calibrated else None),
+                "motion": StreamScores(motion, box=motion_box if region != "frame" else None,
+                                       windows=motion_w if calibrated else None)}

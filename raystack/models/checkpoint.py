@@ -110,7 +110,13 @@ def save_checkpoint(
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Same-folder temp file + rename: a crash mid-write never leaves a truncated checkpoint.
+    _write_payload(path, payload)
+    return path
+
+
+def _write_payload(path: Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` to a same-folder temp file, then rename: a crash mid-write never leaves
+    a truncated checkpoint."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -121,7 +127,6 @@ def save_checkpoint(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def _check_is_file(path: Path) -> None:
@@ -212,3 +217,12 @@ def checkpoint_hash(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_checkpoint_extra(path: str | os.PathLike, key: str, record: dict[str, Any]) -> None:
+    """Rewrite the checkpoint at ``path`` with ``record`` as ``extra[key]``, atomically (the
+    calibrations ``raystack train`` records after export: gate floor, normal errors)."""
+    path = Path(path)
+    payload = read_checkpoint(path)
+    payload["extra"] = {**(payload.get("extra") or {}), key: record}
+    _write_payload(path, payload)

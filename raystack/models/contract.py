@@ -46,11 +46,15 @@ class StreamScores(Generic[A]):
             input's pixels (x1/y1 exclusive), when the score is a worst-patch score
             (``region="patch"``, and the ``motion`` baseline always); None for a
             whole-frame score, which has no location.
+        windows: (B, oh, ow) float32 error of every window of the error map
+            (:func:`raystack.scoring.region_windows`), under ``region="calibrated"`` only:
+            ``FrameScorer`` turns them into the calibrated score and box.
     """
 
     psnr: A
     aux: A | None = None
     box: A | None = None
+    windows: A | None = None
 
 
 class ScoringModel(abc.ABC):

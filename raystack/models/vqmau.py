@@ -43,7 +43,7 @@ from raystack.models.losses import task_loss, trivial_prediction
 from raystack.models.nvss import NVSSBlock
 from raystack.models.patches import FinalProjection, PatchEmbed, PatchExpand, PatchMerging
 from raystack.models.vq import VectorQuantizer
-from raystack.scoring import region_scores
+from raystack.scoring import region_scores, region_windows
 
 TASKS = ("fp", "fr")
 
@@ -321,7 +321,9 @@ class VQMaU(nn.Module, TrainableModel):
         pred = self(x).pred
         with torch.autocast(device_type=pred.device.type, enabled=False):
             score, box = region_scores(pred.float(), target.float(), region)
-        return {c.task: StreamScores(score, box=box)}
+            windows = (region_windows(pred.float(), target.float())
+                       if region == "calibrated" else None)
+        return {c.task: StreamScores(score, box=box, windows=windows)}
 
     def loss(
         self, output: VQMaUOutput, batch: dict[str, torch.Tensor]

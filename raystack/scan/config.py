@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from raystack.config import load_config
 from raystack.errors import ConfigError
+from raystack.scoring import REGIONS
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ class ScanConfig:
     flow_model: str = ""
     flow_checkpoint: str = ""
     # How a frame's error map becomes its score: "frame" (PSNR over the whole frame, the
-    # papers' protocol) or "patch" (PSNR of the worst patch, ~1/8 of the frame side).
+    # papers' protocol), "patch" (PSNR of the worst patch, ~1/8 of the frame side) or
+    # "calibrated" (the worst patch relative to the error held-out normal footage has at
+    # that place, recorded by `raystack train`; the baselines are calibrated alike).
     score_region: str = "frame"
     # Score overlapping tiles of each frame, downscaled by tile_scale, instead of the whole
     # frame resized to the model's input (the papers' protocol, and the benchmark's). Each
@@ -171,8 +174,13 @@ def check_config(cfg: ScanConfig) -> None:
         bad("archive", "set the archive to scan (a folder, a video file or s3://bucket/prefix)")
     if not cfg.dry_run and not cfg.store:
         bad("store", "set the output store (a folder or s3://bucket/prefix)")
-    if cfg.score_region not in ("frame", "patch"):
-        bad("score_region", "choose 'frame' (the papers' protocol) or 'patch' (worst patch)")
+    if cfg.score_region not in REGIONS:
+        bad("score_region", "choose 'frame' (the papers' protocol), 'patch' (worst patch) or "
+                            "'calibrated' (worst patch relative to normal footage)")
+    if cfg.score_region == "calibrated" and (cfg.gate or cfg.gate_floor > 0):
+        bad("score_region", "motion gating does not combine with calibrated scores yet (a "
+                            "gated frame's trivial answer has no calibrated score); scan "
+                            "without --gate, or with --score-region patch")
     if not cfg.checkpoints:
         bad("checkpoints", "give at least one model checkpoint (--checkpoint PATH, repeatable)")
     if isinstance(cfg.checkpoints, str):

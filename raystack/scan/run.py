@@ -77,11 +77,23 @@ def _model_info(cfg: ScanConfig) -> dict[str, Any]:
     # Units decode the models' context at the stride: context x stride source frames.
     info = {"context": int(fs.context) * cfg.stride, "streams": list(fs.streams),
             "checkpoints": ckpts, "gate_floor": resolve_gate_floor(cfg, fs.checkpoints),
+            "calibrated": _check_calibrated(cfg, fs.checkpoints),
             "img_size": list(fs.img_size), "needs_flow": bool(fs.needs_flow),
             "tiling_warnings": [w for i in fs.checkpoints.values() if (w := tiling_mismatch(
                 i, tiles=cfg.tiles, tile_scale=cfg.tile_scale))]}
     del fs
     return info
+
+
+def _check_calibrated(cfg: ScanConfig, checkpoints: dict[str, dict[str, Any]]) -> bool:
+    """Whether the scan is calibrated; refuses, before any worker starts, a calibrated scan
+    whose checkpoints record no normal errors (names them)."""
+    from raystack.normal_error import check_recorded
+
+    if cfg.score_region != "calibrated":
+        return False
+    check_recorded(checkpoints)
+    return True
 
 
 def _identity(cfg: ScanConfig, info: dict[str, Any]) -> dict[str, Any]:

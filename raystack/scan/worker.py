@@ -87,7 +87,9 @@ class UnitScorer:
         cache_dir: local cache of S3 videos.
         cache_max_bytes: size cap of that cache, least recently used videos first out
             (None: no cap).
-        region: ``"frame"`` or ``"patch"`` scoring (:class:`~raystack.inference.FrameScorer`).
+        region: ``"frame"``, ``"patch"`` or ``"calibrated"`` scoring
+            (:class:`~raystack.inference.FrameScorer`; calibrated reads the checkpoints'
+            normal-error references for each video's tile grid).
         baselines: also score the trivial ``diff`` and ``motion`` streams.
         tiles: score overlapping tiles of a downscaled frame instead of the whole frame
             resized to the models' size (:mod:`raystack.tiles`).
@@ -159,6 +161,7 @@ class UnitScorer:
         self.tile_overlap = float(tile_overlap)
         self.tile_gate = tile_gate
         self._grids: dict[tuple[int, int], TileGrid] = {}
+        self._normal_refs: dict[tuple, dict[str, np.ndarray]] = {}
         self._flow = None
         if self.scorer.needs_flow or self.gate_floor is not None:  # the gate reads flow
             from raystack.flow import create_flow
@@ -292,7 +295,9 @@ class UnitScorer:
             h, w = self.scorer.img_size
             boxes, skip = np.array([[0, 0, w, h]]), np.zeros((n, 1), bool)
         gated = self._gated(chunk, boxes)
-        out = self.scorer.score_tiles(chunk.frames, chunk.flows, boxes, skip, gated)
+        normal = (self._normal(boxes, chunk.frames.shape[1:3])
+                  if self.scorer.region == "calibrated" else None)
+        out = self.scorer.score_tiles(chunk.frames, chunk.flows, boxes, skip, gated, normal)
         if gated is None:
             gated = np.zeros_like(skip)
         else:
@@ -305,6 +310,16 @@ class UnitScorer:
             return {s: reduce_tiles(out[s], grid, skip) for s in out}, frame_gated
         return {s: whole_frame(first_tile(v), source_size, self.scorer.img_size)
                 for s, v in out.items()}, frame_gated
+
+    def _normal(self, boxes: np.ndarray, work_size: tuple[int, int]) -> dict[str, np.ndarray]:
+        """Per stream, the normal window errors the checkpoints recorded for these tiles
+        (``score_region = "calibrated"``, :mod:`raystack.normal_error`)."""
+        from raystack.normal_error import references_for
+
+        key = (tuple(int(v) for v in work_size), boxes.tobytes())
+        if key not in self._normal_refs:
+            self._normal_refs[key] = references_for(self.scorer.checkpoints, boxes, work_size)
+        return self._normal_refs[key]
 
     def __call__(self, unit: WorkUnit) -> pa.Table:
         """The ``scores`` rows of ``unit``: one per (frame in [start, stop), stream)."""

@@ -15,8 +15,6 @@ gives a low floor that gates little: the floor errs towards scoring.
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,18 +72,6 @@ def calibrate_gate(cfg: Any, sources: list[Any], *, img_size: tuple[int, int],
 
 def write_gate_record(path: str | os.PathLike, record: dict[str, Any]) -> None:
     """Rewrite the checkpoint at ``path`` with ``record`` as ``extra["gate"]``, atomically."""
-    import torch
+    from raystack.models.checkpoint import write_checkpoint_extra
 
-    from raystack.models.checkpoint import read_checkpoint
-
-    path = Path(path)
-    payload = read_checkpoint(path)
-    payload["extra"] = {**(payload.get("extra") or {}), GATE_KEY: record}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_checkpoint_extra(path, GATE_KEY, record)

@@ -117,9 +117,12 @@ def _history_from_storage(storage: RunStorage, outcome: StreamOutcome) -> list[d
 
 
 def _export(cfg: TrainConfig, storage: RunStorage, outcome: StreamOutcome,
-            gate: dict[str, Any] | None = None) -> tuple[str, str, dict]:
+            gate: dict[str, Any] | None = None, sources: list[Any] | None = None
+            ) -> tuple[str, str, dict]:
     """Copy the selected epoch's model.pt to ``<export_dir>/<task>.pt`` and the storage,
-    with the run's gate record (:mod:`raystack.train.gate_calibration`) when there is one."""
+    with the run's gate record (:mod:`raystack.train.gate_calibration`) when there is one
+    and its normal window errors on the held-out ``sources``
+    (:mod:`raystack.train.error_calibration`)."""
     task = outcome.task
     chosen = select_epoch(outcome.history, set(outcome.epochs))
     if chosen is None:
@@ -145,6 +148,8 @@ def _export(cfg: TrainConfig, storage: RunStorage, outcome: StreamOutcome,
         from raystack.train.gate_calibration import write_gate_record
 
         write_gate_record(local, gate)
+    if sources is not None:
+        _record_normal_error(cfg, sources, local)
     in_storage = f"{task}.pt"
     if storage.is_s3 or local.absolute() != Path(storage.path(in_storage)):
         storage.put_file(local, in_storage)
@@ -212,7 +217,7 @@ def train(cfg: TrainConfig, *, progress: TrainProgress | None = None) -> TrainRe
     for task, outcome in outcomes.items():
         if not outcome.history:
             outcome.history = _history_from_storage(storage, outcome)
-        local, stored, chosen = _export(cfg, storage, outcome, gate)
+        local, stored, chosen = _export(cfg, storage, outcome, gate, sources)
         result.checkpoints[task], result.stored[task], result.selected[task] = local, stored, chosen
         result.history[task] = outcome.history
         result.resumed_from[task] = outcome.resumed_from
@@ -237,6 +242,24 @@ def _gate_record(cfg: TrainConfig, sources: list[Any]) -> dict[str, Any] | None:
         console(stderr=True).print(f"warning: no gate floor recorded: {e}", style="yellow",
                                    markup=False, highlight=False)
         return None
+
+
+def _record_normal_error(cfg: TrainConfig, sources: list[Any], local: Path) -> None:
+    """Write the checkpoint's normal window errors into it (``--score-region calibrated``);
+    a warning, not a failure, when there is nothing to calibrate on: the checkpoint then
+    scores every region but ``calibrated``."""
+    from raystack.console import console
+    from raystack.models.checkpoint import write_checkpoint_extra
+    from raystack.normal_error import NORMAL_KEY
+    from raystack.train.error_calibration import calibrate_normal_error
+
+    try:
+        record = calibrate_normal_error(cfg, sources, str(local))
+    except ValueError as e:
+        console(stderr=True).print(f"warning: no normal errors recorded in {local}: {e}",
+                                   style="yellow", markup=False, highlight=False)
+        return
+    write_checkpoint_extra(local, NORMAL_KEY, record)
 
 
 def _plain(value: Any) -> Any:

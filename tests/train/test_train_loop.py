@@ -127,6 +127,19 @@ def test_train_writes_checkpoints_that_scan_loads(tiny_cfg):
     doc = json.loads((run / "train.json").read_text())
     assert doc["streams"]["fp"]["selected_epoch"] == result.selected["fp"]["epoch"]
     assert "never" in doc["selection_rule"] and len(doc["streams"]["fr"]["history"]) == 2
+    # Each exported checkpoint carries its normal window errors: a calibrated scan reads them.
+    from raystack.normal_error import NORMAL_KEY, references_for
+    from raystack.scoring import window_geometry
+
+    calibrated = FrameScorer.from_checkpoints(list(result.checkpoints.values()),
+                                              region="calibrated")
+    for task in ("fp", "fr"):
+        assert calibrated.checkpoints[task]["extra"][NORMAL_KEY]["frames"] > 0
+    refs = references_for(calibrated.checkpoints, np.array([[0, 0, 32, 32]]), (32, 32))
+    assert set(refs) == {"fp", "fr", "diff", "motion"}
+    out = calibrated.score(frames, flows, normal=refs)
+    assert all(np.isfinite(out[s].psnr).all() and out[s].box is not None for s in refs)
+    assert refs["fp"].shape == (1, *window_geometry((32, 32))[2])
 
 
 class _Interrupt(Exception):

@@ -41,7 +41,7 @@ from raystack.models.m2s2l.decompose import FeatureDecomposition
 from raystack.models.m2s2l.memory import MemoryBank
 from raystack.models.m2s2l.spatial import MultiScaleSpatialEncoder
 from raystack.models.m2s2l.temporal import MultiScaleTemporalEncoder, frame_differences
-from raystack.scoring import region_scores
+from raystack.scoring import region_scores, region_windows
 
 
 class M2S2LOutput(NamedTuple):
@@ -204,8 +204,9 @@ class M2S2L(nn.Module, TrainableModel):
         Args:
             clip: (b, context + 1, 3, H, W) in [-1, 1]: the inputs, then the target frame.
             flows: ignored (``needs_flow`` is False: motion is the frame difference).
-            region: ``"frame"`` (whole-frame PSNR, the paper) or ``"patch"`` (worst patch,
-                :func:`raystack.scoring.region_psnr`).
+            region: ``"frame"`` (whole-frame PSNR, the paper), ``"patch"`` (worst patch,
+                :func:`raystack.scoring.region_psnr`) or ``"calibrated"`` (also the window
+                errors, :func:`raystack.scoring.region_windows`).
 
         Returns:
             ``{"m2s2l_app": StreamScores(psnr, aux), "m2s2l_mot": ...}``, each a float32
@@ -219,6 +220,10 @@ class M2S2L(nn.Module, TrainableModel):
         with torch.autocast(device_type=clip.device.type, enabled=False):
             app, app_box = region_scores(out.pred.float(), frame.float(), region)
             mot, mot_box = region_scores(out.motion.float(), motion.float(), region)
+            app_w = mot_w = None
+            if region == "calibrated":
+                app_w = region_windows(out.pred.float(), frame.float())
+                mot_w = region_windows(out.motion.float(), motion.float())
         d = out.distance
 
         def aux(parts: tuple[str, ...]) -> torch.Tensor:
@@ -226,11 +231,11 @@ class M2S2L(nn.Module, TrainableModel):
             return torch.stack(have).mean(dim=0) if have else torch.full_like(app, float("nan"))
 
         if self.decompose is None:  # one shared feature and bank serve both decoders
-            return {STREAMS[0]: StreamScores(app, aux(("shared",)), app_box),
-                    STREAMS[1]: StreamScores(mot, aux(("shared",)), mot_box)}
+            return {STREAMS[0]: StreamScores(app, aux(("shared",)), app_box, app_w),
+                    STREAMS[1]: StreamScores(mot, aux(("shared",)), mot_box, mot_w)}
         return {
-            STREAMS[0]: StreamScores(app, aux(("common", "appearance")), app_box),
-            STREAMS[1]: StreamScores(mot, aux(("common", "motion")), mot_box),
+            STREAMS[0]: StreamScores(app, aux(("common", "appearance")), app_box, app_w),
+            STREAMS[1]: StreamScores(mot, aux(("common", "motion")), mot_box, mot_w),
         }
 
     def loss(self, output: M2S2LOutput, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
