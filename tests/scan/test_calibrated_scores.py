@@ -112,3 +112,40 @@ def test_scan_config_knows_the_region_and_refuses_it_with_gating():
     with pytest.raises(ConfigError, match="'calibrated'"):
         check_config(ScanConfig(archive="a", store="s", checkpoints=["x.pt"],
                                         score_region="worst"))
+
+
+def test_worker_scores_calibrated_rows_and_refuses_another_camera(half_static,
+                                                                   tiny_checkpoints, tmp_path):
+    """A calibrated unit scan reads the references of its grid; the same checkpoint on frames
+    of another working size fails the unit, naming both sizes."""
+    import pyarrow.compute as pc
+
+    from raystack.archive import list_archive
+    from raystack.scan.plan import plan_units
+    from raystack.scan.probe import probe_archive
+    from raystack.scan.worker import UnitScorer
+
+    sources = list_archive(half_static)
+    cfg = SimpleNamespace(archive=str(half_static), flow="dis", flow_preset="fast",
+                          tiles=False, tile_scale=0.0, val_fraction=0.5)
+    path = tmp_path / "fp.pt"
+    shutil.copy(tiny_checkpoints["fp"], path)
+    write_checkpoint_extra(path, NORMAL_KEY, calibrate_normal_error(cfg, sources, str(path)))
+
+    def scorer(**kw):
+        return UnitScorer([str(path)], threads=1, chunk_frames=8, prefetch_chunks=0,
+                          run_id="c", **kw)
+
+    patch, calibrated = scorer(region="patch"), scorer(region="calibrated")
+    unit = plan_units(probe_archive(sources), context=patch.context, segment_frames=512,
+                      sources=sources).units[0]
+    a, b = patch(unit), calibrated(unit)
+    for stream in ("fp", "diff", "motion"):
+        pa_ = a.filter(pc.equal(a["model"], stream))["psnr"].to_numpy()
+        pb = b.filter(pc.equal(b["model"], stream))["psnr"].to_numpy()
+        assert len(pa_) == len(pb) > 0 and np.isfinite(pb).all()
+        assert not np.allclose(pa_, pb)  # another quantity: error relative to normal
+    tiled = scorer(region="calibrated", tiles=True, tile_scale=0.5)  # 128x128 working frames
+    with pytest.raises(ConfigError, match=r"calibrated on 64x64 frames in 1 tiles, this video "
+                                          r"is scored at 128x128"):
+        tiled(unit)
