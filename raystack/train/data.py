@@ -94,10 +94,14 @@ def _cached(path: Path | None, make: Callable[[], np.ndarray]) -> np.ndarray:
     return array
 
 
-def decode_frames(src: Any, size: tuple[int, int], *, scale: float | None = None
-                  ) -> np.ndarray:
+def decode_frames(src: Any, size: tuple[int, int], *, scale: float | None = None,
+                  tail: tuple[float, int] | None = None) -> np.ndarray:
     """All frames of ``src`` as uint8 (T, H, W, 3) at ``size`` = (H, W), as the scan decodes;
-    with ``scale``, at the working size of a tiled scan with ``size`` tiles (crops.py)."""
+    with ``scale``, at the working size of a tiled scan with ``size`` tiles (crops.py).
+
+    ``tail = (fraction, context)`` decodes only the last ``round(fraction * T)`` frames and
+    the ``context`` frames before them (the held-out frames calibrations read), not the
+    whole video: on hours of footage the rest would cost minutes per checkpoint."""
     from raystack.archive import materialise
     from raystack.decode import open_reader
     from raystack.train.crops import working_size
@@ -106,8 +110,9 @@ def decode_frames(src: Any, size: tuple[int, int], *, scale: float | None = None
         if scale is not None:  # the source size is known once the reader is open
             reader.size = working_size(reader.width, reader.height, scale, tile=size)
             size = (reader.size[1], reader.size[0])
-        parts = [reader.read(s, min(s + READ_CHUNK, reader.num_frames))
-                 for s in range(0, reader.num_frames, READ_CHUNK)]
+        n = reader.num_frames
+        first = 0 if tail is None else max(0, n - round(tail[0] * n) - int(tail[1]))
+        parts = [reader.read(s, min(s + READ_CHUNK, n)) for s in range(first, n, READ_CHUNK)]
     return np.concatenate(parts) if parts else np.zeros((0, *size, 3), np.uint8)
 
 

@@ -53,11 +53,10 @@ def calibrate_normal_error(cfg: Any, sources: list[Any], checkpoint: str,
     per_stream: dict[str, list[np.ndarray]] = {s: [] for s in scorer.streams}
     geometry: tuple[tuple[int, int], np.ndarray] | None = None
     for src in sources:
-        frames = decode_frames(src, size, scale=cfg.tile_scale if cfg.tiles else None)
-        n_held = round(cfg.val_fraction * len(frames))
-        if n_held < 1 or len(frames) <= scorer.context:
+        clip = decode_frames(src, size, scale=cfg.tile_scale if cfg.tiles else None,
+                             tail=(cfg.val_fraction, scorer.context))
+        if len(clip) <= scorer.context:  # no held-out frame with its context before it
             continue
-        clip = frames[max(0, len(frames) - n_held - scorer.context):]
         work = tuple(int(v) for v in clip.shape[1:3])
         if cfg.tiles:  # the scan's grid: its boxes depend on the working size alone
             boxes = TileGrid(work, work, tuple(size), DEFAULT_OVERLAP).boxes

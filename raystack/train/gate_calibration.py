@@ -50,8 +50,8 @@ def calibrate_gate(cfg: Any, sources: list[Any], *, img_size: tuple[int, int],
     estimator = make_flow(cfg.flow, cfg.flow_preset)
     stats = []
     for src in sources:
-        frames = decode_frames(src, img_size, scale=cfg.tile_scale if cfg.tiles else None)
-        held = frames[len(frames) - round(cfg.val_fraction * len(frames)):]
+        held = decode_frames(src, img_size, scale=cfg.tile_scale if cfg.tiles else None,
+                             tail=(cfg.val_fraction, 0))
         if len(held) < 2:
             continue
         flows = flow_to_model_input(estimator(np.ascontiguousarray(held)))

@@ -145,3 +145,18 @@ def test_clipset_subset_keeps_pairs():
     clips = ClipSet([_numbered_video(10)], "fp", 2, np.zeros(5, np.int64), np.arange(2, 7))
     sub = clips.subset(np.array([1, 3]))
     assert list(sub.targets) == [3, 5] and len(sub) == 2
+
+
+def test_decode_frames_tail_reads_only_the_held_out_end_and_its_context(synth_archive):
+    """Calibrations read the last val_fraction of a video (and the models' context before
+    it): decoding only that tail gives exactly those frames of a full decode."""
+    from raystack.archive import list_archive
+    from raystack.train.data import decode_frames
+
+    src = list_archive(synth_archive / "train")[0]
+    full = decode_frames(src, (64, 64))
+    n = len(full)
+    tail = decode_frames(src, (64, 64), tail=(0.25, 3))
+    np.testing.assert_array_equal(tail, full[n - round(0.25 * n) - 3:])
+    assert len(decode_frames(src, (64, 64), tail=(0.0, 2))) == 2  # context only: skipped
+    np.testing.assert_array_equal(decode_frames(src, (64, 64), tail=(1.0, 5)), full)
