@@ -101,7 +101,7 @@ def calibrate_floor(stats_px: np.ndarray, quantile: float = FLOOR_QUANTILE) -> f
 
 
 def trivial_psnr(stream: str, prev: np.ndarray, cur: np.ndarray, flow: np.ndarray | None,
-                 region: str = "frame") -> np.ndarray:
+                 region: str = "frame", normal: np.ndarray | None = None) -> np.ndarray:
     """What a gated frame's learned-stream row is stored with: the PSNR of the stream's
     trivial answer at that frame, in the stream's score region.
 
@@ -114,14 +114,16 @@ def trivial_psnr(stream: str, prev: np.ndarray, cur: np.ndarray, flow: np.ndarra
     Args:
         prev, cur: float (k, H, W, 3) in [-1, 1]: the frame before each gated frame, and it.
         flow: model-range float (k, 2, H, W), the flow into each (needed for ``fr``).
-        region: ``"frame"`` or ``"patch"``, as the scan scores.
+        region: ``"frame"``, ``"patch"`` or ``"calibrated"``, as the scan scores.
+        normal: ``"calibrated"`` only: (k, oh, ow) the stream's normal window errors of
+            each sample's tile (:mod:`raystack.normal_error`).
 
     Returns:
         float32 (k,).
     """
     import torch
 
-    from raystack.scoring import region_psnr
+    from raystack.scoring import calibrated_scores, region_psnr, region_windows
 
     p = torch.from_numpy(np.ascontiguousarray(prev, np.float32)).permute(0, 3, 1, 2)
     c = torch.from_numpy(np.ascontiguousarray(cur, np.float32)).permute(0, 3, 1, 2)
@@ -134,11 +136,20 @@ def trivial_psnr(stream: str, prev: np.ndarray, cur: np.ndarray, flow: np.ndarra
     else:
         pred, target = p, c
     with torch.inference_mode():
+        if region == "calibrated":
+            if normal is None:
+                msg = f"trivial_psnr({stream!r}): a calibrated score needs the normal references"
+                raise ValueError(msg)
+            windows = region_windows(pred, target)
+            ref = torch.from_numpy(np.ascontiguousarray(normal, np.float32))
+            return calibrated_scores(windows, ref, tuple(pred.shape[-2:]))[0].numpy().astype(
+                np.float32)
         return region_psnr(pred, target, region).numpy().astype(np.float32)
 
 
 def trivial_tiles(stream: str, frames: np.ndarray, flows: np.ndarray | None,
-                  boxes: np.ndarray, gated: np.ndarray, region: str = "frame") -> np.ndarray:
+                  boxes: np.ndarray, gated: np.ndarray, region: str = "frame",
+                  normal: np.ndarray | None = None) -> np.ndarray:
     """:func:`trivial_psnr` of every gated (target, tile), each on its own tile.
 
     Args:
@@ -147,6 +158,7 @@ def trivial_tiles(stream: str, frames: np.ndarray, flows: np.ndarray | None,
             for ``fr``.
         boxes: (N, 4) int tile boxes ``(x0, y0, x1, y1)`` in the frames' pixels, all one size.
         gated: (n, N) bool, the tiles to score.
+        normal: ``"calibrated"``: (N, oh, ow) the stream's normal window errors per tile.
 
     Returns:
         float32 (n, N): the trivial answer's PSNR on the gated tiles, NaN elsewhere.
@@ -162,18 +174,22 @@ def trivial_tiles(stream: str, frames: np.ndarray, flows: np.ndarray | None,
     cur = np.stack([frames[i, y0:y1, x0:x1] for i, x0, y0, x1, y1 in cuts])
     flow = None if flows is None else np.stack(
         [flows[i - 1, :, y0:y1, x0:x1] for i, x0, y0, x1, y1 in cuts])
-    out[gated] = trivial_psnr(stream, prev, cur, flow, region)
+    ref = None if normal is None else np.asarray(normal)[pairs[:, 1]]
+    out[gated] = trivial_psnr(stream, prev, cur, flow, region, ref)
     return out
 
 
 def fill_trivial_tiles(scores: dict[str, Any], streams: Iterable[str], frames: np.ndarray,
                        flows: np.ndarray | None, boxes: np.ndarray, gated: np.ndarray,
-                       region: str = "frame") -> dict[str, Any]:
+                       region: str = "frame", normal: dict[str, np.ndarray] | None = None
+                       ) -> dict[str, Any]:
     """``scores`` (stream -> (n, N) StreamScores of a tiled chunk) with the gated tiles of
-    ``streams`` (the learned ones, which skipped them) scored by :func:`trivial_tiles`."""
+    ``streams`` (the learned ones, which skipped them) scored by :func:`trivial_tiles`
+    (calibrated against ``normal[stream]`` under ``region="calibrated"``)."""
     out = dict(scores)
     for s in streams:
-        fill = trivial_tiles(s, frames, flows, boxes, gated, region)
+        ref = None if normal is None else normal[s]
+        fill = trivial_tiles(s, frames, flows, boxes, gated, region, ref)
         psnr = np.where(np.isnan(fill), out[s].psnr, fill).astype(np.float32)
         out[s] = dataclasses.replace(out[s], psnr=psnr)
     return out

@@ -177,10 +177,6 @@ def check_config(cfg: ScanConfig) -> None:
     if cfg.score_region not in REGIONS:
         bad("score_region", "choose 'frame' (the papers' protocol), 'patch' (worst patch) or "
                             "'calibrated' (worst patch relative to normal footage)")
-    if cfg.score_region == "calibrated" and (cfg.gate or cfg.gate_floor > 0):
-        bad("score_region", "motion gating does not combine with calibrated scores yet (a "
-                            "gated frame's trivial answer has no calibrated score); scan "
-                            "without --gate, or with --score-region patch")
     if not cfg.checkpoints:
         bad("checkpoints", "give at least one model checkpoint (--checkpoint PATH, repeatable)")
     if isinstance(cfg.checkpoints, str):

@@ -304,7 +304,7 @@ class UnitScorer:
             from raystack.gate import fill_trivial_tiles
 
             out = fill_trivial_tiles(out, self.learned, chunk.frames, chunk.flows, boxes,
-                                     gated & ~skip, self.scorer.region)
+                                     gated & ~skip, self.scorer.region, normal)
         frame_gated = (~skip).any(axis=1) & (skip | gated).all(axis=1)
         if self.tiles:
             return {s: reduce_tiles(out[s], grid, skip) for s in out}, frame_gated

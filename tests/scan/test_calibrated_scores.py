@@ -103,15 +103,25 @@ def test_training_records_normal_errors_a_scan_reads_back(half_static, tiny_chec
         calibrate_normal_error(cfg, sources, str(path))
 
 
-def test_scan_config_knows_the_region_and_refuses_it_with_gating():
+def test_trivial_answer_needs_the_references_to_be_calibrated():
+    from raystack.gate import trivial_psnr
+
+    prev = np.zeros((1, 64, 64, 3), np.float32)
+    cur = prev + 0.1
+    _, _, grid = window_geometry((64, 64))
+    ref = np.full((1, *grid), 0.05**2, np.float32)  # a 0.1 step, halved to [0, 1] units
+    got = trivial_psnr("fp", prev, cur, None, "calibrated", ref)
+    assert got[0] == pytest.approx(0.0, abs=1e-4)  # error == reference: 0 dB
+    with pytest.raises(ValueError, match="needs the normal references"):
+        trivial_psnr("fp", prev, cur, None, "calibrated")
+
+
+def test_scan_config_knows_the_region():
     check_config(ScanConfig(archive="a", store="s", checkpoints=["x.pt"],
-                                    score_region="calibrated"))
-    with pytest.raises(ConfigError, match="gating does not combine with calibrated"):
-        check_config(ScanConfig(archive="a", store="s", checkpoints=["x.pt"],
-                                        score_region="calibrated", gate=True))
+                            score_region="calibrated", gate=True))
     with pytest.raises(ConfigError, match="'calibrated'"):
         check_config(ScanConfig(archive="a", store="s", checkpoints=["x.pt"],
-                                        score_region="worst"))
+                                score_region="worst"))
 
 
 def test_worker_scores_calibrated_rows_and_refuses_another_camera(half_static,
@@ -145,6 +155,24 @@ def test_worker_scores_calibrated_rows_and_refuses_another_camera(half_static,
         pb = b.filter(pc.equal(b["model"], stream))["psnr"].to_numpy()
         assert len(pa_) == len(pb) > 0 and np.isfinite(pb).all()
         assert not np.allclose(pa_, pb)  # another quantity: error relative to normal
+    # Gated: the still half skips the model; its rows carry the trivial answer (copy-last
+    # for FP) calibrated against FP's own references, as an ungated still frame would.
+    from raystack.gate import trivial_psnr
+    from raystack.normal_error import references_for
+
+    gated = scorer(region="calibrated", gate_floor=0.05)
+    g = gated(unit)
+    fp = g.filter(pc.equal(g["model"], "fp"))
+    flags = fp["gated"].to_numpy(zero_copy_only=False)
+    psnr, frames = fp["psnr"].to_numpy(), fp["frame"].to_numpy()
+    assert flags.any() and not flags.all() and np.isfinite(psnr).all()
+    from raystack.train.data import decode_frames
+
+    clip = decode_frames(sources[0], (64, 64)).astype(np.float32) / 127.5 - 1.0
+    i = int(frames[flags][0])
+    ref = references_for(gated.scorer.checkpoints, np.array([[0, 0, 64, 64]]), (64, 64))["fp"]
+    want = trivial_psnr("fp", clip[i - 1:i], clip[i:i + 1], None, "calibrated", ref)
+    assert psnr[flags][0] == pytest.approx(float(want[0]), abs=1e-3)
     tiled = scorer(region="calibrated", tiles=True, tile_scale=0.5)  # 128x128 working frames
     with pytest.raises(ConfigError, match=r"calibrated on 64x64 frames in 1 tiles, this video "
                                           r"is scored at 128x128"):
