@@ -169,10 +169,28 @@ def region_scores(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """:func:`region_psnr` and, for ``region="patch"``, the worst patch's (B, 4) box
     (:func:`worst_patch`); the box is None for ``"frame"``, which has no location."""
+    return region_outputs(pred, target, region)[:2]
+
+
+def region_outputs(
+    pred: torch.Tensor, target: torch.Tensor, region: str = "frame"
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """``(psnr, box, windows)`` of one error map, what a stream's scores are made of.
+
+    ``"frame"``: whole-frame PSNR, no box, no windows. ``"patch"``: the worst patch and its
+    box (:func:`worst_patch`). ``"calibrated"``: the (B, oh, ow) window errors
+    (:func:`region_windows`), which ``FrameScorer`` turns into the calibrated score and its
+    box, and meanwhile the uncalibrated worst window's PSNR without a box (the grown box of
+    a window that calibration may not pick would be a flood fill for nothing).
+    """
     if region == "frame":
-        return psnr(pred, target), None
-    if region in ("patch", "calibrated"):  # calibrated: FrameScorer rescores the windows
-        return worst_patch(pred, target, patch_size_for(tuple(pred.shape[-2:])))
+        return psnr(pred, target), None, None
+    if region == "patch":
+        return (*worst_patch(pred, target, patch_size_for(tuple(pred.shape[-2:]))), None)
+    if region == "calibrated":
+        windows = region_windows(pred, target)
+        worst = windows.flatten(1).amax(dim=1).clamp_min(MSE_FLOOR)
+        return 10.0 * (1.0 / worst).log10(), None, windows
     msg = f"score region {region!r}: choose one of {REGIONS}"
     raise ValueError(msg)
 

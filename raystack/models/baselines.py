@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from raystack.models.contract import ScoringModel, StreamScores
-from raystack.scoring import BASELINE_STREAMS, motion_scores, region_scores, region_windows
+from raystack.scoring import BASELINE_STREAMS, region_outputs
 
 
 class Baselines(nn.Module, ScoringModel):
@@ -40,13 +40,13 @@ class Baselines(nn.Module, ScoringModel):
         self.check_window(frames, flows)
         with torch.autocast(device_type=frames.device.type, enabled=False):
             # diff is copy_last_psnr, with the box of its worst patch
-            diff, diff_box = region_scores(frames[:, -2].float(), frames[:, -1].float(), region)
-            motion, motion_box = motion_scores(flows[:, -1].float())
-            calibrated = region == "calibrated"
-            if calibrated:
-                flow = flows[:, -1].float()
-                diff_w = region_windows(frames[:, -2].float(), frames[:, -1].float())
-                motion_w = region_windows(flow.new_zeros(flow.shape), flow)
-        return {"diff": StreamScores(diff, box=diff_box, windows=diff_w if calibrated else None),
-                "motion": StreamScores(motion, box=motion_box if region != "frame" else None,
-                                       windows=motion_w if calibrated else None)}
+            diff, diff_box, diff_w = region_outputs(frames[:, -2].float(),
+                                                    frames[:, -1].float(), region)
+            # motion is motion_scores (the worst patch) in every region but calibrated
+            flow = flows[:, -1].float()
+            motion, motion_box, motion_w = region_outputs(
+                flow.new_zeros(flow.shape), flow, "calibrated" if region == "calibrated"
+                else "patch")
+        return {"diff": StreamScores(diff, box=diff_box, windows=diff_w),
+                "motion": StreamScores(motion, box=motion_box if region == "patch" else None,
+                                       windows=motion_w)}

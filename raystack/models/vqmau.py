@@ -43,7 +43,7 @@ from raystack.models.losses import task_loss, trivial_prediction
 from raystack.models.nvss import NVSSBlock
 from raystack.models.patches import FinalProjection, PatchEmbed, PatchExpand, PatchMerging
 from raystack.models.vq import VectorQuantizer
-from raystack.scoring import region_scores, region_windows
+from raystack.scoring import region_outputs
 
 TASKS = ("fp", "fr")
 
@@ -320,9 +320,7 @@ class VQMaU(nn.Module, TrainableModel):
             x = target = rescale_flow(flows[:, -1], c.flow_scale)  # in this model's flow scale
         pred = self(x).pred
         with torch.autocast(device_type=pred.device.type, enabled=False):
-            score, box = region_scores(pred.float(), target.float(), region)
-            windows = (region_windows(pred.float(), target.float())
-                       if region == "calibrated" else None)
+            score, box, windows = region_outputs(pred.float(), target.float(), region)
         return {c.task: StreamScores(score, box=box, windows=windows)}
 
     def loss(

@@ -41,7 +41,7 @@ from raystack.models.m2s2l.decompose import FeatureDecomposition
 from raystack.models.m2s2l.memory import MemoryBank
 from raystack.models.m2s2l.spatial import MultiScaleSpatialEncoder
 from raystack.models.m2s2l.temporal import MultiScaleTemporalEncoder, frame_differences
-from raystack.scoring import region_scores, region_windows
+from raystack.scoring import region_outputs
 
 
 class M2S2LOutput(NamedTuple):
@@ -218,12 +218,8 @@ class M2S2L(nn.Module, TrainableModel):
         out = self(clip[:, :-1])
         frame, motion = clip_targets(clip)
         with torch.autocast(device_type=clip.device.type, enabled=False):
-            app, app_box = region_scores(out.pred.float(), frame.float(), region)
-            mot, mot_box = region_scores(out.motion.float(), motion.float(), region)
-            app_w = mot_w = None
-            if region == "calibrated":
-                app_w = region_windows(out.pred.float(), frame.float())
-                mot_w = region_windows(out.motion.float(), motion.float())
+            app, app_box, app_w = region_outputs(out.pred.float(), frame.float(), region)
+            mot, mot_box, mot_w = region_outputs(out.motion.float(), motion.float(), region)
         d = out.distance
 
         def aux(parts: tuple[str, ...]) -> torch.Tensor:
