@@ -14,8 +14,8 @@ flowed as the scan does (``tiles``: at the working size, in the scan's tile grid
 by the exported checkpoint itself and the ``diff``/``motion`` baselines, which a
 calibrated scan calibrates the same way (the comparison stays like for like).
 
-    record = calibrate_normal_error(cfg, sources, "runs/r1/fp.pt")
-    write_checkpoint_extra("runs/r1/fp.pt", NORMAL_KEY, record)
+    records = calibrate_checkpoints(cfg, sources, ["runs/r1/fp.pt", "runs/r1/fr.pt"])
+    write_checkpoint_extra("runs/r1/fp.pt", NORMAL_KEY, records["runs/r1/fp.pt"])
 """
 
 from __future__ import annotations
@@ -25,16 +25,25 @@ from typing import Any
 import numpy as np
 
 from raystack.normal_error import QUANTILE, RECORD_VERSION, window_references
+from raystack.scoring import BASELINE_STREAMS
 
 
 def calibrate_normal_error(cfg: Any, sources: list[Any], checkpoint: str,
                            quantile: float = QUANTILE) -> dict[str, Any]:
-    """The normal-error record of one exported checkpoint.
+    """The normal-error record of one exported checkpoint (:func:`calibrate_checkpoints`)."""
+    return calibrate_checkpoints(cfg, sources, [checkpoint], quantile)[checkpoint]
+
+
+def calibrate_checkpoints(cfg: Any, sources: list[Any], checkpoints: list[str],
+                          quantile: float = QUANTILE) -> dict[str, dict[str, Any]]:
+    """The normal-error record of each of a run's exported checkpoints, from one decode and
+    one flow of the held-out frames: each record holds its own streams' references and the
+    baselines'.
 
     Args:
         cfg: the run's ``TrainConfig`` (val_fraction, flow, flow_preset, tiles, tile_scale).
         sources: the training videos (``list_training_videos``).
-        checkpoint: the exported checkpoint to calibrate.
+        checkpoints: the exported checkpoints to calibrate (one input size, as a run's).
 
     Raises:
         ValueError: no held-out frame to calibrate on, or videos of several sizes in a
@@ -46,7 +55,7 @@ def calibrate_normal_error(cfg: Any, sources: list[Any], checkpoint: str,
     from raystack.tiles import DEFAULT_OVERLAP, TileGrid
     from raystack.train.data import decode_frames, make_flow
 
-    scorer = FrameScorer.from_checkpoints([checkpoint], region="calibrated",
+    scorer = FrameScorer.from_checkpoints(list(checkpoints), region="calibrated",
                                           device=getattr(cfg, "device", "auto"))
     size = scorer.img_size
     estimator = make_flow(cfg.flow, cfg.flow_preset)
@@ -75,9 +84,16 @@ def calibrate_normal_error(cfg: Any, sources: list[Any], checkpoint: str,
         msg = (f"{cfg.archive}: no held-out frames to calibrate normal errors on "
                f"(val_fraction = {cfg.val_fraction})")
         raise ValueError(msg)
-    refs = {s: window_references(np.concatenate(v), quantile) for s, v in per_stream.items()}
-    return {"version": RECORD_VERSION, "quantile": quantile, "floor": "median of the quantiles",
-            "frames": int(sum(len(a) for a in per_stream[scorer.streams[0]])),
-            "img_size": list(size), "work_size": list(geometry[0]),
-            "boxes": geometry[1].tolist(),
-            "references": {s: r.tolist() for s, r in refs.items()}}
+    refs = {s: window_references(np.concatenate(v), quantile).tolist()
+            for s, v in per_stream.items()}
+    common = {"version": RECORD_VERSION, "quantile": quantile,
+              "floor": "median of the quantiles",
+              "frames": int(sum(len(a) for a in per_stream[scorer.streams[0]])),
+              "img_size": list(size), "work_size": list(geometry[0]),
+              "boxes": geometry[1].tolist()}
+    # A checkpoint carries only its own streams (and the baselines): combined later with
+    # another run's model, it must not bring references of a model it was not.
+    own = set(BASELINE_STREAMS)
+    return {str(info["path"]): {**common, "references": {
+                s: refs[s] for s in scorer.streams if s in own or s in scorer.models[task].streams}}
+            for task, info in scorer.checkpoints.items()}

@@ -117,12 +117,10 @@ def _history_from_storage(storage: RunStorage, outcome: StreamOutcome) -> list[d
 
 
 def _export(cfg: TrainConfig, storage: RunStorage, outcome: StreamOutcome,
-            gate: dict[str, Any] | None = None, sources: list[Any] | None = None
-            ) -> tuple[str, str, dict]:
-    """Copy the selected epoch's model.pt to ``<export_dir>/<task>.pt`` and the storage,
-    with the run's gate record (:mod:`raystack.train.gate_calibration`) when there is one
-    and its normal window errors on the held-out ``sources``
-    (:mod:`raystack.train.error_calibration`)."""
+            gate: dict[str, Any] | None = None) -> tuple[Path, dict]:
+    """Copy the selected epoch's model.pt to ``<export_dir>/<task>.pt``, with the run's gate
+    record (:mod:`raystack.train.gate_calibration`) when there is one; :func:`_publish`
+    copies it to the storage once every checkpoint is calibrated."""
     task = outcome.task
     chosen = select_epoch(outcome.history, set(outcome.epochs))
     if chosen is None:
@@ -148,12 +146,15 @@ def _export(cfg: TrainConfig, storage: RunStorage, outcome: StreamOutcome,
         from raystack.train.gate_calibration import write_gate_record
 
         write_gate_record(local, gate)
-    if sources is not None:
-        _record_normal_error(cfg, sources, local)
+    return local, chosen
+
+
+def _publish(storage: RunStorage, task: str, local: Path) -> str:
+    """Copy an exported checkpoint to the run's storage (unless it is already there)."""
     in_storage = f"{task}.pt"
     if storage.is_s3 or local.absolute() != Path(storage.path(in_storage)):
         storage.put_file(local, in_storage)
-    return str(local), storage.uri(in_storage), chosen
+    return storage.uri(in_storage)
 
 
 def train(cfg: TrainConfig, *, progress: TrainProgress | None = None) -> TrainResult:
@@ -214,11 +215,15 @@ def train(cfg: TrainConfig, *, progress: TrainProgress | None = None) -> TrainRe
                          selected={}, history={}, resumed_from={}, data_fingerprint={},
                          workers=cfg.workers, seconds=seconds)
     gate = _gate_record(cfg, sources)
+    exported = {}
     for task, outcome in outcomes.items():
         if not outcome.history:
             outcome.history = _history_from_storage(storage, outcome)
-        local, stored, chosen = _export(cfg, storage, outcome, gate, sources)
-        result.checkpoints[task], result.stored[task], result.selected[task] = local, stored, chosen
+        exported[task], result.selected[task] = _export(cfg, storage, outcome, gate)
+    _record_normal_error(cfg, sources, list(exported.values()))
+    for task, outcome in outcomes.items():
+        result.checkpoints[task] = str(exported[task])
+        result.stored[task] = _publish(storage, task, exported[task])
         result.history[task] = outcome.history
         result.resumed_from[task] = outcome.resumed_from
         result.data_fingerprint[task] = outcome.fingerprint
@@ -244,22 +249,27 @@ def _gate_record(cfg: TrainConfig, sources: list[Any]) -> dict[str, Any] | None:
         return None
 
 
-def _record_normal_error(cfg: TrainConfig, sources: list[Any], local: Path) -> None:
-    """Write the checkpoint's normal window errors into it (``--score-region calibrated``);
-    a warning, not a failure, when there is nothing to calibrate on: the checkpoint then
-    scores every region but ``calibrated``."""
+def _record_normal_error(cfg: TrainConfig, sources: list[Any], local: list[Path]) -> None:
+    """Write each exported checkpoint's normal window errors into it (``--score-region
+    calibrated``), all from one pass over the held-out frames; a warning, not a failure,
+    when there is nothing to calibrate on: the checkpoints then score every region but
+    ``calibrated``."""
     from raystack.console import console
     from raystack.models.checkpoint import write_checkpoint_extra
     from raystack.normal_error import NORMAL_KEY
-    from raystack.train.error_calibration import calibrate_normal_error
+    from raystack.train.error_calibration import calibrate_checkpoints
 
+    if not local:
+        return
     try:
-        record = calibrate_normal_error(cfg, sources, str(local))
+        records = calibrate_checkpoints(cfg, sources, [str(p) for p in local])
     except ValueError as e:
-        console(stderr=True).print(f"warning: no normal errors recorded in {local}: {e}",
+        names = ", ".join(str(p) for p in local)
+        console(stderr=True).print(f"warning: no normal errors recorded in {names}: {e}",
                                    style="yellow", markup=False, highlight=False)
         return
-    write_checkpoint_extra(local, NORMAL_KEY, record)
+    for path in local:
+        write_checkpoint_extra(path, NORMAL_KEY, records[str(path)])
 
 
 def _plain(value: Any) -> Any:

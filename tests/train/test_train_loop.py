@@ -133,8 +133,12 @@ def test_train_writes_checkpoints_that_scan_loads(tiny_cfg):
 
     calibrated = FrameScorer.from_checkpoints(list(result.checkpoints.values()),
                                               region="calibrated")
-    for task in ("fp", "fr"):
-        assert calibrated.checkpoints[task]["extra"][NORMAL_KEY]["frames"] > 0
+    for task, other in (("fp", "fr"), ("fr", "fp")):
+        record = calibrated.checkpoints[task]["extra"][NORMAL_KEY]
+        assert record["frames"] > 0
+        # one pass calibrated both, yet each carries only its own stream and the baselines
+        assert set(record["references"]) == {task, "diff", "motion"} and other not in record[
+            "references"]
     refs = references_for(calibrated.checkpoints, np.array([[0, 0, 32, 32]]), (32, 32))
     assert set(refs) == {"fp", "fr", "diff", "motion"}
     out = calibrated.score(frames, flows, normal=refs)
