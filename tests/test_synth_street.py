@@ -13,7 +13,15 @@ from raystack.cli import app
 from raystack.synth import LABELS_FILE, META_FILE, SCENE_ANOMALY_KINDS, synthesize
 from raystack.synth.actors import person
 from raystack.synth.camera import BED_Z, NEAR_Z, Camera, photo
-from raystack.synth.street import SUBTLE, WALK_MPS, Scene, _anomaly, render
+from raystack.synth.street import (
+    SUBTLE,
+    WALK_MPS,
+    Scene,
+    _anomaly,
+    render,
+    settled_crowd,
+    walk_crowd,
+)
 
 KINDS = SCENE_ANOMALY_KINDS["street"]
 SIZE = (160, 120)
@@ -101,6 +109,31 @@ def test_normal_footage_has_no_anomalous_labels_and_many_people():
     assert sum(labels) == 0 and not any(boxes)
     moving = np.abs(frames[1:].astype(np.int16) - frames[:-1]).max(axis=-1) > 30
     assert moving.mean() > 0.005, "nobody walks in the normal footage"
+
+
+def _start_over_rest(settle_s: float) -> float:
+    """People in view over the first 20 frames against frames 40-200, 100 seeds."""
+    cam = Camera.for_size(320, 240)
+    counts = []
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        people, target = settled_crowd(rng, cam, 25.0, settle_s=settle_s)
+        row = []
+        for _ in range(200):
+            row.append(sum(a.visible(cam) for a in people))
+            people = walk_crowd(people, rng, cam, 25.0, target)
+        counts.append(row)
+    mean = np.mean(counts, axis=0)
+    return float(mean[:20].mean() / mean[40:].mean())
+
+
+def test_a_video_starts_with_the_steady_crowd():
+    """Normal frames sit at a test video's start: a busier start would read as normal's mark.
+
+    Unsettled, walkers all start in view and the first 20 frames hold ~12% more people.
+    """
+    assert _start_over_rest(0.0) > 1.08
+    assert _start_over_rest(10.0) < 1.06
 
 
 def test_same_seed_same_street(tmp_path, street):
