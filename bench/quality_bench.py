@@ -169,7 +169,9 @@ def main() -> None:
                         "repeatable")
     p.add_argument("--lr", type=float, default=None, help="peak lr (default: the recipe's)")
     p.add_argument("--n-train", type=int, default=8)
-    p.add_argument("--n-test", type=int, default=12)
+    p.add_argument("--n-test", type=int, default=24,
+                   help="test videos (4 per anomaly kind); validation gets half as many: "
+                        "at 12 and 6 a single video moved the micro AUC by hundredths")
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--size", default="320x240")
     p.add_argument("--region", default="patch", choices=("frame", "patch", "calibrated"),
