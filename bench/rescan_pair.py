@@ -1,0 +1,77 @@
+"""Rescan a quality benchmark's archives with FP and FR checkpoints from two different runs.
+
+Measures a pair no single training run produced, e.g. the default recipe's FP of one run with
+the FR of another, on the validation and test archives ``bench/quality_bench.py`` wrote under
+``--work``; the fusion is chosen on validation as that benchmark does. Writes
+``bench/results/NAME.json``.
+
+    .venv/bin/python bench/rescan_pair.py --work /tmp/scene2 \
+        --fp /tmp/scene2/runs/quality_settled_24_e6-fp-fr-small-fp+fr/fp.pt \
+        --fr /tmp/scene2/runs/quality_settled_24-fp-fr-small-fp+fr/fr.pt \
+        --name quality_settled_24_fp6_fr2 --region calibrated
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", required=True, help="a quality_bench.py work folder")
+    p.add_argument("--fp", required=True, help="FP checkpoint")
+    p.add_argument("--fr", required=True, help="FR checkpoint")
+    p.add_argument("--name", required=True, help="results file bench/results/NAME.json")
+    p.add_argument("--region", default="patch", choices=("frame", "patch", "calibrated"))
+    p.add_argument("--sigma", type=float, default=10.0)
+    args = p.parse_args()
+
+    from machine_info import machine
+    from quality_bench import candidate_fusions
+
+    from raystack.eval import evaluate
+    from raystack.scan import ScanConfig, scan
+
+    work = Path(args.work)
+    store = work / "store"
+    for split in ("val", "test"):
+        res = scan(ScanConfig(archive=str(work / f"archive-{split}" / "test"),
+                              checkpoints=(args.fp, args.fr), store=str(store),
+                              run_id=f"{args.name}-{split}", score_region=args.region,
+                              progress=False))
+        if not res.ok:
+            msg = f"scan {args.name}-{split} failed: {res.summary}"
+            raise SystemExit(msg)
+    labels = {s: work / f"archive-{s}" / "frame_labels_synth.npy" for s in ("val", "test")}
+
+    def auc(split: str, fusion: str) -> float:
+        return evaluate(store, labels[split], f"{args.name}-{split}", fusion=fusion,
+                        sigma=args.sigma).micro_auc
+
+    val = {f: auc("val", f) for f in candidate_fusions(("fp", "fr"))}
+    chosen = max(val, key=val.get)
+    test = {s: auc("test", s) for s in ("fp", "fr", "diff", "motion", chosen)}
+    best_base = max(test["diff"], test["motion"])
+    print(f"{'test micro AUC':24} (fusion chosen on validation: {chosen}, val {val[chosen]:.4f})")
+    for s, v in test.items():
+        print(f"{s:24} {v:.4f}")
+    print(f"fused - best baseline: {test[chosen] - best_base:+.4f}")
+    doc = {"machine": machine(), "command": " ".join(shlex.quote(a) for a in sys.argv),
+           "checkpoints": {"fp": args.fp, "fr": args.fr}, "region": args.region,
+           "sigma": args.sigma, "validation_fusions": val, "chosen_fusion": chosen,
+           "test_micro_auc": test, "fused_minus_best_baseline": test[chosen] - best_base}
+    out = ROOT / "bench" / "results" / f"{args.name}.json"
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
