@@ -128,7 +128,7 @@ def _start_over_rest(settle_s: float) -> float:
 
 
 def test_a_video_starts_with_the_steady_crowd():
-    """Normal frames sit at a test video's start: a busier start would read as normal's mark.
+    """A test video's normal frames come first, so a busier start would read as less normal.
 
     Unsettled, walkers all start in view and the first 20 frames hold ~12% more people.
     """

@@ -250,10 +250,8 @@ def render(scene: Scene, rng: np.random.Generator, n: int, kind: str | None, fps
             _script(special, f - t0, extra)
         for b in extra:
             _script(b, f - t0, extra)
-        walkers = {id(a) for a in people}
-        for a in actors:
-            if id(a) not in walkers:
-                a.step()
+        for a in actors[len(people):]:  # the anomalous actor and what it threw
+            a.step()
         people = walk_crowd(people, rng, cam, fps, target)
 
 
