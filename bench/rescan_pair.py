@@ -41,6 +41,11 @@ def main() -> None:
     from raystack.scan import ScanConfig, scan
 
     work = Path(args.work)
+    missing = [str(f) for f in (args.fp, args.fr, work / "archive-val", work / "archive-test")
+               if not Path(f).exists()]
+    if missing:
+        msg = f"rescan_pair: not found: {', '.join(missing)} (run bench/quality_bench.py first)"
+        raise SystemExit(msg)
     store = work / "store"
     for split in ("val", "test"):
         res = scan(ScanConfig(archive=str(work / f"archive-{split}" / "test"),
