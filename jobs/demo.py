@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
                       fusion=f"weighted:{ev['alpha']}", sigma=ev["sigma"], out_dir=out / "eval")
     timings["eval_s"] = time.perf_counter() - t
     aucs = {}
-    # The learned streams beside the trivial ones every scan writes, on the same frames.
-    for fusion in ("fp", "fr", "diff", "motion"):
+    # The learned streams beside the label-free ones the scan wrote (diff, motion, and the
+    # scene prior's presence), on the same frames.
+    for fusion in ("fp", "fr", *result.baselines):
         aucs[fusion] = evaluate(out / "store", archive / "frame_labels_synth.npy",
                                 scanned.run_id, fusion=fusion, sigma=ev["sigma"]).micro_auc
     aucs[f"weighted:{ev['alpha']}"] = result.micro_auc

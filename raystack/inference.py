@@ -37,6 +37,7 @@ import torch.nn as nn
 
 from raystack.models.baselines import Baselines
 from raystack.models.contract import ScoringModel, StreamScores
+from raystack.scene_prior import PRESENCE_STREAM, ScenePrior
 from raystack.scoring import BASELINE_STREAMS, REGIONS
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -85,6 +86,8 @@ class FrameScorer:
             to :meth:`score` / :meth:`score_tiles` (:func:`raystack.scoring.calibrated_scores`).
         baselines: also score the ``diff`` and ``motion`` streams
             (:class:`~raystack.models.baselines.Baselines`).
+        scene_prior: also score the ``presence`` stream against this prior of normal
+            footage (:mod:`raystack.scene_prior`); frames must be at its working size.
 
     Attributes:
         streams: stream names in order: every model's, then the baselines'.
@@ -104,6 +107,7 @@ class FrameScorer:
         amp: str | bool | None = "auto",
         region: str = "frame",
         baselines: bool = True,
+        scene_prior: ScenePrior | None = None,
     ) -> None:
         if not models:
             msg = "FrameScorer needs at least one model, e.g. {'fp': model}"
@@ -138,11 +142,14 @@ class FrameScorer:
             raise ValueError(msg)
         self.img_size: tuple[int, int] = sizes.pop()
         learned = tuple(s for m in self.models.values() for s in m.streams)
-        if set(learned) & set(BASELINE_STREAMS):
-            msg = f"FrameScorer: stream names {BASELINE_STREAMS} are the baselines' own"
+        if set(learned) & {*BASELINE_STREAMS, PRESENCE_STREAM}:
+            msg = (f"FrameScorer: stream names {(*BASELINE_STREAMS, PRESENCE_STREAM)} are the "
+                   "baselines' and the scene prior's own")
             raise ValueError(msg)
         self.learned_streams: tuple[str, ...] = learned
-        self.streams: tuple[str, ...] = tuple(s for m in self._scorers for s in m.streams)
+        self.scene_prior = scene_prior
+        self.streams: tuple[str, ...] = tuple(s for m in self._scorers for s in m.streams) + (
+            (PRESENCE_STREAM,) if scene_prior is not None else ())
         if len(set(self.streams)) != len(self.streams):
             msg = f"FrameScorer: two models write the same stream ({self.streams})"
             raise ValueError(msg)
@@ -152,9 +159,14 @@ class FrameScorer:
 
     @classmethod
     def from_checkpoints(cls, paths: Sequence[str | os.PathLike] | str | os.PathLike,
+                         *, presence: bool = False, tiles: bool = False,
                          **kw: Any) -> FrameScorer:
-        """Load each checkpoint; its model is named after its task (``fp``, ``fr``, ``m2s2l``)."""
+        """Load each checkpoint; its model is named after its task (``fp``, ``fr``, ``m2s2l``).
+        With ``presence``, the scene prior one of them records (FP's first) for this kind of
+        scan (``tiles`` or whole frames) adds the ``presence`` stream; without such a
+        record the scorer has no ``presence`` stream."""
         from raystack.models.checkpoint import checkpoint_hash, load_checkpoint
+        from raystack.scene_prior import prior_from_checkpoints
 
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -169,6 +181,10 @@ class FrameScorer:
                 raise ValueError(msg)
             models[stream] = model
             infos[stream] = {**info, "path": str(path), "sha256": checkpoint_hash(path)}
+        if presence and "scene_prior" not in kw:
+            sizes = {tuple(m.img_size) for m in models.values()}
+            kw["scene_prior"] = prior_from_checkpoints(
+                infos, tiles=tiles, img_size=sizes.pop() if len(sizes) == 1 else None)
         scorer = cls(models, **kw)
         scorer.checkpoints = infos
         return scorer
@@ -321,8 +337,25 @@ class FrameScorer:
             for s, w in windows.items():
                 psnr[s], box[s] = self._calibrated(w, refs[s])
             windows = {}
+        if self.scene_prior is not None:
+            psnr[PRESENCE_STREAM], found = self._presence(frames[targets], boxes, keep)
+            if self.region != "frame":
+                box[PRESENCE_STREAM] = found
         return {s: StreamScores(psnr[s], aux.get(s), box.get(s), windows.get(s))
                 for s in self.streams}
+
+    def _presence(self, frames: np.ndarray, boxes: np.ndarray, keep: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``presence`` scores (n, N) and boxes (n, N, 4) of target ``frames`` (model
+        range) in tiles ``boxes``; NaN (box zeros) where a tile is skipped."""
+        from raystack.scene_prior import presence_ratio, presence_scores
+
+        u8 = np.clip(np.rint((frames + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        psnr, box = presence_scores(presence_ratio(u8, self.scene_prior), self.scene_prior,
+                                    boxes)
+        psnr[~keep] = np.nan
+        box[~keep] = 0
+        return psnr, box
 
     def _normal_refs(self, normal: Mapping[str, np.ndarray] | None, tiles: int
                      ) -> dict[str, np.ndarray] | None:
@@ -334,6 +367,8 @@ class FrameScorer:
         _, _, grid = window_geometry(self.img_size)
         refs = {}
         for s in self.streams:
+            if s == PRESENCE_STREAM:  # already relative to normal footage, per cell
+                continue
             ref = None if s not in normal else np.asarray(normal[s], np.float32)
             if ref is None or ref.shape != (tiles, *grid):
                 got = "none" if ref is None else str(ref.shape)

@@ -69,6 +69,10 @@ def scan_cmd(
     gate_floor: float = typer.Option(
         None, "--gate-floor", show_default="the checkpoints' floor",
         help="Gate floor in px of worst-patch flow at the model's input (implies --gate)."),
+    presence: bool = typer.Option(
+        None, "--presence/--no-presence", show_default="presence",
+        help="Also score `presence`, foreground where normal footage has none (a person "
+             "standing where nobody stands), when the checkpoints record a scene prior."),
     dry_run: bool = typer.Option(None, "--dry-run/--no-dry-run", show_default="no-dry-run",
                                  help="List, probe and plan only."),
     address: str = typer.Option(None, show_default="RAY_ADDRESS, else a private local Ray",
@@ -100,7 +104,7 @@ def scan_cmd(
             flow_model=flow_model, flow_checkpoint=flow_checkpoint,
             limit=limit, dry_run=dry_run, address=address, score_region=score_region,
             tiles=tiles, tile_scale=tile_scale, tile_overlap=tile_overlap, progress=progress,
-            stride=stride, gate=gate, gate_floor=gate_floor,
+            stride=stride, gate=gate, gate_floor=gate_floor, presence=presence,
         )
         result = scan(cfg)
     except (RaystackError, ValueError, OSError) as e:

@@ -72,7 +72,7 @@ class EvalResult:
                      f"macro AUC {macro} ({self.single_class_skipped} single-class videos "
                      f"skipped), {self.frames} frames of {self.videos} videos")
         if self.baselines:
-            lines.append("  trivial baselines on the same frames: " + ", ".join(
+            lines.append("  label-free baselines on the same frames: " + ", ".join(
                 f"{k} {v:.4f}" for k, v in self.baselines.items()))
         loc = summary_line(self.localisation)
         if loc:

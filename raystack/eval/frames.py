@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from raystack.eval.labels import LabelError
 from raystack.query.fusion import Fusion
-from raystack.scoring import BASELINE_STREAMS
+from raystack.scene_prior import REFERENCE_STREAMS
 
 FUSED_SQL = ("SELECT video_id, frame, score FROM fused(fusion := ?, alpha := ?, streams := ?, "
              "sigma := ?, normalise := ?) ORDER BY video_id, frame")
@@ -71,8 +71,9 @@ def select_frames(groups: dict, videos: list[dict[str, Any]], labels: dict[str, 
                   labels_name: str = "labels") -> Selection:
     """The evaluated frames of each labelled video and the score rows of them.
 
-    The rows hold the fused ``streams`` and every baseline stream (``diff``, ``motion``)
-    that scored all the evaluated frames, restricted to those frames.
+    The rows hold the fused ``streams`` and every baseline stream (``diff``, ``motion``, and
+    ``presence`` where the scan wrote it) that scored all the evaluated frames, restricted
+    to those frames.
 
     Raises:
         LabelError: a video scored past the end of its labels.
@@ -96,7 +97,9 @@ def select_frames(groups: dict, videos: list[dict[str, Any]], labels: dict[str, 
         sel.videos.append(v)
         sel.frames.append(common)
         sel.labels.append(lab[common])
-    sel.baselines = [b for b in BASELINE_STREAMS if _covers(groups, sel, b)]
+    # The label-free streams every learned score stands beside: the trivial ones, and the
+    # scene prior's presence when the scan wrote it (not deep, fitted on normal footage).
+    sel.baselines = [b for b in REFERENCE_STREAMS if _covers(groups, sel, b)]
     rows: dict[str, list] = {k: [] for k in ("video_id", "frame", "model", "psnr", "gated")}
     for v, common in zip(sel.videos, sel.frames, strict=True):
         for s in dict.fromkeys([*streams, *sel.baselines]):

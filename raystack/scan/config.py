@@ -103,6 +103,10 @@ class ScanConfig:
     # Also write the trivial streams `diff` (copy-last PSNR) and `motion` (worst-patch flow
     # magnitude) from the same decode and flow, so every evaluation can compare with them.
     baselines: bool = True
+    # Also write the `presence` stream when the checkpoints record a scene prior (`raystack
+    # train` fits one: where normal footage has foreground at all; raystack/scene_prior.py):
+    # it finds a person standing where nobody stands, which no frame predictor sees.
+    presence: bool = True
     # Model batch size (frames per forward); None keeps the FrameScorer's default for the
     # actor's device (raystack.inference.default_batch_size: 8 on CPU, 64 on CUDA).
     batch_size: int | None = None

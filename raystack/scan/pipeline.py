@@ -104,7 +104,8 @@ class _ScanActor:
             flow_options=flow_options(cfg, device), chunk_frames=cfg.chunk_frames,
             prefetch_chunks=cfg.prefetch_chunks, cache_dir=cfg.cache_dir,
             cache_max_bytes=cfg.cache_max_bytes(), region=cfg.score_region,
-            baselines=cfg.baselines, tiles=cfg.tiles, tile_scale=cfg.tile_scale,
+            baselines=cfg.baselines, presence=cfg.presence, tiles=cfg.tiles,
+            tile_scale=cfg.tile_scale,
             tile_overlap=cfg.tile_overlap, stride=cfg.stride,
             gate_floor=cfg.gate_floor if cfg.gate and cfg.gate_floor > 0 else None,
         )

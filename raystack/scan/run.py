@@ -71,7 +71,8 @@ def _model_info(cfg: ScanConfig) -> dict[str, Any]:
     from raystack.scan.gate_floor import resolve_gate_floor
 
     fs = FrameScorer.from_checkpoints(list(cfg.checkpoints), device="cpu",
-                                      region=cfg.score_region, baselines=cfg.baselines)
+                                      region=cfg.score_region, baselines=cfg.baselines,
+                                      presence=cfg.presence, tiles=cfg.tiles)
     ckpts = {s: {"path": i["path"], "sha256": i["sha256"], "preset": i.get("preset")}
              for s, i in fs.checkpoints.items()}
     # Units decode the models' context at the stride: context x stride source frames.

@@ -91,6 +91,8 @@ class UnitScorer:
             (:class:`~raystack.inference.FrameScorer`; calibrated reads the checkpoints'
             normal-error references for each video's tile grid).
         baselines: also score the trivial ``diff`` and ``motion`` streams.
+        presence: also score the ``presence`` stream when a checkpoint records a scene
+            prior (:mod:`raystack.scene_prior`).
         tiles: score overlapping tiles of a downscaled frame instead of the whole frame
             resized to the models' size (:mod:`raystack.tiles`).
         tile_scale: the tiles' downscale factor; 0 = automatic (360-px working height).
@@ -123,6 +125,7 @@ class UnitScorer:
         cache_max_bytes: int | None = None,
         region: str = "frame",
         baselines: bool = True,
+        presence: bool = True,
         tiles: bool = False,
         tile_scale: float = 0.0,
         tile_overlap: float = DEFAULT_OVERLAP,
@@ -145,7 +148,8 @@ class UnitScorer:
         kwargs: dict[str, Any] = {"device": device, "region": region, "baselines": baselines}
         if batch_size is not None:
             kwargs["batch_size"] = batch_size
-        self.scorer = FrameScorer.from_checkpoints(list(checkpoints), **kwargs)
+        self.scorer = FrameScorer.from_checkpoints(list(checkpoints), presence=presence,
+                                                   tiles=tiles, **kwargs)
         self.streams = tuple(self.scorer.streams)
         self.learned = frozenset(self.scorer.learned_streams)
         if int(stride) < 1:

@@ -95,13 +95,16 @@ def _cached(path: Path | None, make: Callable[[], np.ndarray]) -> np.ndarray:
 
 
 def decode_frames(src: Any, size: tuple[int, int], *, scale: float | None = None,
-                  tail: tuple[float, int] | None = None) -> np.ndarray:
+                  tail: tuple[float, int] | None = None,
+                  head: tuple[float, int] | None = None) -> np.ndarray:
     """All frames of ``src`` as uint8 (T, H, W, 3) at ``size`` = (H, W), as the scan decodes;
     with ``scale``, at the working size of a tiled scan with ``size`` tiles (crops.py).
 
     ``tail = (fraction, context)`` decodes only the last ``round(fraction * T)`` frames and
     the ``context`` frames before them (the held-out frames calibrations read), not the
-    whole video: on hours of footage the rest would cost minutes per checkpoint."""
+    whole video: on hours of footage the rest would cost minutes per checkpoint.
+    ``head = (fraction, most)`` decodes the frames before that tail instead, at most
+    ``most`` of them from the start (the scene prior's training frames)."""
     from raystack.archive import materialise
     from raystack.decode import open_reader
     from raystack.train.crops import working_size
@@ -112,6 +115,8 @@ def decode_frames(src: Any, size: tuple[int, int], *, scale: float | None = None
             size = (reader.size[1], reader.size[0])
         n = reader.num_frames
         first = 0 if tail is None else max(0, n - round(tail[0] * n) - int(tail[1]))
+        if head is not None:
+            n = min(n - round(head[0] * n), int(head[1]))
         parts = [reader.read(s, min(s + READ_CHUNK, n)) for s in range(first, n, READ_CHUNK)]
     return np.concatenate(parts) if parts else np.zeros((0, *size, 3), np.uint8)
 

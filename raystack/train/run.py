@@ -221,6 +221,7 @@ def train(cfg: TrainConfig, *, progress: TrainProgress | None = None) -> TrainRe
             outcome.history = _history_from_storage(storage, outcome)
         exported[task], result.selected[task] = _export(cfg, storage, outcome, gate)
     _record_normal_error(cfg, sources, list(exported.values()))
+    _record_scene_prior(cfg, sources, list(exported.values()))
     for task, outcome in outcomes.items():
         result.checkpoints[task] = str(exported[task])
         result.stored[task] = _publish(storage, task, exported[task])
@@ -270,6 +271,30 @@ def _record_normal_error(cfg: TrainConfig, sources: list[Any], local: list[Path]
         return
     for path in local:
         write_checkpoint_extra(path, NORMAL_KEY, records[str(path)])
+
+
+def _record_scene_prior(cfg: TrainConfig, sources: list[Any], local: list[Path]) -> None:
+    """Write the camera's scene prior into each exported checkpoint (the scan's ``presence``
+    stream); a warning, not a failure, when it cannot be fitted: the checkpoints then scan
+    without that stream."""
+    from raystack.console import console
+    from raystack.models import get_config
+    from raystack.models.checkpoint import write_checkpoint_extra
+    from raystack.scene_prior import SCENE_KEY
+    from raystack.train.scene_calibration import fit_scene_record
+
+    if not local:
+        return
+    size = tuple(get_config(cfg.model_name(cfg.tasks[0]), **cfg.model_overrides).img_size)
+    try:
+        record = fit_scene_record(cfg, sources, img_size=size)
+    except ValueError as e:
+        names = ", ".join(str(p) for p in local)
+        console(stderr=True).print(f"warning: no scene prior recorded in {names}: {e}",
+                                   style="yellow", markup=False, highlight=False)
+        return
+    for path in local:
+        write_checkpoint_extra(path, SCENE_KEY, record)
 
 
 def _plain(value: Any) -> Any:

@@ -21,8 +21,9 @@ CREATE OR REPLACE MACRO fusion_name(fusion, alpha, streams) AS
         ELSE fusion
     END;
 
--- The baseline streams, there to be compared with: 'auto' never fuses them.
-CREATE OR REPLACE MACRO auto_baselines() AS ['diff', 'motion'];
+-- The label-free reference streams, there to be compared with: 'auto' never fuses them
+-- ('presence' is the scene prior's: raystack/scene_prior.py).
+CREATE OR REPLACE MACRO auto_baselines() AS ['diff', 'motion', 'presence'];
 
 -- The streams 'auto' chooses among: a run's streams less the baselines, or all of them
 -- when the run has nothing else.

@@ -10,7 +10,7 @@ from raystack.query import QueryError, run_sql
 from raystack.query import fusion as fusion_mod
 from raystack.query.connection import connect_scores
 from raystack.query.fusion import FusionError, auto_choice, resolve_fusion
-from raystack.scoring import BASELINE_STREAMS
+from raystack.scene_prior import REFERENCE_STREAMS
 from raystack.store.schema import FUSION_SQL, sql_text
 
 # A run's streams -> the fusion 'auto' takes (None: it cannot choose).
@@ -52,12 +52,13 @@ def test_python_and_sql_auto_agree(streams, expected):
 def test_sql_baselines_are_the_scorers():
     con = connect_scores(one_run(("fp",)))
     (sql,) = con.execute("SELECT auto_baselines()").fetchone()
-    assert tuple(sql) == BASELINE_STREAMS
+    assert tuple(sql) == REFERENCE_STREAMS
 
 
 def test_python_auto_is_the_sql_macro(monkeypatch):
     # Change the rule in SQL only (a third baseline, 'fp'): Python must follow it.
-    text = sql_text(FUSION_SQL).replace("['diff', 'motion']", "['diff', 'motion', 'fp']")
+    text = sql_text(FUSION_SQL).replace("['diff', 'motion', 'presence']",
+                                       "['diff', 'motion', 'presence', 'fp']")
     assert text != sql_text(FUSION_SQL)
     monkeypatch.setattr(fusion_mod, "sql_text", lambda name: text)
     auto_choice.cache_clear()

@@ -335,8 +335,10 @@ def test_m2s2l_trains_scans_and_evaluates_through_the_same_paths(ray_local, tmp_
     st = Store(tmp_path / "store")
     t = st.read_table("scores", "m2")
     context = 5  # m2s2l.tiny: longest window 4 + 1
-    assert set(t["model"].to_pylist()) == {"m2s2l_app", "m2s2l_mot", "diff", "motion"}
-    assert t.num_rows == 2 * 4 * (40 - context)
+    # ... and the scene prior `raystack train` fitted into the checkpoint adds presence
+    assert set(t["model"].to_pylist()) == {"m2s2l_app", "m2s2l_mot", "diff", "motion",
+                                           "presence"}
+    assert t.num_rows == 2 * 5 * (40 - context)
     assert pc.min(t["frame"]).as_py() == context
     m2 = t.filter(pc.starts_with(t["model"], "m2s2l"))
     assert m2.filter(pc.is_null(m2["aux"])).num_rows == 0  # memory distance as aux
@@ -349,6 +351,7 @@ def test_m2s2l_trains_scans_and_evaluates_through_the_same_paths(ray_local, tmp_
     assert "micro AUC" in r.output and (tmp_path / "ev" / "eval.json").is_file()
     doc = __import__("json").loads((tmp_path / "ev" / "eval.json").read_text())
     assert doc["fusion"] == "weighted:0.5:m2s2l_app,m2s2l_mot" and not doc["uses_test_labels"]
+    assert set(doc["baselines"]) == {"diff", "motion", "presence"}  # beside it, same frames
 
     r = runner.invoke(app, ["events", str(tmp_path / "store"), "--run-id", "m2",
                             "--threshold", "0.5", "--format", "json"])  # auto: the M2S2L pair

@@ -132,7 +132,7 @@ def test_train_writes_checkpoints_that_scan_loads(tiny_cfg):
     from raystack.scoring import window_geometry
 
     calibrated = FrameScorer.from_checkpoints(list(result.checkpoints.values()),
-                                              region="calibrated")
+                                              region="calibrated", presence=True)
     for task, other in (("fp", "fr"), ("fr", "fp")):
         record = calibrated.checkpoints[task]["extra"][NORMAL_KEY]
         assert record["frames"] > 0
@@ -144,6 +144,18 @@ def test_train_writes_checkpoints_that_scan_loads(tiny_cfg):
     out = calibrated.score(frames, flows, normal=refs)
     assert all(np.isfinite(out[s].psnr).all() and out[s].box is not None for s in refs)
     assert refs["fp"].shape == (1, *window_geometry((32, 32))[2])
+    # ... and the camera's scene prior, fitted on the training frames at the input size: a
+    # scan adds the presence stream (raystack/scene_prior.py).
+    from raystack.scene_prior import PRESENCE_STREAM, SCENE_KEY
+
+    assert calibrated.streams[-1] == PRESENCE_STREAM
+    assert PRESENCE_STREAM not in FrameScorer.from_checkpoints(
+        list(result.checkpoints.values()), presence=True, tiles=True).streams
+    for task in ("fp", "fr"):
+        record = calibrated.checkpoints[task]["extra"][SCENE_KEY]
+        assert record["size"] == [32, 32] and record["frames"] > 0
+    assert np.isfinite(out[PRESENCE_STREAM].psnr).all()
+    assert out[PRESENCE_STREAM].box.shape == (3, 4)
 
 
 class _Interrupt(Exception):

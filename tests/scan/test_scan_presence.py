@@ -1,0 +1,80 @@
+"""The ``presence`` stream in a scan: fitted by training into the checkpoint, written by the
+unit scorer beside the other streams, left out on request or for another kind of scan."""
+
+from __future__ import annotations
+
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+
+@pytest.fixture(scope="module")
+def prior_ckpt(half_static, tiny_checkpoints, tmp_path_factory):
+    """Tiny FP with the scene prior of half_static's first (moving) half recorded."""
+    from raystack.archive import list_archive
+    from raystack.models.checkpoint import write_checkpoint_extra
+    from raystack.scene_prior import SCENE_KEY
+    from raystack.train.scene_calibration import fit_scene_record
+
+    sources = list_archive(half_static)
+    cfg = SimpleNamespace(archive=str(half_static), tiles=False, tile_scale=0.0,
+                          val_fraction=0.5)
+    record = fit_scene_record(cfg, sources, img_size=(64, 64))
+    assert record["size"] == [64, 64] and record["frames"] == 20 and not record["tiles"]
+    path = tmp_path_factory.mktemp("prior") / "fp.pt"
+    shutil.copy(tiny_checkpoints["fp"], path)
+    write_checkpoint_extra(path, SCENE_KEY, record)
+    return sources, str(path)
+
+
+def _unit_rows(sources, path, **kw):
+    from raystack.scan.plan import plan_units
+    from raystack.scan.probe import probe_archive
+    from raystack.scan.worker import UnitScorer
+
+    scorer = UnitScorer([path], threads=1, chunk_frames=8, prefetch_chunks=0, run_id="p", **kw)
+    unit = plan_units(probe_archive(sources), context=scorer.context, segment_frames=512,
+                      sources=sources).units[0]
+    return scorer, scorer(unit)
+
+
+def test_a_scan_writes_presence_as_training_fitted_it(prior_ckpt):
+    from raystack.scene_prior import ScenePrior, presence_ratio, presence_scores
+    from raystack.train.data import decode_frames
+
+    sources, path = prior_ckpt
+    scorer, rows = _unit_rows(sources, path, region="patch")
+    assert scorer.streams == ("fp", "diff", "motion", "presence")
+    got = rows.filter(pc.equal(rows["model"], "presence"))
+    fp = rows.filter(pc.equal(rows["model"], "fp"))
+    assert got["frame"].to_pylist() == fp["frame"].to_pylist()
+    prior = ScenePrior.from_record(scorer.scorer.checkpoints["fp"]["extra"]["scene_prior"])
+    clip = decode_frames(sources[0], (64, 64))
+    frames = np.asarray(got["frame"].to_numpy())
+    want, box = presence_scores(presence_ratio(clip[frames], prior), prior,
+                                np.array([[0, 0, 64, 64]]))
+    np.testing.assert_allclose(got["psnr"].to_numpy(), want[:, 0], rtol=1e-5)
+    assert got["patch_x1"].to_numpy().max() > 0  # the worst cell is the row's box
+
+
+def test_presence_is_left_out_on_request_and_by_a_tiled_scan(prior_ckpt):
+    sources, path = prior_ckpt
+    for kw in ({"presence": False}, {"tiles": True}):
+        scorer, rows = _unit_rows(sources, path, region="patch", **kw)
+        assert "presence" not in scorer.streams
+        assert "presence" not in set(rows["model"].to_pylist())
+
+
+def test_scan_config_and_cli_know_presence():
+    from typer.testing import CliRunner
+
+    from raystack.cli import app
+    from raystack.scan import load_scan_config
+
+    assert load_scan_config().presence is True
+    assert load_scan_config(presence=False).presence is False
+    out = CliRunner().invoke(app, ["scan", "--help"], env={"COLUMNS": "200"})
+    assert "--no-presence" in out.output

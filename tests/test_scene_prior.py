@@ -1,0 +1,140 @@
+"""The scene prior and its ``presence`` stream: fit, ratio, per-tile scores and boxes,
+checkpoint records, and the FrameScorer that scores it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from raystack.scene_prior import (
+    EPS,
+    PRESENCE_STREAM,
+    SCENE_KEY,
+    ScenePrior,
+    cell_shares,
+    fit_scene_prior,
+    foreground,
+    presence_ratio,
+    presence_scores,
+    prior_from_checkpoints,
+)
+
+H, W, CELL = 48, 64, 8
+
+
+def _scene(n: int, seed: int = 0, walkers: bool = True) -> np.ndarray:
+    """Textured ground, sensor noise, and a walker crossing the top band (rows 8-24) only."""
+    rng = np.random.default_rng(seed)
+    ground = (np.indices((H, W)).sum(0)[..., None] % 7 * 20 + 60).repeat(3, -1)
+    frames = np.clip(ground + rng.normal(0, 2, (n, H, W, 3)), 0, 255)
+    if walkers:
+        for t in range(n):
+            x = (3 * t + 11 * seed) % (W - 6)
+            frames[t, 8:24, x:x + 6] = (200, 40, 40)
+    return frames.astype(np.uint8)
+
+
+def test_cell_shares_count_partial_cells_over_their_own_pixels():
+    mask = np.zeros((1, 10, 10), bool)
+    mask[0, 8:, 8:] = True  # the 2x2 corner cell of a 4-px grid
+    shares = cell_shares(mask, 4)
+    assert shares.shape == (1, 3, 3)
+    assert shares[0, 2, 2] == 1.0 and shares[0, :2].sum() == 0
+
+
+def test_foreground_ignores_noise_and_lighting_drift_but_not_a_person():
+    frames = _scene(40, walkers=False)
+    prior = fit_scene_prior([frames])
+    darker = (frames[:5].astype(np.float32) * 0.8).astype(np.uint8)  # a cloud passes
+    assert foreground(darker, prior.background, prior.noise).mean() < 0.01
+    person = frames[:1].copy()
+    person[0, 30:44, 20:26] = (30, 30, 200)
+    assert foreground(person, prior.background, prior.noise)[0, 30:44, 20:26].all()
+
+
+def test_a_person_where_nobody_walks_outscores_one_where_people_walk():
+    prior = fit_scene_prior([_scene(120, s) for s in range(3)], cell=CELL)
+    assert prior.occupancy[1:3].max() > 0.05 and prior.occupancy[4:].max() < 0.01
+    test = _scene(3, 7, walkers=False)
+    test[1, 8:24, 30:36] = (200, 40, 40)  # where people walk
+    test[2, 30:46, 30:36] = (200, 40, 40)  # where nobody does
+    psnr, box = presence_scores(presence_ratio(test, prior), prior, np.array([[0, 0, W, H]]))
+    assert psnr.shape == (3, 1) and psnr.dtype == np.float32
+    assert psnr[2, 0] < psnr[1, 0] < 0 and psnr[2, 0] < -10 * np.log10(1 + 0.5 / EPS)
+    x0, y0, x1, y1 = box[2, 0]  # the worst cell lies on the person
+    assert x0 < 36 and x1 > 30 and y0 < 46 and y1 > 30 and (x1 - x0, y1 - y0) == (8, 8)
+
+
+def test_tiles_take_the_worst_cell_inside_them_with_a_box_in_tile_pixels():
+    prior = fit_scene_prior([_scene(60)], cell=CELL)
+    frame = _scene(1, 3, walkers=False)
+    frame[0, 34:42, 50:58] = (250, 250, 250)
+    boxes = np.array([[0, 0, 32, 48], [32, 0, 64, 48]])
+    psnr, box = presence_scores(presence_ratio(frame, prior), prior, boxes)
+    assert psnr[0, 1] < psnr[0, 0]
+    assert box[0, 1].tolist() == [16, 32, 24, 40]  # the cell (48..56, 32..40) in tile 2
+
+
+def test_frames_of_another_size_are_refused_naming_both():
+    prior = fit_scene_prior([_scene(10)])
+    with pytest.raises(ValueError, match="64x48 frames; these are 32x48"):
+        presence_ratio(np.zeros((2, 48, 32, 3), np.uint8), prior)
+
+
+def test_fit_refuses_no_frames_and_mixed_sizes():
+    with pytest.raises(ValueError, match="no normal frames"):
+        fit_scene_prior([np.zeros((0, H, W, 3), np.uint8)])
+    with pytest.raises(ValueError, match="one"):
+        fit_scene_prior([_scene(3), np.zeros((3, 8, 8, 3), np.uint8)])
+
+
+def test_record_round_trip_and_refusals():
+    prior = fit_scene_prior([_scene(20)])
+    back = ScenePrior.from_record(prior.to_record())
+    np.testing.assert_array_equal(back.background, prior.background)
+    np.testing.assert_array_equal(back.occupancy, prior.occupancy)
+    assert back.cell == prior.cell and back.size == (H, W) and back.frames == 20
+    with pytest.raises(ValueError, match="version"):
+        ScenePrior.from_record({**prior.to_record(), "version": 99}, "x.pt")
+    bad = {**prior.to_record(), "cell": prior.cell + 1}
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        ScenePrior.from_record(bad, "x.pt")
+    infos = {"fr": {"path": "fr.pt", "extra": {}},
+             "fp": {"path": "fp.pt", "extra": {SCENE_KEY: prior.to_record()}}}
+    assert prior_from_checkpoints(infos, img_size=(H, W)).size == (H, W)
+    assert prior_from_checkpoints({"fp": {"extra": {}}}) is None
+    # A prior describes one kind of frame: whole frames at the model's size, or a tiled
+    # scan's working frames. The other kind of scan does without it.
+    assert prior_from_checkpoints(infos, tiles=True) is None
+    assert prior_from_checkpoints(infos, img_size=(32, 32)) is None
+    tiled = {"fp": {"path": "fp.pt", "extra": {SCENE_KEY: prior.to_record(tiles=True)}}}
+    assert prior_from_checkpoints(tiled, tiles=True).size == (H, W)
+    assert prior_from_checkpoints(tiled, img_size=(H, W)) is None
+
+
+def test_frame_scorer_adds_presence_per_tile_and_skips_it_where_tiles_are_skipped():
+    from raystack.inference import FrameScorer
+    from raystack.models import create_model
+
+    model = create_model("vqmau_fp.tiny", in_frames=2)  # 64x64
+    prior = fit_scene_prior([np.repeat(_scene(30), 2, axis=1)[:, :64]])  # 64x64 scene
+    scorer = FrameScorer({"fp": model}, region="patch", scene_prior=prior)
+    assert scorer.streams == ("fp", "diff", "motion", PRESENCE_STREAM)
+    assert scorer.learned_streams == ("fp",)
+    frames = np.repeat(_scene(6, 1), 2, axis=1)[:, :64].astype(np.float32) / 127.5 - 1
+    flows = np.zeros((5, 2, 64, 64), np.float32)
+    out = scorer.score(frames, flows)
+    assert out[PRESENCE_STREAM].psnr.shape == (4,) and out[PRESENCE_STREAM].box.shape == (4, 4)
+    u8 = np.clip(np.rint((frames + 1) * 127.5), 0, 255).astype(np.uint8)
+    want, _ = presence_scores(presence_ratio(u8[2:], prior), prior, np.array([[0, 0, 64, 64]]))
+    np.testing.assert_allclose(out[PRESENCE_STREAM].psnr, want[:, 0])
+    big = np.concatenate([frames, frames], axis=2)  # 64x128: presence needs its own size
+    with pytest.raises(ValueError, match="scene prior fitted on 64x64"):
+        scorer.score_tiles(big, np.zeros((5, 2, 64, 128), np.float32),
+                           np.array([[0, 0, 64, 64], [64, 0, 128, 64]]))
+    skip = np.zeros((4, 1), bool)
+    skip[1] = True
+    tiled = scorer.score_tiles(frames, flows, np.array([[0, 0, 64, 64]]), skip=skip)
+    assert np.isnan(tiled[PRESENCE_STREAM].psnr[1, 0]) and np.isfinite(tiled["diff"].psnr[0, 0])
+    plain = FrameScorer({"fp": model}, region="frame", scene_prior=prior)
+    assert plain.score(frames, flows)[PRESENCE_STREAM].box is None  # whole frame: no box
