@@ -11,10 +11,11 @@ whole-frame run goes first and carries the process's one-off warm-up). The test
 archive is scanned whole-frame with the whole-frame models and tiled with the tiled ones,
 both with ``--region`` (patch by default, so both runs have a box per frame). Every figure
 comes from ``raystack eval`` with the synth's ``labels.json`` (docs/evaluation.md): frame
-micro/macro AUC of the label-free ``auto`` fusion beside the ``diff`` and ``motion``
-baselines on the same frames, and the localisation share (peak-frame box on the labelled
-box, IoU > 0.1 or centre inside; target >= 70% tiled), overall, per kind and for the
-subtle kinds (loiterer, thrown_object, runner, erratic).
+micro/macro AUC of a label-free fusion (``--fusion``, default ``auto``) beside the
+``diff``, ``motion`` (and ``presence``) baselines on the same frames, and the localisation
+share (peak-frame box on the labelled box, IoU > 0.1 or centre inside; target >= 70%
+tiled), overall, per kind and for the subtle kinds (loiterer, thrown_object, runner,
+erratic).
 
 Cost: at 1280x720 the automatic scale gives a 640x360 working frame, 28 tiles of 128 px
 (small preset) per frame, so the tiled scan makes ~28x the model calls of the whole-frame
@@ -70,6 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", default="1280x720", help="WxH of the synthetic camera")
     p.add_argument("--region", default="patch", choices=("frame", "patch", "calibrated"))
     p.add_argument("--sigma", type=float, default=10.0)
+    p.add_argument("--fusion", default="auto",
+                   help="the label-free fusion evaluated and localised (default auto: the "
+                        "learned pair); e.g. the one bench/quality_bench.py chose on its "
+                        "validation archive, such as weighted:0.75:fp,presence")
     p.add_argument("--reuse", action="store_true", help="keep archives already synthesized")
     p.add_argument("--train-name", default=None,
                    help="with --keep-runs: the training runs' NAME (default --name), to "
@@ -138,7 +143,7 @@ def report(args, evals, kinds, train_s, scan_s) -> None:
     print(f"\n{args.model} {args.preset} at {args.size}, region {args.region}, sigma "
           f"{args.sigma}, tile_scale {args.tile_scale:g} (0 = automatic)")
     print(f"{'mode':7} {'train s':>8} {'scan s':>7} {'micro':>7} {'macro':>7} {'diff':>7} "
-          f"{'motion':>7} {'loc':>6} {'judged':>7} {'subtle loc':>10}")
+          f"{'motion':>7} {'presence':>8} {'loc':>6} {'judged':>7} {'subtle loc':>10}")
     for m, r in evals.items():
         loc = r.localisation or {}
         ok = loc.get("available")
@@ -146,7 +151,7 @@ def report(args, evals, kinds, train_s, scan_s) -> None:
         trained = "kept" if args.keep_runs else f"{train_s[m]:.0f}"
         print(f"{m:7} {trained:>8} {scan_s[m]:7.0f} {_fmt(r.micro_auc):>7} "
               f"{_fmt(r.macro_auc):>7} {_fmt(r.baselines.get('diff')):>7} "
-              f"{_fmt(r.baselines.get('motion')):>7} "
+              f"{_fmt(r.baselines.get('motion')):>7} {_fmt(r.baselines.get('presence')):>8} "
               f"{_fmt(loc.get('share') if ok else None, True):>6} "
               f"{loc.get('judged', 0) if ok else 0:>4}/{loc.get('events', 0):<2} "
               f"{_fmt((loc.get('subtle') or {}).get('share') if ok else None, True):>10}")
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         train_s[mode] = trained[mode]["seconds"]
         scan_s[mode] = scan_run(args, mode, archives["test"] / "test",
                                 trained[mode]["checkpoints"], store, name)
-        evals[mode] = evaluate(store, labels, name, fusion="auto", sigma=args.sigma,
+        evals[mode] = evaluate(store, labels, name, fusion=args.fusion, sigma=args.sigma,
                                out_dir=work / "eval" / mode)
         print(evals[mode].summary(), flush=True)
     kinds = kind_rows(evals, meta)
@@ -202,8 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     doc = {
         "machine": machine(),
         "command": " ".join(shlex.quote(a) for a in sys.argv),
-        "protocol": "docs/evaluation.md via raystack eval with labels.json; fusion 'auto' "
-                    "(label-free) for both modes; equal training budget (epochs x clips at "
+        "protocol": "docs/evaluation.md via raystack eval with labels.json; fusion "
+                    f"{args.fusion!r} (label-free) for both modes; "
+                    "equal training budget (epochs x clips at "
                     "the same input size); localisation: peak-frame box vs labelled box, "
                     "IoU > 0.1 or centre inside",
         "synth": {"scene": "street", "size": [w, h], "frames": args.frames,

@@ -9,8 +9,9 @@ windows of each model's ``context + 1`` frames, runs them under ``torch.inferenc
 the same target frames. PSNR is the protocol's (docs/evaluation.md,
 :func:`raystack.scoring.psnr`), on frames and on model-range flow alike.
 
-Alignment: with ``context`` the largest context of the models, the scored frames are
-``context .. T-1``. A model of context c scores frame i from frames i-c .. i (and flows
+Alignment: with ``context`` the largest context of the models (at least PERSIST - 1 = 7
+with the ``presence`` stream, which reads how long foreground persists), the scored frames
+are ``context .. T-1``. A model of context c scores frame i from frames i-c .. i (and flows
 i-c .. i-1, ``flows[j]`` being the flow from frame j to j+1): FP from its ``t`` frames
 before i, FR from ``flows[i-1]``.
 
@@ -37,7 +38,7 @@ import torch.nn as nn
 
 from raystack.models.baselines import Baselines
 from raystack.models.contract import ScoringModel, StreamScores
-from raystack.scene_prior import PRESENCE_STREAM, ScenePrior
+from raystack.scene_prior import PERSIST, PRESENCE_STREAM, ScenePrior
 from raystack.scoring import BASELINE_STREAMS, REGIONS
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -153,7 +154,9 @@ class FrameScorer:
         if len(set(self.streams)) != len(self.streams):
             msg = f"FrameScorer: two models write the same stream ({self.streams})"
             raise ValueError(msg)
-        self.context: int = max(m.context for m in self._scorers)
+        # presence looks at how long foreground persists: PERSIST - 1 frames before a target
+        self.context: int = max([m.context for m in self._scorers]
+                                + ([PERSIST - 1] if scene_prior is not None else []))
         self.needs_flow: bool = any(m.needs_flow for m in self._scorers)
         self.checkpoints: dict[str, dict[str, Any]] = {}
 
@@ -337,8 +340,9 @@ class FrameScorer:
             for s, w in windows.items():
                 psnr[s], box[s] = self._calibrated(w, refs[s])
             windows = {}
-        if self.scene_prior is not None:
-            psnr[PRESENCE_STREAM], found = self._presence(frames[targets], boxes, keep)
+        if self.scene_prior is not None:  # from the target's PERSIST frames up to it
+            psnr[PRESENCE_STREAM], found = self._presence(
+                frames[self.context - PERSIST + 1:], boxes, keep)
             if self.region != "frame":
                 box[PRESENCE_STREAM] = found
         return {s: StreamScores(psnr[s], aux.get(s), box.get(s), windows.get(s))
@@ -346,12 +350,15 @@ class FrameScorer:
 
     def _presence(self, frames: np.ndarray, boxes: np.ndarray, keep: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``presence`` scores (n, N) and boxes (n, N, 4) of target ``frames`` (model
-        range) in tiles ``boxes``; NaN (box zeros) where a tile is skipped."""
-        from raystack.scene_prior import presence_ratio, presence_scores
+        """The ``presence`` scores (n, N) and boxes (n, N, 4) in tiles ``boxes`` of the n
+        targets at the end of ``frames`` (model range; PERSIST - 1 more before them); NaN
+        (box zeros) where a tile is skipped."""
+        from raystack.scene_prior import presence_scores, presence_tail
 
+        if not len(keep):  # no target: nothing to score
+            return np.zeros(keep.shape, np.float32), np.zeros((*keep.shape, 4), np.int32)
         u8 = np.clip(np.rint((frames + 1.0) * 127.5), 0, 255).astype(np.uint8)
-        psnr, box = presence_scores(presence_ratio(u8, self.scene_prior), self.scene_prior,
+        psnr, box = presence_scores(presence_tail(u8, self.scene_prior), self.scene_prior,
                                     boxes)
         psnr[~keep] = np.nan
         box[~keep] = 0

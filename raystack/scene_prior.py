@@ -1,5 +1,5 @@
-"""The scene prior of a fixed camera, and the ``presence`` stream it scores: foreground where
-normal footage (almost) never has any.
+"""The scene prior of a fixed camera, and the ``presence`` stream it scores: foreground that
+stays where normal footage (almost) never holds any.
 
 A frame predictor cannot see a person who stands still: a still person is the easiest thing
 to predict. What makes a loiterer anomalous is *where* they are: in a flower bed, on a track,
@@ -9,23 +9,28 @@ at a door nobody uses. A fixed camera's normal footage says where people go, so
 - ``background``: the per-pixel median of the frames (uint8 RGB);
 - ``noise``: the per-pixel median absolute deviation from it (sensor noise, compression,
   flowers in the wind), the largest over the channels;
-- ``occupancy``: per cell of ``cell`` x ``cell`` pixels, the mean share of the cell's pixels
-  that are foreground in a normal frame.
+- ``exceed``: per cell of ``cell`` x ``cell`` pixels and per share level of :data:`LEVELS`,
+  the fraction of normal frames in which the cell's foreground share stayed at or above
+  that level for the last :data:`PERSIST` frames (its *persistent* share: the smallest over
+  those frames). ``occupancy`` (the mean share) is kept for reading, not for scoring.
 
 A pixel is foreground when it differs from the background by more than
 ``THRESHOLD + NOISE_K * noise`` grey levels after a per-frame, per-channel gain (lighting
-drift). A frame's cells then get ``ratio = share / (occupancy + EPS)``: near 1 where normal
-foreground falls, up to ``1 / EPS`` for a person where nobody goes. The stream's score is
-``-10 log10(1 + ratio)`` of the worst cell in each tile (high = normal, in dB like every
-other stream), and its box is that cell.
+drift). A frame's cell then gets ``p``, the normal fraction at the largest level its
+persistent share reaches (1 below the first level; at least ``1 / (frames + 1)``), and the
+stream's score is ``10 log10 p`` of the worst cell in each tile: 0 dB where normal footage
+does the same, down to ``-10 log10(frames + 1)`` for someone standing where nobody ever
+stands (high = normal, in dB like every other stream). Its box is that cell. A walker
+crossing a cell nobody else crosses holds it for a few frames and is not persistent; a car
+parked on the road is, when the road is usually empty.
 
 It is learned from normal footage but is not a deep model, and it sees nothing that moves
 where people normally move: it is reported beside the ``diff`` and ``motion`` baselines, and
 the learned streams are fused with it, never replaced (docs/models.md, "The scene prior").
 
-    prior = fit_scene_prior([clip_a, clip_b])        # uint8 (T, H, W, 3) normal clips
-    ratio = presence_ratio(frames_u8, prior)         # (T, gh, gw)
-    psnr, box = presence_scores(ratio, prior, boxes)  # (T, N), (T, N, 4) in tile pixels
+    prior = fit_scene_prior([clip_a, clip_b])           # uint8 (T, H, W, 3) normal clips
+    tail = presence_tail(frames_u8, prior)              # (T - PERSIST + 1, gh, gw): p
+    psnr, box = presence_scores(tail, prior, boxes)     # (.., N), (.., N, 4) in tile pixels
 """
 
 from __future__ import annotations
@@ -47,8 +52,10 @@ RECORD_VERSION = 1
 # Grey levels above the background a pixel must differ by, on top of NOISE_K x its noise.
 THRESHOLD = 20.0
 NOISE_K = 4.0
-# Occupancy floor of the ratio: a cell normal footage never covers scores at most 1 / EPS.
-EPS = 0.01
+# Frames a cell's foreground must persist: about a third of a second at 25 fps.
+PERSIST = 8
+# Share levels the normal tail fractions are kept at.
+LEVELS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8)
 # Cells per working-frame width: 20 gives 16 px cells at a 320-px working width, about a
 # distant person's width on a street camera.
 CELLS_ACROSS = 20
@@ -68,9 +75,10 @@ class ScenePrior:
 
     background: np.ndarray  # (H, W, 3) uint8
     noise: np.ndarray  # (H, W) float32 grey levels
-    occupancy: np.ndarray  # (gh, gw) float32 in [0, 1]
+    occupancy: np.ndarray  # (gh, gw) float32 in [0, 1]: mean share (for reading)
+    exceed: np.ndarray  # (gh, gw, len(LEVELS)) float32: normal tail fractions
     cell: int
-    frames: int = 0  # normal frames the occupancy is the mean over
+    frames: int = 0  # normal frames the fractions are over
 
     @property
     def size(self) -> tuple[int, int]:
@@ -86,10 +94,11 @@ class ScenePrior:
         return {"version": RECORD_VERSION, "size": list(self.size), "cell": int(self.cell),
                 "tiles": bool(tiles),
                 "frames": int(self.frames), "threshold": THRESHOLD, "noise_k": NOISE_K,
-                "eps": EPS,
+                "persist": PERSIST, "levels": list(LEVELS),
                 "background": torch.from_numpy(np.ascontiguousarray(self.background)),
                 "noise": torch.from_numpy(np.ascontiguousarray(self.noise, np.float32)),
-                "occupancy": torch.from_numpy(np.ascontiguousarray(self.occupancy, np.float32))}
+                "occupancy": torch.from_numpy(np.ascontiguousarray(self.occupancy, np.float32)),
+                "exceed": torch.from_numpy(np.ascontiguousarray(self.exceed, np.float32))}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], where: str = "checkpoint") -> ScenePrior:
@@ -98,18 +107,24 @@ class ScenePrior:
         Raises:
             ValueError: a record of another version or inconsistent shapes (names ``where``).
         """
-        if int(record.get("version", -1)) != RECORD_VERSION:
+        if (int(record.get("version", -1)) != RECORD_VERSION
+                or tuple(record.get("levels", ())) != LEVELS
+                or int(record.get("persist", -1)) != PERSIST):
             msg = (f"{where}: scene prior record version {record.get('version')!r}; this "
                    f"raystack reads version {RECORD_VERSION} (retrain, or scan with --no-presence)")
             raise ValueError(msg)
         bg = np.asarray(record["background"], np.uint8)
         prior = cls(bg, np.asarray(record["noise"], np.float32),
-                    np.asarray(record["occupancy"], np.float32), int(record["cell"]),
+                    np.asarray(record["occupancy"], np.float32),
+                    np.asarray(record["exceed"], np.float32), int(record["cell"]),
                     int(record.get("frames", 0)))
+        grid = grid_shape(prior.size, prior.cell)
         if (bg.ndim != 3 or bg.shape[2] != 3 or prior.noise.shape != bg.shape[:2]
-                or prior.occupancy.shape != grid_shape(prior.size, prior.cell)):
+                or prior.occupancy.shape != grid
+                or prior.exceed.shape != (*grid, len(LEVELS))):
             msg = (f"{where}: scene prior record has inconsistent shapes (background "
-                   f"{bg.shape}, noise {prior.noise.shape}, occupancy {prior.occupancy.shape})")
+                   f"{bg.shape}, noise {prior.noise.shape}, occupancy {prior.occupancy.shape}, "
+                   f"exceed {prior.exceed.shape})")
             raise ValueError(msg)
         return prior
 
@@ -173,20 +188,44 @@ def fit_scene_prior(clips: Sequence[np.ndarray], *, cell: int | None = None,
     noise = np.median(np.abs(sample - background), axis=0).max(axis=-1)
     background = np.clip(np.round(background), 0, 255).astype(np.uint8)
     del sample
-    acc = np.zeros(grid_shape((h, w), cell), np.float64)
+    occ = np.zeros(grid_shape((h, w), cell), np.float64)
+    exceed = np.zeros((*occ.shape, len(LEVELS)), np.float64)
+    levels = np.asarray(LEVELS, np.float32)
     for c in clips:
-        for s in range(0, len(c), 64):  # bounded memory on long clips
-            acc += cell_shares(foreground(c[s:s + 64], background, noise), cell).sum(axis=0)
-    return ScenePrior(background, noise.astype(np.float32), (acc / total).astype(np.float32),
-                      cell, total)
+        shares = clip_shares(c, background, noise, cell)
+        occ += shares.sum(axis=0)
+        held = persistent(shares)
+        exceed += (held[..., None] >= levels).sum(axis=0)
+    return ScenePrior(background, noise.astype(np.float32), (occ / total).astype(np.float32),
+                      (exceed / total).astype(np.float32), cell, total)
 
 
-def presence_ratio(frames: np.ndarray, prior: ScenePrior) -> np.ndarray:
-    """(T, gh, gw) each cell's foreground share over its normal occupancy (+ EPS) in uint8
-    ``frames`` (T, H, W, 3) at the prior's working size.
+def clip_shares(frames: np.ndarray, background: np.ndarray, noise: np.ndarray, cell: int
+                ) -> np.ndarray:
+    """(T, gh, gw) foreground shares of the cells of uint8 ``frames``, in bounded memory."""
+    if not len(frames):
+        return np.zeros((0, *grid_shape(frames.shape[1:3], cell)), np.float32)
+    return np.concatenate([cell_shares(foreground(frames[s:s + 64], background, noise), cell)
+                           for s in range(0, len(frames), 64)])
+
+
+def persistent(shares: np.ndarray, k: int = PERSIST) -> np.ndarray:
+    """(T, gh, gw): each cell's smallest share over its last ``k`` frames (fewer at the
+    start of ``shares``)."""
+    out = np.array(shares, np.float32, copy=True)
+    for j in range(1, min(k, len(out))):
+        np.minimum(out[j:], shares[:-j], out=out[j:])
+    return out
+
+
+def presence_tail(frames: np.ndarray, prior: ScenePrior) -> np.ndarray:
+    """(T - PERSIST + 1, gh, gw): for every frame of uint8 ``frames`` (T, H, W, 3) at the
+    prior's working size that has PERSIST - 1 frames before it, each cell's normal tail
+    fraction ``p`` of its persistent share (module doc).
 
     Raises:
-        ValueError: frames of another size than the prior's (both named).
+        ValueError: frames of another size than the prior's (both named), or fewer than
+            PERSIST frames.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or tuple(frames.shape[1:3]) != prior.size:
@@ -194,34 +233,42 @@ def presence_ratio(frames: np.ndarray, prior: ScenePrior) -> np.ndarray:
                f"{'x'.join(map(str, frames.shape[2:0:-1])) if frames.ndim == 4 else frames.shape}"
                " (scan at the training run's size and tiling, or with --no-presence)")
         raise ValueError(msg)
-    shares = cell_shares(foreground(frames, prior.background, prior.noise), prior.cell)
-    return shares / (prior.occupancy + EPS)
+    if len(frames) < PERSIST:
+        msg = f"presence_tail: needs at least {PERSIST} frames (the persistence); got {len(frames)}"
+        raise ValueError(msg)
+    held = persistent(clip_shares(frames, prior.background, prior.noise, prior.cell))
+    held = held[PERSIST - 1:]
+    k = np.searchsorted(np.asarray(LEVELS, np.float32), held, side="right") - 1
+    p = np.take_along_axis(prior.exceed[None].repeat(len(held), 0),
+                           np.clip(k, 0, None)[..., None], axis=-1)[..., 0]
+    p = np.where(k < 0, 1.0, p)
+    return np.maximum(p, 1.0 / (prior.frames + 1)).astype(np.float32)
 
 
-def presence_scores(ratio: np.ndarray, prior: ScenePrior, boxes: np.ndarray
+def presence_scores(tail: np.ndarray, prior: ScenePrior, boxes: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Per tile, the score of its worst cell and that cell's box.
 
     Args:
-        ratio: (T, gh, gw) from :func:`presence_ratio`.
+        tail: (T, gh, gw) normal tail fractions from :func:`presence_tail`.
         prior: the prior it was computed with (cell size, frame size).
         boxes: (N, 4) tile boxes ``(x0, y0, x1, y1)`` in the working frame.
 
     Returns:
-        ``-10 log10(1 + ratio)`` of the worst cell whose centre lies in each tile,
+        ``10 log10 p`` of the worst (rarest) cell whose centre lies in each tile,
         float32 (T, N), and its box clipped to the tile, int32 (T, N, 4) in the tile's
         pixels (a tile holding no cell centre takes the cell under its own centre).
     """
-    ratio = np.asarray(ratio, np.float32)
+    tail = np.asarray(tail, np.float32)
     boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
-    t, gh, gw = ratio.shape
+    t, gh, gw = tail.shape
     c = prior.cell
     h, w = prior.size
     cy = np.minimum(np.arange(gh) * c + c / 2, h - 0.5)
     cx = np.minimum(np.arange(gw) * c + c / 2, w - 0.5)
     psnr = np.zeros((t, len(boxes)), np.float32)
     box = np.zeros((t, len(boxes), 4), np.int32)
-    flat = ratio.reshape(t, -1)
+    flat = tail.reshape(t, -1)
     for k, (x0, y0, x1, y1) in enumerate(boxes):
         rows = np.flatnonzero((cy >= y0) & (cy < y1))
         cols = np.flatnonzero((cx >= x0) & (cx < x1))
@@ -231,8 +278,8 @@ def presence_scores(ratio: np.ndarray, prior: ScenePrior, boxes: np.ndarray
             cols = np.array([min(int((x0 + x1) / 2) // c, gw - 1)])
         idx = (rows[:, None] * gw + cols[None, :]).ravel()
         sub = flat[:, idx]
-        arg = sub.argmax(axis=1)
-        psnr[:, k] = -10.0 * np.log10(1.0 + sub[np.arange(t), arg])
+        arg = sub.argmin(axis=1)
+        psnr[:, k] = 10.0 * np.log10(sub[np.arange(t), arg])
         cell = idx[arg]
         gy, gx = cell // gw, cell % gw
         box[:, k, 0] = np.clip(gx * c, x0, x1) - x0

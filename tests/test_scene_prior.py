@@ -7,15 +7,17 @@ import numpy as np
 import pytest
 
 from raystack.scene_prior import (
-    EPS,
+    LEVELS,
+    PERSIST,
     PRESENCE_STREAM,
     SCENE_KEY,
     ScenePrior,
     cell_shares,
     fit_scene_prior,
     foreground,
-    presence_ratio,
+    persistent,
     presence_scores,
+    presence_tail,
     prior_from_checkpoints,
 )
 
@@ -52,25 +54,55 @@ def test_foreground_ignores_noise_and_lighting_drift_but_not_a_person():
     assert foreground(person, prior.background, prior.noise)[0, 30:44, 20:26].all()
 
 
-def test_a_person_where_nobody_walks_outscores_one_where_people_walk():
-    prior = fit_scene_prior([_scene(120, s) for s in range(3)], cell=CELL)
+def test_persistent_share_is_the_smallest_over_the_last_frames():
+    shares = np.array([0.5, 0.9, 0.2, 0.8, 0.8], np.float32)[:, None, None]
+    np.testing.assert_allclose(persistent(shares, 3)[:, 0, 0], [0.5, 0.5, 0.2, 0.2, 0.2])
+
+
+def _still(n: int, y: slice, x: slice) -> np.ndarray:
+    """``n`` frames of the empty scene with one person standing at (y, x)."""
+    frames = _scene(n, 7, walkers=False)
+    frames[:, y, x] = (200, 40, 40)
+    return frames
+
+
+def test_someone_standing_where_nobody_stands_is_rare_where_people_wait_is_not():
+    clips = [_scene(120, s) for s in range(3)]
+    for c in clips:  # a bus stop: someone waits at (8..24, 40..48) a third of the time
+        c[:40, 8:24, 40:48] = (200, 40, 40)
+    prior = fit_scene_prior(clips, cell=CELL)
     assert prior.occupancy[1:3].max() > 0.05 and prior.occupancy[4:].max() < 0.01
-    test = _scene(3, 7, walkers=False)
-    test[1, 8:24, 30:36] = (200, 40, 40)  # where people walk
-    test[2, 30:46, 30:36] = (200, 40, 40)  # where nobody does
-    psnr, box = presence_scores(presence_ratio(test, prior), prior, np.array([[0, 0, W, H]]))
-    assert psnr.shape == (3, 1) and psnr.dtype == np.float32
-    assert psnr[2, 0] < psnr[1, 0] < 0 and psnr[2, 0] < -10 * np.log10(1 + 0.5 / EPS)
-    x0, y0, x1, y1 = box[2, 0]  # the worst cell lies on the person
+    assert prior.exceed.shape == (6, 8, len(LEVELS)) and prior.frames == 360
+    box = np.array([[0, 0, W, H]])
+    empty = presence_tail(_scene(PERSIST, 7, walkers=False), prior)
+    waits = presence_tail(_still(PERSIST, slice(8, 24), slice(40, 48)), prior)
+    nobody = presence_tail(_still(PERSIST + 2, slice(30, 46), slice(30, 36)), prior)
+    assert empty.shape == waits.shape == (1, 6, 8) and nobody.shape == (3, 6, 8)
+    p_empty, _ = presence_scores(empty, prior, box)
+    p_waits, _ = presence_scores(waits, prior, box)
+    p_nobody, b = presence_scores(nobody, prior, box)
+    assert p_empty[0, 0] == 0.0  # nothing rarer than normal: 0 dB
+    # the floor: never seen in 360 normal frames
+    assert p_nobody[0, 0] == pytest.approx(-10 * np.log10(361), rel=1e-5)
+    assert p_nobody[0, 0] < p_waits[0, 0] < 0  # waiting there is common: ~ -5 dB
+    assert p_waits[0, 0] > -10 * np.log10(4)
+    x0, y0, x1, y1 = b[0, 0]  # the rarest cell lies on the person
     assert x0 < 36 and x1 > 30 and y0 < 46 and y1 > 30 and (x1 - x0, y1 - y0) == (8, 8)
+
+
+def test_a_passer_by_is_not_persistent():
+    prior = fit_scene_prior([_scene(120, s) for s in range(3)], cell=CELL)
+    frames = _scene(PERSIST, 7, walkers=False)
+    frames[-1, 30:46, 30:36] = (200, 40, 40)  # there for one frame only
+    p, _ = presence_scores(presence_tail(frames, prior), prior, np.array([[0, 0, W, H]]))
+    assert p[0, 0] == 0.0
 
 
 def test_tiles_take_the_worst_cell_inside_them_with_a_box_in_tile_pixels():
     prior = fit_scene_prior([_scene(60)], cell=CELL)
-    frame = _scene(1, 3, walkers=False)
-    frame[0, 34:42, 50:58] = (250, 250, 250)
+    frames = _still(PERSIST, slice(34, 42), slice(50, 58))
     boxes = np.array([[0, 0, 32, 48], [32, 0, 64, 48]])
-    psnr, box = presence_scores(presence_ratio(frame, prior), prior, boxes)
+    psnr, box = presence_scores(presence_tail(frames, prior), prior, boxes)
     assert psnr[0, 1] < psnr[0, 0]
     assert box[0, 1].tolist() == [16, 32, 24, 40]  # the cell (48..56, 32..40) in tile 2
 
@@ -78,7 +110,9 @@ def test_tiles_take_the_worst_cell_inside_them_with_a_box_in_tile_pixels():
 def test_frames_of_another_size_are_refused_naming_both():
     prior = fit_scene_prior([_scene(10)])
     with pytest.raises(ValueError, match="64x48 frames; these are 32x48"):
-        presence_ratio(np.zeros((2, 48, 32, 3), np.uint8), prior)
+        presence_tail(np.zeros((PERSIST, 48, 32, 3), np.uint8), prior)
+    with pytest.raises(ValueError, match=f"at least {PERSIST} frames"):
+        presence_tail(np.zeros((2, 48, 64, 3), np.uint8), prior)
 
 
 def test_fit_refuses_no_frames_and_mixed_sizes():
@@ -93,6 +127,7 @@ def test_record_round_trip_and_refusals():
     back = ScenePrior.from_record(prior.to_record())
     np.testing.assert_array_equal(back.background, prior.background)
     np.testing.assert_array_equal(back.occupancy, prior.occupancy)
+    np.testing.assert_array_equal(back.exceed, prior.exceed)
     assert back.cell == prior.cell and back.size == (H, W) and back.frames == 20
     with pytest.raises(ValueError, match="version"):
         ScenePrior.from_record({**prior.to_record(), "version": 99}, "x.pt")
@@ -116,23 +151,25 @@ def test_frame_scorer_adds_presence_per_tile_and_skips_it_where_tiles_are_skippe
     from raystack.inference import FrameScorer
     from raystack.models import create_model
 
-    model = create_model("vqmau_fp.tiny", in_frames=2)  # 64x64
+    model = create_model("vqmau_fp.tiny", in_frames=2)  # 64x64, context 2
     prior = fit_scene_prior([np.repeat(_scene(30), 2, axis=1)[:, :64]])  # 64x64 scene
     scorer = FrameScorer({"fp": model}, region="patch", scene_prior=prior)
     assert scorer.streams == ("fp", "diff", "motion", PRESENCE_STREAM)
     assert scorer.learned_streams == ("fp",)
-    frames = np.repeat(_scene(6, 1), 2, axis=1)[:, :64].astype(np.float32) / 127.5 - 1
-    flows = np.zeros((5, 2, 64, 64), np.float32)
+    assert scorer.context == PERSIST - 1  # presence reads PERSIST frames up to the target
+    frames = np.repeat(_scene(12, 1), 2, axis=1)[:, :64].astype(np.float32) / 127.5 - 1
+    flows = np.zeros((11, 2, 64, 64), np.float32)
     out = scorer.score(frames, flows)
-    assert out[PRESENCE_STREAM].psnr.shape == (4,) and out[PRESENCE_STREAM].box.shape == (4, 4)
+    n = 12 - (PERSIST - 1)
+    assert out[PRESENCE_STREAM].psnr.shape == (n,) and out[PRESENCE_STREAM].box.shape == (n, 4)
     u8 = np.clip(np.rint((frames + 1) * 127.5), 0, 255).astype(np.uint8)
-    want, _ = presence_scores(presence_ratio(u8[2:], prior), prior, np.array([[0, 0, 64, 64]]))
+    want, _ = presence_scores(presence_tail(u8, prior), prior, np.array([[0, 0, 64, 64]]))
     np.testing.assert_allclose(out[PRESENCE_STREAM].psnr, want[:, 0])
     big = np.concatenate([frames, frames], axis=2)  # 64x128: presence needs its own size
     with pytest.raises(ValueError, match="scene prior fitted on 64x64"):
-        scorer.score_tiles(big, np.zeros((5, 2, 64, 128), np.float32),
+        scorer.score_tiles(big, np.zeros((11, 2, 64, 128), np.float32),
                            np.array([[0, 0, 64, 64], [64, 0, 128, 64]]))
-    skip = np.zeros((4, 1), bool)
+    skip = np.zeros((n, 1), bool)
     skip[1] = True
     tiled = scorer.score_tiles(frames, flows, np.array([[0, 0, 64, 64]]), skip=skip)
     assert np.isnan(tiled[PRESENCE_STREAM].psnr[1, 0]) and np.isfinite(tiled["diff"].psnr[0, 0])

@@ -42,7 +42,7 @@ def _unit_rows(sources, path, **kw):
 
 
 def test_a_scan_writes_presence_as_training_fitted_it(prior_ckpt):
-    from raystack.scene_prior import ScenePrior, presence_ratio, presence_scores
+    from raystack.scene_prior import PERSIST, ScenePrior, presence_scores, presence_tail
     from raystack.train.data import decode_frames
 
     sources, path = prior_ckpt
@@ -54,8 +54,9 @@ def test_a_scan_writes_presence_as_training_fitted_it(prior_ckpt):
     prior = ScenePrior.from_record(scorer.scorer.checkpoints["fp"]["extra"]["scene_prior"])
     clip = decode_frames(sources[0], (64, 64))
     frames = np.asarray(got["frame"].to_numpy())
-    want, box = presence_scores(presence_ratio(clip[frames], prior), prior,
-                                np.array([[0, 0, 64, 64]]))
+    history = np.stack([clip[f - PERSIST + 1:f + 1] for f in frames])  # (n, PERSIST, ...)
+    want = np.concatenate([presence_scores(presence_tail(h, prior), prior,
+                                           np.array([[0, 0, 64, 64]]))[0] for h in history])
     np.testing.assert_allclose(got["psnr"].to_numpy(), want[:, 0], rtol=1e-5)
     assert got["patch_x1"].to_numpy().max() > 0  # the worst cell is the row's box
 

@@ -334,7 +334,7 @@ def test_m2s2l_trains_scans_and_evaluates_through_the_same_paths(ray_local, tmp_
     assert result.ok
     st = Store(tmp_path / "store")
     t = st.read_table("scores", "m2")
-    context = 5  # m2s2l.tiny: longest window 4 + 1
+    context = 7  # m2s2l.tiny's 5 (longest window 4 + 1), but presence reads 8 frames
     # ... and the scene prior `raystack train` fitted into the checkpoint adds presence
     assert set(t["model"].to_pylist()) == {"m2s2l_app", "m2s2l_mot", "diff", "motion",
                                            "presence"}

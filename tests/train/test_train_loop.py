@@ -132,7 +132,7 @@ def test_train_writes_checkpoints_that_scan_loads(tiny_cfg):
     from raystack.scoring import window_geometry
 
     calibrated = FrameScorer.from_checkpoints(list(result.checkpoints.values()),
-                                              region="calibrated", presence=True)
+                                              region="calibrated")
     for task, other in (("fp", "fr"), ("fr", "fp")):
         record = calibrated.checkpoints[task]["extra"][NORMAL_KEY]
         assert record["frames"] > 0
@@ -148,14 +148,19 @@ def test_train_writes_checkpoints_that_scan_loads(tiny_cfg):
     # scan adds the presence stream (raystack/scene_prior.py).
     from raystack.scene_prior import PRESENCE_STREAM, SCENE_KEY
 
-    assert calibrated.streams[-1] == PRESENCE_STREAM
+    scene = FrameScorer.from_checkpoints(list(result.checkpoints.values()),
+                                         region="calibrated", presence=True)
+    assert scene.streams[-1] == PRESENCE_STREAM and scene.context == 7  # 8 frames persist
+    assert scene.score(frames, flows, normal=refs)[PRESENCE_STREAM].psnr.shape == (0,)
+    frames = np.random.default_rng(1).uniform(-1, 1, (10, 32, 32, 3)).astype(np.float32)
+    out = scene.score(frames, np.zeros((9, 2, 32, 32), np.float32), normal=refs)
     assert PRESENCE_STREAM not in FrameScorer.from_checkpoints(
         list(result.checkpoints.values()), presence=True, tiles=True).streams
     for task in ("fp", "fr"):
-        record = calibrated.checkpoints[task]["extra"][SCENE_KEY]
+        record = scene.checkpoints[task]["extra"][SCENE_KEY]
         assert record["size"] == [32, 32] and record["frames"] > 0
-    assert np.isfinite(out[PRESENCE_STREAM].psnr).all()
-    assert out[PRESENCE_STREAM].box.shape == (3, 4)
+    assert all(np.isfinite(out[s].psnr).all() for s in scene.streams)
+    assert out[PRESENCE_STREAM].psnr.shape == (3,) and out[PRESENCE_STREAM].box.shape == (3, 4)
 
 
 class _Interrupt(Exception):
