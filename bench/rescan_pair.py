@@ -9,6 +9,10 @@ the FR of another, on the validation and test archives ``bench/quality_bench.py`
         --fp /tmp/scene2/runs/quality_settled_24_e6-fp-fr-small-fp+fr/fp.pt \
         --fr /tmp/scene2/runs/quality_settled_24-fp-fr-small-fp+fr/fr.pt \
         --name quality_settled_24_fp6_fr2 --region calibrated
+
+``--tiles`` rescans tiled; ``--scene-prior`` first fits the scene prior (the ``presence``
+stream) on ``--work``'s normal training archive into both checkpoints, as ``raystack
+train`` does at export, for runs a resume can no longer re-export (their recipe changed).
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ def main() -> None:
     p.add_argument("--name", required=True, help="results file bench/results/NAME.json")
     p.add_argument("--region", default="patch", choices=("frame", "patch", "calibrated"))
     p.add_argument("--sigma", type=float, default=10.0)
+    p.add_argument("--tiles", action="store_true", help="scan tiles of the frame")
+    p.add_argument("--tile-scale", type=float, default=1.0, help="with --tiles")
+    p.add_argument("--scene-prior", action="store_true",
+                   help="fit the scene prior on the work folder's training archive into both "
+                        "checkpoints first (in place, as a re-export would)")
     args = p.parse_args()
 
     from machine_info import machine
@@ -46,12 +55,29 @@ def main() -> None:
     if missing:
         msg = f"rescan_pair: not found: {', '.join(missing)} (run bench/quality_bench.py first)"
         raise SystemExit(msg)
+    if args.scene_prior:
+        from types import SimpleNamespace
+
+        from raystack.models import get_config, load_checkpoint
+        from raystack.models.checkpoint import write_checkpoint_extra
+        from raystack.scene_prior import SCENE_KEY
+        from raystack.train.data import list_training_videos
+        from raystack.train.scene_calibration import fit_scene_record
+
+        _, info = load_checkpoint(args.fp)
+        cfg = SimpleNamespace(archive=str(work / "archive-train" / "train"), tiles=args.tiles,
+                              tile_scale=args.tile_scale, val_fraction=0.1)
+        record = fit_scene_record(cfg, list_training_videos(cfg.archive),
+                                  img_size=tuple(get_config(info["preset"]).img_size))
+        for ckpt in (args.fp, args.fr):
+            write_checkpoint_extra(ckpt, SCENE_KEY, record)
     store = work / "store"
     for split in ("val", "test"):
         res = scan(ScanConfig(archive=str(work / f"archive-{split}" / "test"),
                               checkpoints=(args.fp, args.fr), store=str(store),
                               run_id=f"{args.name}-{split}", score_region=args.region,
-                              progress=False))
+                              progress=False, tiles=args.tiles,
+                              tile_scale=args.tile_scale if args.tiles else 0.0))
         if not res.ok:
             msg = f"scan {args.name}-{split} failed: {res.summary}"
             raise SystemExit(msg)
@@ -78,6 +104,7 @@ def main() -> None:
           f"fusion: {test[chosen] - test[chosen_cheap]:+.4f}")
     doc = {"machine": machine(), "command": " ".join(shlex.quote(a) for a in sys.argv),
            "checkpoints": {"fp": args.fp, "fr": args.fr}, "region": args.region,
+           "tiles": {"on": args.tiles, "tile_scale": args.tile_scale} if args.tiles else None,
            "sigma": args.sigma, "validation_fusions": val, "chosen_fusion": chosen,
            "test_micro_auc": test, "fused_minus_best_baseline": test[chosen] - best_base,
            "reference_streams": list(references), "validation_cheap_fusions": val_cheap,
