@@ -71,8 +71,8 @@ def scan_cmd(
         help="Gate floor in px of worst-patch flow at the model's input (implies --gate)."),
     presence: bool = typer.Option(
         None, "--presence/--no-presence", show_default="presence",
-        help="Also score `presence`, foreground where normal footage has none (a person "
-             "standing where nobody stands), when the checkpoints record a scene prior."),
+        help="Also score `presence`, foreground that stays where normal footage has none (a "
+             "person standing where nobody stands), when the checkpoints record a scene prior."),
     dry_run: bool = typer.Option(None, "--dry-run/--no-dry-run", show_default="no-dry-run",
                                  help="List, probe and plan only."),
     address: str = typer.Option(None, show_default="RAY_ADDRESS, else a private local Ray",
