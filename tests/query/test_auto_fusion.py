@@ -20,6 +20,9 @@ CASES = {
     ("m2s2l_app", "m2s2l_mot"): "weighted:0.5:m2s2l_app,m2s2l_mot",
     ("diff", "fp", "motion"): "fp",
     ("diff", "fp", "fr", "motion"): "weighted:0.5:fp,fr",
+    ("diff", "fp", "motion", "presence"): "fp",  # the scene prior's stream is a reference
+    ("diff", "fp", "fr", "motion", "presence"): "weighted:0.5:fp,fr",
+    ("diff", "motion", "presence"): None,
     ("diff",): "diff",
     ("diff", "motion"): None,
     ("fp", "m2s2l_app"): None,
