@@ -63,8 +63,8 @@ def _overrides(pairs: list[str]) -> dict:
 
 def candidate_fusions(streams: tuple[str, ...], presence: bool = False) -> list[str]:
     """Label-free fusions of the learned streams the validation archive chooses among; with
-    ``presence`` (the scene prior's stream), also each learned stream weighted with it and
-    the largest of them all."""
+    ``presence`` (the scene prior's stream), also each learned stream weighted with it, the
+    pair's mean weighted with it, and the largest of them all."""
     if len(streams) == 1:
         out = [streams[0]]
     else:
@@ -72,6 +72,8 @@ def candidate_fusions(streams: tuple[str, ...], presence: bool = False) -> list[
         out = [f"weighted:{x:g}:{a},{b}" for x in ALPHAS] + [f"max:{a},{b}"]
     if presence:
         out += [f"weighted:{x:g}:{s},presence" for s in streams for x in ALPHAS[1:-1]]
+        if len(streams) == 2:
+            out += [f"weighted:{x:g}:{a},{b},presence" for x in ALPHAS[1:-1]]
         out.append(f"max:{','.join(streams)},presence")
     return out
 
@@ -83,7 +85,9 @@ def cheap_fusions(presence: bool = False) -> list[str]:
            "max:diff,motion"]
     if presence:
         out += ["presence", *(f"weighted:{x:g}:{s},presence" for s in ("diff", "motion")
-                              for x in ALPHAS[1:-1]), "max:diff,motion,presence"]
+                              for x in ALPHAS[1:-1]),
+                *(f"weighted:{x:g}:diff,motion,presence" for x in ALPHAS[1:-1]),
+                "max:diff,motion,presence"]
     return out
 
 

@@ -19,7 +19,7 @@ def eval_cmd(
     ),
     run_id: str = typer.Option(..., "--run-id", help="The scan run to evaluate."),
     fusion: str = typer.Option(
-        "auto", help="auto, a stream, weighted[:ALPHA[:A,B]], max[:A,...] or oracle[:A,B]."
+        "auto", help="auto, a stream, weighted[:ALPHA[:A,B,...]], max[:A,...] or oracle[:A,B]."
     ),
     sigma: float = typer.Option(10.0, help="Gaussian smoothing in frames (0: none)."),
     normalise: str = typer.Option("video", help="Min-max per video (the protocol) or global."),

@@ -8,7 +8,8 @@ from raystack.cli.app import FORMAT_HELP, STORE_HELP, abs_path, app, emit, fail,
 from raystack.query.defaults import EVENTS
 
 FUSION_HELP = ("auto (the only stream, or weighted:0.5 of fp,fr or of m2s2l_app,m2s2l_mot), "
-               "a stream (fp, fr, ...), weighted[:ALPHA[:A,B]] or max[:A,B,...].")
+               "a stream (fp, fr, ...), weighted[:ALPHA[:A,B,...]] (ALPHA x the mean of all "
+               "but the last + (1 - ALPHA) x the last) or max[:A,B,...].")
 
 
 @app.command("sql")

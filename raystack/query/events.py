@@ -66,7 +66,7 @@ def find_events(
         calibrated: name of a threshold stored by :func:`raystack.query.calibrate`.
         min_frames: drop events spanning fewer frames (after merging).
         merge_gap: merge events separated by at most this many frames.
-        fusion: stream name, ``weighted[:ALPHA[:A,B]]``, ``max[:A,...]`` or None/"auto".
+        fusion: stream name, ``weighted[:ALPHA[:A,B,...]]``, ``max[:A,...]`` or None/"auto".
         sigma: Gaussian smoothing sigma (0: none); default 10, or the calibrated one.
         roi: boxes ``[[x0, y0, x1, y1], ...]`` in source-frame pixels: only frames pointing
             inside one count (frames without a location in the frame always count).

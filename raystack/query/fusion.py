@@ -3,6 +3,7 @@
     parse_fusion("weighted:0.6")          # Fusion(kind='weighted', streams=('fp', 'fr'), alpha=0.6)
     parse_fusion("weighted:0.6").name     # 'weighted:0.6:fp,fr' (what SQL's fusion_name() says)
     parse_fusion("max:fp,fr,m2s2l_app")   # the largest of three streams
+    parse_fusion("weighted:0.75:fp,fr,presence")  # 0.75 x mean(fp, fr) + 0.25 x presence
     parse_fusion("fr")                    # one stream as it is
     resolve_fusion("oracle", ["fr", "fp"], allow_oracle=True).name   # 'oracle:fp,fr' (eval only)
 
@@ -44,7 +45,9 @@ class Fusion:
 
     kind: str  # 'stream' (one model as it is), 'weighted', 'max' or 'oracle' (eval only)
     streams: tuple[str, ...]  # the model names it reads, in order
-    alpha: float = 0.5  # weight of streams[0] in 'weighted'; unused otherwise
+    # 'weighted': alpha weighs the mean of all streams but the last, 1 - alpha the last one
+    # (with two streams, alpha weighs streams[0]); unused otherwise.
+    alpha: float = 0.5
 
     @property
     def name(self) -> str:
@@ -89,12 +92,18 @@ def order_streams(streams: Sequence[str]) -> list[str]:
 
 
 def parse_fusion(spec: str, *, allow_oracle: bool = False) -> Fusion:
-    """Parse ``fp``, ``weighted[:ALPHA[:A,B]]`` or ``max[:A,B,...]`` (defaults: fp,fr; 0.5),
-    and, with ``allow_oracle`` (evaluation only), ``oracle[:A,B]``.
+    """Parse ``fp``, ``weighted[:ALPHA[:A,B,...]]`` or ``max[:A,B,...]`` (defaults: fp,fr;
+    0.5), and, with ``allow_oracle`` (evaluation only), ``oracle[:A,B]``.
+
+    ``weighted`` over more than two streams weighs the mean of all but the last by ALPHA
+    against the last: ``weighted:0.75:fp,fr,presence`` is the learned pair's plain mean with
+    a quarter of the scene prior's stream, one weight chosen on validation instead of a
+    grid of them.
 
     Raises:
         FusionError: ``oracle`` without ``allow_oracle``, an oracle over other than two
-            streams, an alpha outside [0, 1], bad names.
+            streams, a weighted fusion of fewer than two, an alpha outside [0, 1], bad
+            names.
     """
     text = str(spec).strip()
     head, _, rest = text.partition(":")
@@ -122,14 +131,14 @@ def parse_fusion(spec: str, *, allow_oracle: bool = False) -> Fusion:
             msg = f"fusion {spec!r}: alpha must be in [0, 1], got {alpha}"
             raise FusionError(msg)
         streams = _streams(names, spec) if names else DEFAULT_PAIR
-        if len(streams) != 2:
-            msg = f"fusion {spec!r}: weighted fuses exactly two streams, got {list(streams)}"
+        if len(streams) < 2:
+            msg = f"fusion {spec!r}: weighted fuses two or more streams, got {list(streams)}"
             raise FusionError(msg)
         return Fusion("weighted", streams, alpha)
     if head == "max":
         return Fusion("max", _streams(rest, spec) if rest else DEFAULT_PAIR)
     if rest:
-        msg = f"fusion {spec!r}: expected a model name, weighted[:ALPHA[:A,B]] or max[:A,B,...]"
+        msg = f"fusion {spec!r}: expected a model name, weighted[:ALPHA[:A,B,...]] or max[:A,B,...]"
         raise FusionError(msg)
     streams = _streams(head, spec)
     if len(streams) > 1:  # "fr,fp" once silently meant fr alone

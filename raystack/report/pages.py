@@ -95,9 +95,10 @@ def summary_rows(data: dict, opts: ReportOptions) -> list[tuple[str, str]]:
             ("score streams", ", ".join(data["streams"]))]
     fusion = data["fusion"]
     if fusion == "weighted":
-        a, b = data["fusion_streams"]
+        *first, last = data["fusion_streams"]
         alpha = data["fusion_alpha"]
-        fusion = f"{alpha:g} x {a} + {1 - alpha:g} x {b} (fixed weights, no labels)"
+        head = first[0] if len(first) == 1 else f"mean({', '.join(first)})"
+        fusion = f"{alpha:g} x {head} + {1 - alpha:g} x {last} (fixed weights, no labels)"
     rows.append(("fusion", fusion))
     thr = data["threshold"]
     thr_text = f"{thr:.3f}" if thr is not None else "n/a"

@@ -4,12 +4,14 @@
 -- fusion := 'auto' is written here once, and raystack sql needs no Python to apply it.
 
 -- Canonical name of a fusion, as stored with calibrated thresholds and shown in results:
--- 'fp', 'weighted:0.5:fp,fr', 'max:fp,fr'. Raises on an invalid combination.
+-- 'fp', 'weighted:0.5:fp,fr', 'max:fp,fr'. Raises on an invalid combination. A weighted
+-- fusion of more than two streams weighs the mean of all but the last by alpha against
+-- the last (weighted:0.75:fp,fr,presence = 0.75 x mean(fp, fr) + 0.25 x presence).
 CREATE OR REPLACE MACRO fusion_name(fusion, alpha, streams) AS
     CASE
         WHEN fusion IS NULL THEN error('fusion must not be NULL')
-        WHEN fusion = 'weighted' AND (len(streams) <> 2 OR len(list_distinct(streams)) <> 2)
-            THEN error('fusion weighted needs exactly two different streams, got '
+        WHEN fusion = 'weighted' AND (len(streams) < 2 OR len(list_distinct(streams)) <> len(streams))
+            THEN error('fusion weighted needs two or more different streams, got '
                        || CAST(streams AS VARCHAR))
         WHEN fusion = 'weighted' AND (alpha IS NULL OR alpha < 0 OR alpha > 1)
             THEN error('fusion alpha must be in [0, 1], got ' || coalesce(CAST(alpha AS VARCHAR), 'NULL'))

@@ -126,9 +126,11 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
     FROM (
         SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
                any_value(s.timestamp_s) AS timestamp_s,
+               -- One row per stream and frame: avg over the first two streams of three is
+               -- their mean, over the first of two the stream itself.
                CASE WHEN fusion = 'weighted'
-                    THEN alpha * max(s.score) FILTER (WHERE s.model = streams[1])
-                         + (1 - alpha) * max(s.score) FILTER (WHERE s.model = streams[2])
+                    THEN alpha * avg(s.score) FILTER (WHERE s.model <> streams[len(streams)])
+                         + (1 - alpha) * max(s.score) FILTER (WHERE s.model = streams[len(streams)])
                     ELSE max(s.score)
                END AS score,
                arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,

@@ -54,6 +54,31 @@ def test_weighted_fusion_bounds_are_the_sql_macro():
         column(con, q, "score", [1.5])
 
 
+def test_weighted_over_three_streams_weighs_the_mean_of_the_first_against_the_last():
+    # Anomalies: fp [0, 1, 1, 0.5], fr [1, 0, 1, 0.5], presence [0, 0, 1, 1]; frame 3 lacks
+    # presence, so (as for a pair) it is not fused.
+    con = connect_scores(rows({("r", "v", "fp"): [30.0, 20.0, 20.0, 25.0],
+                               ("r", "v", "fr"): [20.0, 30.0, 20.0, 25.0],
+                               ("r", "v", "presence"): [0.0, 0.0, -30.0]}))
+    q = ("SELECT fusion, score FROM fused(fusion := 'weighted', alpha := 0.75, "
+         "streams := ['fp', 'fr', 'presence'], sigma := 0) ORDER BY frame")
+    assert set(column(con, q, "fusion")) == {"weighted:0.75:fp,fr,presence"}
+    np.testing.assert_allclose(column(con, q, "score"),
+                               [0.75 * 0.5, 0.75 * 0.5, 0.75 + 0.25])
+    # The parser names it so, and its macro arguments give the same rows.
+    fz = parse_fusion("weighted:0.75:fp,fr,presence")
+    assert fz == Fusion("weighted", ("fp", "fr", "presence"), 0.75)
+    assert fz.macro_args() == {"fusion": "weighted", "alpha": 0.75,
+                               "streams": ["fp", "fr", "presence"]}
+    assert parse_fusion(fz.name) == fz
+    with pytest.raises(FusionError, match="two or more streams"):
+        parse_fusion("weighted:0.5:fp")
+    # Two streams keep their meaning: alpha weighs the first.
+    two = ("SELECT score FROM fused(fusion := 'weighted', alpha := 0.75, "
+           "streams := ['fp', 'presence'], sigma := 0) ORDER BY frame")
+    np.testing.assert_allclose(column(con, two, "score"), [0.0, 0.75, 1.0])
+
+
 def test_global_normalisation_spans_the_videos_of_a_run_per_stream():
     a, b, c = [30.0, 28.0, 29.0], [20.0, 24.0], [10.0, 50.0]
     con = connect_scores(rows({("r", "va", "fp"): a, ("r", "vb", "fp"): b,

@@ -126,8 +126,10 @@ def test_bad_fusion_arguments_raise_clear_errors(con):
 
     with pytest.raises(QueryError, match=r"alpha must be in \[0, 1\]"):
         run_sql(c, "SELECT * FROM fused(fusion := 'weighted', alpha := 1.5)")
-    with pytest.raises(QueryError, match="exactly two different streams"):
+    with pytest.raises(QueryError, match="two or more different streams"):
         run_sql(c, "SELECT * FROM fused(fusion := 'weighted', streams := ['fp'])")
+    with pytest.raises(QueryError, match="two or more different streams"):
+        run_sql(c, "SELECT * FROM fused(fusion := 'weighted', streams := ['fp', 'fr', 'fp'])")
 
 
 def test_flags_fixed_and_adaptive_thresholds(con):

@@ -193,3 +193,13 @@ def test_unknown_run_is_a_clear_error(scanned_store, tmp_path):
     result = CliRunner().invoke(app, ["report", store.uri, "--run-id", "nope", "--out",
                                       str(tmp_path / "rep")])
     assert result.exit_code == 2 and "run 'nope' has no scores" in result.output
+
+
+def test_summary_names_a_three_stream_weighted_fusion():
+    from raystack.report.pages import summary_rows
+
+    data = {"run_info": {}, "curves": {}, "units": [], "run_id": "r1", "store": "s",
+            "streams": ["fp", "fr", "presence"], "fusion": "weighted", "fusion_alpha": 0.75,
+            "fusion_streams": ["fp", "fr", "presence"], "threshold": None, "events": []}
+    rows = dict(summary_rows(data, OPTS))
+    assert rows["fusion"] == "0.75 x mean(fp, fr) + 0.25 x presence (fixed weights, no labels)"
