@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-# FP fused with the scene prior's presence stream at the weight the settled street's
-# validation archive chose whole-frame (docs/models.md, "The scene prior, measured").
-PRESENCE_FUSION = "weighted:0.75:fp,presence"
+# The learned pair's mean fused with the scene prior's presence stream, as the settled
+# street's validation archive chose whole-frame (docs/models.md, "The scene prior, measured").
+PRESENCE_FUSION = "weighted:0.75:fp,fr,presence"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         aucs[fusion] = evaluate(out / "store", archive / "frame_labels_synth.npy",
                                 scanned.run_id, fusion=fusion, sigma=ev["sigma"]).micro_auc
     aucs[f"weighted:{ev['alpha']}"] = result.micro_auc
-    if "presence" in result.baselines:  # FP with the scene prior, at the weight the quality
+    if "presence" in result.baselines:  # with the scene prior, at the weight the quality
         # benchmark's validation archive chose (docs/models.md): no demo labels decide it
         aucs[PRESENCE_FUSION] = evaluate(out / "store", archive / "frame_labels_synth.npy",
                                          scanned.run_id, fusion=PRESENCE_FUSION,
