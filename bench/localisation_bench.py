@@ -2,7 +2,9 @@
 
 The realistic street scene (``raystack synth --scene street``) at a camera-like size
 (1280x720 by default): normal training footage (seed 1) and a labelled TEST archive
-(seed 3, every anomaly kind). The same model is trained twice with ``raystack train``, on
+(seed 3, every anomaly kind), both of one fixed camera by default (``--camera shared``,
+as a deployment trains on its own camera; the scene prior and calibrated references are
+only meaningful there). The same model is trained twice with ``raystack train``, on
 whole frames resized to its input and on tiles (``--tiles``: img_size crops of the frame
 downscaled by ``--tile-scale``), at EQUAL training budget: the same epochs and clips per
 epoch at the same input size, so the same optimisation steps of the same cost (the
@@ -83,6 +85,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="keep finished training runs of the same name and settings (train "
                         "resumes them, finding nothing left to do): rescan and re-evaluate "
                         "after a scoring change; the seconds of training are then not measured")
+    p.add_argument("--camera", default="shared", choices=("shared", "per-split"),
+                   help="shared: the training and test archives are one fixed camera on "
+                        "other days; per-split: each archive its own camera (the protocol of "
+                        "localisation_720p*.json before the scene prior)")
     p.add_argument("--quick", action="store_true",
                    help=f"end-to-end check at a tiny size: {QUICK}")
     args = p.parse_args(argv)
@@ -183,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     w, h = (int(v) for v in args.size.split("x"))
     archives, synth_s = synth_archives(
         work, [("train", 1, args.n_train, 0), ("test", 3, 0, args.n_test)],
-        frames=args.frames, size=(w, h), reuse=args.reuse)
+        frames=args.frames, size=(w, h), reuse=args.reuse,
+        camera=1 if args.camera == "shared" else None)
     labels = archives["test"] / "labels.json"
     meta = json.loads(labels.read_text())
     store = work / "store"
@@ -212,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
                     "equal training budget (epochs x clips at "
                     "the same input size); localisation: peak-frame box vs labelled box, "
                     "IoU > 0.1 or centre inside",
-        "synth": {"scene": "street", "size": [w, h], "frames": args.frames,
+        "synth": {"scene": "street", "camera": args.camera, "size": [w, h], "frames": args.frames,
                   "n_train": args.n_train, "n_test": args.n_test, "seconds": round(synth_s, 1),
                   "subtle_kinds": subtle_kinds(meta)},
         "config": {k: v for k, v in vars(args).items() if k != "work"},
