@@ -1,17 +1,20 @@
 """A run's predicted boxes from the store, and the localisation report of ``raystack eval``.
 
 Box columns (scores schema v2, issue 14): ``tiles``, ``box_x0..box_y1`` (worst tile,
-source pixels) and ``patch_x0..patch_y1`` (worst patch); a v1 run reads them NULL. Which
-one is a frame's predicted box, and why a whole-frame row has none, is
-:mod:`raystack.eval.localisation`'s rule.
+source pixels) and ``patch_x0..patch_y1`` (worst patch); a v1 run reads them NULL. A
+fused frame's region is the one SQL ``fused()`` gives it (``fused_unfiltered``: the stream
+most anomalous there), so ``raystack eval``, the report and an analyst's query box the same
+frame alike; which of its columns is the predicted box, and why a whole-frame row has none,
+is :func:`predicted_boxes`'s rule.
 
-    loc = localise_run(store, "r1", "labels.json", sel, fused, stream_scores)
+    boxes = fused_boxes(store, "r1", sel, fusion, sigma=10)
+    loc = localise_run("labels.json", sel, fused, boxes)
     loc["share"], loc["by_kind"]["loiterer"]["share"]
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,6 @@ import numpy as np
 import pyarrow as pa
 
 from raystack.eval.localisation import (
-    frame_boxes,
     labelled_events,
     localisation_summary,
     localise_event,
@@ -27,7 +29,12 @@ from raystack.eval.localisation import (
 
 BOX_COLUMNS = ("box_x0", "box_y0", "box_x1", "box_y1")
 PATCH_COLUMNS = ("patch_x0", "patch_y0", "patch_x1", "patch_y1")
-COLUMNS = ("video_id", "frame", "model", "tiles", *BOX_COLUMNS, *PATCH_COLUMNS)
+REGION_COLUMNS = ("tiles", *BOX_COLUMNS, *PATCH_COLUMNS)
+COLUMNS = ("video_id", "frame", "model", *REGION_COLUMNS)
+# fused() before its roi filter: the same rows and regions, with the tiles column that tells
+# a tiled row's worst tile from a whole frame.
+REGIONS_SQL = (f"SELECT video_id, frame, {', '.join(REGION_COLUMNS)} FROM fused_unfiltered("
+               "?, ?, ?, ?, NULL, ?) ORDER BY video_id, frame")
 
 
 def _floats(table: pa.Table, names: Sequence[str]) -> np.ndarray:
@@ -69,18 +76,45 @@ def aligned(found: tuple[np.ndarray, np.ndarray] | None, frames: np.ndarray) -> 
     return out
 
 
-def localise_run(
-    store: Any, run_id: str, labels: str | Path, sel: Any, fused: Sequence[np.ndarray],
-    stream_scores: Callable[[str], list[np.ndarray]], streams: Sequence[str],
-) -> dict[str, Any] | None:
+def fused_boxes(store: Any, run_id: str, sel: Any, fusion: Any, *, sigma: float,
+                normalise: str = "video") -> list[np.ndarray]:
+    """Per video of ``sel.videos``, (len(frames), 4) the predicted box of ``fusion`` (a
+    label-free one) at ``sel.frames``: the region SQL ``fused()`` gives each frame, over the
+    evaluated rows (``sel.table``) with their region columns from the store; NaN rows where
+    it has no box.
+    """
+    import pyarrow.compute as pc
+
+    from raystack.query.connection import connect_scores, run_sql
+
+    regions = store.read_table("scores", run_id, columns=list(COLUMNS))
+    regions = regions.filter(pc.is_in(regions["video_id"],
+                                      pa.array([v["video_id"] for v in sel.videos], pa.string())))
+    rows = sel.table.join(regions.cast(pa.schema(
+        [pa.field(c, sel.table.schema.field(c).type if c in sel.table.column_names
+                  else regions.schema.field(c).type) for c in regions.column_names])),
+        keys=["video_id", "model", "frame"], join_type="left outer")
+    con = connect_scores(rows)
+    try:
+        args = fusion.macro_args()
+        t = run_sql(con, REGIONS_SQL, [args["fusion"], args["alpha"], args["streams"],
+                                       float(sigma), normalise])
+    finally:
+        con.close()
+    found = predicted_boxes(t.append_column("model", pa.array(["fused"] * t.num_rows,
+                                                                pa.string())))
+    return [aligned(found.get((v["video_id"], "fused")), f)
+            for v, f in zip(sel.videos, sel.frames, strict=True)]
+
+
+def localise_run(labels: str | Path, sel: Any, fused: Sequence[np.ndarray],
+                 boxes: Sequence[np.ndarray]) -> dict[str, Any] | None:
     """The localisation report of an evaluation, or None when the labels carry no boxes.
 
     Args:
-        store: the run's :class:`~raystack.store.Store`.
         sel: the evaluation's :class:`~raystack.eval.frames.Selection`.
         fused: per video of ``sel.videos``, the evaluated score at ``sel.frames``.
-        stream_scores: a stream's normalised anomaly per video (picks the box of a fusion).
-        streams: the fused streams.
+        boxes: per video, (len(frames), 4) the predicted box there (:func:`fused_boxes`).
 
     Returns:
         ``{"available": False, "reason": ...}`` when no event's peak frame has a box (a v1
@@ -95,18 +129,10 @@ def localise_run(
     events = labelled_events(load_synth_json(path))
     if not events:
         return None
-    found = predicted_boxes(store.read_table("scores", run_id, columns=list(COLUMNS)))
-    per_stream = ({s: stream_scores(s) for s in streams} if len(streams) > 1 else {})
     results = []
     for i, v in enumerate(sel.videos):
         mine = [e for e in events if same_video(e.video, v["relpath"])]
-        if not mine:
-            continue
-        frames = sel.frames[i]
-        boxes = [aligned(found.get((v["video_id"], s)), frames) for s in streams]
-        box = boxes[0] if len(streams) == 1 else frame_boxes(
-            [per_stream[s][i] for s in streams], boxes)
-        results += [localise_event(e, frames, fused[i], box) for e in mine]
+        results += [localise_event(e, sel.frames[i], fused[i], boxes[i]) for e in mine]
     summary = localisation_summary(results)
     if summary["judged"] == 0:
         return {"available": False, "events": summary["events"],

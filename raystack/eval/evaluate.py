@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from raystack.eval.boxes import localise_run
+from raystack.eval.boxes import fused_boxes, localise_run
 from raystack.eval.frames import group_psnr, select_frames, sql_scores
 from raystack.eval.labels import labels_for_videos, run_videos
 from raystack.eval.localisation import summary_line
@@ -146,8 +146,13 @@ def evaluate(
         # Micro AUC of each trivial stream on the SAME frames: what the fusion must beat.
         baselines = {b: micro_auc(scores(Fusion("stream", (b,))), lab_list)
                      for b in sel.baselines}
-        localisation = localise_run(st, run_id, labels, sel, fused,
-                                    lambda s: scores(Fusion("stream", (s,))), streams)
+        if choice is None:
+            boxes = fused_boxes(st, run_id, sel, fz, sigma=sigma, normalise=normalise)
+        else:  # the oracle's stream of each video boxes it
+            per = [fused_boxes(st, run_id, sel, Fusion("stream", (s,)), sigma=sigma,
+                               normalise=normalise) for s in streams]
+            boxes = [per[c][i] for i, c in enumerate(choice)]
+        localisation = localise_run(labels, sel, fused, boxes)
     finally:
         con.close()
 

@@ -1,6 +1,7 @@
 """Localisation: does a run's box at each labelled event's peak frame point at the anomaly?
 
-Pure functions over arrays; :mod:`raystack.eval.boxes` gathers a run's boxes from the store.
+Pure functions over arrays; :mod:`raystack.eval.boxes` gathers a run's boxes: the region SQL
+``fused()`` gives each fused frame.
 
 A labelled event is one anomalous ``[start, stop)`` range of a test video in ``raystack
 synth``'s ``labels.json`` (a maximal run of anomalous frames; every synthetic test video
@@ -129,27 +130,6 @@ def localise_event(
         return out
     out.iou = max(iou(box, t) for t in truths)
     out.hit = any(box_hits(box, t, iou_min) for t in truths)
-    return out
-
-
-def frame_boxes(stream_scores: Sequence[np.ndarray], stream_boxes: Sequence[np.ndarray]
-                ) -> np.ndarray:
-    """Per frame, the box of the stream with the highest normalised anomaly there.
-
-    Args:
-        stream_scores: per stream (n,) normalised anomaly at the same frames.
-        stream_boxes: per stream (n, 4) boxes, NaN rows = none.
-
-    Returns:
-        (n, 4) float64; a frame whose winning stream has no box falls back to the best
-        stream that has one, else NaN.
-    """
-    s = np.stack([np.asarray(x, np.float64) for x in stream_scores])  # (streams, n)
-    b = np.stack([np.asarray(x, np.float64) for x in stream_boxes])  # (streams, n, 4)
-    s = np.where(np.all(np.isfinite(b), axis=2), s, -np.inf)
-    best = np.argmax(s, axis=0)
-    out = b[best, np.arange(s.shape[1])]
-    out[~np.isfinite(s.max(axis=0))] = np.nan
     return out
 
 

@@ -13,7 +13,6 @@ from raystack.eval.boxes import aligned, localise_run, predicted_boxes
 from raystack.eval.localisation import (
     LabelledEvent,
     box_hits,
-    frame_boxes,
     iou,
     labelled_events,
     localisation_summary,
@@ -79,16 +78,6 @@ def test_peak_frame_box_decides_the_event():
     assert localise_event(gap, frames, scores, np.zeros_like(boxes)).why == "no labelled box"
 
 
-def test_frame_boxes_take_the_most_anomalous_stream_with_a_box():
-    fp = np.array([0.9, 0.1, 0.9])
-    fr = np.array([0.2, 0.8, 0.5])
-    b_fp = np.array([[0, 0, 1, 1], [0, 0, 1, 1], NAN4], float)
-    b_fr = np.array([[5, 5, 6, 6], [5, 5, 6, 6], [5, 5, 6, 6]], float)
-    got = frame_boxes([fp, fr], [b_fp, b_fr])
-    assert got.tolist() == [[0, 0, 1, 1], [5, 5, 6, 6], [5, 5, 6, 6]]
-    assert np.isnan(frame_boxes([fp], [np.full((3, 4), np.nan)])).all()
-
-
 def test_summary_shares_overall_per_kind_and_subtle():
     ev = labelled_events(_doc())
     f = np.arange(0, 30)
@@ -133,22 +122,65 @@ def test_predicted_box_is_patch_else_tile_else_none():
     assert np.isnan(aligned(None, np.array([1]))).all()
 
 
-def test_localise_run_from_a_store_with_boxes(tmp_path):
+def test_localise_run_judges_each_video_at_its_boxes(tmp_path):
     (tmp_path / "labels.json").write_text(json.dumps(_doc()))
-    rows = [dict(video_id="v1", frame=f, model="fp", tiles=4, box_x0=64, box_y0=0, box_x1=192,
-                 box_y1=128) for f in range(30)]
-    rows += [dict(video_id="v2", frame=f, model="fp") for f in range(30)]  # whole frame
-    store = SimpleNamespace(read_table=lambda *a, **k: _box_table(rows))
     sel = SimpleNamespace(videos=[{"video_id": "v1", "relpath": "test_001.mp4"},
                                   {"video_id": "v2", "relpath": "test_002.mp4"}],
                           frames=[np.arange(30), np.arange(30)])
     fused = [np.linspace(0, 1, 30), np.linspace(1, 0, 30)]
-    loc = localise_run(store, "r", tmp_path / "labels.json", sel, fused, None, ["fp"])
+    tile = np.tile([64.0, 0, 192, 128], (30, 1))
+    loc = localise_run(tmp_path / "labels.json", sel, fused, [tile, np.full((30, 4), np.nan)])
     assert loc["available"] and loc["events"] == 2 and loc["judged"] == 1
     assert loc["hits"] == 1 and loc["by_kind"]["car"]["judged"] == 0
-    rows[:] = [dict(r, tiles=None) for r in rows]  # a whole-frame scan: nothing to judge
-    loc = localise_run(store, "r", tmp_path / "labels.json", sel, fused, None, ["fp"])
+    loc = localise_run(tmp_path / "labels.json", sel, fused, [np.full((30, 4), np.nan)] * 2)
     assert loc["available"] is False and "no predicted box" in loc["reason"]
+    assert localise_run(tmp_path / "x.npy", sel, fused, [tile, tile]) is None
+
+
+def test_eval_boxes_a_fused_frame_as_sql_fused_does(tmp_path):
+    """The box of a fused frame is the region SQL fused() gives it (the stream most
+    anomalous there before smoothing), not a second rule in Python: fp's sharp dip and fr's
+    broad one meet at frame 12, where fp is the more anomalous of the two unsmoothed but the
+    less after smoothing. Failed before: eval chose by the smoothed scores and boxed fr's
+    tile, away from the loiterer."""
+    from raystack.eval import evaluate
+    from raystack.query.connection import connect
+    from raystack.store import Store, table_schema
+
+    st = Store(tmp_path / "store")
+    vids = [{"video_id": f"v{i}", "relpath": f"test_00{i}.mp4"} for i in (1, 2)]
+    st.write_table("videos", "r", "videos", pa.Table.from_pylist([
+        dict(video_id=v["video_id"], uri="/x", relpath=v["relpath"], kind="video", size_bytes=1,
+             etag=None, mtime=None, frames=30, fps=25.0, width=320, height=240, duration_s=1.2,
+             codec="mpeg4", probe_error=None) for v in vids], schema=table_schema("videos")))
+    f = np.arange(30)
+    fp = np.where(f == 12, 20.0, 30.0)
+    fr = 30.0 - 9.0 * np.exp(-(((f - 12) / 5.0) ** 2))
+    fr[26] = 15.0  # fr's most anomalous frame lies outside the event: 0.6 at frame 12
+    tiles = {"fp": (64, 0, 192, 128), "fr": (200, 0, 320, 128)}  # fp's holds the loiterer
+    schema = table_schema("scores")
+    for v in vids:
+        for model, psnr in (("fp", fp), ("fr", fr)):
+            box = tiles[model] if v["video_id"] == "v1" else (None,) * 4
+            cols = {"run_id": ["r"] * 30, "video_id": [v["video_id"]] * 30, "frame": f,
+                    "timestamp_s": f / 25.0, "model": [model] * 30,
+                    "psnr": psnr.astype(np.float32),
+                    "tiles": [6 if box[0] is not None else None] * 30,
+                    **{c: [b] * 30 for c, b in zip(("box_x0", "box_y0", "box_x1", "box_y1"),
+                                                   box, strict=True)}}
+            st.write_table("scores", "r", f"{v['video_id']}-{model}", pa.table(
+                {n: cols.get(n, [None] * 30) for n in schema.names}, schema=schema))
+    (tmp_path / "labels.json").write_text(json.dumps(_doc()))
+    loc = evaluate(st, tmp_path / "labels.json", "r", fusion="weighted:0.5:fp,fr",
+                   sigma=3).localisation
+    event = loc["events_detail"][0]
+    assert event["peak_frame"] == 12
+    con = connect(st)
+    want = con.sql("SELECT box_x0, box_y0, box_x1, box_y1 FROM fused(fusion := 'weighted', "
+                   "sigma := 3, run := 'r') WHERE video_id = 'v1' AND frame = 12").fetchall()
+    con.close()
+    assert [list(map(float, want[0]))] == [event["box"]] == [[64.0, 0.0, 192.0, 128.0]]
+    assert event["hit"] and loc["by_kind"]["loiterer"]["hits"] == 1
 
 
 def _store(tmp_path, box_rows: dict | None, version: int = 2):
