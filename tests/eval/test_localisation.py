@@ -137,14 +137,8 @@ def test_localise_run_judges_each_video_at_its_boxes(tmp_path):
     assert localise_run(tmp_path / "x.npy", sel, fused, [tile, tile]) is None
 
 
-def test_eval_boxes_a_fused_frame_as_sql_fused_does(tmp_path):
-    """The box of a fused frame is the region SQL fused() gives it (the stream most
-    anomalous there before smoothing), not a second rule in Python: fp's sharp dip and fr's
-    broad one meet at frame 12, where fp is the more anomalous of the two unsmoothed but the
-    less after smoothing. Failed before: eval chose by the smoothed scores and boxed fr's
-    tile, away from the loiterer."""
-    from raystack.eval import evaluate
-    from raystack.query.connection import connect
+def _two_videos(tmp_path):
+    """A store with run r's two labelled videos at 320x240 (see _doc), no scores yet."""
     from raystack.store import Store, table_schema
 
     st = Store(tmp_path / "store")
@@ -153,6 +147,20 @@ def test_eval_boxes_a_fused_frame_as_sql_fused_does(tmp_path):
         dict(video_id=v["video_id"], uri="/x", relpath=v["relpath"], kind="video", size_bytes=1,
              etag=None, mtime=None, frames=30, fps=25.0, width=320, height=240, duration_s=1.2,
              codec="mpeg4", probe_error=None) for v in vids], schema=table_schema("videos")))
+    return st, vids
+
+
+def test_eval_boxes_a_fused_frame_as_sql_fused_does(tmp_path):
+    """The box of a fused frame is the region SQL fused() gives it (the stream most
+    anomalous there before smoothing), not a second rule in Python: fp's sharp dip and fr's
+    broad one meet at frame 12, where fp is the more anomalous of the two unsmoothed but the
+    less after smoothing. Failed before: eval chose by the smoothed scores and boxed fr's
+    tile, away from the loiterer."""
+    from raystack.eval import evaluate
+    from raystack.query.connection import connect
+    from raystack.store import table_schema
+
+    st, vids = _two_videos(tmp_path)
     f = np.arange(30)
     fp = np.where(f == 12, 20.0, 30.0)
     fr = 30.0 - 9.0 * np.exp(-(((f - 12) / 5.0) ** 2))
@@ -186,14 +194,9 @@ def test_eval_boxes_a_fused_frame_as_sql_fused_does(tmp_path):
 def _store(tmp_path, box_rows: dict | None, version: int = 2):
     """Two labelled videos at 320x240 (see _doc), fp scores on frames 4..29; ``box_rows``:
     extra columns of every row of test_001 (None: whole frame, no box columns set)."""
-    from raystack.store import Store, table_schema
+    from raystack.store import table_schema
 
-    st = Store(tmp_path / "store")
-    vids = [{"video_id": f"v{i}", "relpath": f"test_00{i}.mp4"} for i in (1, 2)]
-    st.write_table("videos", "r", "videos", pa.Table.from_pylist([
-        dict(video_id=v["video_id"], uri="/x", relpath=v["relpath"], kind="video", size_bytes=1,
-             etag=None, mtime=None, frames=30, fps=25.0, width=320, height=240, duration_s=1.2,
-             codec="mpeg4", probe_error=None) for v in vids], schema=table_schema("videos")))
+    st, vids = _two_videos(tmp_path)
     for v in vids:
         f = np.arange(4, 30)
         psnr = np.full(len(f), 30.0, np.float32)
