@@ -2,13 +2,14 @@
 
 Box columns (scores schema v2, issue 14): ``tiles``, ``box_x0..box_y1`` (worst tile,
 source pixels) and ``patch_x0..patch_y1`` (worst patch); a v1 run reads them NULL. A
-fused frame's region is the one SQL ``fused()`` gives it (``fused_unfiltered``: the stream
-most anomalous there), so ``raystack eval``, the report and an analyst's query box the same
-frame alike; which of its columns is the predicted box, and why a whole-frame row has none,
-is :func:`predicted_boxes`'s rule.
+fused frame's region is the one SQL ``fused()`` gives it (the stream most anomalous there),
+so ``raystack eval``, the report and an analyst's query box the same frame alike; which of
+its columns is the predicted box, and why a whole-frame row has none, is
+:func:`predicted_boxes`'s rule.
 
-    boxes = fused_boxes(store, "r1", sel, fusion, sigma=10)
-    loc = localise_run("labels.json", sel, fused, boxes)
+    sel.table = with_regions(sel.table, scores)         # the evaluated rows, with regions
+    fused, rows = sql_fused(con, sel, fusion, sigma=10)  # raystack.eval.frames
+    loc = localise_run("labels.json", sel, fused, fused_boxes(rows, sel))
     loc["share"], loc["by_kind"]["loiterer"]["share"]
 """
 
@@ -21,20 +22,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from raystack.eval.frames import REGION_COLUMNS
 from raystack.eval.localisation import (
     labelled_events,
     localisation_summary,
     localise_event,
 )
 
-BOX_COLUMNS = ("box_x0", "box_y0", "box_x1", "box_y1")
-PATCH_COLUMNS = ("patch_x0", "patch_y0", "patch_x1", "patch_y1")
-REGION_COLUMNS = ("tiles", *BOX_COLUMNS, *PATCH_COLUMNS)
+BOX_COLUMNS, PATCH_COLUMNS = REGION_COLUMNS[1:5], REGION_COLUMNS[5:]
 COLUMNS = ("video_id", "frame", "model", *REGION_COLUMNS)
-# fused() before its roi filter: the same rows and regions, with the tiles column that tells
-# a tiled row's worst tile from a whole frame.
-REGIONS_SQL = (f"SELECT video_id, frame, {', '.join(REGION_COLUMNS)} FROM fused_unfiltered("
-               "?, ?, ?, ?, NULL, ?) ORDER BY video_id, frame")
 
 
 def _floats(table: pa.Table, names: Sequence[str]) -> np.ndarray:
@@ -76,33 +72,19 @@ def aligned(found: tuple[np.ndarray, np.ndarray] | None, frames: np.ndarray) -> 
     return out
 
 
-def fused_boxes(store: Any, run_id: str, sel: Any, fusion: Any, *, sigma: float,
-                normalise: str = "video") -> list[np.ndarray]:
-    """Per video of ``sel.videos``, (len(frames), 4) the predicted box of ``fusion`` (a
-    label-free one) at ``sel.frames``: the region SQL ``fused()`` gives each frame, over the
-    evaluated rows (``sel.table``) with their region columns from the store; NaN rows where
-    it has no box.
-    """
-    import pyarrow.compute as pc
+def with_regions(rows: pa.Table, scores: pa.Table) -> pa.Table:
+    """The evaluated ``rows`` (``Selection.table``) with the region columns of the same
+    (video_id, model, frame) in ``scores`` (a read of the run's scores with them; a v1 run's
+    are NULL)."""
+    return rows.join(scores.select(list(COLUMNS)), keys=["video_id", "model", "frame"],
+                     join_type="left outer")
 
-    from raystack.query.connection import connect_scores, run_sql
 
-    regions = store.read_table("scores", run_id, columns=list(COLUMNS))
-    regions = regions.filter(pc.is_in(regions["video_id"],
-                                      pa.array([v["video_id"] for v in sel.videos], pa.string())))
-    rows = sel.table.join(regions.cast(pa.schema(
-        [pa.field(c, sel.table.schema.field(c).type if c in sel.table.column_names
-                  else regions.schema.field(c).type) for c in regions.column_names])),
-        keys=["video_id", "model", "frame"], join_type="left outer")
-    con = connect_scores(rows)
-    try:
-        args = fusion.macro_args()
-        t = run_sql(con, REGIONS_SQL, [args["fusion"], args["alpha"], args["streams"],
-                                       float(sigma), normalise])
-    finally:
-        con.close()
-    found = predicted_boxes(t.append_column("model", pa.array(["fused"] * t.num_rows,
-                                                                pa.string())))
+def fused_boxes(rows: pa.Table, sel: Any) -> list[np.ndarray]:
+    """Per video of ``sel.videos``, (len(frames), 4) the predicted box at ``sel.frames`` of
+    the fused ``rows`` (:func:`raystack.eval.frames.sql_fused`); NaN where none."""
+    found = predicted_boxes(rows.append_column("model", pa.array(["fused"] * rows.num_rows,
+                                                                 pa.string())))
     return [aligned(found.get((v["video_id"], "fused")), f)
             for v, f in zip(sel.videos, sel.frames, strict=True)]
 

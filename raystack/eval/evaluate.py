@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from raystack.eval.boxes import fused_boxes, localise_run
-from raystack.eval.frames import group_psnr, select_frames, sql_scores
+from raystack.eval.boxes import COLUMNS as BOX_READ
+from raystack.eval.boxes import fused_boxes, localise_run, with_regions
+from raystack.eval.frames import group_psnr, select_frames, sql_fused, sql_scores
 from raystack.eval.labels import labels_for_videos, run_videos
 from raystack.eval.localisation import summary_line
 from raystack.eval.metrics import macro_auc, micro_auc, oracle_choice, video_auc
@@ -120,7 +121,7 @@ def evaluate(
     st = store if isinstance(store, Store) else Store(store)
     videos = run_videos(st, run_id)
     labs = labels_for_videos(labels, videos)
-    table = st.read_table("scores", run_id, columns=["video_id", "frame", "model", "psnr", "gated"])
+    table = st.read_table("scores", run_id, columns=["psnr", "gated", *BOX_READ])
     groups = group_psnr(table)
     available = sorted({m for _, m in groups})
     if not available:
@@ -131,6 +132,7 @@ def evaluate(
     sel = select_frames(groups, videos, labs, streams, run_id, skip_first=skip_first,
                         labels_name=str(labels))
     vids, frames_by_video, lab_list = sel.videos, sel.frames, sel.labels
+    sel.table = with_regions(sel.table, table)
     con = connect_scores(sel.table)
     try:
         def scores(f: Fusion) -> list[np.ndarray]:
@@ -138,20 +140,18 @@ def evaluate(
 
         choice = None
         if fz.kind == "oracle":
-            per_stream = [scores(Fusion("stream", (s,))) for s in streams]
-            choice = oracle_choice(per_stream[0], per_stream[1], lab_list)
-            fused = [per_stream[c][i] for i, c in enumerate(choice)]
+            per_stream = [sql_fused(con, sel, Fusion("stream", (s,)), sigma=sigma,
+                                    normalise=normalise) for s in streams]
+            choice = oracle_choice(per_stream[0][0], per_stream[1][0], lab_list)
+            fused = [per_stream[c][0][i] for i, c in enumerate(choice)]
+            per_boxes = [fused_boxes(rows, sel) for _, rows in per_stream]
+            boxes = [per_boxes[c][i] for i, c in enumerate(choice)]  # the chosen stream's
         else:
-            fused = scores(fz)
+            fused, rows = sql_fused(con, sel, fz, sigma=sigma, normalise=normalise)
+            boxes = fused_boxes(rows, sel)
         # Micro AUC of each trivial stream on the SAME frames: what the fusion must beat.
         baselines = {b: micro_auc(scores(Fusion("stream", (b,))), lab_list)
                      for b in sel.baselines}
-        if choice is None:
-            boxes = fused_boxes(st, run_id, sel, fz, sigma=sigma, normalise=normalise)
-        else:  # the oracle's stream of each video boxes it
-            per = [fused_boxes(st, run_id, sel, Fusion("stream", (s,)), sigma=sigma,
-                               normalise=normalise) for s in streams]
-            boxes = [per[c][i] for i, c in enumerate(choice)]
         localisation = localise_run(labels, sel, fused, boxes)
     finally:
         con.close()

@@ -27,8 +27,12 @@ from raystack.eval.labels import LabelError
 from raystack.query.fusion import Fusion
 from raystack.scene_prior import REFERENCE_STREAMS
 
-FUSED_SQL = ("SELECT video_id, frame, score FROM fused(fusion := ?, alpha := ?, streams := ?, "
-             "sigma := ?, normalise := ?) ORDER BY video_id, frame")
+REGION_COLUMNS = ("tiles", "box_x0", "box_y0", "box_x1", "box_y1", "patch_x0", "patch_y0",
+                  "patch_x1", "patch_y1")
+# fused() before its roi filter (none here): the same scores, and each fused frame's region
+# with the tiles column that tells a tiled row's worst tile from a whole frame.
+FUSED_SQL = (f"SELECT video_id, frame, score, {', '.join(REGION_COLUMNS)} FROM "
+             "fused_unfiltered(?, ?, ?, ?, NULL, ?) ORDER BY video_id, frame")
 
 
 @dataclass
@@ -142,6 +146,18 @@ def sql_scores(con: Any, sel: Selection, fusion: Fusion, *, sigma: float,
     Raises:
         ValueError: a ``normalise`` other than 'video' or 'global' (or another query error).
     """
+    return sql_fused(con, sel, fusion, sigma=sigma, normalise=normalise)[0]
+
+
+def sql_fused(con: Any, sel: Selection, fusion: Fusion, *, sigma: float,
+              normalise: str = "video") -> tuple[list[np.ndarray], pa.Table]:
+    """:func:`sql_scores`, and the fused rows they come from: video_id, frame, score and
+    the region SQL gives each frame (:data:`REGION_COLUMNS`; NULL where ``sel.table`` has
+    none), which :func:`raystack.eval.boxes.fused_boxes` turns into boxes.
+
+    Raises:
+        ValueError: as :func:`sql_scores`.
+    """
     from raystack.query.connection import QueryError, run_sql
 
     args = fusion.macro_args()
@@ -163,4 +179,4 @@ def sql_scores(con: Any, sel: Selection, fusion: Fusion, *, sigma: float,
             msg = f"fused() returned other frames than selected for {v['relpath']}"
             raise RuntimeError(msg)
         out.append(np.asarray(s, dtype=np.float64))
-    return out
+    return out, t
