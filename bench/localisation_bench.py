@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--camera", default="shared", choices=("shared", "per-split"),
                    help="shared: the training and test archives are one fixed camera on "
                         "other days; per-split: each archive its own camera (the protocol of "
-                        "localisation_720p*.json before the scene prior)")
+                        "localisation_720p.json, _grown.json and _calibrated.json)")
     p.add_argument("--quick", action="store_true",
                    help=f"end-to-end check at a tiny size: {QUICK}")
     args = p.parse_args(argv)
