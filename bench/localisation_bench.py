@@ -89,6 +89,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="shared: the training and test archives are one fixed camera on "
                         "other days; per-split: each archive its own camera (the protocol of "
                         "localisation_720p.json, _grown.json and _calibrated.json)")
+    p.add_argument("--test-seed", type=int, default=3,
+                   help="seed of the labelled archive scanned (3: the test archive; another "
+                        "seed gives a validation archive of the same camera, in "
+                        "WORK/archive-test-s<SEED>, to choose a scoring rule on before "
+                        "reading the test archive)")
     p.add_argument("--quick", action="store_true",
                    help=f"end-to-end check at a tiny size: {QUICK}")
     args = p.parse_args(argv)
@@ -187,11 +192,12 @@ def main(argv: list[str] | None = None) -> None:
     for old in ("store", "eval") if args.keep_runs else ("runs", "store", "eval"):
         shutil.rmtree(work / old, ignore_errors=True)
     w, h = (int(v) for v in args.size.split("x"))
+    test_split = "test" if args.test_seed == 3 else f"test-s{args.test_seed}"
     archives, synth_s = synth_archives(
-        work, [("train", 1, args.n_train, 0), ("test", 3, 0, args.n_test)],
+        work, [("train", 1, args.n_train, 0), (test_split, args.test_seed, 0, args.n_test)],
         frames=args.frames, size=(w, h), reuse=args.reuse,
         camera=1 if args.camera == "shared" else None)
-    labels = archives["test"] / "labels.json"
+    labels = archives[test_split] / "labels.json"
     meta = json.loads(labels.read_text())
     store = work / "store"
     trained, train_s, scan_s, evals = {}, {}, {}, {}
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
             clips_per_epoch=args.clips_per_epoch, preset=args.preset, epochs=args.epochs,
             tiles=mode == "tiled", tile_scale=args.tile_scale)
         train_s[mode] = trained[mode]["seconds"]
-        scan_s[mode] = scan_run(args, mode, archives["test"] / "test",
+        scan_s[mode] = scan_run(args, mode, archives[test_split] / "test",
                                 trained[mode]["checkpoints"], store, name)
         evals[mode] = evaluate(store, labels, name, fusion=args.fusion, sigma=args.sigma,
                                out_dir=work / "eval" / mode)
@@ -220,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
                     "the same input size); localisation: peak-frame box vs labelled box, "
                     "IoU > 0.1 or centre inside",
         "synth": {"scene": "street", "camera": args.camera, "size": [w, h], "frames": args.frames,
+                  "test_seed": args.test_seed,
                   "n_train": args.n_train, "n_test": args.n_test, "seconds": round(synth_s, 1),
                   "subtle_kinds": subtle_kinds(meta)},
         "config": {k: v for k, v in vars(args).items() if k != "work"},

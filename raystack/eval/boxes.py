@@ -2,8 +2,8 @@
 
 Box columns (scores schema v2, issue 14): ``tiles``, ``box_x0..box_y1`` (worst tile,
 source pixels) and ``patch_x0..patch_y1`` (worst patch); a v1 run reads them NULL. A
-fused frame's region is the one SQL ``fused()`` gives it (the stream most anomalous there),
-so ``raystack eval``, the report and an analyst's query box the same frame alike; which of
+fused frame's region is the one SQL ``fused()`` gives it (the stream most unusual there for
+its run), so ``raystack eval``, the report and an analyst's query box the same frame alike; which of
 its columns is the predicted box, and why a whole-frame row has none, is
 :func:`predicted_boxes`'s rule.
 

@@ -110,9 +110,37 @@ CREATE OR REPLACE MACRO smoothed(sigma := 10, run := NULL, normalise := 'video')
         GROUP BY n.run_id, n.video_id, n.model
     ) AS l;
 
+-- Each stream's usual level in each run, over its ungated rows: the median PSNR and the
+-- spread around it (the median absolute deviation; 0.6745 x the standard deviation, a
+-- normal's MAD, for a stream that holds one value on most rows, as presence does at its
+-- floor or at 0 dB, so that a small step off that value does not outweigh every other
+-- stream's real deviation).
+CREATE OR REPLACE MACRO stream_spread(run := NULL) AS TABLE
+    SELECT s.run_id, s.model, median(s.psnr)::DOUBLE AS mid,
+           CASE WHEN mad(s.psnr) > 0 THEN mad(s.psnr)::DOUBLE
+                ELSE 0.6745 * stddev_pop(s.psnr) END AS spread
+    FROM scores AS s
+    WHERE s.gated IS NOT TRUE AND (run IS NULL OR s.run_id = checked_run(run))
+    GROUP BY s.run_id, s.model;
+
+-- stream_spread() as one value, a map from run_id || chr(0) || model (a scalar subquery
+-- is computed once; a join on the two keys made DuckDB hash the score rows, not the spreads).
+CREATE OR REPLACE MACRO spreads(run) AS (
+    SELECT map(list(d.run_id || chr(0) || d.model), list({'mid': d.mid, 'spread': d.spread}))
+    FROM stream_spread(run := run) AS d);
+
+-- run_z: how unusual a score is for its stream in its run, (mid - psnr) / spread
+-- (stream_spread; high = worse than the stream usually is).
+CREATE OR REPLACE MACRO run_z(psnr, usual) AS (usual.mid - psnr) / greatest(usual.spread, 1e-9);
+
 -- fused() before its roi/exclude filter, with the tiles column that filter reads. A fused
--- frame carries the region of the stream most anomalous there (highest normalised anomaly,
--- before smoothing; on a tie the stream whose name sorts last).
+-- frame of several streams carries the region of the stream most unusual there for its run
+-- (highest run_z, before smoothing; on a tie the stream whose name sorts last). Not the
+-- highest normalised anomaly: a per-video min-max stretches every stream's noise to reach 1
+-- in every video, so a stream that sees nothing of an anomaly still tops some of its
+-- frames and would take their box (docs/evaluation.md, "Which stream's box"). A gated
+-- row's psnr is its stream's trivial score of a still frame, above the stream's usual
+-- level, so its run_z is below that of any stream that is below its own.
 CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, normalise) AS TABLE
     SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
            s.timestamp_s, s.score, s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1,
@@ -135,7 +163,7 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                END AS score,
                arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
                                  s.patch_y0, s.patch_x1, s.patch_y1),
-                       {'a': s.anomaly, 'm': s.model}) AS r
+                       {'z': run_z(s.psnr, spreads(run)[s.run_id || chr(0) || s.model]), 'm': s.model}) AS r
         FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
         -- fusion_name() here too (a constant, folded when planned): a query that projects
         -- only the score must still refuse an alpha outside [0, 1] or a bad list of streams.
@@ -159,7 +187,7 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                END AS score,
                arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
                                  s.patch_y0, s.patch_x1, s.patch_y1),
-                       {'a': s.anomaly, 'm': s.model}) AS r
+                       {'z': run_z(s.psnr, spreads(run)[s.run_id || chr(0) || s.model]), 'm': s.model}) AS r
         FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
         JOIN auto_fusion(alpha := alpha, run := run) AS a
             ON a.run_id = s.run_id AND (s.model = a.s1 OR s.model = a.s2)

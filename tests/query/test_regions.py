@@ -47,8 +47,8 @@ def region_store(tmp_path_factory):
         fp[f] = 20.0
     fp[12] = 18.0
     for f in range(25, 30):
-        fp[f] = 21.0
-    fp[27] = 19.0
+        fp[f] = 23.0
+    fp[27] = 22.0
     where = [A if 10 <= f < 15 else B if 25 <= f < 30 else C for f in range(N)]
     patch = [PA if 10 <= f < 15 else PB if 25 <= f < 30 else PC for f in range(N)]
     st.write_table("scores", "r1", "cam1-fp", stream_rows("cam1", "fp", fp, where, patch))
@@ -98,10 +98,11 @@ def test_events_carry_the_peak_frames_box_and_patch(con):
     ]
 
 
-def test_fused_box_is_the_most_anomalous_streams(con):
+def test_fused_box_is_the_most_unusual_streams(con):
     q = ("SELECT frame, box_x0, box_y0, patch_x0 FROM fused(fusion := 'weighted', sigma := 0) "
          "WHERE video_id = 'cam1' AND frame IN (12, 27) ORDER BY frame")
-    # Frame 12: fp is anomalous, fr normal; frame 27: fp 11/12 anomalous, fr 20/21.
+    # Frame 12: fp is anomalous, fr normal. Frame 27: both dip; fr 4.1 and fp 3.2 of their
+    # run's spread below their median (run_z: 0.6745 x stddev, both streams' MAD being 0).
     assert [tuple(r.values()) for r in run_sql(con, q).to_pylist()] == [
         (12, A[0], A[1], PA[0]), (27, D[0], D[1], PD[0])]
     ev = run_sql(con, "SELECT start_frame, box_x0 FROM events(fusion := 'max', sigma := 0, "
@@ -109,6 +110,37 @@ def test_fused_box_is_the_most_anomalous_streams(con):
                       "ORDER BY start_frame").to_pylist()
     # Frame 0 is fr's own worst frame (psnr 9): max fusion flags it, in fr's box there.
     assert [(e["start_frame"], e["box_x0"]) for e in ev] == [(0, C[0]), (10, A[0]), (25, D[0])]
+
+
+def test_a_noise_stream_does_not_take_a_real_dips_box(tmp_path):
+    """Min-max per video stretches a stream that sees nothing to anomaly 1 at its own
+    noisiest frame; the box goes by how unusual each stream is for its run (run_z of
+    stream_spread)."""
+    import math
+
+    st = Store(tmp_path / "store")
+    n = 60
+    fp = [30.0 + 0.2 * math.sin(f) for f in range(n)]
+    for f in range(20, 30):
+        fp[f] = 22.0
+    fp[25] = 21.0
+    # presence: flat but for one frame 1 dB low, inside fp's dip: its min-max anomaly is 1
+    # there, fp's 0.9; fp is 40 MADs below its median, presence a few.
+    pr = [-10.0 + 0.2 * math.cos(f) for f in range(n)]
+    pr[22] = -11.0
+    st.write_table("scores", "r1", "cam-fp", stream_rows("cam", "fp", fp, [B] * n, [PB] * n))
+    st.write_table("scores", "r1", "cam-presence",
+                   stream_rows("cam", "presence", pr, [C] * n, [PC] * n))
+    c = connect(st)
+    q = ("SELECT frame, box_x0, patch_x0 FROM fused(fusion := 'weighted', "
+         "streams := ['fp', 'presence'], sigma := 0) WHERE frame IN (5, 22, 25) ORDER BY frame")
+    got = [tuple(r.values()) for r in run_sql(c, q).to_pylist()]
+    run_z = run_sql(c, "SELECT s.model, run_z(s.psnr, d) AS run_z FROM scores s "
+                       "JOIN stream_spread() d USING (run_id, model) WHERE s.frame = 22 "
+                       "ORDER BY s.model").to_pylist()
+    c.close()
+    assert got[1:] == [(22, B[0], PB[0]), (25, B[0], PB[0])]
+    assert run_z[0]["run_z"] > 30 and 2 < run_z[1]["run_z"] < 10
 
 
 def test_roi_keeps_frames_pointing_inside_and_whole_frames(con):

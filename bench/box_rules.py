@@ -1,0 +1,181 @@
+"""Which stream's box a fused frame should carry: candidate rules on a scanned, labelled run.
+
+A fused score mixes streams; its box is one stream's. For every labelled event of a synth
+``labels.json`` this reads the run's stored rows (no scan, no model) and reports, per rule:
+whether the box at the event's peak frame hits the labelled box (the localisation rule of
+docs/evaluation.md: IoU > 0.1 or the labelled centre inside), and the share of ALL the
+event's frames whose box hits, a steadier figure than one peak frame per event. Per stream
+it also reports that share for the stream's own box, whatever the fusion picks.
+
+The peak frame is the fusion's (per-video min-max anomaly of each stream, Gaussian sigma,
+then ``weighted:ALPHA:A,B,...,Z`` = ALPHA x mean(A, B, ...) + (1 - ALPHA) x Z), as
+``raystack eval`` picks it. Rules:
+
+- ``anomaly``: the stream with the highest normalised anomaly (the rule before run_z);
+- ``weighted_anomaly``: the same times the stream's fusion weight;
+- ``video_z``: the highest robust z, (median - psnr) / MAD, over the stream's rows of the video;
+- ``run_z``: the same over the stream's rows of the whole run (SQL ``fused()``'s rule);
+- ``stream:NAME``: always that stream's box.
+
+    .venv/bin/python bench/box_rules.py --store /tmp/loc/store \
+        --run localisation_720p_runz-tiled-small --labels /tmp/loc/archive-test/labels.json \
+        --fusion weighted:0.75:fp,fr,presence --name box_rules_test
+
+Printed and written to ``bench/results/<name>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def parse_fusion(text: str) -> tuple[float, list[str], dict[str, float]]:
+    """``weighted:ALPHA:A,...,Z`` -> (alpha, streams, weight per stream)."""
+    kind, alpha, names = text.split(":")
+    if kind != "weighted":
+        msg = f"--fusion must be weighted:ALPHA:A,...,Z; got {text!r}"
+        raise SystemExit(msg)
+    streams = names.split(",")
+    a = float(alpha)
+    head = streams[:-1]
+    weights = {s: a / len(head) for s in head} | {streams[-1]: 1.0 - a}
+    return a, streams, weights
+
+
+def robust_z(psnr: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """(median(ref) - psnr) / MAD(ref); the standard deviation x 0.6745 where MAD is 0."""
+    med = float(np.median(ref))
+    mad = float(np.median(np.abs(ref - med)))
+    spread = mad if mad > 0 else 0.6745 * float(np.std(ref))
+    return (med - psnr) / max(spread, 1e-9)
+
+
+def load_rows(store: str, run: str):
+    import duckdb
+
+    con = duckdb.connect()
+    rows = con.execute(
+        f"SELECT s.video_id, v.relpath, s.frame, s.model, s.psnr, s.box_x0, s.box_y0, s.box_x1, "
+        f"s.box_y1, s.patch_x0, s.patch_y0, s.patch_x1, s.patch_y1 "
+        f"FROM read_parquet('{store}/scores/run={run}/*.parquet') s "
+        f"JOIN read_parquet('{store}/videos/run={run}/*.parquet') v USING (video_id) "
+        f"WHERE s.gated IS NOT TRUE ORDER BY s.video_id, s.model, s.frame").df()
+    con.close()
+    return rows
+
+
+def fixed(stream: str):
+    """The rule that always takes ``stream``'s box."""
+    return lambda per, i: stream
+
+
+def boxes_of(d) -> np.ndarray:
+    """(n, 4) the patch box where there is one, else the tile box."""
+    patch = d[["patch_x0", "patch_y0", "patch_x1", "patch_y1"]].to_numpy(float)
+    tile = d[["box_x0", "box_y0", "box_x1", "box_y1"]].to_numpy(float)
+    return np.where(np.isnan(patch).any(axis=1)[:, None], tile, patch)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from machine_info import machine
+    from scipy.ndimage import gaussian_filter1d
+
+    from raystack.eval.labels import same_video
+    from raystack.eval.localisation import box_hits, labelled_events
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--store", required=True)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--labels", required=True, help="the synth archive's labels.json")
+    ap.add_argument("--fusion", default="weighted:0.75:fp,fr,presence")
+    ap.add_argument("--sigma", type=float, default=10.0)
+    ap.add_argument("--name", required=True, help="results file bench/results/NAME.json")
+    args = ap.parse_args(argv)
+
+    _, streams, weights = parse_fusion(args.fusion)
+    rows = load_rows(args.store, args.run)
+    missing = sorted(set(streams) - set(rows["model"]))
+    if missing:
+        msg = f"run {args.run} has no stream {missing} (it has {sorted(set(rows['model']))})"
+        raise SystemExit(msg)
+    whole = {m: rows[rows.model == m].psnr.to_numpy(float) for m in streams}
+    rules = {
+        "anomaly": lambda v, i: max(streams, key=lambda m: (v[m]["anomaly"][i], m)),
+        "weighted_anomaly": lambda v, i: max(streams,
+                                             key=lambda m: (weights[m] * v[m]["anomaly"][i], m)),
+        "video_z": lambda v, i: max(streams, key=lambda m: (v[m]["video_z"][i], m)),
+        "run_z": lambda v, i: max(streams, key=lambda m: (v[m]["run_z"][i], m)),
+        **{f"stream:{m}": fixed(m) for m in streams},
+    }
+    events = labelled_events(json.loads(Path(args.labels).read_text()))
+    detail, totals = [], {r: {"peak_hits": 0, "frame_share_sum": 0.0} for r in rules}
+    for e in events:
+        mine = rows[[same_video(e.video, p) for p in rows.relpath]]
+        per = {}
+        for m in streams:
+            d = mine[mine.model == m]
+            p = d.psnr.to_numpy(float)
+            lo, hi = p.min(), p.max()
+            per[m] = {"frames": d.frame.to_numpy(), "boxes": boxes_of(d),
+                      "anomaly": 1.0 - (p - lo) / (hi - lo) if hi > lo else np.zeros_like(p),
+                      "video_z": robust_z(p, p), "run_z": robust_z(p, whole[m])}
+        frames = per[streams[0]]["frames"]
+        if any(len(per[m]["frames"]) != len(frames) or (per[m]["frames"] != frames).any()
+               for m in streams):
+            msg = f"{e.video}: the streams scored different frames; this bench needs the same"
+            raise SystemExit(msg)
+        smooth = {m: gaussian_filter1d(per[m]["anomaly"], args.sigma, mode="mirror", truncate=4)
+                  if args.sigma > 0 else per[m]["anomaly"] for m in streams}
+        fused = sum(weights[m] * smooth[m] for m in streams)
+        inside = np.flatnonzero((frames >= e.start) & (frames < e.stop))
+        if not len(inside):
+            continue
+        peak = int(inside[np.argmax(fused[inside])])
+
+        def hit(i: int, m: str, e=e, per=per, frames=frames) -> bool:
+            return any(box_hits(per[m]["boxes"][i], t) for t in e.boxes.get(int(frames[i]), []))
+
+        row = {"video": e.video, "kind": e.kind, "start": e.start, "stop": e.stop,
+               "peak_frame": int(frames[peak]), "rules": {}}
+        for name, rule in rules.items():
+            peak_hit = hit(peak, rule(per, peak))
+            share = float(np.mean([hit(i, rule(per, i)) for i in inside]))
+            row["rules"][name] = {"peak_stream": rule(per, peak), "peak_hit": peak_hit,
+                                  "frame_share": round(share, 3)}
+            totals[name]["peak_hits"] += int(peak_hit)
+            totals[name]["frame_share_sum"] += share
+        detail.append(row)
+    n = len(detail)
+    summary = {r: {"peak_hits": t["peak_hits"], "events": n,
+                   "mean_frame_share": round(t["frame_share_sum"] / n, 3) if n else None}
+               for r, t in totals.items()}
+    print(f"run {args.run}, fusion {args.fusion}, sigma {args.sigma}: {n} labelled events\n")
+    print("| rule | peak box hits | mean share of event frames hit |\n|---|---|---|")
+    for r, s in summary.items():
+        print(f"| {r} | {s['peak_hits']}/{n} | {s['mean_frame_share']} |")
+    print("\n| video | kind | peak | " + " | ".join(rules) + " |")
+    print("|---|---|---|" + "---|" * len(rules))
+    for row in detail:
+        cells = [f"{'hit' if v['peak_hit'] else 'miss'} {v['peak_stream']} {v['frame_share']:.2f}"
+                 for v in row["rules"].values()]
+        head = f"| {row['video']} | {row['kind']} | {row['peak_frame']} | "
+        print(head + " | ".join(cells) + " |")
+    out = ROOT / "bench" / "results" / f"{args.name}.json"
+    out.write_text(json.dumps({
+        "machine": machine(), "command": " ".join(sys.argv), "store": args.store,
+        "run": args.run, "labels": args.labels, "fusion": args.fusion, "sigma": args.sigma,
+        "summary": summary, "events": detail}, indent=2, default=float) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
