@@ -189,7 +189,13 @@ def run_videos(store: Any, run_id: str) -> list[dict[str, Any]]:
     st = store if isinstance(store, Store) else Store(store)
     rows = st.read_table("videos", run_id).to_pylist()
     if not rows:
-        msg = f"run {run_id!r} has no videos table in store {st.uri}"
+        import difflib
+
+        runs = st.runs()
+        close = difflib.get_close_matches(run_id, runs, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        have = ", ".join(runs) if runs else "none (scan an archive into it first)"
+        msg = f"run {run_id!r} has no videos table in store {st.uri}{hint}. Its runs: {have}"
         raise LabelError(msg)
     return rows
 

@@ -198,3 +198,13 @@ def test_curves_are_paged(tmp_path):
     paths = plot_curves(curves, tmp_path / "curves.png", threshold=0.5, title="t")
     assert [p.name for p in paths] == ["curves.png", "curves_2.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_a_misspelt_run_names_the_stores_runs(store):
+    st, labels, _ = store
+    with pytest.raises(LabelError, match=r"run 'rr' has no videos table .*\(did you mean 'r'\?\)"
+                                         r"\. Its runs: r$"):
+        evaluate(st, labels, "rr", fusion="fp", sigma=0)
+    with pytest.raises(LabelError,
+                       match=r"run 'zzz' has no videos table in store \S+\. Its runs: r$"):
+        evaluate(st, labels, "zzz", fusion="fp", sigma=0)
