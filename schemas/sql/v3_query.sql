@@ -140,7 +140,9 @@ CREATE OR REPLACE MACRO run_z(psnr, usual) AS (usual.mid - psnr) / greatest(usua
 -- in every video, so a stream that sees nothing of an anomaly still tops some of its
 -- frames and would take their box (docs/evaluation.md, "Which stream's box"). A gated
 -- row's psnr is its stream's trivial score of a still frame, above the stream's usual
--- level, so its run_z is below that of any stream that is below its own.
+-- level, so its run_z is below that of any stream that is below its own; a stream with no
+-- ungated row in its run has no spread, and its NULL run_z counts as -infinity (a NULL in
+-- arg_max's key would rank first).
 CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, normalise) AS TABLE
     SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
            s.timestamp_s, s.score, s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1,
@@ -163,7 +165,8 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                END AS score,
                arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
                                  s.patch_y0, s.patch_x1, s.patch_y1),
-                       {'z': run_z(s.psnr, spreads(run)[s.run_id || chr(0) || s.model]), 'm': s.model}) AS r
+                       {'z': coalesce(run_z(s.psnr, spreads(run)[s.run_id || chr(0) || s.model]),
+                                         '-infinity'::DOUBLE), 'm': s.model}) AS r
         FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
         -- fusion_name() here too (a constant, folded when planned): a query that projects
         -- only the score must still refuse an alpha outside [0, 1] or a bad list of streams.
@@ -187,7 +190,8 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                END AS score,
                arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
                                  s.patch_y0, s.patch_x1, s.patch_y1),
-                       {'z': run_z(s.psnr, spreads(run)[s.run_id || chr(0) || s.model]), 'm': s.model}) AS r
+                       {'z': coalesce(run_z(s.psnr, spreads(run)[s.run_id || chr(0) || s.model]),
+                                         '-infinity'::DOUBLE), 'm': s.model}) AS r
         FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
         JOIN auto_fusion(alpha := alpha, run := run) AS a
             ON a.run_id = s.run_id AND (s.model = a.s1 OR s.model = a.s2)

@@ -143,6 +143,25 @@ def test_a_noise_stream_does_not_take_a_real_dips_box(tmp_path):
     assert run_z[0]["run_z"] > 30 and 2 < run_z[1]["run_z"] < 10
 
 
+def test_a_stream_gated_throughout_does_not_take_the_box(tmp_path):
+    """A stream whose every row is gated has no spread (stream_spread skips gated rows);
+    its frames must not win the box on a NULL key."""
+    st = Store(tmp_path / "store")
+    n = 20
+    fp = stream_rows("cam", "fp", [40.0] * n, [A] * n, [PA] * n)
+    fp = fp.append_column("gated", pa.array([True] * n))
+    pr = [-10.0 + 0.1 * (f % 3) for f in range(n)]
+    pr[9] = -20.0
+    st.write_table("scores", "r1", "cam-fp", fp)
+    st.write_table("scores", "r1", "cam-presence",
+                   stream_rows("cam", "presence", pr, [C] * n, [PC] * n))
+    c = connect(st)
+    got = run_sql(c, "SELECT frame, box_x0 FROM fused(fusion := 'weighted', streams := "
+                     "['fp', 'presence'], sigma := 0) WHERE frame IN (3, 9) ORDER BY frame")
+    c.close()
+    assert [tuple(r.values()) for r in got.to_pylist()] == [(3, C[0]), (9, C[0])]
+
+
 def test_roi_keeps_frames_pointing_inside_and_whole_frames(con):
     top_left = "[[0, 0, 960, 540]]"
     assert [e[1] for e in events(con, roi=top_left)] == [10, 5]  # cam2: no location, kept
