@@ -28,6 +28,7 @@ Printed and written to ``bench/results/<name>.json``.
 
     .venv/bin/python bench/localisation_bench.py                    # the full benchmark
     .venv/bin/python bench/localisation_bench.py --quick            # tiny, a few minutes
+    .venv/bin/python bench/localisation_bench.py --test-seed 5      # a validation archive
 """
 
 from __future__ import annotations
