@@ -23,14 +23,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+# The v2 region columns, named once by the store schema (schemas/v2/scores.json).
+from raystack.store.schema import BOX_COLUMNS, PATCH_COLUMNS
+
 if TYPE_CHECKING:  # the contract module imports torch; these are numpy functions
     from raystack.models.contract import StreamScores
     from raystack.tiles import TileGrid
 
-# The v2 columns after `aux`, in order (schemas/v2/scores.json).
-BOX_COLUMNS = ("box_x0", "box_y0", "box_x1", "box_y1")
-PATCH_COLUMNS = ("patch_x0", "patch_y0", "patch_x1", "patch_y1")
-REGION_COLUMNS = ("psnr_mean", "tiles", *BOX_COLUMNS, *PATCH_COLUMNS)
 
 
 @dataclass(frozen=True)

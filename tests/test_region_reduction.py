@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from raystack.models.contract import StreamScores
-from raystack.regions import REGION_COLUMNS, concat_regions, reduce_tiles, whole_frame
+from raystack.regions import concat_regions, reduce_tiles, whole_frame
+from raystack.store.schema import REGION_COLUMNS
 from raystack.tiles import TileGrid
 
 

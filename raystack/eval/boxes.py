@@ -28,8 +28,8 @@ from raystack.eval.localisation import (
     localisation_summary,
     localise_event,
 )
+from raystack.store.schema import BOX_COLUMNS, PATCH_COLUMNS
 
-BOX_COLUMNS, PATCH_COLUMNS = REGION_COLUMNS[1:5], REGION_COLUMNS[5:]
 COLUMNS = ("video_id", "frame", "model", *REGION_COLUMNS)
 
 

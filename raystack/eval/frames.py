@@ -26,9 +26,10 @@ import pyarrow as pa
 from raystack.eval.labels import LabelError
 from raystack.query.fusion import Fusion
 from raystack.scene_prior import REFERENCE_STREAMS
+from raystack.store.schema import BOX_COLUMNS, PATCH_COLUMNS
 
-REGION_COLUMNS = ("tiles", "box_x0", "box_y0", "box_x1", "box_y1", "patch_x0", "patch_y0",
-                  "patch_x1", "patch_y1")
+# A fused frame's region: the schema's columns less psnr_mean, which fused() does not carry.
+REGION_COLUMNS = ("tiles", *BOX_COLUMNS, *PATCH_COLUMNS)
 # fused() before its roi filter (none here): the same scores, and each fused frame's region
 # with the tiles column that tells a tiled row's worst tile from a whole frame.
 FUSED_SQL = (f"SELECT video_id, frame, score, {', '.join(REGION_COLUMNS)} FROM "

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from raystack.store.schema import BOX_COLUMNS, PATCH_COLUMNS
+
 # RGB; magenta and cyan are rare in surveillance footage, so the boxes stand out and a test
 # can find them in a screenshot.
 COLOURS = {"patch": (255, 0, 255), "tile": (0, 255, 255)}
@@ -24,9 +26,8 @@ LEGEND = {
     "patch": "magenta box: the worst patch of the frame (largest prediction error)",
     "tile": "cyan box: the tile that scored worst",
 }
-TILE = ("box_x0", "box_y0", "box_x1", "box_y1")
-PATCH = ("patch_x0", "patch_y0", "patch_x1", "patch_y1")
-REGION_COLUMNS = (*TILE, *PATCH)
+TILE, PATCH = BOX_COLUMNS, PATCH_COLUMNS
+REGION_COLUMNS = (*TILE, *PATCH)  # the report's: where a frame points, without tiles
 
 
 @dataclass(frozen=True)
