@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # the contract module imports torch; these are numpy function
     from raystack.tiles import TileGrid
 
 
-
 @dataclass(frozen=True)
 class FrameRegions:
     """One stream's per-frame scores and where they come from, n frames.

@@ -133,6 +133,15 @@ CREATE OR REPLACE MACRO spreads(run) AS (
 -- (stream_spread; high = worse than the stream usually is).
 CREATE OR REPLACE MACRO run_z(psnr, usual) AS (usual.mid - psnr) / greatest(usual.spread, 1e-9);
 
+-- The arg_max key that picks a fused frame's box among its streams' rows (fused_unfiltered,
+-- below): the highest run_z, then the stream whose name sorts last. A stream with no
+-- ungated row in its run has no spread; its NULL run_z counts as -infinity (a NULL in
+-- arg_max's key would rank first).
+CREATE OR REPLACE MACRO box_rank(row_psnr, row_run, row_model, run) AS
+    {'z': coalesce(run_z(row_psnr, spreads(run)[row_run || chr(0) || row_model]),
+                   '-infinity'::DOUBLE),
+     'm': row_model};
+
 -- fused() before its roi/exclude filter, with the tiles column that filter reads. A fused
 -- frame of several streams carries the region of the stream most unusual there for its run
 -- (highest run_z, before smoothing; on a tie the stream whose name sorts last). Not the
@@ -140,9 +149,7 @@ CREATE OR REPLACE MACRO run_z(psnr, usual) AS (usual.mid - psnr) / greatest(usua
 -- in every video, so a stream that sees nothing of an anomaly still tops some of its
 -- frames and would take their box (docs/evaluation.md, "Which stream's box"). A gated
 -- row's psnr is its stream's trivial score of a still frame, above the stream's usual
--- level, so its run_z is below that of any stream that is below its own; a stream with no
--- ungated row in its run has no spread, and its NULL run_z counts as -infinity (a NULL in
--- arg_max's key would rank first).
+-- level, so its run_z is below that of any stream that is below its own (box_rank).
 CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, normalise) AS TABLE
     SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
            s.timestamp_s, s.score, s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1,
@@ -165,8 +172,7 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                END AS score,
                arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
                                  s.patch_y0, s.patch_x1, s.patch_y1),
-                       {'z': coalesce(run_z(s.psnr, spreads(run)[s.run_id || chr(0) || s.model]),
-                                         '-infinity'::DOUBLE), 'm': s.model}) AS r
+                       box_rank(s.psnr, s.run_id, s.model, run)) AS r
         FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
         -- fusion_name() here too (a constant, folded when planned): a query that projects
         -- only the score must still refuse an alpha outside [0, 1] or a bad list of streams.
@@ -190,8 +196,7 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                END AS score,
                arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
                                  s.patch_y0, s.patch_x1, s.patch_y1),
-                       {'z': coalesce(run_z(s.psnr, spreads(run)[s.run_id || chr(0) || s.model]),
-                                         '-infinity'::DOUBLE), 'm': s.model}) AS r
+                       box_rank(s.psnr, s.run_id, s.model, run)) AS r
         FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
         JOIN auto_fusion(alpha := alpha, run := run) AS a
             ON a.run_id = s.run_id AND (s.model = a.s1 OR s.model = a.s2)
