@@ -7,9 +7,8 @@ docs/evaluation.md: IoU > 0.1 or the labelled centre inside), and the share of A
 event's frames whose box hits, a steadier figure than one peak frame per event. Per stream
 it also reports that share for the stream's own box, whatever the fusion picks.
 
-The peak frame is the fusion's (per-video min-max anomaly of each stream, Gaussian sigma,
-then ``weighted:ALPHA:A,B,...,Z`` = ALPHA x mean(A, B, ...) + (1 - ALPHA) x Z), as
-``raystack eval`` picks it. Rules:
+The peak frame is the one ``raystack eval`` picks: the highest score of SQL ``fused()``
+with ``--fusion`` and ``--sigma`` inside the event. Rules:
 
 - ``anomaly``: the stream with the highest normalised anomaly (the rule before run_z);
 - ``weighted_anomaly``: the same times the stream's fusion weight;
@@ -38,17 +37,26 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def parse_fusion(text: str) -> tuple[float, list[str], dict[str, float]]:
-    """``weighted:ALPHA:A,...,Z`` -> (alpha, streams, weight per stream)."""
-    kind, alpha, names = text.split(":")
-    if kind != "weighted":
-        msg = f"--fusion must be weighted:ALPHA:A,...,Z; got {text!r}"
-        raise SystemExit(msg)
-    streams = names.split(",")
-    a = float(alpha)
-    head = streams[:-1]
-    weights = {s: a / len(head) for s in head} | {streams[-1]: 1.0 - a}
-    return a, streams, weights
+def stream_weights(fusion) -> dict[str, float]:
+    """Each stream's weight in a ``weighted`` fusion (alpha over the mean of all but the
+    last, 1 - alpha the last: docs/evaluation.md)."""
+    head = fusion.streams[:-1]
+    return {s: fusion.alpha / len(head) for s in head} | {fusion.streams[-1]: 1 - fusion.alpha}
+
+
+def fused_scores(store: str, run: str, fusion, sigma: float) -> dict[str, tuple]:
+    """Per video_id, (frames, scores) of SQL ``fused()``: the score eval's peak is taken on."""
+    from raystack.query import connect, run_sql
+    from raystack.store import Store
+
+    con = connect(Store(store))
+    try:
+        t = run_sql(con, "SELECT video_id, frame, score FROM fused(fusion := ?, alpha := ?, "
+                         "streams := ?, sigma := ?, run := ?) ORDER BY video_id, frame",
+                    [*fusion.macro_args().values(), sigma, run]).to_pandas()
+    finally:
+        con.close()
+    return {v: (g.frame.to_numpy(), g.score.to_numpy()) for v, g in t.groupby("video_id")}
 
 
 def robust_z(psnr: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -87,10 +95,10 @@ def boxes_of(d) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> None:
     from machine_info import machine
-    from scipy.ndimage import gaussian_filter1d
 
     from raystack.eval.labels import same_video
     from raystack.eval.localisation import box_hits, labelled_events
+    from raystack.query.fusion import parse_fusion
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--store", required=True)
@@ -101,13 +109,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", required=True, help="results file bench/results/NAME.json")
     args = ap.parse_args(argv)
 
-    _, streams, weights = parse_fusion(args.fusion)
+    fusion = parse_fusion(args.fusion)
+    if fusion.kind != "weighted":
+        msg = f"--fusion must be weighted:ALPHA:A,...,Z; got {args.fusion!r}"
+        raise SystemExit(msg)
+    streams, weights = list(fusion.streams), stream_weights(fusion)
     rows = load_rows(args.store, args.run)
     missing = sorted(set(streams) - set(rows["model"]))
     if missing:
         msg = f"run {args.run} has no stream {missing} (it has {sorted(set(rows['model']))})"
         raise SystemExit(msg)
     whole = {m: rows[rows.model == m].psnr.to_numpy(float) for m in streams}
+    fused_by_video = fused_scores(args.store, args.run, fusion, args.sigma)
     rules = {
         "anomaly": lambda v, i: max(streams, key=lambda m: (v[m]["anomaly"][i], m)),
         "weighted_anomaly": lambda v, i: max(streams,
@@ -133,9 +146,10 @@ def main(argv: list[str] | None = None) -> None:
                for m in streams):
             msg = f"{e.video}: the streams scored different frames; this bench needs the same"
             raise SystemExit(msg)
-        smooth = {m: gaussian_filter1d(per[m]["anomaly"], args.sigma, mode="mirror", truncate=4)
-                  if args.sigma > 0 else per[m]["anomaly"] for m in streams}
-        fused = sum(weights[m] * smooth[m] for m in streams)
+        fused_frames, fused = fused_by_video[mine.video_id.iloc[0]]
+        if len(fused_frames) != len(frames) or (fused_frames != frames).any():
+            msg = f"{e.video}: fused() scored other frames than the streams' rows"
+            raise SystemExit(msg)
         inside = np.flatnonzero((frames >= e.start) & (frames < e.stop))
         if not len(inside):
             continue
