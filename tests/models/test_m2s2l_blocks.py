@@ -231,3 +231,39 @@ def test_separation_loss_is_zero_for_orthogonal_parts_and_one_for_parallel():
     assert float(separation_loss(same)) == pytest.approx(1.0, abs=1e-6)
     assert float(separation_loss({"shared": e[..., 0, :]})) == 0.0
     assert math.isfinite(float(separation_loss({k: torch.zeros(1, 3) for k in parts})))
+
+
+def test_separation_loss_equals_squared_cosine_similarity_in_value_and_gradient():
+    torch.manual_seed(0)
+    parts = {k: torch.randn(2, 3, 4, 16, requires_grad=True)
+             for k in ("common", "appearance", "motion")}
+    parts["motion"].data[0, 0, 0] = 0.0  # a zero vector: the eps clamp, as F's
+    want = sum(F.cosine_similarity(parts[a], parts[b], dim=-1, eps=1e-6).pow(2).mean()
+               for a, b in (("appearance", "motion"), ("common", "appearance"),
+                            ("common", "motion"))) / 3
+    got = separation_loss(parts)
+    torch.testing.assert_close(got, want)
+    for g, w in zip(torch.autograd.grad(got, list(parts.values())),
+                    torch.autograd.grad(want, list(parts.values())), strict=True):
+        torch.testing.assert_close(g, w)
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_temporal_encoders_last_step_equals_the_full_blocks_last_step(depth):
+    torch.manual_seed(0)
+    enc = TemporalEncoder(3, 16, window=4, patch_size=4, depth=depth, d_state=4)
+    diffs = torch.randn(2, 4, 3, 16, 16)
+    got = enc(diffs)
+    # The long way: every block over every step, then the last step.
+    x = enc.embed(diffs.flatten(0, 1))
+    gh, gw = x.shape[1:3]
+    x = x.reshape(2, 4, gh, gw, 16).permute(0, 2, 3, 1, 4).reshape(-1, 4, 16) + enc.pos
+    want = enc.norm(enc.blocks(x)[:, -1].reshape(2, gh, gw, 16))
+    torch.testing.assert_close(got, want)
+    params = list(enc.parameters())
+    g_got = torch.autograd.grad(got.square().sum(), params, allow_unused=True)
+    g_want = torch.autograd.grad(want.square().sum(), params, allow_unused=True)
+    for a, b in zip(g_got, g_want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    last = enc.blocks[-1]
+    torch.testing.assert_close(last(x, last_only=True), last(x)[:, -1])

@@ -29,17 +29,24 @@ from raystack.models.m2s2l.config import M2S2LConfig
 _PAIRS = (("appearance", "motion"), ("common", "appearance"), ("common", "motion"))
 
 
-def separation_loss(features: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean squared cosine similarity of the decomposed parts (0 without decomposition)."""
+def separation_loss(features: dict[str, torch.Tensor], eps: float = 1e-6) -> torch.Tensor:
+    """Mean squared cosine similarity of the decomposed parts (0 without decomposition).
+
+    ``cos^2 = (a . b)^2 / (max(|a|^2, eps^2) max(|b|^2, eps^2))``, ``F.cosine_similarity``'s
+    definition squared, with each part's squared norm computed once for its two pairs:
+    ``F.cosine_similarity`` renormalises both inputs per pair, and its backward's
+    broadcast divisions took about 4x this form's time on the paper preset's feature maps.
+    """
     pairs = [(a, b) for a, b in _PAIRS if a in features and b in features]
     if not pairs:
         ref = next(iter(features.values()))
         return ref.new_zeros((), dtype=torch.float32)
+    parts = {name: features[name].float() for pair in pairs for name in pair}
+    sq = {name: v.pow(2).sum(dim=-1).clamp_min(eps * eps) for name, v in parts.items()}
     total = 0.0
     for a, b in pairs:
-        total = total + F.cosine_similarity(
-            features[a].float(), features[b].float(), dim=-1, eps=1e-6
-        ).pow(2).mean()
+        dot = (parts[a] * parts[b]).sum(dim=-1)
+        total = total + (dot.pow(2) / (sq[a] * sq[b])).mean()
     return total / len(pairs)
 
 

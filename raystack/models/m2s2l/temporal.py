@@ -118,11 +118,23 @@ class TemporalMambaBlock(nn.Module):
         self.D._no_weight_decay = True
         self.out_proj = nn.Linear(d, d_model, bias=False, **factory_kwargs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, d_model) -> (B, L, d_model), causal along L."""
-        n, r = self.d_state, self.dt_rank
-        xz = self.in_proj(self.norm(x))  # (B, L, 2d)
-        u, z = xz.chunk(2, dim=-1)
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """(B, L, d_model) -> (B, L, d_model), causal along L; ``last_only``: (B, d_model),
+        the last step alone.
+
+        The encoder keeps only the last step of its last block. The scan still runs over
+        every step (the state carries them), but the gate z, the output projection and the
+        residual are then needed at one step of L: the same numbers as ``forward(x)[:, -1]``
+        for less of the training step (the windows are 2-8 steps long).
+        """
+        n, r, d = self.d_state, self.dt_rank, self.d_inner
+        h = self.norm(x)
+        if last_only:
+            w = self.in_proj.weight  # (2d, d_model): the x half, then the z half
+            u = F.linear(h, w[:d])  # (B, L, d)
+            z = F.linear(h[:, -1:], w[d:])  # (B, 1, d)
+        else:
+            u, z = self.in_proj(h).chunk(2, dim=-1)  # (B, L, d) each
         u = F.silu(causal_depthwise_conv1d(u, self.conv1d.weight, self.conv1d.bias))
         x_dbl = self.x_proj(u)  # (B, L, r + 2n)
         u = rearrange(u, "b l d -> b d l")  # (B, d, L), the scan's layout
@@ -136,8 +148,11 @@ class TemporalMambaBlock(nn.Module):
                 rearrange(C, "b l n -> b n l").float().contiguous(),
                 self.D.float(), delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
             )  # (B, d, L)
+        if last_only:
+            y, x = y[:, :, -1:], x[:, -1:]
         y = rearrange(y, "b d l -> b l d").to(z.dtype) * F.silu(z)
-        return x + self.out_proj(y)
+        out = x + self.out_proj(y)
+        return out[:, 0] if last_only else out
 
 
 class TemporalEncoder(nn.Module):
@@ -183,7 +198,10 @@ class TemporalEncoder(nn.Module):
         x = self.embed(rearrange(diffs, "b t c h w -> (b t) c h w"))  # (b t, h, w, d)
         gh, gw = x.shape[1:3]
         x = rearrange(x, "(b t) h w d -> (b h w) t d", b=b) + self.pos
-        x = self.blocks(x)[:, -1]  # (b h w, d): the step just before the target frame
+        for block in self.blocks[:-1]:
+            x = block(x)
+        # (b h w, d): the step just before the target frame, which has seen the window
+        x = self.blocks[-1](x, last_only=True)
         return self.norm(rearrange(x, "(b h w) d -> b h w d", b=b, h=gh, w=gw))
 
 
