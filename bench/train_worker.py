@@ -3,8 +3,9 @@
 Run by bench/train_ab.py with the measured tree's raystack first on the path, so the same
 step code (``StreamTrainer.run_epoch``: batch assembly, forward, loss, backward, clipping,
 AdamW, schedule) of THAT tree is timed. The clips are seeded random frames and flows, the
-same in every tree. The tree's entry-point settings (``raystack.threads.short_omp_spin``,
-where it has it) are applied before torch loads, as its ``raystack train`` does. Epoch 1
+same in every tree. The tree's process settings, where it has them, are applied as its
+``raystack train`` does: ``raystack.threads.short_omp_spin`` before torch loads,
+``raystack.allocator.keep_freed_memory`` before training. Epoch 1
 warms up (kernel builds, allocator), epoch 2 is measured (its ``train_s``, validation
 excluded).
 
@@ -72,6 +73,12 @@ def main() -> None:
                                  flow_scale=getattr(mcfg, "flow_scale", 10.0), seed=0)
     data = TrainingData(task=task, t=t, img_size=size, fingerprint="synthetic", train=train,
                         val=val)
+    try:  # as the measured tree's in-process `raystack train` sets up its process
+        from raystack.allocator import keep_freed_memory
+    except ImportError:  # a tree from before the setting
+        pass
+    else:
+        keep_freed_memory()
     t0 = time.perf_counter()
     trainer = StreamTrainer(cfg, task, data)
     epochs = [trainer.run_epoch() for _ in range(2)]

@@ -125,6 +125,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     import ray.train.torch
     import torch
 
+    from raystack.allocator import keep_freed_memory
     from raystack.models import get_config
     from raystack.train.checkpoints import write_checkpoint
     from raystack.train.data import prepare_data
@@ -132,6 +133,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
 
     cfg, task = config["cfg"], config["task"]
     torch.set_num_threads(int(config["threads"]))
+    keep_freed_memory()  # the trim threshold; WORKER_ENV already set the mmap one
     # DDP notes that depthwise-conv gradients arrive in another stride order: harmless.
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     ctx = ray.train.get_context()

@@ -191,9 +191,11 @@ def train(cfg: TrainConfig, *, progress: TrainProgress | None = None) -> TrainRe
         if cfg.workers <= 1:
             import torch
 
+            from raystack.allocator import keep_freed_memory
             from raystack.threads import default_threads
 
             torch.set_num_threads(default_threads())
+            keep_freed_memory()  # this process is the trainer: its steps reuse the pages
             device = _device(cfg)
             memo: dict = {}  # decoded frames shared by FP and FR
             outcomes = {}

@@ -5,10 +5,10 @@ cannot see inside the selective scan (elementwise work and a recurrence in torch
 opaque CUDA kernel). While counting, every scan call (SS2D's, folded or not, and the
 temporal blocks') is
 replaced by a zero-FLOP stand-in that records ``ss2d.scan_flops`` (~ (8N + 2) FLOPs per
-channel and step); both numbers are reported. The forward can run on the meta device, so
-counting the paper preset allocates nothing.
+channel and step); both numbers are reported. The forward runs on a CPU model (not the
+meta device: the scans' ``autocast(enabled=False)`` guard has no meta form).
 
-    counts = count_flops(create_model("m2s2l.paper", device="meta").eval())
+    counts = count_flops(create_model("m2s2l.paper").eval())
     counts["total_per_frame"] / 1e9     # ~ 20 GFLOPs
 """
 
@@ -52,7 +52,7 @@ def count_flops(model: torch.nn.Module, batch: int = 1) -> dict:
     """FLOPs of one forward per frame (per target frame), split into counted and scan FLOPs.
 
     Args:
-        model: an M²S²L model (any device, meta included); counted in its current mode.
+        model: an M²S²L model (CPU or CUDA); counted in its current mode.
         batch: clips per forward; results are divided by it.
 
     Returns:
