@@ -154,6 +154,9 @@ class _NativeScan(torch.autograd.Function):
                     length=length)
         ctx.save_for_backward(u, delta, A, Bt, Ct, D, z, delta_bias)
         ctx.delta_softplus = delta_softplus
+        # The last state is rarely used: its gradient then arrives as None, not as a
+        # (batch, dim, dstate) tensor of zeros filled for the kernel to read.
+        ctx.set_materialize_grads(False)
         return out, last
 
     @staticmethod

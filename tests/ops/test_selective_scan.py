@@ -382,3 +382,16 @@ def test_chunked_scan_runs_on_cuda(monkeypatch):
     out, last = ss.selective_scan_fn(*(t.cuda() for t in args), **cuda)
     close(out.cpu(), ref_out, "out", **FWD_TOL)
     close(last.cpu(), ref_last, "last state", **FWD_TOL)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_gradients_when_only_the_output_is_used(impl, monkeypatch):
+    # The last state unused: its gradient reaches the backward as None (not materialised).
+    monkeypatch.setenv("RAYSTACK_SCAN", impl)
+    args, kwargs = make_inputs(2, 8, 16, 4, 6, seed=7)
+    leaves = _leaves(args, kwargs)
+    out, _ = ss.selective_scan_fn(*leaves[:5], **_tail(leaves, kwargs))
+    grads = torch.autograd.grad(out.square().sum(), leaves)
+    ref_leaves = _leaves(args, kwargs)
+    ref_out, _ = ss.selective_scan_ref(*ref_leaves[:5], **_tail(ref_leaves, kwargs))
+    check_grads(grads, torch.autograd.grad(ref_out.square().sum(), ref_leaves))
