@@ -130,7 +130,7 @@ class TemporalMambaBlock(nn.Module):
         n, r, d = self.d_state, self.dt_rank, self.d_inner
         h = self.norm(x)
         if last_only:
-            w = self.in_proj.weight  # (2d, d_model): the x half, then the z half
+            w = self.in_proj.weight  # (2d, d_model): the x half, then the z half; no bias
             u = F.linear(h, w[:d])  # (B, L, d)
             z = F.linear(h[:, -1:], w[d:])  # (B, 1, d)
         else:
