@@ -395,3 +395,16 @@ def test_gradients_when_only_the_output_is_used(impl, monkeypatch):
     ref_leaves = _leaves(args, kwargs)
     ref_out, _ = ss.selective_scan_ref(*ref_leaves[:5], **_tail(ref_leaves, kwargs))
     check_grads(grads, torch.autograd.grad(ref_out.square().sum(), ref_leaves))
+
+
+@needs_native
+@pytest.mark.parametrize(("groups", "length"), [(0, 2), (0, 8), (2, 256), (0, 257)],
+                         ids=["lanes-L2", "lanes-L8", "lanes-longest", "rows-shortest"])
+def test_native_backward_over_channel_blocks_matches_reference(groups, length, monkeypatch):
+    """40 channels a group (20 when grouped): two full blocks of 16 lanes and a partial one,
+    on both sides of the switch from lanes to rows (len * dstate = 4096)."""
+    case = (3, 40, 16, groups, length, "mamba", True)
+    out, last, grads = run_backend("native", case, monkeypatch, grad=True)
+    ref_out, ref_last, ref_grads = reference(case)
+    close(out, ref_out, "out", **FWD_TOL)
+    check_grads(grads, ref_grads)

@@ -2,11 +2,15 @@
 // so each state update costs a few vector instructions and no memory traffic.
 //   forward:  CB channels of one group side by side in the vector lanes (no horizontal sums,
 //             each B_t / C_t value loaded once for CB channels), blocks spread over threads.
-//   backward: one channel at a time, vectorised over the state; recomputes the forward states
-//             into a per-thread buffer (len x dstate), then sweeps back in time. A work item
-//             is (batch element, group): its thread runs the group's channels in order, so
-//             dB and dC, which sum over those channels, are each written by one thread in a
-//             fixed order and the gradients are bit-identical however many threads ran.
+//   backward: recomputes the forward states into a per-thread buffer, then sweeps back in
+//             time. Short sequences (len x dstate <= LANE_MAX_STEPS) put CB channels in the
+//             lanes as the forward does; a row's fixed costs (softplus, gates, sums across the
+//             state) would otherwise outweigh the few steps of an M2S2L temporal scan
+//             (len 2 to 8). Long ones take one channel at a time, vectorised over the state,
+//             whose buffer (len x dstate) stays in cache. A work item is (batch element,
+//             group): its thread runs the group's channels in order, so dB and dC, which sum
+//             over those channels, are each written by one thread in a fixed order and the
+//             gradients are bit-identical however many threads ran.
 //
 // Plain C ABI (no torch headers) so that it compiles in about two seconds and loads with
 // ctypes; raystack/ops/scan_native.py owns the calling convention. All tensors are float32
@@ -82,41 +86,38 @@ void recurrence(const Args& p, int64_t row, const float* dt, const float* dtu, f
     }
 }
 
-// Channels per forward block: 16 floats fill an AVX-512 register (two AVX2 registers).
+// Channels per block in the vector lanes: 16 floats fill an AVX-512 register (two AVX2).
 constexpr int CB = 16;
 
-// Forward for one block of up to CB channels (d0 .. d0+nch-1, all in one group) of batch b.
-// Lanes past nch see delta = 0, A = 0, u = 0: their state stays 0 and nothing is written.
-template <int NS>
-void forward_block(const Args& p, int64_t b, int64_t d0, int nch, float* work) {
+// Loads a block of up to CB channels (d0 .. d0+nch-1, all in one group) of batch b into
+// lanes: dtT, dtuT and (when given) uT (L, CB), a (N, CB). Lanes past nch get delta = 0,
+// A = 0, u = 0: their state stays 0 and they contribute nothing. row: 2L floats of scratch.
+void load_lanes(const Args& p, int64_t b, int64_t d0, int nch, float* dtT, float* dtuT,
+                float* uT, float* a, float* row) {
+    const int64_t N = p.dstate, L = p.len;
+    for (int c = 0; c < CB; ++c) {
+        const bool live = c < nch;
+        const int64_t r = b * p.dim + d0 + c;
+        if (live) prepare_row(p, r, row, row + L);
+        for (int64_t t = 0; t < L; ++t) {
+            dtT[t * CB + c] = live ? row[t] : 0.0f;
+            dtuT[t * CB + c] = live ? row[L + t] : 0.0f;
+            if (uT) uT[t * CB + c] = live ? p.u[r * L + t] : 0.0f;
+        }
+        for (int64_t n = 0; n < N; ++n) a[n * CB + c] = live ? p.A[(d0 + c) * N + n] : 0.0f;
+    }
+}
+
+// The recurrence of a block of lanes from a zero state: yT (L, CB) gets the scan output
+// before D and z, x (N, CB) the last state. KEEP also stores every state and decay (L, N, CB)
+// in xs and es, for the backward sweep.
+template <int NS, bool KEEP>
+void lane_recurrence(const Args& p, const float* Bg, const float* Cg, const float* dtT,
+                     const float* dtuT, const float* a, float* x, float* yT, float* xs,
+                     float* es) {
     const int64_t N = NS > 0 ? NS : p.dstate;
     const int64_t L = p.len;
-    const int64_t grp = d0 / (p.dim / p.groups);
-    const float* Bg = p.B + (b * p.groups + grp) * L * N;
-    const float* Cg = p.C + (b * p.groups + grp) * L * N;
-    float* dtT = work;            // (L, CB) delta after bias/softplus, channel-minor
-    float* dtuT = dtT + L * CB;   // (L, CB) delta * u
-    float* yT = dtuT + L * CB;    // (L, CB) scan output before D and z
-    float* row = yT + L * CB;     // (2, L) one channel's dt and dtu, contiguous in time
-    float* a = row + 2 * L;       // (N, CB)
-    float* x = a + N * CB;        // (N, CB)
-
-    for (int c = 0; c < CB; ++c) {
-        if (c < nch) {
-            const int64_t r = b * p.dim + d0 + c;
-            prepare_row(p, r, row, row + L);
-            for (int64_t t = 0; t < L; ++t) {
-                dtT[t * CB + c] = row[t];
-                dtuT[t * CB + c] = row[L + t];
-            }
-            for (int64_t n = 0; n < N; ++n) a[n * CB + c] = p.A[(d0 + c) * N + n];
-        } else {
-            for (int64_t t = 0; t < L; ++t) dtT[t * CB + c] = dtuT[t * CB + c] = 0.0f;
-            for (int64_t n = 0; n < N; ++n) a[n * CB + c] = 0.0f;
-        }
-    }
     for (int64_t i = 0; i < N * CB; ++i) x[i] = 0.0f;
-
     for (int64_t t = 0; t < L; ++t) {
         const float* bt = Bg + t * N;
         const float* ct = Cg + t * N;
@@ -132,11 +133,34 @@ void forward_block(const Args& p, int64_t b, int64_t d0, int nch, float* work) {
                 const float e = fast_exp(dtt[c] * an[c]);
                 xn[c] = e * xn[c] + dtut[c] * bn;
                 acc[c] += cn * xn[c];
+                if constexpr (KEEP) {
+                    xs[(t * N + n) * CB + c] = xn[c];
+                    es[(t * N + n) * CB + c] = e;
+                }
             }
         }
 #pragma omp simd
         for (int c = 0; c < CB; ++c) yT[t * CB + c] = acc[c];
     }
+}
+
+// Forward for one block of up to CB channels (d0 .. d0+nch-1, all in one group) of batch b.
+template <int NS>
+void forward_block(const Args& p, int64_t b, int64_t d0, int nch, float* work) {
+    const int64_t N = NS > 0 ? NS : p.dstate;
+    const int64_t L = p.len;
+    const int64_t grp = d0 / (p.dim / p.groups);
+    const float* Bg = p.B + (b * p.groups + grp) * L * N;
+    const float* Cg = p.C + (b * p.groups + grp) * L * N;
+    float* dtT = work;            // (L, CB) delta after bias/softplus, channel-minor
+    float* dtuT = dtT + L * CB;   // (L, CB) delta * u
+    float* yT = dtuT + L * CB;    // (L, CB) scan output before D and z
+    float* row = yT + L * CB;     // (2, L) one channel's dt and dtu, contiguous in time
+    float* a = row + 2 * L;       // (N, CB)
+    float* x = a + N * CB;        // (N, CB)
+
+    load_lanes(p, b, d0, nch, dtT, dtuT, nullptr, a, row);
+    lane_recurrence<NS, false>(p, Bg, Cg, dtT, dtuT, a, x, yT, nullptr, nullptr);
 
     for (int c = 0; c < nch; ++c) {
         const int64_t r = b * p.dim + d0 + c;
@@ -177,6 +201,53 @@ void forward_items(const Args& p, int64_t i0, int64_t i1, float* work) {
     }
 }
 
+// Output gate and skip of one row: dy = dL/dy of the scan output y (before D and z), from
+// dout; writes dz when there is a gate and returns dD.
+float gate_backward(const Args& p, int64_t row, float Dd, const float* y, float* dy) {
+    const int64_t L = p.len;
+    const float* ur = p.u + row * L;
+    const float* go = p.dout + row * L;
+    float dD = 0.0f;
+    if (p.z) {
+        const float* zr = p.z + row * L;
+        float* dzr = p.dz + row * L;
+#pragma omp simd reduction(+ : dD)
+        for (int64_t t = 0; t < L; ++t) {
+            float s = fast_sigmoid(zr[t]);
+            float pre = y[t] + Dd * ur[t];
+            dzr[t] = go[t] * pre * s * (1.0f + zr[t] * (1.0f - s));
+            dy[t] = go[t] * zr[t] * s;
+            dD += dy[t] * ur[t];
+        }
+    } else {
+#pragma omp simd reduction(+ : dD)
+        for (int64_t t = 0; t < L; ++t) {
+            dy[t] = go[t];
+            dD += go[t] * ur[t];
+        }
+    }
+    return dD;
+}
+
+// ddelta of one row holds dL/d(delta after softplus); carries it through softplus (in place)
+// and returns dL/d(delta_bias) of the row.
+float delta_backward(const Args& p, int64_t row, float bias, float* ddr) {
+    const int64_t L = p.len;
+    const float* dr = p.delta + row * L;
+    float dbias = 0.0f;
+    if (p.softplus) {
+#pragma omp simd reduction(+ : dbias)
+        for (int64_t t = 0; t < L; ++t) {
+            ddr[t] *= fast_sigmoid(dr[t] + bias);
+            dbias += ddr[t];
+        }
+    } else {
+#pragma omp simd reduction(+ : dbias)
+        for (int64_t t = 0; t < L; ++t) dbias += ddr[t];
+    }
+    return dbias;
+}
+
 int64_t backward_workspace(int64_t dstate, int64_t len) { return 4 * len + 2 * len * dstate; }
 
 template <int NS>
@@ -197,7 +268,6 @@ void backward_rows(const Args& p, int64_t r0, int64_t r1, float* work) {
         float* dCg = p.dC_acc + goff;
         const float* a = p.A + d * N;
         const float* ur = p.u + row * L;
-        const float* go = p.dout + row * L;
         float* dur = p.du + row * L;
         float* ddr = p.ddelta + row * L;
         const float Dd = p.D ? p.D[d] : 0.0f;
@@ -205,27 +275,7 @@ void backward_rows(const Args& p, int64_t r0, int64_t r1, float* work) {
         prepare_row(p, row, dt, dtu);
         recurrence<NS>(p, row, dt, dtu, y, xs, es);
 
-        // Output gate and skip: dy = dL/dy (the scan's output before D and z).
-        float dD = 0.0f;
-        if (p.z) {
-            const float* zr = p.z + row * L;
-            float* dzr = p.dz + row * L;
-#pragma omp simd reduction(+ : dD)
-            for (int64_t t = 0; t < L; ++t) {
-                float s = fast_sigmoid(zr[t]);
-                float pre = y[t] + Dd * ur[t];
-                dzr[t] = go[t] * pre * s * (1.0f + zr[t] * (1.0f - s));
-                dy[t] = go[t] * zr[t] * s;
-                dD += dy[t] * ur[t];
-            }
-        } else {
-#pragma omp simd reduction(+ : dD)
-            for (int64_t t = 0; t < L; ++t) {
-                dy[t] = go[t];
-                dD += go[t] * ur[t];
-            }
-        }
-        p.dD_rows[row] = dD;
+        p.dD_rows[row] = gate_backward(p, row, Dd, y, dy);
 
         // Reverse sweep: h = dL/dx_t, carried back through the decay exp(dt * A).
         for (int64_t n = 0; n < N; ++n) {
@@ -249,23 +299,136 @@ void backward_rows(const Args& p, int64_t r0, int64_t r1, float* work) {
         }
         for (int64_t n = 0; n < N; ++n) p.dA_rows[row * N + n] = da[n];
 
-        const float* dr = p.delta + row * L;
-        const float bias = p.bias ? p.bias[d] : 0.0f;
-        float dbias = 0.0f;
-        if (p.softplus) {
-#pragma omp simd reduction(+ : dbias)
-            for (int64_t t = 0; t < L; ++t) {
-                ddr[t] *= fast_sigmoid(dr[t] + bias);
-                dbias += ddr[t];
-            }
-        } else {
-#pragma omp simd reduction(+ : dbias)
-            for (int64_t t = 0; t < L; ++t) dbias += ddr[t];
-        }
-        p.dbias_rows[row] = dbias;
+        p.dbias_rows[row] = delta_backward(p, row, p.bias ? p.bias[d] : 0.0f, ddr);
     }
 }
 
+
+// Backward over channels in the lanes: a block of up to CB channels (d0 .. d0+nch-1, one
+// group) of batch b. Lanes past nch run on zeros and write nothing; dB and dC get each
+// step's sum over the block's lanes, in lane order.
+constexpr int64_t LANE_MAX_STEPS = 4096;  // len * dstate: states and decays in L2
+
+int64_t lane_backward_workspace(int64_t dstate, int64_t len) {
+    return 7 * len * CB + 2 * len * dstate * CB + 3 * dstate * CB + 4 * len;
+}
+
+template <int NS>
+void backward_block(const Args& p, int64_t b, int64_t d0, int nch, float* work) {
+    const int64_t N = NS > 0 ? NS : p.dstate;
+    const int64_t L = p.len;
+    const int64_t goff = (b * p.groups + d0 / (p.dim / p.groups)) * L * N;
+    const float* Bg = p.B + goff;
+    const float* Cg = p.C + goff;
+    float* dBg = p.dB_acc + goff;
+    float* dCg = p.dC_acc + goff;
+    float* dtT = work;            // (L, CB) delta after bias and softplus
+    float* dtuT = dtT + L * CB;   // (L, CB) delta * u
+    float* uT = dtuT + L * CB;    // (L, CB) u
+    float* dyT = uT + L * CB;     // (L, CB) dL/dy, y the scan output before D and z
+    float* yT = dyT + L * CB;     // (L, CB)
+    float* sbT = yT + L * CB;     // (L, CB) per step: sum over the state of h * B_t
+    float* saT = sbT + L * CB;    // (L, CB) per step: sum over the state of q * A
+    float* xs = saT + L * CB;     // (L, N, CB) states
+    float* es = xs + L * N * CB;  // (L, N, CB) decays exp(dt * A)
+    float* a = es + L * N * CB;   // (N, CB)
+    float* h = a + N * CB;        // (N, CB) dL/dx_t
+    float* da = h + N * CB;       // (N, CB)
+    float* row = da + N * CB;     // (4, L) one channel's rows, contiguous in time
+
+    load_lanes(p, b, d0, nch, dtT, dtuT, uT, a, row);
+    // Forward again, keeping every state and decay (h holds the running state meanwhile).
+    lane_recurrence<NS, true>(p, Bg, Cg, dtT, dtuT, a, h, yT, xs, es);
+
+    // Output gate and skip, a channel at a time (z and dout are rows in time).
+    for (int c = 0; c < CB; ++c) {
+        if (c >= nch) {
+            for (int64_t t = 0; t < L; ++t) dyT[t * CB + c] = 0.0f;
+            continue;
+        }
+        const int64_t r = b * p.dim + d0 + c;
+        float* y = row;
+        float* dy = row + L;
+        for (int64_t t = 0; t < L; ++t) y[t] = yT[t * CB + c];
+        p.dD_rows[r] = gate_backward(p, r, p.D ? p.D[d0 + c] : 0.0f, y, dy);
+        for (int64_t t = 0; t < L; ++t) dyT[t * CB + c] = dy[t];
+    }
+
+    // Reverse sweep, as reverse_step but across lanes; the sums over the lanes go to dB, dC.
+    for (int c = 0; c < CB; ++c)
+        for (int64_t n = 0; n < N; ++n) {
+            const int64_t r = b * p.dim + d0 + c;
+            h[n * CB + c] = (c < nch && p.dlast) ? p.dlast[r * N + n] : 0.0f;
+            da[n * CB + c] = 0.0f;
+        }
+    for (int64_t t = L - 1; t >= 0; --t) {
+        const float* bt = Bg + t * N;
+        const float* ct = Cg + t * N;
+        float* dbt = dBg + t * N;
+        float* dct = dCg + t * N;
+        const float* dyt = dyT + t * CB;
+        const float* dtt = dtT + t * CB;
+        const float* dtut = dtuT + t * CB;
+        float sb[CB] = {}, sa[CB] = {};
+        for (int64_t n = 0; n < N; ++n) {
+            const float bn = bt[n], cn = ct[n];
+            float* hn = h + n * CB;
+            const float* xn = xs + (t * N + n) * CB;
+            float sum_c = 0.0f, sum_b = 0.0f;
+#pragma omp simd reduction(+ : sum_c, sum_b)
+            for (int c = 0; c < CB; ++c) {
+                hn[c] += dyt[c] * cn;
+                sum_c += dyt[c] * xn[c];
+                sum_b += hn[c] * dtut[c];
+                sb[c] += hn[c] * bn;
+            }
+            dct[n] += sum_c;
+            dbt[n] += sum_b;
+            if (t > 0) {
+                const float* xp = xs + ((t - 1) * N + n) * CB;
+                const float* en = es + (t * N + n) * CB;
+                const float* an = a + n * CB;
+                float* dan = da + n * CB;
+#pragma omp simd
+                for (int c = 0; c < CB; ++c) {
+                    const float q = hn[c] * xp[c] * en[c];
+                    sa[c] += q * an[c];
+                    dan[c] += q * dtt[c];
+                    hn[c] *= en[c];
+                }
+            }
+        }
+#pragma omp simd
+        for (int c = 0; c < CB; ++c) {
+            sbT[t * CB + c] = sb[c];
+            saT[t * CB + c] = sa[c];
+        }
+    }
+
+    for (int c = 0; c < nch; ++c) {
+        const int64_t r = b * p.dim + d0 + c;
+        const float Dd = p.D ? p.D[d0 + c] : 0.0f;
+        float* dur = p.du + r * L;
+        float* ddr = p.ddelta + r * L;
+        for (int64_t t = 0; t < L; ++t) {
+            const float sbt = sbT[t * CB + c];
+            dur[t] = dyT[t * CB + c] * Dd + dtT[t * CB + c] * sbt;
+            ddr[t] = uT[t * CB + c] * sbt + saT[t * CB + c];
+        }
+        for (int64_t n = 0; n < N; ++n) p.dA_rows[r * N + n] = da[n * CB + c];
+        p.dbias_rows[r] = delta_backward(p, r, p.bias ? p.bias[d0 + c] : 0.0f, ddr);
+    }
+}
+
+template <int NS>
+void backward_blocks(const Args& p, int64_t b, int64_t g, float* work) {
+    FlushDenormals guard;
+    const int64_t per_group = p.dim / p.groups;
+    for (int64_t c0 = 0; c0 < per_group; c0 += CB) {
+        const int nch = static_cast<int>(std::min<int64_t>(CB, per_group - c0));
+        backward_block<NS>(p, b, g * per_group + c0, nch, work);
+    }
+}
 }  // namespace
 
 extern "C" {
@@ -278,7 +441,8 @@ int64_t rs_scan_forward_workspace(int64_t dstate, int64_t len) {
 }
 
 int64_t rs_scan_backward_workspace(int64_t dstate, int64_t len) {
-    return backward_workspace(dstate, len);
+    return len * dstate <= LANE_MAX_STEPS ? lane_backward_workspace(dstate, len)
+                                          : backward_workspace(dstate, len);
 }
 
 // Returns 0 on success, 1 when dstate exceeds what the kernel supports.
@@ -317,16 +481,20 @@ int rs_scan_backward(const float* u, const float* delta, const float* A, const f
     p.dout = dout; p.dlast = dlast;
     p.du = du; p.ddelta = ddelta; p.dz = dz; p.dA_rows = dA_rows; p.dD_rows = dD_rows;
     p.dbias_rows = dbias_rows; p.dB_acc = dB_acc; p.dC_acc = dC_acc;
-    const int64_t ws = backward_workspace(dstate, len);
+    const bool lanes = len * dstate <= LANE_MAX_STEPS;
+    const int64_t ws = rs_scan_backward_workspace(dstate, len);
     const int64_t per_group = dim / groups;
     // item (b, g): the group's channels are rows b * dim + g * per_group onwards
     auto run = [&](int64_t i0, int64_t i1, int k) {
         float* w = work + k * ws;
         for (int64_t i = i0; i < i1; ++i) {
-            const int64_t r0 = (i / groups) * dim + (i % groups) * per_group;
-            const int64_t r1 = r0 + per_group;
-            with_dstate(dstate,
-                        [&](auto ns) { backward_rows<decltype(ns)::value>(p, r0, r1, w); });
+            const int64_t b = i / groups, g = i % groups;
+            const int64_t r0 = b * dim + g * per_group;
+            with_dstate(dstate, [&](auto ns) {
+                constexpr int NS = decltype(ns)::value;
+                if (lanes) backward_blocks<NS>(p, b, g, w);
+                else backward_rows<NS>(p, r0, r0 + per_group, w);
+            });
         }
     };
     parallel_for(batch * groups, nthreads, run);
