@@ -10,7 +10,8 @@ against the same run's bf16 matmul.
 
 Training: :class:`raystack.train.loop.StreamTrainer` (the plain in-process loop, no Ray)
 on synthetic in-memory videos: one short warm-up epoch, then ``steps`` optimiser steps whose
-``clips_per_s`` the loop itself reports. raystack/train has no autocast: it trains in fp32.
+``clips_per_s`` the loop itself reports. Each case runs with amp "off" (fp32) and "auto"
+(bf16 autocast on CUDA).
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ def phase_inference(ctx: Ctx) -> dict[str, Any]:
 
 
 def synthetic_training(task: str, preset: str, batch: int, steps: int, device: torch.device,
-                       storage: str, overrides: dict[str, Any] | None = None) -> Any:
+                       storage: str, overrides: dict[str, Any] | None = None,
+                       amp: str = "auto") -> Any:
     """A StreamTrainer over one random in-memory video long enough for ``steps`` batches."""
     from raystack.train.config import TrainConfig
     from raystack.train.data import DecodedVideo, TrainingData, build_clip_sets
@@ -134,7 +136,7 @@ def synthetic_training(task: str, preset: str, batch: int, steps: int, device: t
     cfg = TrainConfig(model=task, preset=preset, model_overrides=dict(overrides or {}),
                       epochs=2, batch_size=batch, clips_per_epoch=batch * steps, val_fraction=0.1,
                       val_clips=batch, device=str(device), storage=storage, name="gpu-check",
-                      progress=False)
+                      progress=False, amp=amp)
     mc = get_config(cfg.model_name(task), **cfg.model_overrides)
     h, w = mc.img_size
     t = int(mc.context)
@@ -150,10 +152,11 @@ def synthetic_training(task: str, preset: str, batch: int, steps: int, device: t
 
 
 def train_case(ctx: Ctx, task: str, preset: str, batch: int, steps: int,
-               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+               overrides: dict[str, Any] | None = None, amp: str = "auto") -> dict[str, Any]:
     reset_memory(ctx)
     with tempfile.TemporaryDirectory() as storage:
-        trainer = synthetic_training(task, preset, batch, steps, ctx.device, storage, overrides)
+        trainer = synthetic_training(task, preset, batch, steps, ctx.device, storage, overrides,
+                                     amp)
         measured = trainer.cfg
         # warm-up epoch of 2 steps: allocator, cuDNN autotuning; then the measured epoch
         trainer.cfg = dataclasses.replace(measured, clips_per_epoch=2 * batch)
@@ -162,7 +165,8 @@ def train_case(ctx: Ctx, task: str, preset: str, batch: int, steps: int,
         metrics = trainer.run_epoch()
     return {"task": task, "preset": preset, "batch": batch, "steps": steps,
             "clips_per_s": metrics["clips_per_s"], "train_s": metrics["train_s"],
-            "loss": metrics["loss"], "peak_mem_mib": peak_memory_mib(ctx), "precision": "fp32"}
+            "loss": metrics["loss"], "peak_mem_mib": peak_memory_mib(ctx), "amp": amp,
+            "precision": trainer.precision}
 
 
 def phase_training(ctx: Ctx) -> dict[str, Any]:
@@ -175,14 +179,16 @@ def phase_training(ctx: Ctx) -> dict[str, Any]:
         overrides = {}
     rows = []
     for task, preset, batch, steps in cases:
-        if ctx.left() < 15:
-            rows.append({"task": task, "preset": preset, "skipped": "phase budget spent"})
-            continue
-        try:
-            rows.append(train_case(ctx, task, preset, batch, steps, overrides))
-        except Exception as e:
-            rows.append({"task": task, "preset": preset, "batch": batch,
-                         "error": short_error(e), "oom": is_oom(e)})
-            reset_memory(ctx)
+        for amp in ("off", "auto"):  # float32, then what `raystack train` picks (bf16 on CUDA)
+            if ctx.left() < 15:
+                rows.append({"task": task, "preset": preset, "amp": amp,
+                             "skipped": "phase budget spent"})
+                continue
+            try:
+                rows.append(train_case(ctx, task, preset, batch, steps, overrides, amp))
+            except Exception as e:
+                rows.append({"task": task, "preset": preset, "batch": batch, "amp": amp,
+                             "error": short_error(e), "oom": is_oom(e)})
+                reset_memory(ctx)
     return {"rows": rows, "notes": "StreamTrainer.run_epoch on synthetic clips after a 2-step "
-                                   "warm-up epoch; raystack/train has no autocast, so fp32"}
+                                   "warm-up epoch, amp off (fp32) and auto (bf16 on CUDA)"}

@@ -89,7 +89,8 @@ def flow_train_lines(doc: dict[str, Any]) -> list[str]:
         what = (f"{r['clips_per_s']:.1f} clips/s (batch {r['batch']}, {r['steps']} steps, "
                 f"{r['precision']}, peak {_f(r['peak_mem_mib'], '.0f')} MiB)"
                 if "clips_per_s" in r else str(r.get("error") or r.get("skipped")))
-        lines.append(f"train {r['task']}.{r['preset']}: {what}")
+        amp = f" amp {r['amp']}" if "amp" in r else ""
+        lines.append(f"train {r['task']}.{r['preset']}{amp}: {what}")
     tests = (doc["phases"].get("pytest") or {}).get("result") or {}
     for name, g in tests.get("groups", {}).items():
         lines.append(f"pytest {name}: rc {g.get('rc')} {g.get('summary') or g.get('skipped')}")

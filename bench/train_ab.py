@@ -12,7 +12,9 @@ after/before ratios (``--summarise`` recomputes them from a saved result).
         --presets vqmau_fp.small vqmau_fr.small vqmau_fp.paper vqmau_fr.paper m2s2l.small \\
         --out bench/results/train_throughput.json
 
-The first --tree is "before", the last "after". ``--steps`` sets the measured optimiser
+The first --tree is "before", the last "after". A tree may also set fields of its
+``TrainConfig`` (``--tree fp32=.,amp=off --tree bf16=.,amp=bf16``: one checkout, two
+settings). ``--steps`` sets the measured optimiser
 steps of the small VQ-MaU presets; paper presets (256x256) and M2S2L take a third of them.
 """
 
@@ -41,10 +43,13 @@ def steps_for(preset: str, steps: int) -> int:
     return steps if fast else max(1, steps // 3)
 
 
-def run_worker(tree: Path, preset: str, steps: int, batch: int, out: Path) -> dict:
+def run_worker(tree: Path, preset: str, steps: int, batch: int, out: Path,
+               settings: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     cmd = [sys.executable, str(WORKER), "--preset", preset, "--steps", str(steps),
            "--batch", str(batch), "--out", str(out)]
+    for kv in settings:
+        cmd += ["--set", kv]
     print(f"$ PYTHONPATH={tree}", " ".join(cmd), flush=True)
     subprocess.run(cmd, env=env, check=True, cwd=tree)
     return json.loads(out.read_text())
@@ -86,7 +91,9 @@ def print_table(summary: list[dict], labels: list[str]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tree", action="append", required=True, help="LABEL=DIR, twice or more")
+    ap.add_argument("--tree", action="append", required=True,
+                    help="LABEL=DIR[,KEY=VALUE...], twice or more; KEY=VALUE sets a "
+                         "TrainConfig field in that tree's runs")
     ap.add_argument("--presets", nargs="+",
                     default=["vqmau_fp.small", "vqmau_fr.small", "vqmau_fp.paper",
                              "vqmau_fr.paper", "m2s2l.small"])
@@ -104,7 +111,9 @@ def main() -> None:
         print_table(doc["summary"], labels)
         Path(args.summarise).write_text(json.dumps(doc, indent=2) + "\n")
         return
-    trees = {label: Path(d).resolve() for label, d in (t.split("=", 1) for t in args.tree)}
+    specs = {label: spec.split(",") for label, spec in (t.split("=", 1) for t in args.tree)}
+    trees = {label: Path(parts[0]).resolve() for label, parts in specs.items()}
+    settings = {label: parts[1:] for label, parts in specs.items()}
     labels = list(trees)
     load_start = os.getloadavg()
     runs: dict[str, dict[str, list[dict]]] = {p: {lb: [] for lb in labels} for p in args.presets}
@@ -115,11 +124,13 @@ def main() -> None:
                 for label in order:
                     out = Path(tmp) / f"{label}-{preset}-{rnd}.json"
                     runs[preset][label].append(run_worker(
-                        trees[label], preset, steps_for(preset, args.steps), args.batch, out))
+                        trees[label], preset, steps_for(preset, args.steps), args.batch, out,
+                        settings[label]))
     summary = summarise(runs, labels)
     print_table(summary, labels)
     doc = {"machine": machine(), "command": ["bench/train_ab.py", *sys.argv[1:]],
-           "trees": {lb: {"path": str(d), **commit_of(d)} for lb, d in trees.items()},
+           "trees": {lb: {"path": str(d), "settings": settings[lb], **commit_of(d)}
+                     for lb, d in trees.items()},
            "batch": args.batch, "rounds": args.rounds,
            "load_avg_start": load_start, "load_avg_end": os.getloadavg(),
            "summary": summary, "runs": runs}

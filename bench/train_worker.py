@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6, help="optimiser steps per epoch")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a TrainConfig field, e.g. amp=off (a string; the tree must have it)")
     args = ap.parse_args()
 
     from raystack.models import create_model
@@ -66,7 +68,8 @@ def main() -> None:
     size, t = tuple(mcfg.img_size), int(mcfg.context)
     cfg = TrainConfig(model=task, preset=preset, epochs=2, batch_size=args.batch,
                       clips_per_epoch=args.steps * args.batch, val_clips=args.batch,
-                      val_fraction=0.1, seed=0, progress=False)
+                      val_fraction=0.1, seed=0, progress=False,
+                      **dict(kv.split("=", 1) for kv in args.set))
     videos = synthetic_videos(task, size, frames=t + 4 * args.batch, seed=0)
     train, val = build_clip_sets(videos, task=task, t=t, stride=1, val_fraction=0.1,
                                  val_clips=args.batch,
@@ -87,7 +90,8 @@ def main() -> None:
     doc = {"preset": args.preset, "batch": args.batch, "steps": args.steps,
            "threads": torch.get_num_threads(), "clips_per_s": m["clips_per_s"],
            "train_s": m["train_s"], "warmup_clips_per_s": epochs[0]["clips_per_s"],
-           "total_s": round(total_s, 3), "loss": m["loss"]}
+           "total_s": round(total_s, 3), "loss": m["loss"], "settings": args.set,
+           "precision": getattr(trainer, "precision", "float32")}
     Path(args.out).write_text(json.dumps(doc) + "\n")
     print(json.dumps(doc), flush=True)
 

@@ -38,10 +38,10 @@ import torch.nn as nn
 
 from raystack.models.baselines import Baselines
 from raystack.models.contract import ScoringModel, StreamScores
+from raystack.precision import autocast, autocast_dtype
 from raystack.scene_prior import PERSIST, PRESENCE_STREAM, ScenePrior
 from raystack.scoring import BASELINE_STREAMS, REGIONS
 
-AMP_MODES = ("auto", "off", "bf16", "fp16")
 # Frames (tiles) per model call when none is given. On the CPU a batch of 4 already runs
 # near the CPU's best frames/s (bench/results/model.json); 8 bounds the window copies. On
 # CUDA a forward of 8 small frames leaves an H200 mostly idle and launch-bound (every op is a
@@ -56,22 +56,6 @@ def default_batch_size(device: str | torch.device) -> int:
     return GPU_BATCH_SIZE if torch.device(device).type == "cuda" else CPU_BATCH_SIZE
 
 
-def _resolve_amp(amp: str | bool | None, device: torch.device) -> torch.dtype | None:
-    if amp in (None, False, "off"):
-        return None
-    if amp is True:
-        amp = "auto"
-    if amp not in AMP_MODES:
-        msg = f"amp={amp!r}: choose one of {AMP_MODES}"
-        raise ValueError(msg)
-    if amp == "auto":
-        # On CPU autocast slows these small convs and linears down; only CUDA gains.
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if amp == "bf16" else torch.float16
-
-
 class FrameScorer:
     """Scores clips with a set of scoring models, e.g. ``{"fp": m1, "fr": m2}``.
 
@@ -81,7 +65,8 @@ class FrameScorer:
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         batch_size: target frames per model call; None: :func:`default_batch_size` of
             the device (8 on CPU, 64 on CUDA).
-        amp: autocast on CUDA: ``"auto"``, ``"off"``, ``"bf16"`` or ``"fp16"``.
+        amp: ``"auto"`` (autocast on CUDA only), ``"off"``, ``"bf16"`` or ``"fp16"``
+            (:mod:`raystack.precision`).
         region: ``"frame"`` or ``"patch"`` PSNR (:func:`raystack.scoring.region_psnr`), or
             ``"calibrated"``: the worst patch relative to the ``normal`` references given
             to :meth:`score` / :meth:`score_tiles` (:func:`raystack.scoring.calibrated_scores`).
@@ -128,7 +113,7 @@ class FrameScorer:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.batch_size = default_batch_size(self.device) if batch_size is None else batch_size
-        self.amp_dtype = _resolve_amp(amp, self.device)
+        self.amp_dtype = autocast_dtype(amp, self.device)
         self.region = region
         self.baselines = bool(baselines)
         self.models: dict[str, ScoringModel] = {k: m.to(self.device).eval()
@@ -311,12 +296,7 @@ class FrameScorer:
         refs = self._normal_refs(normal, m)
         clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W)
         flow = torch.from_numpy(np.ascontiguousarray(flows)) if self.needs_flow else None
-        autocast = torch.autocast(
-            device_type=self.device.type,
-            dtype=self.amp_dtype or torch.float32,
-            enabled=self.amp_dtype is not None,
-        )
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast(self.amp_dtype, self.device):
             for model, pairs in plan:
                 for start in range(0, len(pairs), self.batch_size):
                     rows, tiles = pairs[start : start + self.batch_size].T

@@ -44,6 +44,10 @@ def train_cmd(
         None, show_default=_d("tile_scale"),
         help="With --tiles: downscale of the source before cropping, as the scan's "
              "(0: automatic, 360-px working height; 2: 1920x1080 -> 960x540)."),
+    amp: str = typer.Option(
+        None, show_default=_d("amp"),
+        help="Mixed precision: auto (bf16 on CUDA; on CPUs with AMX-BF16 for the paper "
+             "presets), off, bf16, fp16."),
     cache_dir: str = typer.Option(None, callback=abs_path, show_default="in memory",
                                   help="Cache of decoded frames and flows (npy)."),
     address: str = typer.Option(None, show_default="RAY_ADDRESS, else a private Ray",
@@ -75,7 +79,7 @@ def train_cmd(
             config, archive=archive, model=model, preset=preset, epochs=epochs,
             batch_size=batch_size, clips_per_epoch=clips_per_epoch, workers=workers,
             storage=storage, name=name, export_dir=export_dir, cache_dir=cache_dir,
-            address=address, progress=progress, tiles=tiles, tile_scale=tile_scale,
+            address=address, progress=progress, tiles=tiles, tile_scale=tile_scale, amp=amp,
         ))
     except (RaystackError, ValueError, OSError) as e:
         raise fail(e) from e

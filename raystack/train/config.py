@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from raystack.config import load_config
 from raystack.errors import ConfigError
+from raystack.precision import AMP_MODES
 
 MODELS = {"fp": ("fp",), "fr": ("fr",), "fp+fr": ("fp", "fr"), "m2s2l": ("m2s2l",)}
 # Registry family of each task: VQ-MaU tasks are f"vqmau_{task}", M2S2L is its own family.
@@ -99,6 +100,11 @@ class TrainConfig:
     cpus_per_worker: int = 0
     # "auto" (CUDA when available), "cpu" or "cuda"; Ray workers get one GPU each on "cuda".
     device: str = "auto"
+    # Mixed precision of forward and loss (raystack/precision.py): "auto" = bf16 on CUDA
+    # (fp16 where the GPU lacks bf16), and for the paper-size presets on CPUs with AMX-BF16;
+    # float32 elsewhere. "off", "bf16" or "fp16" (with a gradient scaler) force it.
+    # Weights, gradients and optimiser state stay float32.
+    amp: str = "auto"
     # Ray Train retries of a failed worker group, each resuming from the latest checkpoint.
     max_failures: int = 1
     # Epoch checkpoints kept per stream: None = all; N = the N best by validation loss
@@ -212,6 +218,8 @@ def check_config(cfg: TrainConfig) -> None:
         bad("min_lr_ratio", "must be in [0, 1]")
     if cfg.device not in DEVICES:
         bad("device", f"choose one of {DEVICES}")
+    if cfg.amp not in AMP_MODES:
+        bad("amp", f"choose one of {', '.join(AMP_MODES)}")
     if not cfg.tile_scale >= 0:
         bad("tile_scale", "must be >= 0 (0 = automatic, 1 = full resolution, 2 = half, ...)")
     if cfg.flow not in ("dis", "farneback"):

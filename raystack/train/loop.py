@@ -34,6 +34,7 @@ import torch.nn as nn
 
 from raystack.errors import ConfigError
 from raystack.models.contract import TrainableModel
+from raystack.precision import autocast, autocast_dtype
 from raystack.train.checkpoints import (
     checkpoints_to_delete,
     read_checkpoint_dir,
@@ -137,6 +138,14 @@ class StreamTrainer:
             raise ConfigError(msg)
         self.module = module.to(self.device)
         self.model = wrap(self.module) if wrap is not None else self.module
+        # Forward and loss under autocast; weights, gradients and AdamW stay float32. fp16's
+        # narrow range needs loss scaling, bf16 (float32's exponent) does not.
+        from raystack.models.presets import train_recipe
+
+        self.amp_dtype = autocast_dtype(
+            cfg.amp, self.device, cpu_bf16=bool(train_recipe(self.model_name).get("cpu_bf16")))
+        self.scaler = torch.amp.GradScaler(self.device.type,
+                                           enabled=self.amp_dtype == torch.float16)
         decay = [p for p in self.module.parameters() if p.requires_grad and p.dim() >= 2]
         no_decay = [p for p in self.module.parameters() if p.requires_grad and p.dim() < 2]
         self.opt = make_adamw(
@@ -178,6 +187,7 @@ class StreamTrainer:
             "data_fingerprint": self.data.fingerprint,
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
             "config": to_dict(self.cfg),
@@ -201,6 +211,8 @@ class StreamTrainer:
         self.module.load_state_dict(model_state)
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
+        if state.get("scaler"):  # absent before mixed precision, and empty when it is off
+            self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
@@ -229,13 +241,16 @@ class StreamTrainer:
         for step, global_idx in enumerate(order):
             idx = global_idx[self.rank :: self.world_size]
             batch = to_device(self.data.train.batch(idx), self.device)
-            loss, parts, out = self._loss(self.model, batch)
+            with autocast(self.amp_dtype, self.device):
+                loss, parts, out = self._loss(self.model, batch)
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.opt)  # clip the true gradients
             max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
             parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
             self.lrs.append(self.opt.param_groups[0]["lr"])
-            self.opt.step()
+            self.scaler.step(self.opt)  # skipped, and the scale lowered, on inf/nan (fp16)
+            self.scaler.update()
             self.sched.step()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)
@@ -270,6 +285,12 @@ class StreamTrainer:
         out = model(batch["x"])  # through the DDP wrapper, so gradients synchronise
         loss, parts = self.module.loss(out, batch)
         return loss, parts, out
+
+    @property
+    def precision(self) -> str:
+        """What the forward runs in, for the start line: "float32" or "bf16 autocast"."""
+        names = {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}
+        return names.get(self.amp_dtype, "float32")
 
     def validate(self) -> dict[str, float]:
         """Validation metrics of the held-out clips (:func:`raystack.train.metrics.validate`)."""
@@ -316,7 +337,7 @@ def fit_in_process(
     if emit is not None:
         emit({"kind": "start", "task": task, "epochs": trainer.epochs, "start_epoch": trainer.epoch,
               "steps": trainer.steps_per_epoch, "workers": 1, "data": data.summary(),
-              "resumed_from": resumed_from})
+              "precision": trainer.precision, "resumed_from": resumed_from})
     while trainer.epoch < trainer.epochs:
         metrics = trainer.run_epoch(emit)
         with tempfile.TemporaryDirectory() as tmp:

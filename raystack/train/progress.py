@@ -53,7 +53,11 @@ class TrainProgress:
         kind = event.get("kind")
         if kind == "start":
             self._epochs[event["task"]] = event["epochs"]
-            self.console.print(f"[bold]{event['task']}[/]: {event.get('data', '')}")
+            # the data summary starts with the task ("fp: 12 videos at ...")
+            line = event.get("data") or event["task"]
+            if event.get("precision"):
+                line += f" · {event['precision']}"
+            self.console.print(line)
             if event.get("resumed_from"):
                 self.console.print(f"{event['task']}: resuming after epoch {event['resumed_from']}"
                                    f" of {event['epochs']}")

@@ -147,6 +147,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     resumed_from = _load_latest(trainer, storage, task)
     emit({"kind": "start", "task": task, "epochs": trainer.epochs, "start_epoch": trainer.epoch,
           "steps": trainer.steps_per_epoch, "workers": world, "data": data.summary(),
+          "precision": trainer.precision,
           "resumed_from": resumed_from})
     exit_after = int(os.environ.get(FAULT_EXIT_AFTER_EPOCH, "0") or 0)
     while trainer.epoch < trainer.epochs:

@@ -35,6 +35,7 @@ def test_example_toml_loads_with_overrides():
     ("val_fraction", 0.7, "val_fraction"),
     ("flow", "ptlflow", "flow"),
     ("name", "a/b", "name"),
+    ("amp", "bf61", "amp = 'bf61': choose one of auto, off, bf16, fp16"),
 ])
 def test_bad_settings_are_refused(key, value, match):
     cfg = TrainConfig(archive="x", workers=2, **{key: value})

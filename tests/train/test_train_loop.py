@@ -243,3 +243,49 @@ def test_a_model_without_a_training_loss_is_refused(tiny_cfg, monkeypatch):
     monkeypatch.setattr(raystack.models, "create_model", lambda *a, **k: torch.nn.Linear(2, 2))
     with pytest.raises(ConfigError, match="no training loss"):
         StreamTrainer(cfg, "fp", data)
+
+
+def _forward_dtypes(module: torch.nn.Module) -> set[torch.dtype]:
+    seen: set[torch.dtype] = set()
+    for m in module.modules():
+        if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+            m.register_forward_hook(lambda _m, _i, out: seen.add(out.dtype))
+    return seen
+
+
+def test_bf16_training_runs_convs_in_bf16_and_keeps_float32_weights(tiny_cfg):
+    cfg = tiny_cfg(amp="bf16", epochs=1)
+    trainer = StreamTrainer(cfg, "fp", _data(cfg, "fp"))
+    seen = _forward_dtypes(trainer.module)
+    metrics = trainer.run_epoch()
+    assert torch.bfloat16 in seen and trainer.precision == "bf16 autocast"
+    assert all(p.dtype == torch.float32 for p in trainer.module.parameters())
+    assert all(p.grad is None or p.grad.dtype == torch.float32
+               for p in trainer.module.parameters())
+    assert math.isfinite(metrics["loss"]) and math.isfinite(metrics["val_psnr"])
+    assert not trainer.scaler.is_enabled()  # bf16 has float32's range: no loss scaling
+
+
+def test_small_presets_train_in_float32_on_any_cpu_by_default(tiny_cfg, monkeypatch):
+    import raystack.precision
+
+    monkeypatch.setattr(raystack.precision, "cpu_has_amx_bf16", lambda: True)
+    for model in ("fp", "m2s2l"):
+        cfg = tiny_cfg(model=model)
+        trainer = StreamTrainer(cfg, model, _data(cfg, model))
+        assert trainer.amp_dtype is None and trainer.precision == "float32", model
+
+
+def test_fp16_training_scales_the_loss_and_a_resume_keeps_the_scale(tiny_cfg):
+    cfg = tiny_cfg(amp="fp16", epochs=2)
+    data = _data(cfg, "fp")
+    trainer = StreamTrainer(cfg, "fp", data)
+    seen = _forward_dtypes(trainer.module)
+    trainer.run_epoch()
+    assert torch.float16 in seen and trainer.scaler.is_enabled()
+    assert all(torch.isfinite(p).all() for p in trainer.module.parameters())
+    trainer.scaler.update(1024.0)  # a scale no fresh scaler starts at
+    state = trainer.state_dict()
+    again = StreamTrainer(cfg, "fp", data)
+    again.load_state(trainer.module.state_dict(), state)
+    assert again.scaler.get_scale() == 1024.0
