@@ -89,22 +89,48 @@ void recurrence(const Args& p, int64_t row, const float* dt, const float* dtu, f
 // Channels per block in the vector lanes: 16 floats fill an AVX-512 register (two AVX2).
 constexpr int CB = 16;
 
+// Copies rows r0 .. r0+nch-1 of a (rows, L) tensor into lanes: dst (L, CB); lanes past nch
+// get 0. For a short L a block of channels is one contiguous (nch, L) slab.
+void to_lanes(const float* src, int64_t r0, int nch, int64_t L, float* dst) {
+    for (int c = 0; c < CB; ++c)
+        for (int64_t t = 0; t < L; ++t) dst[t * CB + c] = c < nch ? src[(r0 + c) * L + t] : 0.0f;
+}
+
+void from_lanes(const float* srcT, int64_t r0, int nch, int64_t L, float* dst) {
+    for (int c = 0; c < nch; ++c)
+        for (int64_t t = 0; t < L; ++t) dst[(r0 + c) * L + t] = srcT[t * CB + c];
+}
+
 // Loads a block of up to CB channels (d0 .. d0+nch-1, all in one group) of batch b into
-// lanes: dtT, dtuT and (when given) uT (L, CB), a (N, CB). Lanes past nch get delta = 0,
-// A = 0, u = 0: their state stays 0 and they contribute nothing. row: 2L floats of scratch.
+// lanes, (L, CB) each: dtT = delta after bias and softplus, dtuT = dtT * u, and where given
+// uT = u and rawT = delta + bias (before softplus); a (N, CB). The softplus runs across the
+// lanes: one row of a short scan is too short to vectorise. Lanes past nch get dt = 0,
+// u = 0, A = 0, so their state stays 0 and they contribute nothing.
 void load_lanes(const Args& p, int64_t b, int64_t d0, int nch, float* dtT, float* dtuT,
-                float* uT, float* a, float* row) {
+                float* uT, float* rawT, float* a) {
     const int64_t N = p.dstate, L = p.len;
+    const int64_t r0 = b * p.dim + d0;
+    to_lanes(p.delta, r0, nch, L, dtT);
+    to_lanes(p.u, r0, nch, L, dtuT);
+    float bias[CB], live[CB];
     for (int c = 0; c < CB; ++c) {
-        const bool live = c < nch;
-        const int64_t r = b * p.dim + d0 + c;
-        if (live) prepare_row(p, r, row, row + L);
-        for (int64_t t = 0; t < L; ++t) {
-            dtT[t * CB + c] = live ? row[t] : 0.0f;
-            dtuT[t * CB + c] = live ? row[L + t] : 0.0f;
-            if (uT) uT[t * CB + c] = live ? p.u[r * L + t] : 0.0f;
+        live[c] = c < nch ? 1.0f : 0.0f;
+        bias[c] = (c < nch && p.bias) ? p.bias[d0 + c] : 0.0f;
+        for (int64_t n = 0; n < N; ++n) a[n * CB + c] = c < nch ? p.A[(d0 + c) * N + n] : 0.0f;
+    }
+    for (int64_t t = 0; t < L; ++t) {
+        float* dt = dtT + t * CB;
+        float* dtu = dtuT + t * CB;
+#pragma omp simd
+        for (int c = 0; c < CB; ++c) {
+            const float x = dt[c] + bias[c];
+            const float u = dtu[c];
+            const float d = (p.softplus ? fast_softplus(x) : x) * live[c];
+            if (uT) uT[t * CB + c] = u;
+            if (rawT) rawT[t * CB + c] = x;
+            dt[c] = d;
+            dtu[c] = d * u;
         }
-        for (int64_t n = 0; n < N; ++n) a[n * CB + c] = live ? p.A[(d0 + c) * N + n] : 0.0f;
     }
 }
 
@@ -159,7 +185,7 @@ void forward_block(const Args& p, int64_t b, int64_t d0, int nch, float* work) {
     float* a = row + 2 * L;       // (N, CB)
     float* x = a + N * CB;        // (N, CB)
 
-    load_lanes(p, b, d0, nch, dtT, dtuT, nullptr, a, row);
+    load_lanes(p, b, d0, nch, dtT, dtuT, nullptr, nullptr, a);
     lane_recurrence<NS, false>(p, Bg, Cg, dtT, dtuT, a, x, yT, nullptr, nullptr);
 
     for (int c = 0; c < nch; ++c) {
@@ -305,18 +331,20 @@ void backward_rows(const Args& p, int64_t r0, int64_t r1, float* work) {
 
 
 // Backward over channels in the lanes: a block of up to CB channels (d0 .. d0+nch-1, one
-// group) of batch b. Lanes past nch run on zeros and write nothing; dB and dC get each
-// step's sum over the block's lanes, in lane order.
+// group) of batch b, every per-element step (gate, softplus, du, ddelta) across the lanes.
+// Lanes past nch run on zeros and write nothing; dB and dC get each step's sum over the
+// block's lanes, in lane order.
 constexpr int64_t LANE_MAX_STEPS = 4096;  // len * dstate: states and decays in L2
 
 int64_t lane_backward_workspace(int64_t dstate, int64_t len) {
-    return 7 * len * CB + 2 * len * dstate * CB + 3 * dstate * CB + 4 * len;
+    return 9 * len * CB + 2 * len * dstate * CB + 3 * dstate * CB;
 }
 
 template <int NS>
 void backward_block(const Args& p, int64_t b, int64_t d0, int nch, float* work) {
     const int64_t N = NS > 0 ? NS : p.dstate;
     const int64_t L = p.len;
+    const int64_t r0 = b * p.dim + d0;
     const int64_t goff = (b * p.groups + d0 / (p.dim / p.groups)) * L * N;
     const float* Bg = p.B + goff;
     const float* Cg = p.C + goff;
@@ -325,40 +353,52 @@ void backward_block(const Args& p, int64_t b, int64_t d0, int nch, float* work) 
     float* dtT = work;            // (L, CB) delta after bias and softplus
     float* dtuT = dtT + L * CB;   // (L, CB) delta * u
     float* uT = dtuT + L * CB;    // (L, CB) u
-    float* dyT = uT + L * CB;     // (L, CB) dL/dy, y the scan output before D and z
-    float* yT = dyT + L * CB;     // (L, CB)
-    float* sbT = yT + L * CB;     // (L, CB) per step: sum over the state of h * B_t
-    float* saT = sbT + L * CB;    // (L, CB) per step: sum over the state of q * A
+    float* rawT = uT + L * CB;    // (L, CB) delta + bias, before softplus
+    float* dyT = rawT + L * CB;   // (L, CB) dout, then dL/dy (y: scan output before D and z)
+    float* zT = dyT + L * CB;     // (L, CB) z, then dz
+    float* yT = zT + L * CB;      // (L, CB)
+    float* sbT = yT + L * CB;     // (L, CB) sum over the state of h * B_t, then du
+    float* saT = sbT + L * CB;    // (L, CB) sum over the state of q * A, then ddelta
     float* xs = saT + L * CB;     // (L, N, CB) states
     float* es = xs + L * N * CB;  // (L, N, CB) decays exp(dt * A)
     float* a = es + L * N * CB;   // (N, CB)
     float* h = a + N * CB;        // (N, CB) dL/dx_t
     float* da = h + N * CB;       // (N, CB)
-    float* row = da + N * CB;     // (4, L) one channel's rows, contiguous in time
 
-    load_lanes(p, b, d0, nch, dtT, dtuT, uT, a, row);
+    load_lanes(p, b, d0, nch, dtT, dtuT, uT, rawT, a);
     // Forward again, keeping every state and decay (h holds the running state meanwhile).
     lane_recurrence<NS, true>(p, Bg, Cg, dtT, dtuT, a, h, yT, xs, es);
 
-    // Output gate and skip, a channel at a time (z and dout are rows in time).
-    for (int c = 0; c < CB; ++c) {
-        if (c >= nch) {
-            for (int64_t t = 0; t < L; ++t) dyT[t * CB + c] = 0.0f;
-            continue;
+    // Output gate and skip: dy = dL/dy, dz, and dD summed over time.
+    float Dv[CB], dD[CB] = {};
+    for (int c = 0; c < CB; ++c) Dv[c] = (c < nch && p.D) ? p.D[d0 + c] : 0.0f;
+    to_lanes(p.dout, r0, nch, L, dyT);
+    if (p.z) to_lanes(p.z, r0, nch, L, zT);
+    for (int64_t t = 0; t < L; ++t) {
+        float* dy = dyT + t * CB;
+        float* z = zT + t * CB;
+        const float* y = yT + t * CB;
+        const float* u = uT + t * CB;
+        if (p.z) {
+#pragma omp simd
+            for (int c = 0; c < CB; ++c) {
+                const float zc = z[c], go = dy[c];
+                const float sg = fast_sigmoid(zc);
+                z[c] = go * (y[c] + Dv[c] * u[c]) * sg * (1.0f + zc * (1.0f - sg));  // dz
+                dy[c] = go * zc * sg;
+                dD[c] += dy[c] * u[c];
+            }
+        } else {
+#pragma omp simd
+            for (int c = 0; c < CB; ++c) dD[c] += dy[c] * u[c];
         }
-        const int64_t r = b * p.dim + d0 + c;
-        float* y = row;
-        float* dy = row + L;
-        for (int64_t t = 0; t < L; ++t) y[t] = yT[t * CB + c];
-        p.dD_rows[r] = gate_backward(p, r, p.D ? p.D[d0 + c] : 0.0f, y, dy);
-        for (int64_t t = 0; t < L; ++t) dyT[t * CB + c] = dy[t];
     }
+    if (p.z) from_lanes(zT, r0, nch, L, p.dz);
 
     // Reverse sweep, as reverse_step but across lanes; the sums over the lanes go to dB, dC.
     for (int c = 0; c < CB; ++c)
         for (int64_t n = 0; n < N; ++n) {
-            const int64_t r = b * p.dim + d0 + c;
-            h[n * CB + c] = (c < nch && p.dlast) ? p.dlast[r * N + n] : 0.0f;
+            h[n * CB + c] = (c < nch && p.dlast) ? p.dlast[(r0 + c) * N + n] : 0.0f;
             da[n * CB + c] = 0.0f;
         }
     for (int64_t t = L - 1; t >= 0; --t) {
@@ -405,18 +445,31 @@ void backward_block(const Args& p, int64_t b, int64_t d0, int nch, float* work) 
         }
     }
 
-    for (int c = 0; c < nch; ++c) {
-        const int64_t r = b * p.dim + d0 + c;
-        const float Dd = p.D ? p.D[d0 + c] : 0.0f;
-        float* dur = p.du + r * L;
-        float* ddr = p.ddelta + r * L;
-        for (int64_t t = 0; t < L; ++t) {
-            const float sbt = sbT[t * CB + c];
-            dur[t] = dyT[t * CB + c] * Dd + dtT[t * CB + c] * sbt;
-            ddr[t] = uT[t * CB + c] * sbt + saT[t * CB + c];
+    // du and ddelta (through softplus), and ddelta_bias summed over time.
+    float dbias[CB] = {};
+    for (int64_t t = 0; t < L; ++t) {
+        float* du = sbT + t * CB;
+        float* dd = saT + t * CB;
+        const float* dy = dyT + t * CB;
+        const float* dt = dtT + t * CB;
+        const float* u = uT + t * CB;
+        const float* raw = rawT + t * CB;
+#pragma omp simd
+        for (int c = 0; c < CB; ++c) {
+            const float sbc = du[c];
+            float ddc = u[c] * sbc + dd[c];  // dL/d(delta after softplus)
+            if (p.softplus) ddc *= fast_sigmoid(raw[c]);
+            du[c] = dy[c] * Dv[c] + dt[c] * sbc;
+            dd[c] = ddc;
+            dbias[c] += ddc;
         }
-        for (int64_t n = 0; n < N; ++n) p.dA_rows[r * N + n] = da[n * CB + c];
-        p.dbias_rows[r] = delta_backward(p, r, p.bias ? p.bias[d0 + c] : 0.0f, ddr);
+    }
+    from_lanes(sbT, r0, nch, L, p.du);
+    from_lanes(saT, r0, nch, L, p.ddelta);
+    for (int c = 0; c < nch; ++c) {
+        for (int64_t n = 0; n < N; ++n) p.dA_rows[(r0 + c) * N + n] = da[n * CB + c];
+        p.dD_rows[r0 + c] = dD[c];
+        p.dbias_rows[r0 + c] = dbias[c];
     }
 }
 
@@ -429,6 +482,7 @@ void backward_blocks(const Args& p, int64_t b, int64_t g, float* work) {
         backward_block<NS>(p, b, g * per_group + c0, nch, work);
     }
 }
+
 }  // namespace
 
 extern "C" {
