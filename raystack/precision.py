@@ -9,8 +9,9 @@ and ``raystack train`` (:class:`raystack.train.loop.StreamTrainer`):
 - ``"auto"``: CUDA: bf16 where the GPU has it, else fp16. CPU: bf16 only to train a model
   whose recipe asks for it (``cpu_bf16``, the paper sizes) on a CPU with AMX-BF16 tiles
   (Intel Sapphire Rapids and later), where oneDNN runs bf16 convs and matmuls on them and
-  those presets train 1.12-1.16x faster (docs/platform.md). Anything else on a CPU:
-  float32, because there the casts around small convs cost what they save.
+  those presets train 1.14-1.16x faster (docs/platform.md). Anything else on a CPU:
+  float32: the small presets ran 0.94-0.98x in bf16, the casts around their small convs
+  costing more than the tiles save.
 
     dtype = autocast_dtype("auto", torch.device("cpu"), cpu_bf16=True)   # bf16 or None
     with autocast(dtype, device):

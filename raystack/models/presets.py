@@ -47,8 +47,8 @@ PRESETS: dict[str, VQMaUConfig] = {
 # FP+FR of the small preset train in under 20 minutes on 2 CPU cores while beating the
 # copy-last and zero-flow baselines by 2 dB (docs/models.md has the measurements).
 # cpu_bf16: amp "auto" trains in bf16 autocast on a CPU with AMX-BF16 (raystack/precision.py).
-# The paper sizes' 256x256 decoders and wide projections gain 1.12-1.16x there; the small
-# and tiny presets gain nothing (0.97-1.02x, bench/results/train_amp.json), so they keep
+# The paper sizes' 256x256 decoders and wide projections gain 1.14-1.16x there; the small
+# presets lose a little (0.94-0.98x, bench/results/train_amp.json), so they and tiny keep
 # float32 on CPU.
 PAPER_RECIPE = {"lr": 2e-4, "warmup_steps": 0, "epochs": 10, "clips_per_epoch": 0,
                 "cpu_bf16": True}
