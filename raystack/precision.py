@@ -24,9 +24,13 @@ import contextlib
 import functools
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
+# Torch is imported where it is used: the CLI imports the configs (and so AMP_MODES) before
+# it may set thread variables that torch reads when it loads (raystack/threads.py).
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
@@ -69,6 +73,8 @@ def autocast_dtype(
     ``cpu_bf16``: whether ``"auto"`` may pick bf16 on an AMX-BF16 CPU (the training recipe
     of the paper-size presets; scoring passes False).
     """
+    import torch
+
     mode = check_amp(amp)
     device = torch.device(device)
     if mode == "off":
@@ -88,6 +94,8 @@ def autocast(
     dtype: torch.dtype | None, device: str | torch.device
 ) -> contextlib.AbstractContextManager:
     """``torch.autocast`` to ``dtype`` on ``device``'s type, or nothing when ``dtype`` is None."""
+    import torch
+
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
