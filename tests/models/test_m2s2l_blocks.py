@@ -267,3 +267,16 @@ def test_temporal_encoders_last_step_equals_the_full_blocks_last_step(depth):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     last = enc.blocks[-1]
     torch.testing.assert_close(last(x, last_only=True), last(x)[:, -1])
+
+
+def test_causal_depthwise_conv1d_under_bf16_keeps_float32_parameter_gradients():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(6, 6, 4, groups=6, padding=3)
+    x = torch.randn(5, 8, 6)
+    want = causal_depthwise_conv1d(x, conv.weight, conv.bias)
+    got = causal_depthwise_conv1d(x.bfloat16().requires_grad_(), conv.weight, conv.bias)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want.detach(), rtol=0.05, atol=0.05)
+    got.float().sum().backward()
+    assert conv.weight.grad.dtype == torch.float32 and conv.bias.grad.dtype == torch.float32
+    assert torch.isfinite(conv.weight.grad).all()
