@@ -7,7 +7,10 @@ floor in the checkpoints) or given with ``--checkpoint``; the test archive is th
 four ways in one run of this script, with the same workers and checkpoints:
 
     ungated        every frame through the models (the papers' protocol)
-    gated          --gate: frames below the checkpoints' floor skip the models
+    gated          --gate: frames below the checkpoints' floors skip the models; the
+                   change stage gates frames that did not change without their flow
+    gated_flow     --gate --gate-diff-floor -1: the motion stage alone, every frame's
+                   flow computed (gating before the change stage)
     stride2        --stride 2: every second frame scored
     gated+stride2  both
 
@@ -16,6 +19,10 @@ and each run is evaluated by ``raystack eval`` (micro AUC of the fused fp+fr, be
 frames covered per second of the run's manifest (first start to last finish), so a strided
 run is credited with the frames it skipped. Goal (issue 15): >= 3x ungated frames/s for
 <= 0.01 micro AUC lost.
+
+Each run also reports the seconds its units spent in each stage (decode, flow, model,
+write: the manifest's sums over units), so ``gated`` against ``gated_flow`` shows the
+flow the change stage saved.
 
     python bench/gating_bench.py --quick                      # tiny preset, park scene
     python bench/gating_bench.py --preset small --epochs 2    # street scene, 128 px
@@ -34,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-MODES = {"ungated": {}, "gated": {"gate": True}, "stride2": {"stride": 2},
+MODES = {"ungated": {}, "gated": {"gate": True},
+         "gated_flow": {"gate": True, "gate_diff_floor": -1}, "stride2": {"stride": 2},
          "gated+stride2": {"gate": True, "stride": 2}}
 
 
@@ -77,6 +85,7 @@ def scan_and_eval(mode: str, extra: dict, checkpoints: list[str], archive: Path,
             "gated_share": None if s.gated_share is None else round(s.gated_share, 4),
             "manifest_wall_s": round(s.wall_s, 2), "command_wall_s": round(wall, 2),
             "archive_frames_per_s": round(s.frames_per_s, 2),
+            "stage_s": {k: round(v, 2) for k, v in s.stage_s.items()},
             "micro_auc": round(ev.micro_auc, 4), "fusion": ev.fusion,
             "stream_micro_auc": {k: round(v, 4) for k, v in streams.items()},
             "baselines_micro_auc": {k: round(v, 4) for k, v in ev.baselines.items()},
@@ -162,7 +171,8 @@ def main() -> None:
     for mode, r in out.items():
         print(f"{mode:14s} {r['archive_frames_per_s']:8.1f} archive frames/s  x{r['speedup']:.2f}"
               f"  micro AUC {r['micro_auc']:.4f} (cost {r['auc_cost']:+.4f})  gated "
-              f"{r['gated_share']}")
+              f"{r['gated_share']}  flow {r['stage_s']['flow_s']:.1f} s  decode "
+              f"{r['stage_s']['decode_s']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ and mean tile cover the same tiles gated or not), and ``normalised()`` gives it 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,107 @@ def motion_px(flows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
             psnr, _ = motion_scores(t[:, :, y0:y1, x0:x1])
             out[:, k] = px_from_motion_psnr(psnr.numpy())
     return out
+
+
+def change_levels(frames_u8: np.ndarray, patch: int) -> np.ndarray:
+    """The gate's first, flow-free statistic: how much each frame changed from the one
+    before it, as the worst ``patch`` x ``patch`` window's RMS difference in 8-bit levels.
+
+    The windows are those of the ``diff`` baseline and the worst-patch scores (stride
+    ``patch // 2``, the remainder at the right and bottom edges left out), taken over the
+    whole frame: a frame below the floor has no window, so no tile, that changed.
+
+    Args:
+        frames_u8: uint8 (T, H, W, C) consecutive frames at the model's pixel scale.
+        patch: window side in pixels (:func:`raystack.scoring.patch_size_for`).
+
+    Returns:
+        float32 (T - 1,): the change into frames 1 .. T-1.
+    """
+    import cv2
+
+    frames = np.asarray(frames_u8)
+    if frames.ndim != 4 or frames.dtype != np.uint8:
+        msg = f"change_levels: need uint8 (T, H, W, C) frames, got {frames.dtype} {frames.shape}"
+        raise ValueError(msg)
+    t, h, w, c = frames.shape
+    out = np.zeros(max(t - 1, 0), np.float32)
+    p = max(2, min(int(patch), h, w)) // 2 * 2  # even: a window is 2 x 2 half-windows
+    s = p // 2
+    ny, nx = h // s, w // s
+    if t < 2 or ny < 2 or nx < 2:
+        return out
+    # OpenCV's saturating uint8 kernels: ~6x cheaper than the same in numpy float32, so
+    # the check costs a small share of the flow it saves (bench/gate_cost_bench.py).
+    for i in range(1, t):
+        d = cv2.absdiff(frames[i, : ny * s, : nx * s], frames[i - 1, : ny * s, : nx * s])
+        sq = cv2.multiply(d, d, dtype=cv2.CV_32F)
+        half = cv2.resize(sq, (nx, ny), interpolation=cv2.INTER_AREA)  # s x s block means
+        half = half.reshape(ny, nx, -1).sum(axis=-1)
+        win = half[:-1, :-1] + half[1:, :-1] + half[:-1, 1:] + half[1:, 1:]
+        out[i - 1] = np.sqrt(win.max() / (4 * c))
+    return out
+
+
+class ChangeStage:
+    """The gate's first stage over one video's frame pairs, in order: which pairs need no
+    flow, because the frame did not change enough to move.
+
+    A pair is still, and its flow is neither computed nor needed, when its change
+    (:func:`change_levels`) is at most that of a pair the motion stage has just verified
+    still from its flow, in the same still stretch, and below ``floor`` (the calibrated
+    least change of a normal frame the motion stage scores). So a stretch starts with the
+    motion stage's verdict on real flow; the frames after it skip flow only while they
+    change no more than a frame of the same scene that the flow showed still. The first
+    frame that changes more gets its flow again (and, moving, ends the stretch). A change
+    statistic alone, against a floor, gated frames the flow would have scored: slow or
+    distant movers change few pixels (docs/evaluation.md#motion-gating-and-stride).
+
+    Args:
+        floor: the change floor in 8-bit levels (``extra["gate"]["diff_floor"]``).
+        patch: window side of :func:`change_levels` at the frames' scale.
+        verify: model-range flow (1, 2, H, W) of one pair -> whether the motion stage gates
+            the frame (every tile of it below the motion floor).
+    """
+
+    def __init__(self, floor: float, patch: int,
+                 verify: Callable[[np.ndarray], bool]) -> None:
+        self.floor = float(floor)
+        self.patch = int(patch)
+        self.verify = verify
+        self.level: float | None = None  # the stretch's largest verified still change
+
+    def flow(self, frames_u8: np.ndarray, flow: Callable[[np.ndarray], np.ndarray]
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """(flows, still) of the consecutive ``frames_u8`` (T, H, W, 3): model-range flows
+        (T-1, 2, H, W), zero where ``still`` (T-1,) says the pair was not flowed."""
+        change = change_levels(frames_u8, self.patch)
+        n = len(change)
+        still = np.zeros(n, bool)
+        out: np.ndarray | None = None
+        i = 0
+        while i < n:
+            if self.level is not None and change[i] <= self.level:
+                still[i] = True
+                i += 1
+                continue
+            # Pairs at or above the floor can never start a stretch: flow them in one call.
+            j = i + 1
+            if change[i] >= self.floor:
+                while j < n and change[j] >= self.floor:
+                    j += 1
+            f = flow(frames_u8[i : j + 1])
+            if out is None:
+                out = np.zeros((n, *f.shape[1:]), f.dtype)
+            out[i:j] = f
+            if change[j - 1] < self.floor and self.verify(f[-1:]):
+                self.level = max(self.level or 0.0, float(change[j - 1]))
+            else:
+                self.level = None
+            i = j
+        if out is None:  # every pair still: zero flow of the frames' size
+            out = np.zeros((n, 2, *frames_u8.shape[1:3]), np.float32)
+        return out, still
 
 
 def gate_mask(stat_px: np.ndarray, floor_px: float | None) -> np.ndarray:
@@ -188,8 +289,28 @@ def fill_trivial_tiles(scores: dict[str, Any], streams: Iterable[str], frames: n
     (calibrated against ``normal[stream]`` under ``region="calibrated"``)."""
     out = dict(scores)
     for s in streams:
-        ref = None if normal is None else normal[s]
-        fill = trivial_tiles(s, frames, flows, boxes, gated, region, ref)
+        same = same_as_baseline(s, region)
+        if same in scores:  # computed already, tile for tile: the baseline's own score
+            fill = np.where(gated, np.asarray(scores[same].psnr, np.float32), np.nan)
+        else:
+            ref = None if normal is None else normal[s]
+            fill = trivial_tiles(s, frames, flows, boxes, gated, region, ref)
         psnr = np.where(np.isnan(fill), out[s].psnr, fill).astype(np.float32)
         out[s] = dataclasses.replace(out[s], psnr=psnr)
     return out
+
+
+def same_as_baseline(stream: str, region: str) -> str | None:
+    """The baseline stream whose score is ``stream``'s trivial answer in ``region``, or None.
+
+    Copying the last frame is ``diff``'s prediction, in the scan's region; zero flow is
+    ``motion``'s, whose score is always the worst patch, so ``fr`` matches it under
+    ``"patch"`` only. Calibrated scores divide by each stream's own references: none match.
+    """
+    if region not in ("frame", "patch"):
+        return None
+    if stream in ("fp", "m2s2l_app"):
+        return "diff"
+    if stream == "fr" and region == "patch":
+        return "motion"
+    return None

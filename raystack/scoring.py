@@ -77,7 +77,8 @@ def patch_psnr(pred: torch.Tensor, target: torch.Tensor, patch: int) -> torch.Te
     something unusual covers a few percent of a frame, so whole-frame PSNR dilutes them in
     the sensor noise of everything else; the worst window does not.
     """
-    return worst_patch(pred, target, patch)[0]
+    pooled, _, _ = window_errors(pred, target, patch)
+    return 10.0 * (1.0 / pooled.flatten(1).amax(dim=1).clamp_min(MSE_FLOOR)).log10()
 
 
 # The box of a worst-patch score covers the windows connected to the worst one whose error

@@ -224,11 +224,13 @@ def test_status_of_a_run_with_an_outage_failure_exits_3(tmp_path):
 def test_status_names_the_stride_the_gate_floor_and_how_to_resume(tmp_path):
     st = _store_with_failures(tmp_path, [("b-1", "worker died", "infrastructure")])
     st.write_run_json("r1", {"plan": {"entries": 3},
-                             "config": {"stride": 2, "gate": True, "gate_floor": 0.25}})
+                             "config": {"stride": 2, "gate": True, "gate_floor": 0.25,
+                                        "gate_diff_floor": 3.5}})
     res = CliRunner().invoke(app, ["status", st.uri, "--run-id", "r1"], env={"COLUMNS": "200"})
     assert res.exit_code == exitcodes.UNAVAILABLE, res.output
     assert "stride 2 (one frame in 2 scored)" in res.output
     assert "motion gating on, floor 0.25 px" in res.output
+    assert "frames changed by under 3.5 levels gated without flow" in res.output
     assert "1 failed and 1 pending units: rerun the same `raystack scan` command with " \
            "--run-id r1 to resume" in res.output
     # status has no invocation of its own: its wall time is the manifest's span, said so

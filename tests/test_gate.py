@@ -58,3 +58,117 @@ def test_trivial_scores_are_the_tasks_cheap_answers():
     np.testing.assert_allclose(trivial_psnr("m2s2l_mot", prev, cur, None),
                                psnr_np(np.zeros_like(cur), (cur - prev) / 2), rtol=1e-5)
     assert trivial_psnr("fp", prev, cur, None, "patch").shape == (2,)
+
+
+@pytest.mark.parametrize(("h", "w", "patch"), [(64, 64, 8), (37, 53, 16), (128, 96, 5)])
+def test_change_levels_is_the_worst_windows_rms_difference(h, w, patch):
+    """Against the windows of the worst-patch scores (avg_pool2d at stride patch // 2, the
+    side made even), in 8-bit levels; identical frames change by 0."""
+    import torch
+    import torch.nn.functional as F
+
+    from raystack.gate import change_levels
+
+    rng = np.random.default_rng(h)
+    frames = rng.integers(0, 256, (4, h, w, 3), np.uint8)
+    frames[2] = frames[1]
+    frames[3] = frames[2]  # then a 6 x 6 spot changes
+    frames[3, h // 3 : h // 3 + 6, w // 2 : w // 2 + 6] ^= 0x80
+    got = change_levels(frames, patch)
+    p = patch // 2 * 2
+    t = torch.from_numpy(frames.astype(np.float32)).permute(0, 3, 1, 2)
+    sq = ((t[1:] - t[:-1]) ** 2).mean(1, keepdim=True)
+    want = F.avg_pool2d(sq, p, p // 2).amax(dim=(1, 2, 3)).sqrt().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    assert got[1] == 0.0
+    # a local change shows in full: the worst window, not the frame mean
+    whole = float(sq[2].mean().sqrt())
+    assert got[2] > 2 * whole
+
+
+def test_change_levels_refuses_float_frames_and_needs_two():
+    from raystack.gate import change_levels
+
+    with pytest.raises(ValueError, match="need uint8"):
+        change_levels(np.zeros((3, 8, 8, 3), np.float32), 4)
+    assert change_levels(np.zeros((1, 8, 8, 3), np.uint8), 4).shape == (0,)
+
+
+
+def _frames(changes):
+    """uint8 frames whose pair i changes by exactly changes[i] levels everywhere."""
+    v, out = 100, [np.full((16, 16, 3), 100, np.uint8)]
+    for c in changes:
+        v = v + c if v + c <= 255 else v - c
+        out.append(np.full((16, 16, 3), v, np.uint8))
+    return np.stack(out)
+
+
+class _Flow:
+    """'Flow' whose pair i (of ``frames``, found from the view it is given) is moving[i];
+    records the (first pair, pairs) of each call."""
+
+    def __init__(self, frames, moving):
+        self.frames, self.moving, self.calls = frames, moving, []
+
+    def __call__(self, view):
+        base = self.frames.__array_interface__["data"][0]
+        first = (view.__array_interface__["data"][0] - base) // self.frames.strides[0]
+        n = len(view) - 1
+        self.calls.append((first, n))
+        out = np.zeros((n, 2, 16, 16), np.float32)
+        for k in range(n):
+            out[k] = self.moving[first + k]
+        return out
+
+
+def _run(changes, moving, floor=10.0, chunks=(None,)):
+    from raystack.gate import ChangeStage
+
+    stage = ChangeStage(floor, 4, verify=lambda f: bool(np.abs(f).max() < 0.5))
+    frames = _frames(changes)
+    flow = _Flow(frames, moving)
+    still = []
+    edges = [0, len(changes)] if chunks == (None,) else [0, *chunks, len(changes)]
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        f, s = stage.flow(frames[a : b + 1], flow)
+        # a skipped pair's flow is zero, a flowed one's is the backend's
+        np.testing.assert_allclose(f[~s, 0, 0, 0], np.asarray(moving[a:b], np.float32)[~s])
+        assert np.all(f[s] == 0)
+        still += s.tolist()
+    return np.array(still), flow
+
+
+def test_change_stage_needs_a_verified_still_pair_before_it_skips_flow():
+    # pairs 0-1 move, 2 is verified still (flowed), 3-5 change no more than 2: skipped;
+    # 6 changes more (flowed, still: the level rises), 7 as much (skipped), 8 moves
+    changes = [30, 30, 2, 1, 2, 0, 3, 3, 30, 2, 2]
+    moving = [1, 1, 0, 0.1, 0, 0, 0.1, 0, 1, 0, 0]
+    still, flow = _run(changes, moving)
+    assert still.tolist() == [False, False, False, True, True, True, False, True, False,
+                              False, True]
+    # the two busy pairs went to the backend in one call
+    assert flow.calls[0] == (0, 2)
+
+
+def test_a_slow_mover_below_the_floor_is_flowed_until_the_flow_says_still():
+    # every pair changes little (below the floor) but pairs 0-3 move: the flow keeps them
+    changes = [3, 3, 3, 3, 3, 3]
+    moving = [1, 1, 1, 1, 0, 0]
+    still, _ = _run(changes, moving)
+    assert still.tolist() == [False, False, False, False, False, True]
+
+
+def test_a_still_pair_that_changes_above_the_floor_does_not_start_a_stretch():
+    # a global flicker: big change, no motion
+    changes = [40, 40, 40]
+    moving = [0, 0, 0]
+    still, _ = _run(changes, moving)
+    assert not still.any()
+
+
+def test_the_stretch_carries_across_calls_of_one_unit():
+    changes = [30, 2, 1, 1, 1, 1]
+    moving = [1, 0, 0, 0, 0, 0]
+    still, _ = _run(changes, moving, chunks=(3,))
+    assert still.tolist() == [False, False, True, True, True, True]

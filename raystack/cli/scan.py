@@ -69,6 +69,11 @@ def scan_cmd(
     gate_floor: float = typer.Option(
         None, "--gate-floor", show_default="the checkpoints' floor",
         help="Gate floor in px of worst-patch flow at the model's input (implies --gate)."),
+    gate_diff_floor: float = typer.Option(
+        None, "--gate-diff-floor", show_default="the checkpoints' floor",
+        help="With --gate: frames whose worst-patch RMS change from the frame before is "
+             "below this many 8-bit levels are gated without computing their flow; -1 "
+             "computes every frame's flow."),
     presence: bool = typer.Option(
         None, "--presence/--no-presence", show_default="presence",
         help="Also score `presence`, foreground that stays where normal footage has none (a "
@@ -104,7 +109,8 @@ def scan_cmd(
             flow_model=flow_model, flow_checkpoint=flow_checkpoint,
             limit=limit, dry_run=dry_run, address=address, score_region=score_region,
             tiles=tiles, tile_scale=tile_scale, tile_overlap=tile_overlap, progress=progress,
-            stride=stride, gate=gate, gate_floor=gate_floor, presence=presence,
+            stride=stride, gate=gate, gate_floor=gate_floor, gate_diff_floor=gate_diff_floor,
+            presence=presence,
         )
         result = scan(cfg)
     except (RaystackError, ValueError, OSError) as e:

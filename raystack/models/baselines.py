@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from raystack.models.contract import ScoringModel, StreamScores
-from raystack.scoring import BASELINE_STREAMS, region_outputs
+from raystack.scoring import BASELINE_STREAMS, patch_psnr, patch_size_for, region_outputs
 
 
 class Baselines(nn.Module, ScoringModel):
@@ -44,9 +44,14 @@ class Baselines(nn.Module, ScoringModel):
                                                     frames[:, -1].float(), region)
             # motion is motion_scores (the worst patch) in every region but calibrated
             flow = flows[:, -1].float()
-            motion, motion_box, motion_w = region_outputs(
-                flow.new_zeros(flow.shape), flow, "calibrated" if region == "calibrated"
-                else "patch")
+            if region == "frame":  # no box: skip growing one (a still frame's is all of it)
+                motion = patch_psnr(flow.new_zeros(flow.shape), flow,
+                                    patch_size_for(tuple(flow.shape[-2:])))
+                motion_box = motion_w = None
+            else:
+                motion, motion_box, motion_w = region_outputs(
+                    flow.new_zeros(flow.shape), flow,
+                    "calibrated" if region == "calibrated" else "patch")
         return {"diff": StreamScores(diff, box=diff_box, windows=diff_w),
                 "motion": StreamScores(motion, box=motion_box if region == "patch" else None,
                                        windows=motion_w)}

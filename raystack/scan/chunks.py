@@ -37,6 +37,9 @@ class Chunk:
     frames: np.ndarray  # float32 (targets + context, H, W, 3) in [-1, 1], every step-th frame
     flows: np.ndarray | None  # float32 (len(frames) - 1, 2, H, W) in [-1, 1], or None
     step: int = 1  # the scan's stride: source frames between two frames of `frames`
+    # (len(frames) - 1,) bool: the frame pairs the gate's change stage found still, whose
+    # flow was not computed (zero in `flows`); None without that stage.
+    still: np.ndarray | None = None
 
     @property
     def targets(self) -> np.ndarray:
@@ -61,6 +64,7 @@ def iter_chunks(
     flow: Callable[[np.ndarray], np.ndarray] | None = None,
     timings: dict[str, float] | None = None,
     stride: int = 1,
+    still: Any = None,
 ) -> Iterator[Chunk]:
     """Yield the chunks of scored frames ``[start, stop)`` read from ``reader``.
 
@@ -76,6 +80,10 @@ def iter_chunks(
         stride: score every stride-th source frame (:func:`strided_targets`); the model's
             context frames are taken at the same stride and flow is computed between the
             frames kept, so a model sees the video as if it were recorded at fps / stride.
+        still: the gate's change stage for this unit (a :class:`raystack.gate.ChangeStage`:
+            ``still.flow(frames, flow) -> (flows, still)``), which computes only the flows
+            it needs; the pairs it found still have zero flow and ``Chunk.still`` marks
+            them. Needs ``flow``.
     """
     from raystack.decode import to_model_range
 
@@ -92,6 +100,7 @@ def iter_chunks(
     timings.setdefault("flow_s", 0.0)
     tail: np.ndarray | None = None  # the last `context` uint8 frames already decoded
     tail_flow: np.ndarray | None = None  # the flows between the frames of `tail`
+    tail_still: np.ndarray | None = None  # and which of them were still
     decoded_to = start - context * stride
     for k in range(0, len(targets), chunk_frames):
         s, e = int(targets[k]), int(targets[min(k + chunk_frames, len(targets)) - 1]) + 1
@@ -103,20 +112,27 @@ def iter_chunks(
         timings["decode_s"] += time.perf_counter() - t0
         decoded_to = e
         frames = new if tail is None else np.concatenate([tail, new])
-        flows = None
+        flows = stills = None
         if flow is not None:
             t0 = time.perf_counter()
             # Flow into the first new frame needs the last frame before it (from the tail).
             pairs = new if tail is None or len(tail) == 0 else np.concatenate([tail[-1:], new])
-            new_flow = flow(pairs)
+            if still is None:
+                new_flow, new_still = flow(pairs), None
+            else:
+                new_flow, new_still = still.flow(pairs, flow)
+                stills = new_still if tail_still is None else np.concatenate(
+                    [tail_still, new_still])
             flows = new_flow if tail_flow is None else np.concatenate([tail_flow, new_flow])
             timings["flow_s"] += time.perf_counter() - t0
         assert len(frames) == len(range(s, e, stride)) + context, (len(frames), s, e, context)
         assert flows is None or len(flows) == len(frames) - 1
-        yield Chunk(s, e, to_model_range(frames), flows, stride)
+        yield Chunk(s, e, to_model_range(frames), flows, stride, stills)
         tail = frames[len(frames) - context :]
         if flows is not None:
             tail_flow = flows[len(flows) - max(context - 1, 0) :]
+        if stills is not None:
+            tail_still = stills[len(stills) - max(context - 1, 0) :]
 
 
 class _Failure:

@@ -100,6 +100,11 @@ class ScanConfig:
     # The floor in px of worst-patch RMS flow at the model's input size; 0 = the floor the
     # checkpoints recorded in training (the lowest of them). Setting it turns gating on.
     gate_floor: float = 0.0
+    # The gate's first stage, read before any flow: a frame whose worst-patch RMS change
+    # from the frame before is below this many 8-bit levels is still, and its flow is not
+    # computed. 0 = the floor the checkpoints recorded (the lowest; a checkpoint without one
+    # leaves every frame to the motion stage); -1 = off. Applies only when gating is on.
+    gate_diff_floor: float = 0.0
     # Also write the trivial streams `diff` (copy-last PSNR) and `motion` (worst-patch flow
     # magnitude) from the same decode and flow, so every evaluation can compare with them.
     baselines: bool = True
@@ -200,6 +205,9 @@ def check_config(cfg: ScanConfig) -> None:
         bad("stride", "must be >= 1 (1 scores every frame, 2 every second one)")
     if cfg.gate_floor < 0:
         bad("gate_floor", "must be >= 0 px (0: the floor the checkpoints recorded)")
+    if cfg.gate_diff_floor < 0 and cfg.gate_diff_floor != -1:
+        bad("gate_diff_floor", "must be >= 0 levels (0: the floor the checkpoints recorded), "
+                               "or -1 to compute every frame's flow")
     if cfg.tile_scale < 0:
         bad("tile_scale", "must be > 0 (a downscale factor, 2 halves the frame) or 0 for auto")
     if not 0 <= cfg.tile_overlap < 1:

@@ -1,12 +1,15 @@
-"""The gate floor a scan runs with: the configured one, else what the checkpoints recorded.
+"""The gate floors a scan runs with: the configured ones, else what the checkpoints recorded.
 
-``raystack train`` records a floor in each checkpoint it exports (``extra["gate"]``, see
-:mod:`raystack.train.gate_calibration`), calibrated on the held-out normal frames. A scan
-with ``gate`` on and no ``gate_floor`` takes the lowest floor of its checkpoints (the most
-conservative: it gates the fewest frames); a checkpoint without one (trained before gating
-existed, or made by hand) is refused by name rather than guessed for.
+``raystack train`` records both floors in each checkpoint it exports (``extra["gate"]``,
+see :mod:`raystack.train.gate_calibration`), calibrated on the held-out normal frames. A
+scan with ``gate`` on takes, for a floor not configured, the lowest of its checkpoints'
+(the most conservative: it gates the fewest frames). A checkpoint without a motion floor
+(trained before gating existed, or made by hand) is refused by name rather than guessed
+for; one without a change floor (trained before the change stage) only leaves every frame
+to the motion stage, which computes its flow.
 
-    floor = resolve_gate_floor(cfg, scorer.checkpoints)   # None: no gating
+    floor = resolve_gate_floor(cfg, scorer.checkpoints)        # None: no gating
+    diff = resolve_diff_floor(cfg, scorer.checkpoints, floor)  # None: flow for every frame
 """
 
 from __future__ import annotations
@@ -46,3 +49,25 @@ def resolve_gate_floor(cfg: ScanConfig, checkpoints: Mapping[str, Mapping[str, A
                "0.3)")
         raise ConfigError(msg)
     return min(f for f in floors.values() if f is not None)
+
+
+def recorded_diff_floor(info: Mapping[str, Any]) -> float | None:
+    """The change floor in 8-bit levels a checkpoint's info records, or None."""
+    gate = (info.get("extra") or {}).get(GATE_KEY) or {}
+    floor = gate.get("diff_floor")
+    return None if floor is None else float(floor)
+
+
+def resolve_diff_floor(cfg: ScanConfig, checkpoints: Mapping[str, Mapping[str, Any]],
+                       gate_floor: float | None) -> float | None:
+    """The change floor in levels for ``cfg`` whose motion floor resolved to ``gate_floor``:
+    None when gating is off, the change stage is off (``gate_diff_floor = -1``), or a
+    checkpoint records no change floor and none is configured."""
+    if gate_floor is None or cfg.gate_diff_floor < 0:
+        return None
+    if cfg.gate_diff_floor > 0:
+        return float(cfg.gate_diff_floor)
+    floors = [recorded_diff_floor(info) for info in checkpoints.values()]
+    if not floors or any(f is None for f in floors):
+        return None
+    return min(f for f in floors if f is not None)

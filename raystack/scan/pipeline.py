@@ -108,6 +108,8 @@ class _ScanActor:
             tile_scale=cfg.tile_scale,
             tile_overlap=cfg.tile_overlap, stride=cfg.stride,
             gate_floor=cfg.gate_floor if cfg.gate and cfg.gate_floor > 0 else None,
+            gate_diff_floor=(cfg.gate_diff_floor if cfg.gate and cfg.gate_diff_floor > 0
+                             else None),
         )
 
     def ready(self) -> dict[str, Any]:

@@ -156,6 +156,9 @@ def run_settings_line(doc: dict[str, Any]) -> str | None:
     if cfg.get("gate") and cfg.get("gate_floor"):
         parts.append(f"motion gating on, floor {float(cfg['gate_floor']):.3g} px of worst-patch "
                      "flow")
+        if float(cfg.get("gate_diff_floor") or -1) > 0:
+            parts.append(f"frames changed by under {float(cfg['gate_diff_floor']):.3g} levels "
+                         "gated without flow")
     return "settings: " + "; ".join(parts) if parts else None
 
 

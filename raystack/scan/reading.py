@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,9 @@ class ReadOptions:
     threads: int = 0  # decoder threads (0: the decoder's default)
     # Score every stride-th frame; units are planned with context = model context * stride.
     stride: int = 1
+    # A new gate change stage (raystack.gate.ChangeStage) for each unit read, which
+    # leaves the flow of still frames uncomputed; None computes every flow.
+    still: Callable[[], Any] | None = None
 
 
 class UnitReading:
@@ -103,6 +107,7 @@ class UnitReading:
                 reader, start=unit.start, stop=unit.stop, context=unit.context // opt.stride,
                 chunk_frames=opt.chunk_frames, flow=opt.flow, timings=self.timings,
                 stride=opt.stride,
+                still=opt.still() if opt.still is not None and opt.flow is not None else None,
             )
             self.bad.update((i, r) for i, r in reader.bad_frames.items()
                             if unit.read_start <= i < unit.stop)

@@ -29,7 +29,8 @@ from raystack.scan.plan import PROBE_SUFFIX, Outcome, Plan, plan_units
 
 # Settings that change which units exist or what their scores mean.
 IDENTITY_KEYS = ("archive", "context", "segment_frames", "streams", "checkpoints", "flow",
-                 "flow_preset", "flow_model", "score_region", "tiles", "stride", "gate_floor")
+                 "flow_preset", "flow_model", "score_region", "tiles", "stride", "gate_floor",
+                 "gate_diff_floor")
 
 
 @dataclasses.dataclass
@@ -68,7 +69,7 @@ def _model_info(cfg: ScanConfig) -> dict[str, Any]:
     """
     from raystack.inference import FrameScorer
     from raystack.models.tiling import tiling_mismatch
-    from raystack.scan.gate_floor import resolve_gate_floor
+    from raystack.scan.gate_floor import resolve_diff_floor, resolve_gate_floor
 
     fs = FrameScorer.from_checkpoints(list(cfg.checkpoints), device="cpu",
                                       region=cfg.score_region, baselines=cfg.baselines,
@@ -76,8 +77,10 @@ def _model_info(cfg: ScanConfig) -> dict[str, Any]:
     ckpts = {s: {"path": i["path"], "sha256": i["sha256"], "preset": i.get("preset")}
              for s, i in fs.checkpoints.items()}
     # Units decode the models' context at the stride: context x stride source frames.
+    gate_floor = resolve_gate_floor(cfg, fs.checkpoints)
     info = {"context": int(fs.context) * cfg.stride, "streams": list(fs.streams),
-            "checkpoints": ckpts, "gate_floor": resolve_gate_floor(cfg, fs.checkpoints),
+            "checkpoints": ckpts, "gate_floor": gate_floor,
+            "gate_diff_floor": resolve_diff_floor(cfg, fs.checkpoints, gate_floor),
             "calibrated": _check_calibrated(cfg, fs.checkpoints),
             "img_size": list(fs.img_size), "needs_flow": bool(fs.needs_flow),
             "tiling_warnings": [w for i in fs.checkpoints.values() if (w := tiling_mismatch(
@@ -114,6 +117,7 @@ def _identity(cfg: ScanConfig, info: dict[str, Any]) -> dict[str, Any]:
         # Which frames are scored, and which of them by the models.
         "stride": cfg.stride,
         "gate_floor": info.get("gate_floor"),
+        "gate_diff_floor": info.get("gate_diff_floor"),
     }
 
 
@@ -160,9 +164,10 @@ def scan(cfg: ScanConfig | None = None, **overrides: Any) -> ScanResult:
     run_id = str(cfg.run_id)
     t_start = time.perf_counter()
     info = _model_info(cfg)
-    # The workers gate with the floor resolved here (the checkpoints' or the configured).
+    # The workers gate with the floors resolved here (the checkpoints' or the configured).
     cfg = dataclasses.replace(cfg, gate=info["gate_floor"] is not None,
-                              gate_floor=info["gate_floor"] or 0.0)
+                              gate_floor=info["gate_floor"] or 0.0,
+                              gate_diff_floor=info["gate_diff_floor"] or -1)
     for line in info["tiling_warnings"]:
         console(stderr=True).print(f"warning: {line}", style="yellow", markup=False,
                                    highlight=False)

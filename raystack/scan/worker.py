@@ -103,6 +103,10 @@ class UnitScorer:
             flow is below this many px skip the learned models; their learned rows carry
             ``gated = true`` and a trivial score (:func:`raystack.gate.trivial_psnr`). None:
             no gating.
+        gate_diff_floor: the gate's change stage, with ``gate_floor``: frames whose
+            worst-patch RMS change from the frame before is below this many 8-bit levels
+            (:func:`raystack.gate.change_levels`) are gated without computing their flow
+            (zero flow stands in for it). None: every frame's flow is computed.
         stride: score every stride-th frame (:func:`raystack.scan.chunks.strided_targets`);
             units must be planned with context = the models' context x stride.
     """
@@ -131,6 +135,7 @@ class UnitScorer:
         tile_overlap: float = DEFAULT_OVERLAP,
         tile_gate: TileGate | None = None,
         gate_floor: float | None = None,
+        gate_diff_floor: float | None = None,
         stride: int = 1,
     ) -> None:
         import torch
@@ -157,6 +162,8 @@ class UnitScorer:
             raise ValueError(msg)
         self.stride = int(stride)
         self.gate_floor = None if gate_floor is None else float(gate_floor)
+        self.gate_diff_floor = (None if gate_diff_floor is None or self.gate_floor is None
+                                else float(gate_diff_floor))
         # Source frames of history a unit decodes: the models' context at the stride.
         self.context = int(self.scorer.context) * self.stride
         self.size = (int(self.scorer.img_size[1]), int(self.scorer.img_size[0]))  # (W, H)
@@ -192,7 +199,8 @@ class UnitScorer:
             size=self._work_size if self.tiles else self.size, chunk_frames=self.chunk_frames,
             flow=self._flow_model_range if self._flow is not None else None,
             cache_dir=cache_dir, cache_max_bytes=cache_max_bytes, threads=threads or 0,
-            stride=self.stride)
+            stride=self.stride,
+            still=self._change_stage if self.gate_diff_floor is not None else None)
         self.ahead = ReadAhead(
             lambda unit: UnitReading(unit, self.read_options, depth=self.prefetch_chunks),
             accepts=lambda unit: unit.context == self.context and self.prefetch_chunks > 0)
@@ -204,6 +212,15 @@ class UnitScorer:
             self._grids[source_size] = TileGrid.for_frame(
                 source_size, self.scorer.img_size, self.tile_scale, self.tile_overlap)
         return self._grids[source_size]
+
+    def _grid_at(self, work_size: tuple[int, int]) -> TileGrid:
+        """The grid made for a source whose working size is ``work_size`` (H, W): the one
+        :meth:`_work_size` made when that source's reader opened."""
+        for g in list(self._grids.values()):
+            if tuple(g.work_size) == tuple(work_size):
+                return g
+        msg = f"no tile grid of working size {work_size} (known: {list(self._grids)})"
+        raise RuntimeError(msg)
 
     def _work_size(self, width: int, height: int) -> tuple[int, int]:
         """(W, H) to decode a source of this size at: its grid's working size."""
@@ -217,6 +234,21 @@ class UnitScorer:
             return flow_to_model_input(self._flow(frames_u8))
 
     # --- scoring -------------------------------------------------------------------------
+
+    def _change_stage(self) -> Any:
+        """A unit's gate change stage: its verdict on a flowed pair is the motion stage's
+        (every tile below the motion floor; tiles are those of the frames' grid)."""
+        from raystack.gate import ChangeStage, gate_mask, motion_px
+        from raystack.scoring import patch_size_for
+
+        def verify(flow: np.ndarray) -> bool:
+            h, w = flow.shape[-2:]
+            boxes = (self._grid_at((h, w)).boxes if self.tiles
+                     else np.array([[0, 0, w, h]]))
+            return bool(gate_mask(motion_px(flow, boxes), self.gate_floor).all())
+
+        return ChangeStage(self.gate_diff_floor, patch_size_for(tuple(self.scorer.img_size)),
+                           verify)
 
     def score(
         self, unit: WorkUnit, next_unit: WorkUnit | None = None
@@ -273,14 +305,23 @@ class UnitScorer:
         return table, timings, bad
 
     def _gated(self, chunk: Chunk, boxes: np.ndarray) -> np.ndarray | None:
-        """(n, N) tiles below the gate floor, from the flow into each target; None: no gate."""
+        """(n, N) tiles the gate keeps from the learned models; None: no gate. A target the
+        change stage found still is gated whole (it has no flow); the others' tiles are
+        gated where the flow into them is below the motion floor."""
         if self.gate_floor is None:
             return None
         from raystack.gate import gate_mask, motion_px
 
         n = len(chunk.targets)
         into = chunk.flows[len(chunk.flows) - n :]  # flows[r - 1] leads into frame row r
-        return gate_mask(motion_px(into, boxes), self.gate_floor)
+        if chunk.still is None:
+            return gate_mask(motion_px(into, boxes), self.gate_floor)
+        still = chunk.still[len(chunk.still) - n :]
+        gated = np.ones((n, len(boxes)), bool)
+        moving = np.flatnonzero(~still)
+        if len(moving):
+            gated[moving] = gate_mask(motion_px(into[moving], boxes), self.gate_floor)
+        return gated
 
     def _score_chunk(self, chunk: Chunk, source_size: tuple[int, int]
                      ) -> tuple[dict[str, FrameRegions], np.ndarray]:

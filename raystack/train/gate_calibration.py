@@ -1,12 +1,22 @@
-"""Calibrate the motion gate's floor on the held-out normal frames of a training run, and
-record it in the exported checkpoint (``extra["gate"]``) for ``raystack scan --gate``.
+"""Calibrate the gate's two floors on the held-out normal frames of a training run, and
+record them in the exported checkpoint (``extra["gate"]``) for ``raystack scan --gate``.
 
-The floor is a low quantile (:data:`raystack.gate.FLOOR_QUANTILE`) of the gate statistic
-(:func:`raystack.gate.motion_px`: worst-patch RMS flow in px) over the last ``val_fraction``
-of every training video, decoded and flowed as the scan does: below it lie only frames
-stiller than nearly every normal frame. With ``tiles`` the statistic is taken per tile of
-the working frame, as a tiled scan gates. A normal archive that is itself often still
-gives a low floor that gates little: the floor errs towards scoring.
+Each floor is a low quantile (:data:`raystack.gate.FLOOR_QUANTILE`) of its statistic over
+the last ``val_fraction`` of every training video, decoded and flowed as the scan does:
+below it lie only frames stiller than nearly every normal frame.
+
+- ``floor_px``, the motion floor: :func:`raystack.gate.motion_px`, worst-patch RMS flow in
+  px; with ``tiles`` taken per tile of the working frame, as a tiled scan gates.
+- ``diff_floor``, the change floor: :func:`raystack.gate.change_levels`, the worst
+  patch's RMS frame difference in 8-bit levels over the whole (working) frame, which a scan
+  reads before computing any flow: a frame below it is gated without flow. It is the
+  least change of any held-out frame the motion floor lets through to the models (not a
+  quantile of its own: a 1% quantile of change gated frames the motion stage scores, and
+  cost AUC), so on the calibration footage the change stage gates no frame that the
+  motion stage would score.
+
+A normal archive that is itself often still gives low floors that gate little: the floors
+err towards scoring.
 
     record = calibrate_gate(cfg, sources, img_size=(128, 128))
     write_gate_record("runs/r1/fp.pt", record)
@@ -19,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from raystack.gate import FLOOR_QUANTILE, GATE_KEY, calibrate_floor, motion_px
+from raystack.gate import FLOOR_QUANTILE, GATE_KEY, calibrate_floor, change_levels, motion_px
 
 
 def tile_boxes(size: tuple[int, int], tile: tuple[int, int]) -> np.ndarray:
@@ -34,7 +44,7 @@ def tile_boxes(size: tuple[int, int], tile: tuple[int, int]) -> np.ndarray:
 
 def calibrate_gate(cfg: Any, sources: list[Any], *, img_size: tuple[int, int],
                    quantile: float = FLOOR_QUANTILE) -> dict[str, Any]:
-    """The gate record of a run: ``floor_px`` and how it was found.
+    """The gate record of a run: ``floor_px``, ``diff_floor`` and how they were found.
 
     Args:
         cfg: the run's ``TrainConfig`` (val_fraction, flow, flow_preset, tiles, tile_scale).
@@ -45,10 +55,11 @@ def calibrate_gate(cfg: Any, sources: list[Any], *, img_size: tuple[int, int],
         ValueError: no held-out frame to calibrate on (val_fraction 0, videos too short).
     """
     from raystack.flow import flow_to_model_input
+    from raystack.scoring import patch_size_for
     from raystack.train.data import decode_frames, make_flow
 
     estimator = make_flow(cfg.flow, cfg.flow_preset)
-    stats = []
+    stats, changes = [], []
     for src in sources:
         held = decode_frames(src, img_size, scale=cfg.tile_scale if cfg.tiles else None,
                              tail=(cfg.val_fraction, 0))
@@ -57,17 +68,32 @@ def calibrate_gate(cfg: Any, sources: list[Any], *, img_size: tuple[int, int],
         flows = flow_to_model_input(estimator(np.ascontiguousarray(held)))
         boxes = (tile_boxes(held.shape[1:3], img_size) if cfg.tiles
                  else np.array([[0, 0, held.shape[2], held.shape[1]]]))
-        stats.append(motion_px(flows, boxes).ravel())
+        stats.append(motion_px(flows, boxes))  # (frames, tiles)
+        changes.append(change_levels(held, patch_size_for(img_size)))
     if not stats:
         msg = (f"{cfg.archive}: no held-out frames to calibrate the gate on (val_fraction = "
                f"{cfg.val_fraction})")
         raise ValueError(msg)
-    values = np.concatenate(stats)
-    return {"floor_px": calibrate_floor(values, quantile), "quantile": quantile,
+    per_frame, levels = np.concatenate(stats), np.concatenate(changes)
+    values = per_frame.ravel()
+    floor = calibrate_floor(values, quantile)
+    return {"floor_px": floor, "quantile": quantile,
             "frames": int(values.size), "median_px": float(np.median(values)),
             "statistic": "worst-patch RMS flow, px at the model input" + (
                 " (per tile)" if cfg.tiles else ""),
-            "flow": cfg.flow, "flow_preset": cfg.flow_preset}
+            "flow": cfg.flow, "flow_preset": cfg.flow_preset,
+            "diff_floor": change_floor(levels, (per_frame >= floor).any(axis=1)),
+            "diff_median": float(np.median(levels)),
+            "diff_statistic": "worst-patch RMS frame difference, 8-bit levels at the model's "
+                              "pixel scale, over the whole frame"}
+
+
+def change_floor(levels: np.ndarray, scored: np.ndarray) -> float | None:
+    """The change floor: the least change (``levels``, per frame) of the frames the motion
+    stage scores (``scored``); None (no change stage) when it scores none of them."""
+    levels = np.asarray(levels, np.float64)[np.asarray(scored, bool)]
+    levels = levels[np.isfinite(levels)]
+    return float(levels.min()) if levels.size else None
 
 
 def write_gate_record(path: str | os.PathLike, record: dict[str, Any]) -> None:

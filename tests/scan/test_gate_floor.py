@@ -57,3 +57,54 @@ def test_calibration_on_held_out_frames_lands_below_motion_and_above_stillness(
     payload = read_checkpoint(path)
     assert payload["extra"]["gate"]["floor_px"] == 0.25
     assert np.isfinite(payload["n_params"])
+
+
+def test_change_floor_resolution():
+    from raystack.scan.gate_floor import resolve_diff_floor
+
+    def infos(*pairs):
+        return {f"s{i}": {"path": f"/ck/{i}.pt", "extra": {"gate": {
+            "floor_px": 0.3, **({} if d is None else {"diff_floor": d})}}}
+            for i, d in enumerate(pairs)}
+
+    on = ScanConfig(gate=True)
+    assert resolve_diff_floor(on, infos(4.0, 2.5), 0.3) == 2.5  # the lowest
+    assert resolve_diff_floor(on, infos(4.0, 2.5), None) is None  # gating off
+    # a checkpoint calibrated before the change stage: every frame goes to the motion stage
+    assert resolve_diff_floor(on, infos(4.0, None), 0.3) is None
+    assert resolve_diff_floor(ScanConfig(gate=True, gate_diff_floor=6.0), infos(None), 0.3) == 6.0
+    assert resolve_diff_floor(ScanConfig(gate=True, gate_diff_floor=-1), infos(4.0), 0.3) is None
+
+
+def test_change_floor_config_is_checked():
+    from raystack.scan.config import check_config
+
+    ok = {"archive": "a", "store": "s", "checkpoints": ("fp.pt",)}
+    check_config(ScanConfig(**ok, gate_diff_floor=-1))
+    with pytest.raises(ConfigError, match=r"gate_diff_floor = -2.0: must be >= 0 levels"):
+        check_config(ScanConfig(**ok, gate_diff_floor=-2.0))
+
+
+def test_change_floor_is_the_least_change_the_motion_stage_scores():
+    from raystack.train.gate_calibration import change_floor
+
+    levels = np.array([5.0, 1.0, 3.0, 8.0, np.nan])
+    assert change_floor(levels, np.array([True, False, True, True, True])) == 3.0
+    assert change_floor(levels, np.zeros(5, bool)) is None
+
+
+def test_calibration_records_a_change_floor_between_stillness_and_motion(half_static):
+    """The held-out half of the half_static clip is lossless and exactly still: its change
+    is 0 levels, so the floor is 0 and the change stage gates nothing there (a frame the
+    motion stage scores changed by 0); the moving half changes far more."""
+    from raystack.archive import list_archive
+    from raystack.gate import change_levels
+    from raystack.train.data import decode_frames
+
+    sources = list_archive(half_static)
+    cfg = SimpleNamespace(archive=str(half_static), flow="dis", flow_preset="fast",
+                          tiles=False, tile_scale=0.0, val_fraction=0.5)
+    rec = calibrate_gate(cfg, sources, img_size=(64, 64), quantile=0.5)
+    assert rec["diff_floor"] == 0.0 and "8-bit levels" in rec["diff_statistic"]
+    moving = change_levels(decode_frames(sources[0], (64, 64))[:20], 8)
+    assert moving.min() > 20

@@ -96,3 +96,47 @@ def test_prefetch_stops_the_producer_when_the_consumer_stops():
     assert [next(it) for _ in range(3)] == [0, 1, 2]
     it.close()
     assert closed.wait(5)
+
+
+
+class _Stage:
+    """A change stage that calls pairs still by the frame they leave (the value i of frame
+    i), flowing the others in stretches of consecutive pairs."""
+
+    def __init__(self, still_at):
+        self.still_at = still_at
+
+    def flow(self, frames, flow):
+        v = frames[:, 0, 0, 0].astype(int)
+        still = np.array([int(a) in self.still_at for a in v[:-1]], bool)
+        out = np.zeros((len(frames) - 1, 2, *frames.shape[1:3]), np.float32)
+        for i in np.flatnonzero(~still):
+            out[i] = flow(frames[i : i + 2])[0]
+        return out, still
+
+
+@pytest.mark.parametrize(("still_at", "context", "chunk"),
+                         [(set(), 4, 8), (set(range(0, 60)), 4, 8), ({7, 8, 9, 20, 33}, 4, 8),
+                          (set(range(10, 40)), 16, 7), ({0, 1, 59}, 1, 64)])
+def test_the_change_stage_flows_only_the_pairs_it_needs(still_at, context, chunk):
+    """iter_chunks hands every new pair (the one into the chunk's first new frame included)
+    to the unit's change stage once, and Chunk.still lines up with Chunk.flows across
+    chunks and their context."""
+    start, stop = 16, 60
+    flowed: list[int] = []
+
+    def flow(frames):
+        v = frames[:, 0, 0, 0].astype(int)
+        flowed.extend(v[1:].tolist())  # the frame each computed pair leads into
+        return _flow(frames) + 1.0  # + 1: a computed flow is never zero here
+
+    chunks = list(iter_chunks(_Reader(stop), start=start, stop=stop, context=context,
+                              chunk_frames=chunk, flow=flow, still=_Stage(still_at)))
+    assert flowed == [i + 1 for i in range(start - context, stop - 1) if i not in still_at]
+    for c in chunks:
+        pairs = np.arange(c.start - context, c.stop - 1)
+        assert c.still.tolist() == [int(i) in still_at for i in pairs]
+        assert np.all(c.flows[c.still] == 0)
+        moving = c.flows[~c.still]
+        assert moving[:, 0, 0, 0].tolist() == (pairs[~c.still] + 1).tolist()
+        assert moving[:, 1, 0, 0].tolist() == (pairs[~c.still] + 2).tolist()

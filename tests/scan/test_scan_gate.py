@@ -222,3 +222,38 @@ def _moving_pair(archive, scorer):
             for p in paths[i - 1 : i + 1]]
     x = np.stack(pair).astype(np.float32) / 127.5 - 1
     return x[:1], x[1:]
+
+
+def test_the_change_stage_gates_still_frames_without_their_flow(tiny_checkpoints, half_static):
+    """With a change floor, the still half's flow is never computed (the backend sees only
+    the moving frames), its frames are gated as the motion stage gates them, and every
+    moving frame scores exactly as with the motion stage alone."""
+    motion_only, _ = _scorer(tiny_checkpoints, gate_floor=0.05)
+    both, calls = _scorer(tiny_checkpoints, gate_floor=0.05, gate_diff_floor=1.0)
+    flowed = []
+    inner = both._flow
+
+    def counted(frames):
+        flowed.append(len(frames) - 1)
+        return inner(frames)
+
+    both._flow = counted
+    unit = _units(half_static, both.context)[0]
+    ref, got = motion_only(unit), both(unit)
+    # Only the pairs into the moving frames reach the flow backend (frame 0 has none), and
+    # the first still pair, whose flow verifies the stretch the others then skip.
+    assert sum(flowed) == (MOVING - 1) + 1
+    f, p, g = _stream(got, "fp")
+    rf, rp, rg = _stream(ref, "fp")
+    assert g.tolist() == rg.tolist() == [i >= MOVING for i in f]
+    assert calls["fp"].n == calls["fr"].n == int((~g).sum())
+    np.testing.assert_allclose(p, rp, atol=1e-4)  # gated rows: copy-last either way
+    # fr's gated answer and the motion baseline read zero flow on the still frames: the
+    # flow of a lossless still frame, so the same scores
+    for s in ("fr", "motion", "diff"):
+        np.testing.assert_allclose(_stream(got, s)[1], _stream(ref, s)[1], atol=1e-3)
+
+
+def test_without_a_motion_gate_the_change_stage_is_off(tiny_checkpoints):
+    s, _ = _scorer(tiny_checkpoints, gate_diff_floor=1.0)
+    assert s.gate_diff_floor is None and s.read_options.still is None
