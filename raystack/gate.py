@@ -1,6 +1,8 @@
 """Motion gating: which frames (or tiles) are still enough to skip the learned models.
 
-The gate statistic is the one the ``motion`` baseline stream already computes: the flow
+Two stages. The change stage (:func:`change_levels`, :class:`ChangeStage`) reads only the
+decoded frames and lets a still stretch skip its flow once the motion stage has verified
+it. The motion stage's statistic is the one the ``motion`` baseline stream already computes: the flow
 into a frame, reduced to its worst patch (:func:`raystack.scoring.motion_scores`). Here it
 is expressed as the worst patch's RMS flow length in pixels of the frame the model sees, so the
 *floor* reads as a physical quantity (``0.3`` px: nothing in the frame moved more than a
@@ -9,6 +11,8 @@ third of a pixel between the two frames scored):
     stat = motion_px(flows, boxes)            # (n, N) px: n target frames, N tiles
     gated = gate_mask(stat, floor_px=0.3)     # True where the learned models are skipped
     floor = calibrate_floor(normal_stats)     # a low quantile over normal footage
+    stage = ChangeStage(diff_floor, patch=16, verify=lambda flow: ...)  # one per unit
+    flows, still = stage.flow(frames_u8, flow_fn)  # still pairs: zero flow, not computed
 
 ``motion`` PSNR and the px statistic are the same number in two units
 (:func:`px_from_motion_psnr`): the motion stream's ``10 log10(1 / mse)`` with mse the
