@@ -2,8 +2,9 @@
 
 Two stages. The change stage (:func:`change_levels`, :class:`ChangeStage`) reads only the
 decoded frames and lets a still stretch skip its flow once the motion stage has verified
-it. The motion stage's statistic is the one the ``motion`` baseline stream already computes: the flow
-into a frame, reduced to its worst patch (:func:`raystack.scoring.motion_scores`). Here it
+it. The motion stage's statistic is the one the ``motion`` baseline stream already
+computes: the flow into a frame, reduced to its worst patch
+(:func:`raystack.scoring.motion_scores`). Here it
 is expressed as the worst patch's RMS flow length in pixels of the frame the model sees, so the
 *floor* reads as a physical quantity (``0.3`` px: nothing in the frame moved more than a
 third of a pixel between the two frames scored):
