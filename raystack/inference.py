@@ -49,6 +49,8 @@ from raystack.scoring import BASELINE_STREAMS, REGIONS
 # few GB. bench/gpu_check.py's inference phase measures 1/16/64 to confirm or move it.
 CPU_BATCH_SIZE = 8
 GPU_BATCH_SIZE = 64
+# (target, tile) pairs per call of the baselines (diff, motion): no weights, cheap per sample.
+BASELINE_BATCH = 64
 
 
 def default_batch_size(device: str | torch.device) -> int:
@@ -298,8 +300,13 @@ class FrameScorer:
         flow = torch.from_numpy(np.ascontiguousarray(flows)) if self.needs_flow else None
         with torch.inference_mode(), autocast(self.amp_dtype, self.device):
             for model, pairs in plan:
-                for start in range(0, len(pairs), self.batch_size):
-                    rows, tiles = pairs[start : start + self.batch_size].T
+                # The parameter-free baselines cost little per sample and much per call
+                # (cutting, stacking, converting): a still stretch spent most of its time
+                # in their batches of batch_size. A larger batch gives the same scores.
+                size = self.batch_size if id(model) in learned else max(self.batch_size,
+                                                                       BASELINE_BATCH)
+                for start in range(0, len(pairs), size):
+                    rows, tiles = pairs[start : start + size].T
                     idx = [(int(targets[r]), boxes[t])
                            for r, t in zip(rows, tiles, strict=True)]
                     win, flow_win = self._window(model, idx, clip, flow)

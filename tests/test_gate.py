@@ -172,3 +172,26 @@ def test_the_stretch_carries_across_calls_of_one_unit():
     moving = [1, 0, 0, 0, 0, 0]
     still, _ = _run(changes, moving, chunks=(3,))
     assert still.tolist() == [False, False, True, True, True, True]
+
+
+@pytest.mark.parametrize("region", ["frame", "patch"])
+def test_trivial_fr_of_zero_flow_tiles_is_the_per_tile_answer(region):
+    """Zero-flow tiles (frames the change stage gated) take one shared value; it and the
+    other tiles equal trivial_psnr tile by tile."""
+    from raystack.gate import trivial_tiles
+
+    rng = np.random.default_rng(3)
+    frames = rng.uniform(-1, 1, (5, 16, 24, 3)).astype(np.float32)
+    flows = rng.uniform(-0.2, 0.2, (4, 2, 16, 24)).astype(np.float32)
+    flows[1] = 0.0  # frame 2 still
+    flows[3, :, :, :12] = 0.0  # frame 4 still on its left tile only
+    boxes = np.array([[0, 0, 12, 16], [12, 0, 24, 16]])
+    gated = np.array([[True, True], [True, False], [True, True]])  # targets 2, 3, 4
+    got = trivial_tiles("fr", frames, flows, boxes, gated, region)
+    for r, t in np.argwhere(gated):
+        i = r + 2
+        x0, y0, x1, y1 = boxes[t]
+        want = trivial_psnr("fr", frames[i - 1 : i, y0:y1, x0:x1], frames[i : i + 1, y0:y1, x0:x1],
+                            flows[i - 1 : i, :, y0:y1, x0:x1], region)[0]
+        assert got[r, t] == pytest.approx(want, rel=1e-5)
+    assert np.isnan(got[1, 1]) and got[0, 0] == got[2, 0] > got[1, 0]
