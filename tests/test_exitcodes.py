@@ -230,7 +230,7 @@ def test_status_names_the_stride_the_gate_floor_and_how_to_resume(tmp_path):
     assert res.exit_code == exitcodes.UNAVAILABLE, res.output
     assert "stride 2 (one frame in 2 scored)" in res.output
     assert "motion gating on, floor 0.25 px" in res.output
-    assert "frames changed by under 3.5 levels gated without flow" in res.output
+    assert "change stage on, floor 3.5 levels (still stretches skip their flow)" in res.output
     assert "1 failed and 1 pending units: rerun the same `raystack scan` command with " \
            "--run-id r1 to resume" in res.output
     # status has no invocation of its own: its wall time is the manifest's span, said so

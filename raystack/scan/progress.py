@@ -157,8 +157,8 @@ def run_settings_line(doc: dict[str, Any]) -> str | None:
         parts.append(f"motion gating on, floor {float(cfg['gate_floor']):.3g} px of worst-patch "
                      "flow")
         if float(cfg.get("gate_diff_floor") or -1) > 0:
-            parts.append(f"frames changed by under {float(cfg['gate_diff_floor']):.3g} levels "
-                         "gated without flow")
+            parts.append(f"change stage on, floor {float(cfg['gate_diff_floor']):.3g} levels "
+                         "(still stretches skip their flow)")
     return "settings: " + "; ".join(parts) if parts else None
 
 
