@@ -103,9 +103,10 @@ class UnitScorer:
             flow is below this many px skip the learned models; their learned rows carry
             ``gated = true`` and a trivial score (:func:`raystack.gate.trivial_psnr`). None:
             no gating.
-        gate_diff_floor: the gate's change stage, with ``gate_floor``: frames whose
-            worst-patch RMS change from the frame before is below this many 8-bit levels
-            (:func:`raystack.gate.change_levels`) are gated without computing their flow
+        gate_diff_floor: the gate's change stage, with ``gate_floor``
+            (:class:`raystack.gate.ChangeStage`): a frame that changed no more than one the
+            motion stage just verified still, and less than this many 8-bit levels
+            (:func:`raystack.gate.change_levels`), is gated without computing its flow
             (zero flow stands in for it). None: every frame's flow is computed.
         stride: score every stride-th frame (:func:`raystack.scan.chunks.strided_targets`);
             units must be planned with context = the models' context x stride.

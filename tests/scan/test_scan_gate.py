@@ -257,3 +257,23 @@ def test_the_change_stage_gates_still_frames_without_their_flow(tiny_checkpoints
 def test_without_a_motion_gate_the_change_stage_is_off(tiny_checkpoints):
     s, _ = _scorer(tiny_checkpoints, gate_diff_floor=1.0)
     assert s.gate_diff_floor is None and s.read_options.still is None
+
+
+def test_the_change_stage_in_a_tiled_scan(tiny_checkpoints, half_static):
+    """Tiled, a flowed pair verifies a stretch only when every tile of the grid is below
+    the motion floor; the rows equal the motion stage's alone."""
+    kw = {"gate_floor": 0.05, "tiles": True, "tile_scale": 0.5}
+    motion_only, _ = _scorer(tiny_checkpoints, **kw)
+    both, _ = _scorer(tiny_checkpoints, gate_diff_floor=1.0, **kw)
+    flowed = []
+    inner = both._flow
+    both._flow = lambda frames: (flowed.append(len(frames) - 1), inner(frames))[1]
+    unit = _units(half_static, both.context)[0]
+    ref, got = motion_only(unit), both(unit)
+    assert both.grid((SIZE, SIZE)).count > 1
+    assert sum(flowed) == (MOVING - 1) + 1
+    for s in ("fp", "fr", "diff", "motion"):
+        f, p, g = _stream(got, s)
+        rf, rp, rg = _stream(ref, s)
+        assert f.tolist() == rf.tolist() and g.tolist() == rg.tolist()
+        np.testing.assert_allclose(p, rp, atol=1e-3)
