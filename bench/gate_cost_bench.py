@@ -2,7 +2,9 @@
 
 A gated frame skips the learned models but not what the gate reads: it is decoded, the flow
 into it is computed (the gate statistic is the worst patch of that flow, ``raystack.gate``)
-and its ``diff`` and ``motion`` baselines are written. This times each of those stages and
+and its ``diff`` and ``motion`` baselines are written (the gate's change statistic,
+which lets a still stretch skip the flow, is timed beside them; what a still stretch costs
+through the worker is ``bench/still_stretch_bench.py``'s). This times each of those stages and
 the small FP and FR forwards (batch 8, random weights: the speed does not depend on them)
 on one thread, as a scan actor runs, over the frames of a synthetic street video at the
 models' 128x128, and prints them per frame next to each other.
@@ -54,9 +56,9 @@ def main() -> None:
     from raystack.decode import open_reader
     from raystack.decode_base import to_model_range
     from raystack.flow import create_flow, flow_to_model_input
-    from raystack.gate import motion_px
+    from raystack.gate import change_levels, motion_px
     from raystack.models import create_model
-    from raystack.scoring import copy_last_psnr, motion_scores
+    from raystack.scoring import copy_last_psnr, motion_scores, patch_size_for
     from raystack.synth.archive import synthesize
 
     torch.set_num_threads(1)  # one scan actor's thread
@@ -77,6 +79,8 @@ def main() -> None:
         flows = flow_to_model_input(flow_px)  # (n - 1, 2, H, W) model range
         box = np.array([[0, 0, side, side]])
         s_gate, _ = timed(lambda: motion_px(flows, box), args.repeats)
+        s_change, _ = timed(lambda: change_levels(frames, patch_size_for((side, side))),
+                            args.repeats)
         x = torch.from_numpy(to_model_range(frames)).permute(0, 3, 1, 2).contiguous()
         f = torch.from_numpy(np.ascontiguousarray(flows))
 
@@ -100,10 +104,12 @@ def main() -> None:
     per = {"decode": s_decode / n, "flow_dis": s_flow / (n - 1), "gate_statistic": s_gate / (n - 1),
            "baselines_diff_motion": s_base / (n - 1)}
     gated = sum(per.values())
+    change = s_change / (n - 1)  # the change stage's statistic: paid by every frame
     learned = models["vqmau_fp.small"] + models["vqmau_fr.small"]
     print(f"{'stage':28s} {'ms / frame':>10s}")
     for k, v in {**per, **{f"model {k}": v for k, v in models.items()}}.items():
         print(f"{k:28s} {1e3 * v:10.2f}")
+    print(f"{'change statistic':28s} {1e3 * change:10.2f}")
     print(f"{'a gated frame (no models)':28s} {1e3 * gated:10.2f}")
     print(f"{'an ungated frame':28s} {1e3 * (gated + learned):10.2f}")
     print(f"decode is {per['decode'] / gated:.0%} of a gated frame; a gated frame is "
@@ -112,6 +118,7 @@ def main() -> None:
            "frames": n, "size": side, "threads": 1, "repeats": args.repeats,
            "ms_per_frame": {k: 1e3 * v for k, v in per.items()},
            "model_ms_per_frame_batch8": {k: 1e3 * v for k, v in models.items()},
+           "change_statistic_ms": 1e3 * change,
            "gated_frame_ms": 1e3 * gated, "ungated_frame_ms": 1e3 * (gated + learned),
            "decode_share_of_gated": per["decode"] / gated}
     out = ROOT / "bench" / "results" / f"{args.name}.json"
