@@ -276,28 +276,27 @@ def trivial_tiles(stream: str, frames: np.ndarray, flows: np.ndarray | None,
         return out
     idx = pairs[:, 0] + len(frames) - gated.shape[0]
     cuts = [(int(i), *(int(v) for v in boxes[t])) for i, t in zip(idx, pairs[:, 1], strict=True)]
+    work = np.ones(len(cuts), bool)  # the cuts trivial_psnr is computed on
+    shared = None  # the one zero-flow cut whose answer every zero-flow cut takes
     if stream == "fr" and flows is not None and region != "calibrated":
-        # Zero flow (a frame the change stage gated) scores zero flow perfectly: the same
-        # number on every such tile, so compute it once, not once per tile.
+        # Zero flow (a frame the change stage gated) is scored perfectly by zero flow: the
+        # same number on every such tile, so it is computed once.
         zero = np.array([not flows[i - 1, :, y0:y1, x0:x1].any() for i, x0, y0, x1, y1 in cuts])
         if zero.any():
-            i, x0, y0, x1, y1 = cuts[int(np.flatnonzero(zero)[0])]
-            one = trivial_psnr(stream, frames[i - 1 : i, y0:y1, x0:x1],
-                               frames[i : i + 1, y0:y1, x0:x1],
-                               flows[i - 1 : i, :, y0:y1, x0:x1], region)[0]
-            filled = np.full(len(cuts), one, np.float32)
-            if not zero.all():
-                rest = np.zeros(gated.shape, bool)
-                rest[tuple(pairs[~zero].T)] = True
-                filled[~zero] = trivial_tiles(stream, frames, flows, boxes, rest, region)[rest]
-            out[gated] = filled
-            return out
-    prev = np.stack([frames[i - 1, y0:y1, x0:x1] for i, x0, y0, x1, y1 in cuts])
-    cur = np.stack([frames[i, y0:y1, x0:x1] for i, x0, y0, x1, y1 in cuts])
+            shared = int(np.flatnonzero(zero)[0])
+            work = ~zero
+            work[shared] = True
+    sel = [c for c, w in zip(cuts, work, strict=True) if w]
+    prev = np.stack([frames[i - 1, y0:y1, x0:x1] for i, x0, y0, x1, y1 in sel])
+    cur = np.stack([frames[i, y0:y1, x0:x1] for i, x0, y0, x1, y1 in sel])
     flow = None if flows is None else np.stack(
-        [flows[i - 1, :, y0:y1, x0:x1] for i, x0, y0, x1, y1 in cuts])
-    ref = None if normal is None else np.asarray(normal)[pairs[:, 1]]
-    out[gated] = trivial_psnr(stream, prev, cur, flow, region, ref)
+        [flows[i - 1, :, y0:y1, x0:x1] for i, x0, y0, x1, y1 in sel])
+    ref = None if normal is None else np.asarray(normal)[pairs[work, 1]]
+    values = np.empty(len(cuts), np.float32)
+    values[work] = trivial_psnr(stream, prev, cur, flow, region, ref)
+    if shared is not None:
+        values[~work] = values[shared]
+    out[gated] = values
     return out
 
 
