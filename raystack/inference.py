@@ -286,9 +286,10 @@ class FrameScorer:
         if learn.shape != (n, m):
             msg = f"FrameScorer: gated must be ({n}, {m}); got {learn.shape}"
             raise ValueError(msg)
-        # (P, 2) [target row, tile] pairs, frame-major: every pair for the baselines (cheap,
-        # and the gate's own statistic), the ungated ones for the learned models.
-        every, ungated = np.argwhere(keep), np.argwhere(learn)
+        # (P, 2) [target row, tile] pairs: every pair for the baselines (cheap, and the
+        # gate's own statistic), tile-major so that a batch is one tile's run of targets
+        # (cut as views, :meth:`_window`); the ungated ones, frame-major, for the models.
+        every, ungated = np.argwhere(keep.T)[:, ::-1], np.argwhere(learn)
         learned = set(map(id, self.models.values()))
         plan = [(mdl, ungated if id(mdl) in learned else every) for mdl in self._scorers]
         psnr = {s: np.full((n, m), np.nan, np.float32) for s in self.streams}
@@ -402,6 +403,19 @@ class FrameScorer:
             x0, y0, x1, y1 = (int(v) for v in box)
             return x[a:b, :, y0:y1, x0:x1]
 
+        first, last = idx[0][0], idx[-1][0]
+        if last - first == len(idx) - 1 and all(  # one tile, consecutive targets: a view
+                i == first + k and np.array_equal(bx, idx[0][1]) for k, (i, bx) in enumerate(idx)):
+            # (b, c + 1, 3, h, w) windows overlapping in the clip's memory, no copy: on a
+            # still stretch the copies cost as much as the baselines scoring them
+            def windows(x: torch.Tensor, a: int, size: int) -> torch.Tensor:
+                span = cut(x, a, a + len(idx) + size - 1, idx[0][1])
+                return span.unfold(0, size, 1).permute(0, 4, 1, 2, 3)
+
+            frames = windows(clip, first - c, c + 1).to(self.device, non_blocking=True)
+            if not model.needs_flow:
+                return frames, None
+            return frames, windows(flow, first - c, c).to(self.device, non_blocking=True)
         frames = torch.stack([cut(clip, i - c, i + 1, bx) for i, bx in idx])
         frames = frames.to(self.device, non_blocking=True)
         if not model.needs_flow:

@@ -31,7 +31,9 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     # (p - t) of the [0, 1] images is half the [-1, 1] difference: one temporary, squared
     # in place (this runs on every frame of every scan, the diff baseline's included).
     err = (pred.float() - target.float()).mul_(0.5).square_()
-    mse = err.flatten(1).mean(dim=1).clamp_min(MSE_FLOOR)
+    # a mean over the dims, not over flatten(1): a channels-last or windowed view of the
+    # frames would be copied by flatten (the scan's are both)
+    mse = err.mean(dim=tuple(range(1, err.dim()))).clamp_min(MSE_FLOOR)
     return 10.0 * (1.0 / mse).log10()
 
 

@@ -209,3 +209,29 @@ def test_score_tiles_scores_each_tile_as_its_own_crop():
         scorer.score_tiles(big, big_flow, np.array([[0, 0, 70, 64]]))
     with pytest.raises(ValueError, match="skip"):
         scorer.score_tiles(big, big_flow, boxes, np.zeros((4, 3), bool))
+
+
+def test_windows_of_consecutive_targets_are_views_equal_to_the_stacked_ones():
+    """One tile over consecutive targets is cut as overlapping views of the clip, any
+    other batch by stacking crops: the same windows either way."""
+    rng = np.random.default_rng(5)
+    frames = rng.uniform(-1, 1, (9, 48, 64, 3)).astype(np.float32)
+    flows = rng.uniform(-1, 1, (8, 2, 48, 64)).astype(np.float32)
+    clip = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    flow = torch.from_numpy(flows)
+    from raystack.models.baselines import Baselines
+
+    fp, fr = _Oracle(in_frames=3), _Oracle(task="fr")  # context 2 without flow, 1 with
+    scorer = FrameScorer({"fp": fp, "fr": fr})
+    box = np.array([8, 4, 40, 36])
+    for m in (fp, fr, Baselines()):
+        c = m.context
+        run = [(i, box) for i in range(c + 1, c + 6)]
+        win, fl = scorer._window(m, run, clip, flow)
+        assert win.data_ptr() >= clip.data_ptr() and not win.is_contiguous()  # a view
+        stacked, fl2 = scorer._window(m, run[::-1], clip, flow)  # not in order: stacked
+        torch.testing.assert_close(win, stacked.flip(0), rtol=0, atol=0)
+        assert (fl is None) == (not m.needs_flow) == (fl2 is None)
+        if fl is not None:
+            torch.testing.assert_close(fl, fl2.flip(0), rtol=0, atol=0)
+        assert win.shape == (5, c + 1, 3, 32, 32)

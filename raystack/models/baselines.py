@@ -42,16 +42,30 @@ class Baselines(nn.Module, ScoringModel):
             # diff is copy_last_psnr, with the box of its worst patch
             diff, diff_box, diff_w = region_outputs(frames[:, -2].float(),
                                                     frames[:, -1].float(), region)
-            # motion is motion_scores (the worst patch) in every region but calibrated
-            flow = flows[:, -1].float()
-            if region == "frame":  # no box: skip growing one (a still frame's is all of it)
-                motion = patch_psnr(flow.new_zeros(flow.shape), flow,
-                                    patch_size_for(tuple(flow.shape[-2:])))
-                motion_box = motion_w = None
-            else:
-                motion, motion_box, motion_w = region_outputs(
-                    flow.new_zeros(flow.shape), flow,
-                    "calibrated" if region == "calibrated" else "patch")
+            motion, motion_box, motion_w = self._motion(flows[:, -1].float(), region)
         return {"diff": StreamScores(diff, box=diff_box, windows=diff_w),
                 "motion": StreamScores(motion, box=motion_box if region == "patch" else None,
                                        windows=motion_w)}
+
+    @staticmethod
+    def _motion(flow: torch.Tensor, region: str
+                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``(psnr, box, windows)`` of ``motion`` on (B, 2, H, W) flows.
+
+        A frame the gate's change stage found still has zero flow, and every zero flow gets
+        the same answer: it is computed on one of them and repeated. On a still stretch
+        that is most of the batch, and its worst patch was the costliest part (the box of
+        equal windows floods the whole frame, a ring at a time)."""
+        zero = ~flow.any(dim=(1, 2, 3))
+        if zero.sum() > 1:
+            work = ~zero
+            work[int(zero.nonzero()[0, 0])] = True  # the one zero flow computed
+            src = torch.cumsum(work.long(), 0) - 1  # where each sample's answer lies
+            src[zero] = int(src[zero][0])
+            p, b, w = Baselines._motion(flow[work], region)
+            return p[src], None if b is None else b[src], None if w is None else w[src]
+        if region == "frame":  # no box: skip growing one (a still frame's is all of it)
+            return patch_psnr(flow.new_zeros(flow.shape), flow,
+                              patch_size_for(tuple(flow.shape[-2:]))), None, None
+        return region_outputs(flow.new_zeros(flow.shape), flow,
+                              "calibrated" if region == "calibrated" else "patch")

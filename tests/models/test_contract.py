@@ -139,3 +139,27 @@ def test_baselines_score_the_scoring_half_only():
     torch.testing.assert_close(whole["motion"].psnr, scores["motion"].psnr)
     with pytest.raises(ValueError, match="needs flows"):
         base.score_batch(frames, None)
+
+
+@pytest.mark.parametrize("region", ["frame", "patch", "calibrated"])
+def test_baselines_score_zero_flows_once_and_alike(region):
+    """A still stretch's zero flows share one motion answer; it is the answer each would
+    get alone, and the moving samples beside them keep their own."""
+    base = Baselines()
+    g = torch.Generator().manual_seed(2)
+    frames = torch.rand(6, 2, 3, 32, 48, generator=g) * 2 - 1
+    flows = torch.zeros(6, 1, 2, 32, 48)
+    flows[1] = torch.rand(1, 2, 32, 48, generator=g) - 0.5
+    flows[4, 0, :, 8:16, 8:16] = 0.7
+    got = base.score_batch(frames, flows, region=region)["motion"]
+    for i in range(6):
+        one = base.score_batch(frames[i : i + 1], flows[i : i + 1], region=region)["motion"]
+        torch.testing.assert_close(got.psnr[i : i + 1], one.psnr)
+        for name in ("box", "windows"):
+            a, b = getattr(got, name), getattr(one, name)
+            assert (a is None) == (b is None)
+            if a is not None:
+                torch.testing.assert_close(a[i : i + 1], b)
+    assert got.psnr[[0, 2, 3, 5]].eq(100.0).all() and got.psnr[[1, 4]].lt(60).all()
+    still = base.score_batch(frames, torch.zeros_like(flows), region=region)["motion"]
+    assert still.psnr.eq(100.0).all()
