@@ -17,6 +17,22 @@ def test_psnr_matches_definition():
     np.testing.assert_allclose(scoring.psnr_np(pred, target), expected, rtol=1e-6)
 
 
+def test_psnr_of_views_and_its_gradient_are_the_definitions():
+    """The scan hands psnr channels-last windows of a clip; training differentiates it."""
+    g = torch.Generator().manual_seed(4)
+    clip = (torch.rand(5, 16, 12, 3, generator=g) * 2 - 1).permute(0, 3, 1, 2)  # NHWC memory
+    pred, target = clip[:-1], clip[1:]
+    assert not pred.is_contiguous()
+    torch.testing.assert_close(scoring.psnr(pred, target),
+                               scoring.psnr(pred.contiguous(), target.contiguous()))
+    p = pred.contiguous().requires_grad_()
+    (grad,) = torch.autograd.grad(scoring.psnr(p, target).sum(), p)
+    q = pred.contiguous().requires_grad_()
+    mse = (((q + 1) / 2 - (target + 1) / 2) ** 2).flatten(1).mean(1)
+    (want,) = torch.autograd.grad((10 * torch.log10(1 / mse)).sum(), q)
+    torch.testing.assert_close(grad, want)
+
+
 def test_psnr_identical_is_capped_and_shape_checked():
     x = torch.zeros(1, 3, 4, 4)
     assert scoring.psnr(x, x).item() == pytest.approx(100.0)
