@@ -21,6 +21,8 @@ the same camera. The models have random weights: their speed does not depend on 
 every still frame is gated before they run.
 
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/still_stretch_bench.py
+    .venv/bin/python bench/still_stretch_bench.py --size 1280x720 --tiles --frames 200 \
+        --name still_stretch_720p_tiled    # a camera-resolution scan in tiles
 
 Printed and written to ``bench/results/<name>.json`` (median of ``--repeats`` passes).
 """
@@ -64,6 +66,9 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=400, help="frames of the still stretch")
     p.add_argument("--size", default="320x240", help="WxH of the camera")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--tiles", action="store_true",
+                   help="score tiles of the frame (auto tile scale), as a camera-resolution "
+                        "scan that localises does; the floors are calibrated per tile")
     p.add_argument("--name", default="still_stretch")
     args = p.parse_args()
 
@@ -90,7 +95,7 @@ def main() -> None:
                    scene="street", camera=1)
         train = list_archive(tmp / "a" / "train")
         cfg = SimpleNamespace(archive=str(tmp / "a" / "train"), flow="dis", flow_preset="fast",
-                              tiles=False, tile_scale=0.0, val_fraction=0.2)
+                              tiles=args.tiles, tile_scale=0.0, val_fraction=0.2)
         gate = calibrate_gate(cfg, train, img_size=(128, 128))
         with open_reader(str(next((tmp / "a" / "test").rglob("*.mp4"))), sequential=True) as r:
             first = r.read(0, 1)[0]
@@ -140,7 +145,8 @@ def main() -> None:
         stages: dict[str, dict] = {}
         shares: dict[str, float] = {}
         frames_scored: dict[str, int] = {}
-        scorers = {m: UnitScorer(ckpts, threads=1, prefetch_chunks=0, run_id="s", **kw)
+        scorers = {m: UnitScorer(ckpts, threads=1, prefetch_chunks=0, run_id="s",
+                                 tiles=args.tiles, **kw)
                    for m, (_, kw) in modes.items()}
         for _ in range(args.repeats):  # alternate the modes, so drift hits all alike
             t0 = time.perf_counter()
@@ -170,6 +176,7 @@ def main() -> None:
     doc = {"machine": machine(), "command": " ".join(["bench/still_stretch_bench.py",
                                                       *sys.argv[1:]]),
            "frames": args.frames, "size": [w, h], "model_size": [128, 128], "threads": 1,
+           "tiles": args.tiles,
            "repeats": args.repeats, "gate_record": gate,
            "ms_per_frame": per_frame, "seconds_per_pass": times,
            "stage_s_last_pass": stages, "gated_share": shares, "frames_scored": frames_scored,
