@@ -29,6 +29,7 @@ Printed and written to ``bench/results/<name>.json``.
     .venv/bin/python bench/localisation_bench.py                    # the full benchmark
     .venv/bin/python bench/localisation_bench.py --quick            # tiny, a few minutes
     .venv/bin/python bench/localisation_bench.py --test-seed 5      # a validation archive
+    .venv/bin/python bench/localisation_bench.py --keep-runs --gate  # what gating costs
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "seed gives a validation archive of the same camera, in "
                         "WORK/archive-test-s<SEED>, to choose a scoring rule on before "
                         "reading the test archive)")
+    p.add_argument("--gate", action="store_true",
+                   help="scan both modes with motion gating (raystack scan --gate, the floors "
+                        "the training runs calibrated): what gating costs in AUC and "
+                        "localisation beside the same benchmark without it")
     p.add_argument("--quick", action="store_true",
                    help=f"end-to-end check at a tiny size: {QUICK}")
     args = p.parse_args(argv)
@@ -105,8 +110,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def scan_run(args: argparse.Namespace, mode: str, archive: Path, checkpoints: dict,
-             store: Path, run_id: str) -> float:
-    """Scan ``archive`` whole-frame or tiled; returns the seconds it took."""
+             store: Path, run_id: str) -> tuple[float, int]:
+    """Scan ``archive`` whole-frame or tiled; returns the seconds it took and the frames
+    the gate kept from the models (0 without ``--gate``)."""
     import dataclasses
 
     from raystack.scan import ScanConfig, scan
@@ -118,11 +124,11 @@ def scan_run(args: argparse.Namespace, mode: str, archive: Path, checkpoints: di
     t0 = time.perf_counter()
     res = scan(ScanConfig(archive=str(archive), checkpoints=tuple(checkpoints.values()),
                           store=str(store), run_id=run_id, score_region=args.region,
-                          progress=False, **tiling))
+                          progress=False, gate=args.gate, **tiling))
     if not res.ok:
         msg = f"scan {run_id} failed: {res.summary}"
         raise SystemExit(msg)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, res.summary.gated_frames
 
 
 def kind_rows(evals: dict, meta: dict) -> dict[str, dict]:
@@ -201,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     labels = archives[test_split] / "labels.json"
     meta = json.loads(labels.read_text())
     store = work / "store"
-    trained, train_s, scan_s, evals = {}, {}, {}, {}
+    trained, train_s, scan_s, gated, evals = {}, {}, {}, {}, {}
     for mode in MODES:
         name = f"{args.name}-{mode}-{args.preset}"
         train_name = f"{args.train_name or args.name}-{mode}-{args.preset}"
@@ -210,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             clips_per_epoch=args.clips_per_epoch, preset=args.preset, epochs=args.epochs,
             tiles=mode == "tiled", tile_scale=args.tile_scale)
         train_s[mode] = trained[mode]["seconds"]
-        scan_s[mode] = scan_run(args, mode, archives[test_split] / "test",
+        scan_s[mode], gated[mode] = scan_run(args, mode, archives[test_split] / "test",
                                 trained[mode]["checkpoints"], store, name)
         evals[mode] = evaluate(store, labels, name, fusion=args.fusion, sigma=args.sigma,
                                out_dir=work / "eval" / mode)
@@ -235,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         "train": {m: {"seconds": round(t["seconds"], 1), "selected": t["selected"],
                       "warnings": t["warnings"]} for m, t in trained.items()},
         "scan_seconds": {m: round(s, 1) for m, s in scan_s.items()},
+        "scan_gated_frames": gated,
         "results": {m: {"fusion": r.fusion, "micro_auc": r.micro_auc, "macro_auc": r.macro_auc,
                         "baselines": r.baselines, "frames": r.frames, "videos": r.videos,
                         "localisation": r.localisation} for m, r in evals.items()},

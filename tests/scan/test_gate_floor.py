@@ -108,3 +108,26 @@ def test_calibration_records_a_change_floor_between_stillness_and_motion(half_st
     assert rec["diff_floor"] == 0.0 and "8-bit levels" in rec["diff_statistic"]
     moving = change_levels(decode_frames(sources[0], (64, 64))[:20], 8)
     assert moving.min() > 20
+
+
+def test_tiled_calibration_counts_each_frame_by_its_worst_tile(tmp_path):
+    """Most tiles of normal footage are empty. A quantile over every tile would land on an
+    empty tile's stillness and gate nothing; each frame's worst tile is its moving one."""
+    from raystack.archive import list_archive
+    from raystack.synth.media import write_video
+
+    frames = np.full((40, 128, 128, 3), 90, np.uint8)
+    for t in range(40):  # a square walks across the top-left 64x64 tile, the rest is still
+        x = 4 + (t % 20)
+        frames[t, 20:36, x : x + 16] = 220
+    (tmp_path / "a").mkdir()
+    write_video(tmp_path / "a" / "walk.mp4", iter(frames))
+    sources = list_archive(tmp_path / "a")
+    cfg = SimpleNamespace(archive=str(tmp_path / "a"), flow="dis", flow_preset="fast",
+                          tiles=True, tile_scale=1.0, val_fraction=0.5)
+    tiled = calibrate_gate(cfg, sources, img_size=(64, 64), quantile=0.1)
+    assert tiled["frames"] == 19 and "worst tile" in tiled["statistic"]
+    assert tiled["floor_px"] > 0.1  # the walker's motion, not the still tiles' zero
+    cfg.tiles = False  # the whole frame: its worst patch is the walker's too
+    whole = calibrate_gate(cfg, sources, img_size=(64, 64), quantile=0.1)
+    assert whole["floor_px"] > 0.1 and "tile" not in whole["statistic"]
