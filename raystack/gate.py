@@ -39,6 +39,8 @@ GATE_KEY = "gate"
 # Default quantile of the normal frames' statistic the floor is set at: almost no normal
 # frame with motion in it falls below it, frames stiller than every normal one do.
 FLOOR_QUANTILE = 0.01
+# Frame pairs :func:`change_levels` handles per call: bounds its float32 scratch.
+_CHANGE_BLOCK = 64
 
 
 def px_from_motion_psnr(psnr_db: np.ndarray | float) -> np.ndarray:
@@ -108,14 +110,22 @@ def change_levels(frames_u8: np.ndarray, patch: int) -> np.ndarray:
     if t < 2 or ny < 2 or nx < 2:
         return out
     # OpenCV's saturating uint8 kernels: ~6x cheaper than the same in numpy float32, so
-    # the check costs a small share of the flow it saves (bench/gate_cost_bench.py).
-    for i in range(1, t):
-        d = cv2.absdiff(frames[i, : ny * s, : nx * s], frames[i - 1, : ny * s, : nx * s])
-        sq = cv2.multiply(d, d, dtype=cv2.CV_32F)
-        half = cv2.resize(sq, (nx, ny), interpolation=cv2.INTER_AREA)  # s x s block means
-        half = half.reshape(ny, nx, -1).sum(axis=-1)
-        win = half[:-1, :-1] + half[1:, :-1] + half[:-1, 1:] + half[1:, 1:]
-        out[i - 1] = np.sqrt(win.max() / (4 * c))
+    # the check costs a small share of the flow it saves (bench/gate_cost_bench.py). A
+    # block of frames goes through each kernel in one call, stacked as one tall image: on
+    # a still stretch the per-frame calls cost as much as the arithmetic.
+    crop = frames[:, : ny * s, : nx * s]
+    for a in range(0, t - 1, _CHANGE_BLOCK):
+        b = min(a + _CHANGE_BLOCK, t - 1)
+        k = b - a
+        cur = np.ascontiguousarray(crop[a + 1 : b + 1]).reshape(k * ny * s, nx * s * c)
+        prev = np.ascontiguousarray(crop[a:b]).reshape(k * ny * s, nx * s * c)
+        d = cv2.absdiff(cur, prev)
+        sq = cv2.multiply(d, d, dtype=cv2.CV_32F).reshape(k * ny * s, nx * s, c)
+        # s x s block means: the integer factor keeps every block inside one frame
+        half = cv2.resize(sq, (nx, k * ny), interpolation=cv2.INTER_AREA)
+        half = half.reshape(k, ny, nx, -1).sum(axis=-1)
+        win = half[:, :-1, :-1] + half[:, 1:, :-1] + half[:, :-1, 1:] + half[:, 1:, 1:]
+        out[a:b] = np.sqrt(win.max(axis=(1, 2)) / (4 * c))
     return out
 
 
@@ -147,14 +157,23 @@ class ChangeStage:
         self.verify = verify
         self.level: float | None = None  # the stretch's largest verified still change
 
-    def flow(self, frames_u8: np.ndarray, flow: Callable[[np.ndarray], np.ndarray]
-             ) -> tuple[np.ndarray, np.ndarray]:
+    def flow(self, frames_u8: np.ndarray, flow: Callable[[np.ndarray], np.ndarray],
+             out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(flows, still) of the consecutive ``frames_u8`` (T, H, W, 3): model-range flows
-        (T-1, 2, H, W), zero where ``still`` (T-1,) says the pair was not flowed."""
+        (T-1, 2, H, W), zero where ``still`` (T-1,) says the pair was not flowed.
+
+        ``out``: float32 zeros (T-1, 2, H, W) the flows are written into and returned (the
+        scan's chunk buffer); allocated when None. Still pairs are never written, so on a
+        still stretch the buffer's pages are never touched."""
         change = change_levels(frames_u8, self.patch)
         n = len(change)
         still = np.zeros(n, bool)
-        out: np.ndarray | None = None
+        shape = (n, 2, *frames_u8.shape[1:3])
+        if out is None:
+            out = np.zeros(shape, np.float32)
+        elif out.shape != shape:
+            msg = f"ChangeStage.flow: out must be {shape}; got {out.shape}"
+            raise ValueError(msg)
         i = 0
         while i < n:
             if self.level is not None and change[i] <= self.level:
@@ -167,16 +186,12 @@ class ChangeStage:
                 while j < n and change[j] >= self.floor:
                     j += 1
             f = flow(frames_u8[i : j + 1])
-            if out is None:
-                out = np.zeros((n, *f.shape[1:]), f.dtype)
             out[i:j] = f
             if change[j - 1] < self.floor and self.verify(f[-1:]):
                 self.level = max(self.level or 0.0, float(change[j - 1]))
             else:
                 self.level = None
             i = j
-        if out is None:  # every pair still: zero flow of the frames' size
-            out = np.zeros((n, 2, *frames_u8.shape[1:3]), np.float32)
         return out, still
 
 
@@ -255,7 +270,8 @@ def trivial_psnr(stream: str, prev: np.ndarray, cur: np.ndarray, flow: np.ndarra
 
 def trivial_tiles(stream: str, frames: np.ndarray, flows: np.ndarray | None,
                   boxes: np.ndarray, gated: np.ndarray, region: str = "frame",
-                  normal: np.ndarray | None = None) -> np.ndarray:
+                  normal: np.ndarray | None = None, still: np.ndarray | None = None
+                  ) -> np.ndarray:
     """:func:`trivial_psnr` of every gated (target, tile), each on its own tile.
 
     Args:
@@ -265,6 +281,8 @@ def trivial_tiles(stream: str, frames: np.ndarray, flows: np.ndarray | None,
         boxes: (N, 4) int tile boxes ``(x0, y0, x1, y1)`` in the frames' pixels, all one size.
         gated: (n, N) bool, the tiles to score.
         normal: ``"calibrated"``: (N, oh, ow) the stream's normal window errors per tile.
+        still: (T-1,) bool, the pairs the change stage left with zero flow
+            (``Chunk.still``); None: none.
 
     Returns:
         float32 (n, N): the trivial answer's PSNR on the gated tiles, NaN elsewhere.
@@ -278,10 +296,10 @@ def trivial_tiles(stream: str, frames: np.ndarray, flows: np.ndarray | None,
     cuts = [(int(i), *(int(v) for v in boxes[t])) for i, t in zip(idx, pairs[:, 1], strict=True)]
     work = np.ones(len(cuts), bool)  # the cuts trivial_psnr is computed on
     shared = None  # the one zero-flow cut whose answer every zero-flow cut takes
-    if stream == "fr" and flows is not None and region != "calibrated":
+    if stream == "fr" and flows is not None and still is not None and region != "calibrated":
         # Zero flow (a frame the change stage gated) is scored perfectly by zero flow: the
         # same number on every such tile, so it is computed once.
-        zero = np.array([not flows[i - 1, :, y0:y1, x0:x1].any() for i, x0, y0, x1, y1 in cuts])
+        zero = np.asarray(still, bool)[idx - 1]
         if zero.any():
             shared = int(np.flatnonzero(zero)[0])
             work = ~zero
@@ -302,11 +320,12 @@ def trivial_tiles(stream: str, frames: np.ndarray, flows: np.ndarray | None,
 
 def fill_trivial_tiles(scores: dict[str, Any], streams: Iterable[str], frames: np.ndarray,
                        flows: np.ndarray | None, boxes: np.ndarray, gated: np.ndarray,
-                       region: str = "frame", normal: dict[str, np.ndarray] | None = None
-                       ) -> dict[str, Any]:
+                       region: str = "frame", normal: dict[str, np.ndarray] | None = None,
+                       still: np.ndarray | None = None) -> dict[str, Any]:
     """``scores`` (stream -> (n, N) StreamScores of a tiled chunk) with the gated tiles of
     ``streams`` (the learned ones, which skipped them) scored by :func:`trivial_tiles`
-    (calibrated against ``normal[stream]`` under ``region="calibrated"``)."""
+    (calibrated against ``normal[stream]`` under ``region="calibrated"``; ``still`` the
+    chunk's zero-flow pairs, as there)."""
     out = dict(scores)
     for s in streams:
         same = same_as_baseline(s, region)
@@ -314,7 +333,7 @@ def fill_trivial_tiles(scores: dict[str, Any], streams: Iterable[str], frames: n
             fill = np.where(gated, np.asarray(scores[same].psnr, np.float32), np.nan)
         else:
             ref = None if normal is None else normal[s]
-            fill = trivial_tiles(s, frames, flows, boxes, gated, region, ref)
+            fill = trivial_tiles(s, frames, flows, boxes, gated, region, ref, still)
         psnr = np.where(np.isnan(fill), out[s].psnr, fill).astype(np.float32)
         out[s] = dataclasses.replace(out[s], psnr=psnr)
     return out

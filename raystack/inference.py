@@ -198,6 +198,7 @@ class FrameScorer:
     def score(
         self, frames: np.ndarray, flows: np.ndarray | None = None,
         gated: np.ndarray | None = None, normal: Mapping[str, np.ndarray] | None = None,
+        still: np.ndarray | None = None,
     ) -> dict[str, StreamScores[np.ndarray]]:
         """Per-frame scores of frames ``context .. T-1`` for every stream.
 
@@ -211,6 +212,9 @@ class FrameScorer:
             normal: ``region="calibrated"``: per stream, the (1, oh, ow) normal window
                 errors (:mod:`raystack.train.error_calibration`); None returns the raw
                 window errors in ``windows`` and the uncalibrated worst patch instead.
+            still: (T-1,) bool, the pairs whose flow is zero because the gate's change
+                stage did not compute it (``Chunk.still``): scores that depend only on
+                the flow are computed once for all of them. None: no such pair.
 
         Returns:
             ``{stream: StreamScores(psnr, aux, box)}`` in :attr:`streams` order: float32
@@ -223,7 +227,7 @@ class FrameScorer:
         self._check_clip(frames, flows, "score")
         h, w = self.img_size
         g = None if gated is None else np.asarray(gated, bool).reshape(-1, 1)
-        out = self._score(frames, flows, np.array([[0, 0, w, h]]), None, g, normal)
+        out = self._score(frames, flows, np.array([[0, 0, w, h]]), None, g, normal, still)
         return {s: StreamScores(v.psnr[:, 0], None if v.aux is None else v.aux[:, 0],
                                 None if v.box is None else v.box[:, 0],
                                 None if v.windows is None else v.windows[:, 0])
@@ -232,7 +236,7 @@ class FrameScorer:
     def score_tiles(
         self, frames: np.ndarray, flows: np.ndarray | None, boxes: np.ndarray,
         skip: np.ndarray | None = None, gated: np.ndarray | None = None,
-        normal: Mapping[str, np.ndarray] | None = None,
+        normal: Mapping[str, np.ndarray] | None = None, still: np.ndarray | None = None,
     ) -> dict[str, StreamScores[np.ndarray]]:
         """Per-frame scores of every tile of frames ``context .. T-1``, tiles batched together.
 
@@ -250,6 +254,7 @@ class FrameScorer:
                 learned scores are NaN, the baselines still score them. None: none gated.
             normal: per stream, the (N, oh, ow) normal window errors of these tiles
                 (``region="calibrated"``, as for :meth:`score`).
+            still: (T-1,) bool pairs of zero flow, as for :meth:`score`.
 
         Returns:
             ``{stream: StreamScores(psnr, aux, box)}``: psnr and aux (n, N) float32, box
@@ -266,17 +271,24 @@ class FrameScorer:
             msg = (f"FrameScorer.score_tiles: every box must be {tw}x{th} (the models' size) "
                    f"inside the {fw}x{fh} frames; got {boxes.tolist()}")
             raise ValueError(msg)
-        return self._score(frames, flows, boxes, skip, gated, normal)
+        return self._score(frames, flows, boxes, skip, gated, normal, still)
 
     def _score(
         self, frames: np.ndarray, flows: np.ndarray | None, boxes: np.ndarray,
         skip: np.ndarray | None, gated: np.ndarray | None = None,
-        normal: Mapping[str, np.ndarray] | None = None,
+        normal: Mapping[str, np.ndarray] | None = None, still: np.ndarray | None = None,
     ) -> dict[str, StreamScores[np.ndarray]]:
         """Scores (n, N) of the N tiles ``boxes`` of targets ``context .. T-1``: the
         (target, tile) pairs not skipped go through the models ``batch_size`` at a time,
         the learned models leaving out the gated pairs too."""
         targets = np.arange(self.context, len(frames))
+        zero_into = None  # (n,) whether the flow into each target is zero by construction
+        if still is not None and flows is not None:
+            still = np.asarray(still, bool)
+            if still.shape != (len(flows),):
+                msg = f"FrameScorer: still must be ({len(flows)},); got {still.shape}"
+                raise ValueError(msg)
+            zero_into = still[targets - 1]
         n, m = len(targets), len(boxes)
         keep = np.ones((n, m), bool) if skip is None else ~np.asarray(skip, bool)
         if keep.shape != (n, m):
@@ -311,7 +323,10 @@ class FrameScorer:
                     idx = [(int(targets[r]), boxes[t])
                            for r, t in zip(rows, tiles, strict=True)]
                     win, flow_win = self._window(model, idx, clip, flow)
-                    for s, sc in model.score_batch(win, flow_win, region=self.region).items():
+                    extra = ({} if zero_into is None or id(model) in learned
+                             else {"zero": torch.from_numpy(zero_into[rows])})
+                    scored = model.score_batch(win, flow_win, region=self.region, **extra)
+                    for s, sc in scored.items():
                         psnr[s][rows, tiles] = sc.psnr.float().cpu().numpy()
                         if sc.aux is not None:
                             aux.setdefault(s, np.full((n, m), np.nan, np.float32))

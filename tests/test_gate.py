@@ -86,6 +86,20 @@ def test_change_levels_is_the_worst_windows_rms_difference(h, w, patch):
     assert got[2] > 2 * whole
 
 
+def test_change_levels_of_a_long_clip_are_each_pairs_own():
+    """Pairs are computed in blocks stacked as one image: across block edges every pair
+    still gets exactly the level it gets alone."""
+    from raystack.gate import change_levels
+
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 256, (150, 24, 40, 3), np.uint8)
+    frames[70] = frames[69]
+    alone = np.array([change_levels(frames[i : i + 2], 8)[0] for i in range(149)])
+    got = change_levels(frames, 8)
+    np.testing.assert_array_equal(got, alone)
+    assert got[69] == 0.0 and got.min() == 0.0
+
+
 def test_change_levels_refuses_float_frames_and_needs_two():
     from raystack.gate import change_levels
 
@@ -176,8 +190,9 @@ def test_the_stretch_carries_across_calls_of_one_unit():
 
 @pytest.mark.parametrize("region", ["frame", "patch"])
 def test_trivial_fr_of_zero_flow_tiles_is_the_per_tile_answer(region):
-    """Zero-flow tiles (frames the change stage gated) take one shared value; it and the
-    other tiles equal trivial_psnr tile by tile."""
+    """Zero-flow tiles (frames the change stage gated, ``still``) take one shared value;
+    it and the other tiles equal trivial_psnr tile by tile, and the answers without
+    ``still`` (each computed)."""
     from raystack.gate import trivial_tiles
 
     rng = np.random.default_rng(3)
@@ -187,7 +202,9 @@ def test_trivial_fr_of_zero_flow_tiles_is_the_per_tile_answer(region):
     flows[3, :, :, :12] = 0.0  # frame 4 still on its left tile only
     boxes = np.array([[0, 0, 12, 16], [12, 0, 24, 16]])
     gated = np.array([[True, True], [True, False], [True, True]])  # targets 2, 3, 4
-    got = trivial_tiles("fr", frames, flows, boxes, gated, region)
+    still = np.array([False, True, False, False])  # the change stage left pair 1 unflowed
+    got = trivial_tiles("fr", frames, flows, boxes, gated, region, still=still)
+    np.testing.assert_array_equal(got, trivial_tiles("fr", frames, flows, boxes, gated, region))
     for r, t in np.argwhere(gated):
         i = r + 2
         x0, y0, x1, y1 = boxes[t]

@@ -235,3 +235,28 @@ def test_windows_of_consecutive_targets_are_views_equal_to_the_stacked_ones():
         if fl is not None:
             torch.testing.assert_close(fl, fl2.flip(0), rtol=0, atol=0)
         assert win.shape == (5, c + 1, 3, 32, 32)
+
+
+def test_still_pairs_score_as_their_zero_flows_do():
+    """``still`` (the change stage's unflowed pairs) gives the scores the zero flows give
+    without it, gated or not, tiled or whole."""
+    rng = np.random.default_rng(6)
+    frames = rng.uniform(-1, 1, (10, 80, 96, 3)).astype(np.float32)
+    flows = rng.uniform(-0.3, 0.3, (9, 2, 80, 96)).astype(np.float32)
+    still = np.zeros(9, bool)
+    still[[2, 3, 4, 7]] = True
+    flows[still] = 0.0
+    scorer = FrameScorer({"fp": _Oracle(in_frames=3), "fr": _Oracle(task="fr")},
+                         region="patch")
+    boxes = np.array([[0, 0, 64, 64], [32, 16, 96, 80]])
+    n = len(frames) - scorer.context
+    gated = np.zeros((n, 2), bool)
+    gated[still[scorer.context - 1 :]] = True
+    for g in (None, gated):
+        a = scorer.score_tiles(frames, flows, boxes, gated=g, still=still)
+        b = scorer.score_tiles(frames, flows, boxes, gated=g)
+        for s in scorer.streams:
+            np.testing.assert_array_equal(a[s].psnr, b[s].psnr)
+            np.testing.assert_array_equal(a[s].box, b[s].box)
+    with pytest.raises(ValueError, match="still must be"):
+        scorer.score_tiles(frames, flows, boxes, still=still[:-1])

@@ -118,12 +118,17 @@ def iter_chunks(
             # Flow into the first new frame needs the last frame before it (from the tail).
             pairs = new if tail is None or len(tail) == 0 else np.concatenate([tail[-1:], new])
             if still is None:
-                new_flow, new_still = flow(pairs), None
+                new_flow = flow(pairs)
+                flows = new_flow if tail_flow is None else np.concatenate([tail_flow, new_flow])
             else:
-                new_flow, new_still = still.flow(pairs, flow)
+                # The stage writes only the flows it computes into the chunk's buffer; the
+                # still pairs stay the untouched zero pages np.zeros maps (no copy, no fill).
+                head = 0 if tail_flow is None else len(tail_flow)
+                flows = np.zeros((head + len(pairs) - 1, 2, *pairs.shape[1:3]), np.float32)
+                flows[:head] = tail_flow
+                _, new_still = still.flow(pairs, flow, out=flows[head:])
                 stills = new_still if tail_still is None else np.concatenate(
                     [tail_still, new_still])
-            flows = new_flow if tail_flow is None else np.concatenate([tail_flow, new_flow])
             timings["flow_s"] += time.perf_counter() - t0
         assert len(frames) == len(range(s, e, stride)) + context, (len(frames), s, e, context)
         assert flows is None or len(flows) == len(frames) - 1

@@ -343,14 +343,15 @@ class UnitScorer:
         gated = self._gated(chunk, boxes)
         normal = (self._normal(boxes, chunk.frames.shape[1:3])
                   if self.scorer.region == "calibrated" else None)
-        out = self.scorer.score_tiles(chunk.frames, chunk.flows, boxes, skip, gated, normal)
+        out = self.scorer.score_tiles(chunk.frames, chunk.flows, boxes, skip, gated, normal,
+                                      chunk.still)
         if gated is None:
             gated = np.zeros_like(skip)
         else:
             from raystack.gate import fill_trivial_tiles
 
             out = fill_trivial_tiles(out, self.learned, chunk.frames, chunk.flows, boxes,
-                                     gated & ~skip, self.scorer.region, normal)
+                                     gated & ~skip, self.scorer.region, normal, chunk.still)
         frame_gated = (~skip).any(axis=1) & (skip | gated).all(axis=1)
         if self.tiles:
             return {s: reduce_tiles(out[s], grid, skip) for s in out}, frame_gated

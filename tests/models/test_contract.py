@@ -151,7 +151,10 @@ def test_baselines_score_zero_flows_once_and_alike(region):
     flows = torch.zeros(6, 1, 2, 32, 48)
     flows[1] = torch.rand(1, 2, 32, 48, generator=g) - 0.5
     flows[4, 0, :, 8:16, 8:16] = 0.7
-    got = base.score_batch(frames, flows, region=region)["motion"]
+    zero = ~flows.flatten(1).any(1)
+    got = base.score_batch(frames, flows, region=region, zero=zero)["motion"]
+    each = base.score_batch(frames, flows, region=region)["motion"]
+    torch.testing.assert_close(got.psnr, each.psnr)
     for i in range(6):
         one = base.score_batch(frames[i : i + 1], flows[i : i + 1], region=region)["motion"]
         torch.testing.assert_close(got.psnr[i : i + 1], one.psnr)
@@ -161,5 +164,10 @@ def test_baselines_score_zero_flows_once_and_alike(region):
             if a is not None:
                 torch.testing.assert_close(a[i : i + 1], b)
     assert got.psnr[[0, 2, 3, 5]].eq(100.0).all() and got.psnr[[1, 4]].lt(60).all()
-    still = base.score_batch(frames, torch.zeros_like(flows), region=region)["motion"]
+    still = base.score_batch(frames, torch.zeros_like(flows), region=region,
+                             zero=torch.ones(6, dtype=torch.bool))["motion"]
     assert still.psnr.eq(100.0).all()
+    # the flag is the change stage's word, taken as given: nothing re-reads the flows
+    lie = zero.clone()
+    lie[1] = True
+    assert base.score_batch(frames, flows, region=region, zero=lie)["motion"].psnr[1] == 100.0

@@ -106,10 +106,10 @@ class _Stage:
     def __init__(self, still_at):
         self.still_at = still_at
 
-    def flow(self, frames, flow):
+    def flow(self, frames, flow, out):
         v = frames[:, 0, 0, 0].astype(int)
         still = np.array([int(a) in self.still_at for a in v[:-1]], bool)
-        out = np.zeros((len(frames) - 1, 2, *frames.shape[1:3]), np.float32)
+        assert out.shape == (len(frames) - 1, 2, *frames.shape[1:3]) and not out.any()
         for i in np.flatnonzero(~still):
             out[i] = flow(frames[i : i + 2])[0]
         return out, still
