@@ -100,12 +100,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="scan both modes with motion gating (raystack scan --gate, the floors "
                         "the training runs calibrated): what gating costs in AUC and "
                         "localisation beside the same benchmark without it")
+    p.add_argument("--modes", default="whole,tiled",
+                   help="the modes trained, scanned and evaluated: whole,tiled (default), or "
+                        "one of them (e.g. tiled at another --tile-scale, whole-frame results "
+                        "being independent of the tile scale)")
     p.add_argument("--quick", action="store_true",
                    help=f"end-to-end check at a tiny size: {QUICK}")
     args = p.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - set(MODES):
+        p.error(f"--modes {args.modes!r}: choose from {','.join(MODES)}")
+    args.modes = [m for m in MODES if m in modes]
     return args
 
 
@@ -179,6 +187,8 @@ def report(args, evals, kinds, train_s, scan_s) -> None:
         print(f"{k:14} {'yes' if row['subtle'] else '':6} "
               + " ".join(f"{_fmt(row[f'auc_{m}']):>10}" for m in evals) + " "
               + " ".join(f"{_fmt(row[f'loc_{m}'], True):>10}" for m in evals))
+    if "tiled" not in evals:
+        return
     tiled = (evals["tiled"].localisation or {}).get("share")
     verdict = "n/a" if tiled is None else ("met" if tiled >= TARGET else "NOT met")
     print(f"localisation target (tiled >= {100 * TARGET:.0f}%): {verdict}")
@@ -208,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     meta = json.loads(labels.read_text())
     store = work / "store"
     trained, train_s, scan_s, gated, evals = {}, {}, {}, {}, {}
-    for mode in MODES:
+    for mode in args.modes:
         name = f"{args.name}-{mode}-{args.preset}"
         train_name = f"{args.train_name or args.name}-{mode}-{args.preset}"
         trained[mode] = train_runs(
