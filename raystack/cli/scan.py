@@ -53,7 +53,9 @@ def scan_cmd(
              "box) instead of the whole frame resized to the model (the papers' protocol)."),
     tile_scale: float = typer.Option(
         None, "--tile-scale", show_default="0: auto, a 360-px-tall working frame",
-        help="Downscale factor of the frame the tiles cover (2: 1920x1080 -> 960x540)."),
+        help="Downscale factor of the frame the tiles cover (2: 1920x1080 -> 960x540). "
+             "Pick it so that a person is 20-60 px tall in the downscaled frame; the "
+             "automatic one assumes 60-px people at 1080p."),
     tile_overlap: float = typer.Option(None, "--tile-overlap",
                                        show_default=_d("tile_overlap"),
                                        help="Fraction of a tile side neighbouring tiles share."),

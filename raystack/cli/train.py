@@ -43,7 +43,8 @@ def train_cmd(
     tile_scale: float = typer.Option(
         None, show_default=_d("tile_scale"),
         help="With --tiles: downscale of the source before cropping, as the scan's "
-             "(0: automatic, 360-px working height; 2: 1920x1080 -> 960x540)."),
+             "(0: automatic, 360-px working height; 2: 1920x1080 -> 960x540); pick it "
+             "so that a person is 20-60 px tall in the downscaled frame."),
     amp: str = typer.Option(
         None, show_default=_d("amp"),
         help="Mixed precision: auto (bf16 on CUDA; on CPUs with AMX-BF16 for the paper "
