@@ -198,7 +198,6 @@ class FrameScorer:
     def score(
         self, frames: np.ndarray, flows: np.ndarray | None = None,
         gated: np.ndarray | None = None, normal: Mapping[str, np.ndarray] | None = None,
-        still: np.ndarray | None = None,
     ) -> dict[str, StreamScores[np.ndarray]]:
         """Per-frame scores of frames ``context .. T-1`` for every stream.
 
@@ -212,9 +211,6 @@ class FrameScorer:
             normal: ``region="calibrated"``: per stream, the (1, oh, ow) normal window
                 errors (:mod:`raystack.train.error_calibration`); None returns the raw
                 window errors in ``windows`` and the uncalibrated worst patch instead.
-            still: (T-1,) bool, the pairs whose flow is zero because the gate's change
-                stage did not compute it (``Chunk.still``): scores that depend only on
-                the flow are computed once for all of them. None: no such pair.
 
         Returns:
             ``{stream: StreamScores(psnr, aux, box)}`` in :attr:`streams` order: float32
@@ -227,7 +223,7 @@ class FrameScorer:
         self._check_clip(frames, flows, "score")
         h, w = self.img_size
         g = None if gated is None else np.asarray(gated, bool).reshape(-1, 1)
-        out = self._score(frames, flows, np.array([[0, 0, w, h]]), None, g, normal, still)
+        out = self._score(frames, flows, np.array([[0, 0, w, h]]), None, g, normal)
         return {s: StreamScores(v.psnr[:, 0], None if v.aux is None else v.aux[:, 0],
                                 None if v.box is None else v.box[:, 0],
                                 None if v.windows is None else v.windows[:, 0])
@@ -254,7 +250,9 @@ class FrameScorer:
                 learned scores are NaN, the baselines still score them. None: none gated.
             normal: per stream, the (N, oh, ow) normal window errors of these tiles
                 (``region="calibrated"``, as for :meth:`score`).
-            still: (T-1,) bool pairs of zero flow, as for :meth:`score`.
+            still: (T-1,) bool, the pairs whose flow is zero because the gate's change
+                stage did not compute it (``Chunk.still``): scores that depend only on
+                the flow are computed once for all of them. None: no such pair.
 
         Returns:
             ``{stream: StreamScores(psnr, aux, box)}``: psnr and aux (n, N) float32, box
