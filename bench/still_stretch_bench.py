@@ -97,14 +97,16 @@ def main() -> None:
         cfg = SimpleNamespace(archive=str(tmp / "a" / "train"), flow="dis", flow_preset="fast",
                               tiles=args.tiles, tile_scale=0.0, val_fraction=0.2)
         gate = calibrate_gate(cfg, train, img_size=(128, 128))
-        with open_reader(str(next((tmp / "a" / "test").rglob("*.mp4"))), sequential=True) as r:
+        # size=None: the camera's own frames (the reader's default resizes to 256x256)
+        with open_reader(str(next((tmp / "a" / "test").rglob("*.mp4"))), size=None,
+                         sequential=True) as r:
             first = r.read(0, 1)[0]
         # The empty street: the synth's idle frames use the world's background; here the
         # median over a busy video's frames stands in for it (walkers move on).
-        with open_reader(str(next((tmp / "a" / "train").rglob("*.mp4"))),
+        with open_reader(str(next((tmp / "a" / "train").rglob("*.mp4"))), size=None,
                          sequential=True) as r:
             background = np.median(r.read(0, 200), axis=0).astype(np.uint8)
-        assert background.shape == first.shape
+        assert background.shape == first.shape == (h, w, 3), (background.shape, (h, w))
         (tmp / "still").mkdir()
         (tmp / "busy").mkdir()
         still_video(tmp / "still" / "night.mp4", background, args.frames, seed=1)
