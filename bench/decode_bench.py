@@ -4,7 +4,9 @@ For each archive variant (codec x resolution) it measures, as the median of seve
 repeats, frames per second of:
 
 * sequential reads in 32-frame chunks through raystack's readers (``DecordReader``,
-  ``PyAVReader``), with the frames resized to 256x256 and at source size;
+  ``PyAVReader``), with the frames resized to 256x256 and at source size, and strided
+  (``_step2``, ``_step4``: every 2nd or 4th frame returned, as ``--stride`` reads;
+  frames/s of source frames gone through);
 * the raw libraries without raystack around them (decord ``vr[i]`` and ``get_batch``,
   PyAV ``to_ndarray`` and swscale-side resizing), to see what the wrappers cost;
 * random access: 16-frame clips at random starts, through each reader.
@@ -14,6 +16,8 @@ numbers (``SEQUENTIAL_BACKEND``). Results go to ``bench/results/decode.json``.
 
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/decode_bench.py
     flock /tmp/raystack-cpu.lock .venv/bin/python bench/decode_bench.py --frames 150 --repeats 3
+    .venv/bin/python bench/decode_bench.py --variants h264:1280x720,mpeg4:1280x720,h264:1920x1080 \
+        --frames 150 --videos 1 --repeats 3 --no-open-cost --out bench/results/decode_camera.json
 """
 
 from __future__ import annotations
@@ -49,11 +53,13 @@ def machine() -> dict:
                 opencv=cv2.__version__, numpy=np.__version__)
 
 
-def seq_reader(cls, size, threads: int = 0):
+def seq_reader(cls, size, threads: int = 0, step: int = 1):
+    """Sequential chunks; with ``step``, a strided scan's reads (every step-th frame
+    returned; frames/s counts the source frames gone through)."""
     def run(path: Path) -> None:
         with cls(str(path), size=size, threads=threads) as r:
             for a in range(0, r.num_frames, CHUNK):
-                r.read(a, min(a + CHUNK, r.num_frames))
+                r.read(a, min(a + CHUNK, r.num_frames), step)
 
     return run
 
@@ -121,6 +127,10 @@ def bench_variant(files: list[Path], frames: int, repeats: int) -> dict:
                 frames,
             )
             cases[f"seq_pyav_reader_{tag}{ttag}"] = (seq_reader(PyAVReader, size, threads), frames)
+    for step in (2, 4):
+        for cls, name in ((DecordReader, "decord"), (PyAVReader, "pyav")):
+            cases[f"seq_{name}_reader_256_step{step}"] = (seq_reader(cls, OUT_SIZE, 0, step),
+                                                          frames)
     cases["raw_decord_index_256"] = (raw_decord_index(OUT_SIZE), frames)
     cases["raw_decord_batch32_256"] = (raw_decord_batch(OUT_SIZE), frames)
     cases["raw_pyav_256"] = (raw_pyav(OUT_SIZE), frames)
@@ -169,10 +179,18 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=2, help="videos per variant")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--long-frames", type=int, default=6000, help="frames of the open-cost video")
+    ap.add_argument("--variants", default="mpeg4:256x256,mpeg4:640x480,h264:640x480",
+                    help="codec:WxH archive variants, comma-separated (camera resolutions: "
+                         "h264:1280x720,h264:1920x1080)")
+    ap.add_argument("--no-open-cost", action="store_true",
+                    help="skip the open-cost measurement (a 6,000-frame video)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "decode.json"))
     args = ap.parse_args()
 
-    variants = [("mpeg4", (256, 256)), ("mpeg4", (640, 480)), ("h264", (640, 480))]
+    variants = []
+    for v in args.variants.split(","):
+        codec, size = v.split(":")
+        variants.append((codec, tuple(int(x) for x in size.split("x"))))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for codec, size in variants:
@@ -191,16 +209,17 @@ def main() -> None:
             results[name] = bench_variant(files, args.frames, args.repeats)
             print(f"done {name}", file=sys.stderr)
         # Opening cost against length: decord's open scans the whole file.
-        opens = {
-            "mpeg4_256x256_short": open_cost(
-                sorted((Path(tmp) / "mpeg4_256x256" / "train").glob("*.mp4"))[0], args.repeats
+        opens = {}
+        if not args.no_open_cost:
+            short = Path(tmp) / "short"
+            synthesize(short, seed=0, n_train=1, n_test=0, frames=args.frames)
+            opens["mpeg4_256x256_short"] = open_cost(
+                next((short / "train").glob("*.mp4")), args.repeats)
+            long_root = Path(tmp) / "long"
+            synthesize(long_root, seed=0, n_train=1, n_test=0, frames=args.long_frames)
+            opens["mpeg4_256x256_long"] = open_cost(
+                next((long_root / "train").glob("*.mp4")), args.repeats
             )
-        }
-        long_root = Path(tmp) / "long"
-        synthesize(long_root, seed=0, n_train=1, n_test=0, frames=args.long_frames)
-        opens["mpeg4_256x256_long"] = open_cost(
-            next((long_root / "train").glob("*.mp4")), args.repeats
-        )
 
     keys = list(next(iter(results.values())))
     width = max(map(len, keys))
@@ -222,6 +241,7 @@ def main() -> None:
         "benchmark": "decode",
         "machine": machine(),
         "params": {
+            "command": " ".join(["bench/decode_bench.py", *sys.argv[1:]]),
             "frames_per_video": args.frames,
             "videos_per_variant": args.videos,
             "repeats": args.repeats,

@@ -70,18 +70,27 @@ class DecordReader(VideoReader):
             raise UndecodableVideoError(self.uri, reason) from e
         self.height, self.width = first.shape[:2]
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        self._check_range(start, stop)
-        if start == stop:
-            return self._empty()
+    def read(self, start: int, stop: int, step: int = 1) -> np.ndarray:
+        kept = self._kept(start, stop, step)
+        out = np.empty((len(kept), *self.out_shape, 3), np.uint8)
+        if not kept:
+            return out
         try:
-            batch = self._vr.get_batch(list(range(start, stop))).asnumpy()
-        except self._errors as e:
+            # Frame by frame, not get_batch: a batch is allocated (and faulted in) whole
+            # at source size on every call, 3x the cost of decoding at 720p
+            # (bench/results/decode_camera.json). Between kept frames decord reads on:
+            # its seeks and skip_frames cost more than converting the frames skipped.
+            self._vr.seek_accurate(start)  # free when the last read ended at start
+            for i in range(start, stop):
+                frame = self._vr.next()  # StopIteration: fewer frames than indexed
+                if (i - start) % kept.step == 0:
+                    out[(i - start) // kept.step] = resize_rgb(frame.asnumpy(), self.size)
+        except (*self._errors, StopIteration) as e:
             msg = (
                 f"decord failed reading frames [{start}, {stop}): {_short(e)}; truncated or corrupt"
             )
             raise UndecodableVideoError(self.uri, msg) from e
-        return np.stack([resize_rgb(f, self.size) for f in batch])
+        return out
 
     def close(self) -> None:
         self._vr = None
@@ -268,13 +277,17 @@ class PyAVReader(VideoReader):
         self.fps = self._s.fps
         self.width, self.height = first.width, first.height
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        self._check_range(start, stop)
-        if start == stop:
-            return self._empty()
-        out = np.empty((stop - start, *self.out_shape, 3), np.uint8)
+    def read(self, start: int, stop: int, step: int = 1) -> np.ndarray:
+        kept = self._kept(start, stop, step)
+        out = np.empty((len(kept), *self.out_shape, 3), np.uint8)
+        if not kept:
+            return out
+        # Frames between kept ones are decoded (the codec needs them) but never converted
+        # to RGB, which costs more than decoding at camera resolution. Decoding goes on to
+        # ``stop``, so a read from ``stop`` continues without a seek.
         for i, frame in enumerate(self._s.frames(start, stop)):
-            out[i] = resize_rgb(frame.to_ndarray(format="rgb24"), self.size)
+            if i % kept.step == 0:
+                out[i // kept.step] = resize_rgb(frame.to_ndarray(format="rgb24"), self.size)
         return out
 
     def close(self) -> None:

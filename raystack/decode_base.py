@@ -97,8 +97,19 @@ class VideoReader:
     def _empty(self) -> np.ndarray:
         return np.zeros((0, *self.out_shape, 3), np.uint8)
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Frames ``[start, stop)`` as uint8 (T, H, W, 3) RGB, resized to ``size``."""
+    def _kept(self, start: int, stop: int, step: int) -> range:
+        """The frames a read of ``[start, stop)`` at ``step`` returns, checked."""
+        self._check_range(start, stop)
+        if int(step) != step or step < 1:
+            msg = f"{self.uri}: read step must be a positive integer, got {step!r}"
+            raise ValueError(msg)
+        return range(start, stop, int(step))
+
+    def read(self, start: int, stop: int, step: int = 1) -> np.ndarray:
+        """Frames ``start, start + step, ...`` below ``stop`` as uint8 (T, H, W, 3) RGB,
+        resized to ``size``. Every frame of the range is decoded (a sequential codec needs
+        them), so a read from ``stop`` continues without a seek; the frames between kept
+        ones are neither converted nor resized (a strided scan's ``--stride``)."""
         raise NotImplementedError
 
 

@@ -141,8 +141,14 @@ class FrameFolderReader(VideoReader):
                   f"them can be decoded (e.g. {self.bad_frames.get(start, '?')})")
         raise UndecodableVideoError(self.uri, reason)
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        self._check_range(start, stop)
+    def read(self, start: int, stop: int, step: int = 1) -> np.ndarray:
+        kept = self._kept(start, stop, step)
+        if kept.step > 1 and kept:
+            # Only the kept images are opened; a bad one is filled as a full read fills it.
+            frames = [self._load(i) for i in kept]
+            if all(f is not None for f in frames):
+                return np.stack(frames)
+            return self.read(start, kept[-1] + 1)[:: kept.step]
         if start == stop:
             return self._empty()
         before = self._good if self._good is not None and self._good[0] < start else None

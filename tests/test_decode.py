@@ -196,6 +196,26 @@ def test_awkward_but_valid_videos_decode(media, backend):
         assert r.read(0, 1).shape == (1, 211, 317, 3)
 
 
+@pytest.mark.parametrize("fmt", ["mp4", "h264", "avi", "frames"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_strided_reads_return_every_step_th_frame(media, fmt, backend):
+    # A strided scan reads its chunks with a step: the frames kept are exactly those of
+    # a full read, and a read from where the last one stopped goes on from there.
+    with open_reader(media[fmt], size=(24, 16), backend=backend) as r:
+        full = r.read(0, 80)
+    with open_reader(media[fmt], size=(24, 16), backend=backend) as r:
+        for start, stop, step in [(5, 17, 2), (40, 41, 3), (30, 62, 4), (0, 80, 5),
+                                  (79, 80, 2), (12, 12, 2), (61, 75, 7)]:
+            got = r.read(start, stop, step)
+            np.testing.assert_array_equal(got, full[start:stop:step],
+                                          err_msg=f"{fmt} {backend} [{start}, {stop}, {step})")
+        parts = [r.read(a, min(a + 12, 80), 3) for a in range(0, 80, 12)]
+        np.testing.assert_array_equal(np.concatenate(parts), full[::3])
+        for bad in (0, -1, 1.5):
+            with pytest.raises(ValueError, match="step must be a positive integer"):
+                r.read(0, 10, bad)
+
+
 def test_range_checks(media):
     with open_reader(media["mp4"], size=(8, 8)) as r:
         assert r.read(3, 3).shape == (0, 8, 8, 3)

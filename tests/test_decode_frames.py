@@ -34,6 +34,20 @@ def test_a_corrupt_frame_is_filled_with_its_neighbour_and_recorded(folder):
         assert clip[6, 0, 0, 0] == 120  # the rest untouched
 
 
+def test_a_strided_read_opens_only_its_frames_and_fills_as_a_full_read(folder):
+    with open_reader(folder, size=None) as r:
+        loads = []
+        load = r._load
+        r._load = lambda i: loads.append(i) or load(i)
+        clip = r.read(1, 11, 3)
+        assert loads == [1, 4, 7, 10]  # the images between are never opened
+        assert clip[:, 0, 0, 0].tolist() == [20, 80, 140, 200]
+    _corrupt(folder, 4)
+    with open_reader(folder, size=None) as r, open_reader(folder, size=None) as full:
+        np.testing.assert_array_equal(r.read(1, 11, 3), full.read(1, 11)[::3])
+        assert r.bad_frames.keys() == {4}  # filled with frame 3, as a full read fills it
+
+
 def test_leading_bad_frames_take_the_next_readable_one(folder):
     _corrupt(folder, 0, 1)
     with open_reader(folder, size=None) as r:  # the first image is not needed to open

@@ -105,12 +105,13 @@ def iter_chunks(
     for k in range(0, len(targets), chunk_frames):
         s, e = int(targets[k]), int(targets[min(k + chunk_frames, len(targets)) - 1]) + 1
         t0 = time.perf_counter()
-        new = reader.read(decoded_to, e)
-        # Every decoded frame is read (sequential codecs decode them anyway); only the
-        # multiples of the stride go on to flow and the model.
-        new = new[(-decoded_to) % stride :: stride] if stride > 1 else new
+        # Only the multiples of the stride are converted and resized; the codec decodes the
+        # frames between (a sequential stream needs them), the reader drops them. A read
+        # ends where the next begins, so the reader goes on without seeking back.
+        upto = min(e + (-e) % stride, stop)
+        new = reader.read(decoded_to + (-decoded_to) % stride, upto, stride)
         timings["decode_s"] += time.perf_counter() - t0
-        decoded_to = e
+        decoded_to = upto
         frames = new if tail is None else np.concatenate([tail, new])
         flows = stills = None
         if flow is not None:

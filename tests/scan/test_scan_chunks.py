@@ -11,16 +11,20 @@ from raystack.scan.chunks import iter_chunks, prefetch
 
 
 class _Reader:
-    """A 'video' whose frame i is filled with the value i; counts what it decodes."""
+    """A 'video' whose frame i is filled with the value i; counts what it decodes (a
+    sequential codec: every frame up to the last one returned) and what it returns."""
 
     def __init__(self, n: int) -> None:
         self.n = n
         self.decoded: list[int] = []
+        self.returned: list[int] = []
 
-    def read(self, a: int, b: int) -> np.ndarray:
+    def read(self, a: int, b: int, step: int = 1) -> np.ndarray:
         assert 0 <= a <= b <= self.n
+        kept = range(a, b, step)
         self.decoded += range(a, b)
-        return np.stack([np.full((2, 2, 3), i, np.uint8) for i in range(a, b)]) if b > a else \
+        self.returned += kept
+        return np.stack([np.full((2, 2, 3), i, np.uint8) for i in kept]) if kept else \
             np.zeros((0, 2, 2, 3), np.uint8)
 
 
@@ -51,6 +55,24 @@ def test_chunks_carry_context_and_decode_each_frame_once(start, stop, context, c
         assert c.flows[:, 0, 0, 0].tolist() == want[:-1].tolist()
         assert c.flows[:, 1, 0, 0].tolist() == want[1:].tolist()
     assert set(timings) == {"decode_s", "flow_s"}
+
+
+@pytest.mark.parametrize(("start", "stop", "context", "chunk", "stride"),
+                         [(32, 100, 16, 7, 2), (12, 50, 4, 5, 3), (9, 40, 2, 4, 4)])
+def test_strided_chunks_return_only_the_frames_used(start, stop, context, chunk, stride):
+    # The codec decodes each source frame once across the chunks, but only the multiples
+    # of the stride (the targets and their context) are returned by the reader.
+    reader = _Reader(stop)
+    chunks = list(iter_chunks(reader, start=start, stop=stop, context=context,
+                              chunk_frames=chunk, flow=_flow, stride=stride))
+    first = start - context * stride
+    used = [f for f in range(first, stop) if f % stride == 0]
+    assert reader.returned == used
+    assert reader.decoded == list(range(used[0], stop))  # each once, no seek back
+    for c in chunks:
+        got = np.rint((c.frames[:, 0, 0, 0] + 1) * 255 / 2).astype(int)
+        assert got.tolist() == [f for f in used if c.start - context * stride <= f < c.stop]
+        assert c.flows[:, 1, 0, 0].tolist() == got[1:].tolist()
 
 
 def test_chunks_without_flow_and_bad_start():
