@@ -16,6 +16,14 @@ with ``--fusion`` and ``--sigma`` inside the event. Rules:
 - ``run_z``: the same over the stream's rows of the whole run (SQL ``fused()``'s rule);
 - ``stream:NAME``: always that stream's box.
 
+With ``--window-sigmas S,...`` two temporal rules per S take the box from the frames around
+the peak, as the smoothed score takes its value from them (a Gaussian of S frames):
+
+- ``contrib:S``: the ``run_z`` box of the frame that adds most to the smoothed score there,
+  the highest exp(-d^2 / 2 S^2) * max(run_z, 0) over the video's frames at distance d;
+- ``vote:S``: of the ``run_z`` boxes within 2 S frames, the one the most such weight agrees
+  with (boxes that hit each other by the localisation rule, either way round).
+
     .venv/bin/python bench/box_rules.py --store /tmp/loc/store \
         --run localisation_720p_runz-tiled-small --labels /tmp/loc/archive-test/labels.json \
         --fusion weighted:0.75:fp,fr,presence --name box_rules_test
@@ -86,6 +94,39 @@ def fixed(stream: str):
     return lambda per, i: stream
 
 
+def gaussian(d: np.ndarray, sigma: float) -> np.ndarray:
+    return np.exp(-0.5 * (np.asarray(d, float) / sigma) ** 2)
+
+
+def contrib(streams: list[str], sigma: float):
+    """``contrib:S``: the run_z box of the frame that adds most to the smoothed score at i."""
+    def rule(per, i):
+        z = np.stack([per[m]["run_z"] for m in streams])
+        frames = per[streams[0]]["frames"]
+        j = int(np.argmax(gaussian(frames - frames[i], sigma) * np.maximum(z.max(0), 0)))
+        return streams[int(z[:, j].argmax())], j
+    return rule
+
+
+def vote(streams: list[str], sigma: float):
+    """``vote:S``: the run_z box within 2 S frames that the most Gaussian x z weight hits."""
+    from raystack.eval.localisation import box_hits
+
+    def rule(per, i):
+        z = np.stack([per[m]["run_z"] for m in streams])
+        frames = per[streams[0]]["frames"]
+        near = np.flatnonzero(np.abs(frames - frames[i]) <= 2 * sigma)
+        best = z[:, near].argmax(0)
+        boxes = [per[streams[b]]["boxes"][j] for b, j in zip(best, near, strict=True)]
+        w = gaussian(frames[near] - frames[i], sigma) * np.maximum(z[:, near].max(0), 0)
+        support = [sum(w[b] for b in range(len(near))
+                       if box_hits(boxes[a], boxes[b]) or box_hits(boxes[b], boxes[a]))
+                   for a in range(len(near))]
+        a = int(np.argmax(support))
+        return streams[int(best[a])], int(near[a])
+    return rule
+
+
 def boxes_of(d) -> np.ndarray:
     """(n, 4) the patch box where there is one, else the tile box."""
     patch = d[["patch_x0", "patch_y0", "patch_x1", "patch_y1"]].to_numpy(float)
@@ -106,6 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--labels", required=True, help="the synth archive's labels.json")
     ap.add_argument("--fusion", default="weighted:0.75:fp,fr,presence")
     ap.add_argument("--sigma", type=float, default=10.0)
+    ap.add_argument("--window-sigmas", default="",
+                    help="comma-separated S: add the temporal rules contrib:S and vote:S")
     ap.add_argument("--name", required=True, help="results file bench/results/NAME.json")
     args = ap.parse_args(argv)
 
@@ -129,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
         "run_z": lambda v, i: max(streams, key=lambda m: (v[m]["run_z"][i], m)),
         **{f"stream:{m}": fixed(m) for m in streams},
     }
+    for sig in (float(x) for x in args.window_sigmas.split(",") if x.strip()):
+        rules |= {f"contrib:{sig:g}": contrib(streams, sig), f"vote:{sig:g}": vote(streams, sig)}
     events = labelled_events(json.loads(Path(args.labels).read_text()))
     detail, totals = [], {r: {"peak_hits": 0, "frame_share_sum": 0.0} for r in rules}
     for e in events:
@@ -155,15 +200,19 @@ def main(argv: list[str] | None = None) -> None:
             continue
         peak = int(inside[np.argmax(fused[inside])])
 
-        def hit(i: int, m: str, e=e, per=per, frames=frames) -> bool:
-            return any(box_hits(per[m]["boxes"][i], t) for t in e.boxes.get(int(frames[i]), []))
+        def hit(i: int, choice, e=e, per=per, frames=frames) -> bool:
+            """Does the box ``choice`` (a stream, or a stream and a frame) hit at frame i?"""
+            m, j = choice if isinstance(choice, tuple) else (choice, i)
+            return any(box_hits(per[m]["boxes"][j], t) for t in e.boxes.get(int(frames[i]), []))
 
         row = {"video": e.video, "kind": e.kind, "start": e.start, "stop": e.stop,
                "peak_frame": int(frames[peak]), "rules": {}}
         for name, rule in rules.items():
-            peak_hit = hit(peak, rule(per, peak))
+            choice = rule(per, peak)
+            peak_hit = hit(peak, choice)
             share = float(np.mean([hit(i, rule(per, i)) for i in inside]))
-            row["rules"][name] = {"peak_stream": rule(per, peak), "peak_hit": peak_hit,
+            stream = choice[0] if isinstance(choice, tuple) else choice
+            row["rules"][name] = {"peak_stream": stream, "peak_hit": peak_hit,
                                   "frame_share": round(share, 3)}
             totals[name]["peak_hits"] += int(peak_hit)
             totals[name]["frame_share_sum"] += share
