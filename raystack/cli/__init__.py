@@ -23,7 +23,9 @@ from raystack.cli import scan  # noqa: E402, F401
 from raystack.cli import query  # noqa: E402, F401
 from raystack.cli import evaluate  # noqa: E402, F401
 # isort: on
-from raystack.cli.app import app  # noqa: E402
+from raystack.cli.app import app, reflow_commands  # noqa: E402
+
+reflow_commands(app)
 
 # Commands that hold a Ray driver, whose sockets must see EPIPE as an error, not a signal.
 _RAY_COMMANDS = frozenset({"scan", "train"})

@@ -7,6 +7,8 @@ calls the library and prints; it holds no logic of its own.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 from typing import Any
 
 import typer
@@ -98,6 +100,38 @@ def emit(table: Any, fmt: str, out: str | None) -> None:
     text = write_result(table, fmt, out)
     typer.echo(f"wrote {table.num_rows} rows to {text}" if out else text,
                nl=not text.endswith("\n"))
+
+
+# A line of help that starts one of these stays on a line of its own: a command to copy
+# (``raystack ...``) or a labelled item (``park: ...``).
+_OWN_LINE = re.compile(r"raystack |[a-z][\w-]*: ")
+
+
+def reflow(text: str) -> str:
+    """``text`` with each paragraph's wrapped lines joined into one.
+
+    Typer (>= 0.16) prints a docstring's single line breaks as they are, so lines wrapped
+    at the source's width break again at the terminal's, leaving a word or two alone on a
+    line. Joined, the terminal wraps them once.
+    """
+    paragraphs = []
+    for para in inspect.cleandoc(text).split("\n\n"):
+        lines = [ln.strip() for ln in para.splitlines() if ln.strip()]
+        out: list[str] = []
+        for ln in lines:
+            if out and not _OWN_LINE.match(ln):
+                out[-1] += " " + ln
+            else:
+                out.append(ln)
+        paragraphs.append("\n".join(out))
+    return "\n\n".join(paragraphs)
+
+
+def reflow_commands(typer_app: typer.Typer) -> None:
+    """Reflow the help of every command registered on ``typer_app`` (see :func:`reflow`)."""
+    for command in typer_app.registered_commands:
+        doc = command.help or inspect.getdoc(command.callback) or ""
+        command.help = reflow(doc)
 
 
 FORMAT_HELP = "table (default), csv, json or parquet (parquet needs --out)."

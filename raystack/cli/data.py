@@ -42,6 +42,7 @@ def synth(
     street: a photo-textured plaza in perspective with 5-15 articulated
     people; anomalies are a runner, a person standing in the flower bed,
     a cyclist, erratic motion, a thrown ball, a car.
+
     Per-frame labels (0 normal, 1 anomalous, over the sorted test videos)
     go to OUT/frame_labels_synth.npy; OUT/labels.json holds each test
     video's anomalous ranges and a pixel box per anomalous frame.
