@@ -135,4 +135,4 @@ def reflow_commands(typer_app: typer.Typer) -> None:
 
 
 FORMAT_HELP = "table (default), csv, json or parquet (parquet needs --out)."
-STORE_HELP = "A store: folder or s3:// URI."
+STORE_HELP = "A store: folder or s3:// URI (or --store STORE, as scan names it)."

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from raystack.cli.app import abs_path, app, fail, query_errors
+from raystack.cli.app import STORE_HELP, abs_path, app, fail, query_errors
 from raystack.query.defaults import EVENTS
 
 
 @app.command("eval")
 def eval_cmd(
     store: str = typer.Argument(..., callback=abs_path,
-        help="The scan's store: folder or s3:// URI."),
+        help=STORE_HELP),
     labels: str = typer.Option(
         ..., "--labels", callback=abs_path,
         help="frame_labels_*.npy, an ano_pred .mat, a test_frame_mask folder or labels.json "
@@ -53,7 +53,7 @@ def eval_cmd(
 @app.command("report")
 def report_cmd(
     store: str = typer.Argument(..., callback=abs_path,
-        help="The scan's store: a folder or s3:// URI."),
+        help=STORE_HELP),
     run_id: str = typer.Option(..., "--run-id", help="The scan run to report."),
     out: str = typer.Option("report", "--out", "-o", callback=abs_path,
         help="Folder for index.html."),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from raystack.cli.app import abs_path, app, default_of, fail
+from raystack.cli.app import STORE_HELP, abs_path, app, default_of, fail
 from raystack.exitcodes import run_exit_code
 from raystack.scan.config import ScanConfig
 
@@ -128,8 +128,7 @@ def scan_cmd(
 
 @app.command("status")
 def status_cmd(
-    store: str = typer.Argument(..., callback=abs_path,
-                                help="The store a scan wrote: folder or s3:// URI."),
+    store: str = typer.Argument(..., callback=abs_path, help=STORE_HELP),
     run: str = typer.Argument(None, help="The run to summarise (or --run-id RUN).",
                               show_default=False),
     run_id: str = typer.Option(None, "--run-id", help="The run to summarise."),
