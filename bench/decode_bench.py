@@ -116,7 +116,8 @@ def random_clips(cls, frames: int, n: int = 12, length: int = 16):
     return run, n * length
 
 
-def bench_variant(files: list[Path], frames: int, repeats: int) -> dict:
+def bench_variant(files: list[Path], frames: int, repeats: int,
+                  only: tuple[str, ...] = ()) -> dict:
     """Frames/s of every configuration; repeats are interleaved across configurations so
     that load from other processes on a shared machine hits all of them alike."""
     cases: dict[str, tuple] = {}
@@ -128,15 +129,18 @@ def bench_variant(files: list[Path], frames: int, repeats: int) -> dict:
             )
             cases[f"seq_pyav_reader_{tag}{ttag}"] = (seq_reader(PyAVReader, size, threads), frames)
     for step in (2, 4):
-        for cls, name in ((DecordReader, "decord"), (PyAVReader, "pyav")):
-            cases[f"seq_{name}_reader_256_step{step}"] = (seq_reader(cls, OUT_SIZE, 0, step),
-                                                          frames)
+        for threads, ttag in ((0, ""), (1, "_1thread")):
+            for cls, name in ((DecordReader, "decord"), (PyAVReader, "pyav")):
+                cases[f"seq_{name}_reader_256_step{step}{ttag}"] = (
+                    seq_reader(cls, OUT_SIZE, threads, step), frames)
     cases["raw_decord_index_256"] = (raw_decord_index(OUT_SIZE), frames)
     cases["raw_decord_batch32_256"] = (raw_decord_batch(OUT_SIZE), frames)
     cases["raw_pyav_256"] = (raw_pyav(OUT_SIZE), frames)
     cases["raw_pyav_swscale_256"] = (raw_pyav(OUT_SIZE, swscale=True), frames)
     for cls, name in ((DecordReader, "decord"), (PyAVReader, "pyav")):
         cases[f"random16_{name}_reader_256"] = random_clips(cls, frames)
+    if only:
+        cases = {k: v for k, v in cases.items() if any(o in k for o in only)}
     times: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(repeats):
         for k, (fn, _n) in cases.items():
@@ -151,7 +155,11 @@ def bench_variant(files: list[Path], frames: int, repeats: int) -> dict:
             "median": round(total / statistics.median(times[k]), 1),
             "best": round(total / min(times[k]), 1),
         }
-    for tag in ("256", "src", "256_1thread", "src_1thread"):
+    tags = ("256", "src", "256_1thread", "src_1thread", "256_step2", "256_step4",
+            "256_step2_1thread", "256_step4_1thread")
+    for tag in tags:
+        if f"seq_pyav_reader_{tag}" not in res or f"seq_decord_reader_{tag}" not in res:
+            continue
         a, b = res[f"seq_pyav_reader_{tag}"], res[f"seq_decord_reader_{tag}"]
         res[f"ratio_pyav_over_decord_seq_{tag}"] = {
             s: round(a[s] / b[s], 3) for s in ("median", "best")
@@ -184,6 +192,9 @@ def main() -> None:
                          "h264:1280x720,h264:1920x1080)")
     ap.add_argument("--no-open-cost", action="store_true",
                     help="skip the open-cost measurement (a 6,000-frame video)")
+    ap.add_argument("--only", default="",
+                    help="comma-separated substrings: run only the cases whose name holds one "
+                         "(e.g. step,_reader_256: the strided reads and their stride-1 rows)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "decode.json"))
     args = ap.parse_args()
 
@@ -206,7 +217,8 @@ def main() -> None:
                 codec=codec,
             )
             files = sorted((root / "train").glob("*.mp4"))
-            results[name] = bench_variant(files, args.frames, args.repeats)
+            results[name] = bench_variant(files, args.frames, args.repeats,
+                                          tuple(o for o in args.only.split(",") if o))
             print(f"done {name}", file=sys.stderr)
         # Opening cost against length: decord's open scans the whole file.
         opens = {}
