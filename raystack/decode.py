@@ -38,6 +38,13 @@ from raystack.media import LocalMedia
 # opens a long file once per segment; past LONG_VIDEO_BYTES that pass costs more than
 # decord's decode advantage over a segment, and PyAV, which opens in ~2 ms and seeks by
 # timestamp, reads sequential segments instead.
+# A strided scan (--stride N) decodes every frame but converts only every N-th: PyAV skips
+# the conversion of the others, while decord converts every frame it decodes. Strided
+# sequential reads at camera sizes to 256x256, PyAV/decord, one decoder thread (a scan
+# actor's): 1.02-1.33 at stride 2, 1.08-1.59 at stride 4 (h264 and mpeg4 720p, h264 1080p;
+# bench/results/decode_camera_stride.json); with default threads at the synth's sizes
+# 0.96-1.28 at stride 2, 1.10-1.55 at stride 4 (decode.json). So they use PyAV.
+STRIDED_SEQUENTIAL_BACKEND = "pyav"
 SEQUENTIAL_BACKEND = "decord"
 LONG_VIDEO_SEQUENTIAL_BACKEND = "pyav"
 LONG_VIDEO_BYTES = 1 << 30
@@ -318,6 +325,7 @@ def open_reader(
     threads: int = 0,
     frames_fps: float = 25.0,
     num_frames: int | None = None,
+    step: int = 1,
 ) -> VideoReader:
     """Open a reader for local media: a video file, a frame folder, or a :class:`LocalMedia`.
 
@@ -333,6 +341,9 @@ def open_reader(
         frames_fps: frame rate assumed for frame folders.
         num_frames: the probed frame count, if known; the PyAV reader then skips
             counting packets in containers that store no count.
+        step: with ``sequential``, the step the caller's reads will take (a scan's
+            ``--stride``); above 1 the sequential reader is
+            :data:`STRIDED_SEQUENTIAL_BACKEND`.
 
     Raises:
         UndecodableVideoError: the file cannot be decoded (names it and says why).
@@ -351,12 +362,12 @@ def open_reader(
     if os.path.getsize(path) == 0:
         raise UndecodableVideoError(media.name, "file is empty (0 bytes)")
     if backend is None:
-        long = sequential and os.path.getsize(path) > LONG_VIDEO_BYTES
-        backend = (
-            LONG_VIDEO_SEQUENTIAL_BACKEND
-            if long
-            else (SEQUENTIAL_BACKEND if sequential else RANDOM_BACKEND)
-        )
+        if not sequential:
+            backend = RANDOM_BACKEND
+        elif os.path.getsize(path) > LONG_VIDEO_BYTES:
+            backend = LONG_VIDEO_SEQUENTIAL_BACKEND
+        else:
+            backend = STRIDED_SEQUENTIAL_BACKEND if step > 1 else SEQUENTIAL_BACKEND
     if backend == "pyav":
         return PyAVReader(path, uri=media.name, size=size, threads=threads, num_frames=num_frames)
     return DecordReader(path, uri=media.name, size=size, threads=threads)

@@ -7,6 +7,7 @@ import pytest
 
 from raystack.decode import (
     SEQUENTIAL_BACKEND,
+    STRIDED_SEQUENTIAL_BACKEND,
     load_image,
     open_reader,
     read_clip,
@@ -147,6 +148,11 @@ def test_sequential_flag_picks_the_sequential_backend(media):
     with open_reader(media["mp4"], sequential=True) as r:
         assert r.backend == SEQUENTIAL_BACKEND
     with open_reader(media["mp4"]) as r:
+        assert r.backend == "decord"
+    # A strided scan's reads: PyAV converts only the frames kept, decord every one.
+    with open_reader(media["mp4"], sequential=True, step=3) as r:
+        assert r.backend == STRIDED_SEQUENTIAL_BACKEND == "pyav"
+    with open_reader(media["mp4"], step=3) as r:  # random access ignores the step
         assert r.backend == "decord"
     with pytest.raises(ValueError, match="unknown decode backend"):
         open_reader(media["mp4"], backend="opencv")

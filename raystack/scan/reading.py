@@ -88,7 +88,8 @@ class UnitReading:
         src = unit.source if unit.source is not None else unit.uri
         media = materialise(src, cache_dir=opt.cache_dir, max_bytes=opt.cache_max_bytes)
         size = opt.size if not callable(opt.size) else None
-        reader = open_reader(media, size=size, sequential=True, threads=opt.threads,
+        reader = open_reader(media, size=size, sequential=True, step=opt.stride,
+                             threads=opt.threads,
                              frames_fps=unit.fps if unit.fps > 0 else 25.0)
         self.timings["decode_s"] += time.perf_counter() - t0
         with reader:
