@@ -17,6 +17,7 @@ naming the file and the reason.
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -120,9 +121,11 @@ class VideoInfo:
 class _AVStream:
     """One PyAV video stream that yields ``(index, frame)`` from any start frame.
 
-    The index of the first frame after a seek comes from its timestamp (constant frame
-    rate, as camera footage has); later frames are counted, so timestamp jitter cannot
-    duplicate or skip an index.
+    The index of the first frame after a seek comes from its timestamp; later frames are
+    counted, so timestamp jitter cannot duplicate or skip an index. Without an index the
+    timestamp is read at a constant frame rate (camera footage), which a variable-rate
+    file breaks; :meth:`build_index` reads every packet's timestamp once (as decord does
+    at every open) and makes seeks exact for any rate.
     """
 
     def __init__(self, file: Any, uri: str, threads: int = 0) -> None:
@@ -151,6 +154,28 @@ class _AVStream:
         self.codec = self.stream.codec_context.name
         self._gen: Iterator[tuple[int, Any]] | None = None
         self.next_index = -1  # index the generator yields next; -1 = none open
+        self._pts: list[int] | None = None  # every frame's timestamp, sorted (build_index)
+
+    def build_index(self) -> int:
+        """Read every packet's timestamp; seeks are then exact. Returns the frame count."""
+        import av
+
+        pts = []
+        try:
+            for pkt in self.container.demux(self.stream):
+                if pkt.size > 0:
+                    pts.append(pkt.pts)
+        except av.error.FFmpegError as e:
+            raise UndecodableVideoError(self.uri, f"demuxing failed: {_short(e)}") from e
+        self._gen, self.next_index = None, -1
+        declared = int(self.stream.frames)
+        if 0 < len(pts) < declared:
+            reason = (f"declares {declared} frames but holds packets of {len(pts)}; "
+                      "truncated or corrupt")
+            raise UndecodableVideoError(self.uri, reason)
+        # No timestamps (raw streams): the constant-rate reading is all there is.
+        self._pts = sorted(pts) if pts and None not in pts else None
+        return len(pts)
 
     def declared_frames(self) -> int:
         """Frame count from the container, or from counting packets when it has none."""
@@ -170,7 +195,15 @@ class _AVStream:
     def _index_of(self, pts: int | None) -> int | None:
         if pts is None:
             return None
+        if self._pts is not None:
+            i = bisect.bisect_left(self._pts, pts)
+            return i if i < len(self._pts) and self._pts[i] == pts else None
         return round(float((pts - self.start_pts) * self.time_base) * self.fps)
+
+    def _timestamp_of(self, index: int) -> int:
+        if self._pts is not None:
+            return self._pts[min(index, len(self._pts) - 1)]
+        return self.start_pts + int(index / self.fps / self.time_base)
 
     def _frames_after_seek(self, target: int) -> Iterator[tuple[int, Any]]:
         """Seek to the keyframe before ``target``; yields (index, frame) from there."""
@@ -181,7 +214,7 @@ class _AVStream:
             # fall back to decoding from the start.
             for t in (target, target - int(2 * self.fps) - 1, target - int(10 * self.fps) - 1, 0):
                 t = max(0, t)
-                ts = self.start_pts + int(t / self.fps / self.time_base)
+                ts = self._timestamp_of(t)
                 self.container.seek(ts, stream=self.stream, backward=True, any_frame=False)
                 decoded = self.container.decode(self.stream)
                 first = next(decoded, None)
@@ -257,7 +290,9 @@ class PyAVReader(VideoReader):
     segment of a very long file costs one seek; consecutive reads continue decoding.
 
     ``num_frames`` (from the videos table) spares containers that store no frame count
-    (some mkv/webm) a pass over all packets at every open.
+    (some mkv/webm) a pass over all packets at every open. ``exact`` makes that pass
+    always, to index every frame's timestamp: seeks are then exact in a variable-rate
+    file too, as decord's are (a strided scan's reader; long files skip it).
     """
 
     backend = "pyav"
@@ -270,10 +305,13 @@ class PyAVReader(VideoReader):
         size=(256, 256),
         threads: int = 0,
         num_frames: int | None = None,
+        exact: bool = False,
     ):
         super().__init__(uri or path, size)
         self._s = _AVStream(path, self.uri, threads=threads)
         try:
+            if exact:
+                num_frames = self._s.build_index()
             self.num_frames = num_frames or self._s.declared_frames()
             if self.num_frames <= 0:
                 raise UndecodableVideoError(self.uri, "the video stream holds no frames")
@@ -369,7 +407,11 @@ def open_reader(
         else:
             backend = STRIDED_SEQUENTIAL_BACKEND if step > 1 else SEQUENTIAL_BACKEND
     if backend == "pyav":
-        return PyAVReader(path, uri=media.name, size=size, threads=threads, num_frames=num_frames)
+        # Exact seeks cost a pass over the packets (decord's index costs the same), which
+        # only a long file's segments cannot afford.
+        exact = not (sequential and os.path.getsize(path) > LONG_VIDEO_BYTES)
+        return PyAVReader(path, uri=media.name, size=size, threads=threads,
+                          num_frames=num_frames, exact=exact)
     return DecordReader(path, uri=media.name, size=size, threads=threads)
 
 

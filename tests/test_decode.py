@@ -285,3 +285,41 @@ def test_readers_take_local_media_only(tmp_path, media):
     empty.write_bytes(b"")
     with pytest.raises(UndecodableVideoError, match=r"s3://cams/e\.mp4: .*empty"):
         open_reader(LocalMedia(str(empty), "video", uri="s3://cams/e.mp4"))
+
+
+def test_pyav_seeks_exactly_in_a_variable_frame_rate_file(tmp_path):
+    # Frame gaps of 20-80 ms: reading timestamps at a constant rate put PyAV one frame
+    # off after a seek (frame 31 for 30). Its timestamp index makes it decord's equal.
+    import fractions
+
+    import av
+
+    path = tmp_path / "vfr.mp4"
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width = s.height = 64
+        s.pix_fmt = "yuv420p"
+        ms = fractions.Fraction(1, 1000)
+        s.codec_context.time_base = ms
+        s.time_base = ms
+        s.options = {"bf": "0"}
+        t = 0
+        for i in range(120):
+            img = np.zeros((64, 64, 3), np.uint8)
+            img[:, : 8 + i % 48] = 255  # a bar that grows: every frame differs
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = t, ms
+            t += int(rng.choice([40, 40, 40, 80, 20]))
+            for packet in s.encode(f):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    with (
+        open_reader(path, size=None, backend="decord") as d,
+        open_reader(path, size=None, sequential=True, step=3) as p,
+    ):
+        assert p.backend == "pyav" and p.num_frames == d.num_frames == 120
+        for a, b in ((30, 60), (90, 100), (61, 120), (0, 12)):
+            np.testing.assert_array_equal(p.read(a, b), d.read(a, b))
+        np.testing.assert_array_equal(p.read(10, 100, 3), d.read(10, 100, 3))
