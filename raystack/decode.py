@@ -178,19 +178,10 @@ class _AVStream:
         return len(pts)
 
     def declared_frames(self) -> int:
-        """Frame count from the container, or from counting packets when it has none."""
-        import av
-
+        """Frame count from the container, or from indexing its packets when it has none."""
         if self.stream.frames > 0:
             return int(self.stream.frames)
-        n = 0
-        try:
-            for pkt in self.container.demux(self.stream):
-                n += pkt.size > 0
-        except av.error.FFmpegError as e:
-            raise UndecodableVideoError(self.uri, f"demuxing failed: {_short(e)}") from e
-        self._gen, self.next_index = None, -1
-        return n
+        return self.build_index()
 
     def _index_of(self, pts: int | None) -> int | None:
         if pts is None:
@@ -399,19 +390,19 @@ def open_reader(
         raise UndecodableVideoError(media.name, "file does not exist")
     if os.path.getsize(path) == 0:
         raise UndecodableVideoError(media.name, "file is empty (0 bytes)")
+    long = sequential and os.path.getsize(path) > LONG_VIDEO_BYTES
     if backend is None:
         if not sequential:
             backend = RANDOM_BACKEND
-        elif os.path.getsize(path) > LONG_VIDEO_BYTES:
+        elif long:
             backend = LONG_VIDEO_SEQUENTIAL_BACKEND
         else:
             backend = STRIDED_SEQUENTIAL_BACKEND if step > 1 else SEQUENTIAL_BACKEND
     if backend == "pyav":
         # Exact seeks cost a pass over the packets (decord's index costs the same), which
         # only a long file's segments cannot afford.
-        exact = not (sequential and os.path.getsize(path) > LONG_VIDEO_BYTES)
         return PyAVReader(path, uri=media.name, size=size, threads=threads,
-                          num_frames=num_frames, exact=exact)
+                          num_frames=num_frames, exact=not long)
     return DecordReader(path, uri=media.name, size=size, threads=threads)
 
 
