@@ -14,6 +14,13 @@ with ``--fusion`` and ``--sigma`` inside the event. Rules:
 - ``weighted_anomaly``: the same times the stream's fusion weight;
 - ``video_z``: the highest robust z, (median - psnr) / MAD, over the stream's rows of the video;
 - ``run_z``: the same over the stream's rows of the whole run (SQL ``fused()``'s rule);
+- ``run_rank``: the smallest share of the stream's rows of the whole run that score as low
+  or lower (its empirical tail); ties go to ``run_z``. Unlike a z it does not reward a
+  stream whose floor is common (``presence`` saturates at 1 / (training frames + 1));
+- ``run_tail``: ``run_rank`` with the share rounded up to a level of TAIL_LEVELS (1-2-5
+  steps); ties go to ``run_z``;
+- ``run_tail5``: the same at COARSE_LEVELS, where the run's lowest 5% is one level: SQL
+  ``fused()``'s rule (``tail_levels()``), with ``--box-streams`` less ``fr``;
 - ``stream:NAME``: always that stream's box.
 
 With ``--window-sigmas S,...`` two temporal rules per S take the box from the frames around
@@ -73,6 +80,27 @@ def robust_z(psnr: np.ndarray, ref: np.ndarray) -> np.ndarray:
     mad = float(np.median(np.abs(ref - med)))
     spread = mad if mad > 0 else 0.6745 * float(np.std(ref))
     return (med - psnr) / max(spread, 1e-9)
+
+
+def tail_share(psnr: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Share of ``ref`` at or below each of ``psnr`` (low = unusual)."""
+    ref = np.sort(np.asarray(ref, float))
+    return np.searchsorted(ref, psnr, side="right") / len(ref)
+
+
+TAIL_LEVELS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+COARSE_LEVELS = (0.05, 0.1, 0.2, 0.5)
+
+
+def tail_level(psnr: np.ndarray, ref: np.ndarray, levels=TAIL_LEVELS) -> np.ndarray:
+    """The smallest level of TAIL_LEVELS whose quantile of ``ref`` lies above each of
+    ``psnr`` (1.0 where none does): the run's tail the score lies in, at 1-2-5 resolution.
+    Strictly above: a value many rows share (a floor) is in the tail of all of them."""
+    q = np.quantile(np.asarray(ref, float), levels, method="inverted_cdf")
+    out = np.ones(len(psnr))
+    for level, v in zip(levels[::-1], q[::-1], strict=True):
+        out[np.asarray(psnr) < v] = level
+    return out
 
 
 def load_rows(store: str, run: str):
@@ -149,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sigma", type=float, default=10.0)
     ap.add_argument("--window-sigmas", default="",
                     help="comma-separated S: add the temporal rules contrib:S and vote:S")
+    ap.add_argument("--box-streams",
+                    help="comma-separated: the streams the rules may take a box from (default "
+                         "every stream of the fusion; the fused score still uses them all)")
     ap.add_argument("--name", required=True, help="results file bench/results/NAME.json")
     args = ap.parse_args(argv)
 
@@ -163,6 +194,12 @@ def main(argv: list[str] | None = None) -> None:
         msg = f"run {args.run} has no stream {missing} (it has {sorted(set(rows['model']))})"
         raise SystemExit(msg)
     whole = {m: rows[rows.model == m].psnr.to_numpy(float) for m in streams}
+    if args.box_streams:
+        streams = [m for m in args.box_streams.split(",") if m]
+        unknown = sorted(set(streams) - set(fusion.streams))
+        if unknown:
+            msg = f"--box-streams {unknown} are not streams of the fusion {args.fusion}"
+            raise SystemExit(msg)
     fused_by_video = fused_scores(args.store, args.run, fusion, args.sigma)
     rules = {
         "anomaly": lambda v, i: max(streams, key=lambda m: (v[m]["anomaly"][i], m)),
@@ -170,6 +207,12 @@ def main(argv: list[str] | None = None) -> None:
                                              key=lambda m: (weights[m] * v[m]["anomaly"][i], m)),
         "video_z": lambda v, i: max(streams, key=lambda m: (v[m]["video_z"][i], m)),
         "run_z": lambda v, i: max(streams, key=lambda m: (v[m]["run_z"][i], m)),
+        "run_rank": lambda v, i: max(streams, key=lambda m: (-v[m]["run_tail"][i],
+                                                             v[m]["run_z"][i], m)),
+        "run_tail": lambda v, i: max(streams, key=lambda m: (-v[m]["tail_level"][i],
+                                                             v[m]["run_z"][i], m)),
+        "run_tail5": lambda v, i: max(streams, key=lambda m: (-v[m]["tail_coarse"][i],
+                                                              v[m]["run_z"][i], m)),
         **{f"stream:{m}": fixed(m) for m in streams},
     }
     for sig in (float(x) for x in args.window_sigmas.split(",") if x.strip()):
@@ -185,7 +228,10 @@ def main(argv: list[str] | None = None) -> None:
             lo, hi = p.min(), p.max()
             per[m] = {"frames": d.frame.to_numpy(), "boxes": boxes_of(d),
                       "anomaly": 1.0 - (p - lo) / (hi - lo) if hi > lo else np.zeros_like(p),
-                      "video_z": robust_z(p, p), "run_z": robust_z(p, whole[m])}
+                      "video_z": robust_z(p, p), "run_z": robust_z(p, whole[m]),
+                      "run_tail": tail_share(p, whole[m]),
+                      "tail_level": tail_level(p, whole[m]),
+                      "tail_coarse": tail_level(p, whole[m], COARSE_LEVELS)}
         frames = per[streams[0]]["frames"]
         if any(len(per[m]["frames"]) != len(frames) or (per[m]["frames"] != frames).any()
                for m in streams):

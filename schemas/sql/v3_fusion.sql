@@ -27,6 +27,19 @@ CREATE OR REPLACE MACRO fusion_name(fusion, alpha, streams) AS
 -- ('presence' is the scene prior's: raystack/scene_prior.py).
 CREATE OR REPLACE MACRO auto_baselines() AS ['diff', 'motion', 'presence'];
 
+-- The levels of a run's low tail that a fused frame's box is ranked by (run_tail of
+-- v3_query.sql). Coarse on purpose: every score in a run's lowest 5% is "rare" alike, and
+-- among rare scores the deeper dip in units of its stream's spread (run_z) wins, so one
+-- stream's lone noisy frame does not outrank another's long, deep dip. Four levels:
+-- run_tail() tests each by its index.
+CREATE OR REPLACE MACRO tail_levels() AS [0.05, 0.1, 0.2, 0.5]::DOUBLE[];
+
+-- Streams whose box a fused frame takes only when the fusion has no other stream: FR's
+-- error is a flow reconstruction's, worst where the flow is largest (the people nearest
+-- the camera), and its box hit the anomaly at 3 to 5 of 12 peak frames where FP's hit 6
+-- to 10 (bench/box_rules.py, docs/evaluation.md "Which stream's box").
+CREATE OR REPLACE MACRO box_last_streams() AS ['fr'];
+
 -- The streams 'auto' chooses among: a run's streams less the baselines, or all of them
 -- when the run has nothing else.
 CREATE OR REPLACE MACRO auto_learned(streams) AS

@@ -114,11 +114,12 @@ CREATE OR REPLACE MACRO smoothed(sigma := 10, run := NULL, normalise := 'video')
 -- spread around it (the median absolute deviation; 0.6745 x the standard deviation, a
 -- normal's MAD, for a stream that holds one value on most rows, as presence does at its
 -- floor or at 0 dB, so that a small step off that value does not outweigh every other
--- stream's real deviation).
+-- stream's real deviation), and its low tail: the PSNR at each of tail_levels().
 CREATE OR REPLACE MACRO stream_spread(run := NULL) AS TABLE
     SELECT s.run_id, s.model, median(s.psnr)::DOUBLE AS mid,
            CASE WHEN mad(s.psnr) > 0 THEN mad(s.psnr)::DOUBLE
-                ELSE 0.6745 * stddev_pop(s.psnr) END AS spread
+                ELSE 0.6745 * stddev_pop(s.psnr) END AS spread,
+           quantile_disc(s.psnr, tail_levels())::DOUBLE[] AS tail
     FROM scores AS s
     WHERE s.gated IS NOT TRUE AND (run IS NULL OR s.run_id = checked_run(run))
     GROUP BY s.run_id, s.model;
@@ -126,30 +127,55 @@ CREATE OR REPLACE MACRO stream_spread(run := NULL) AS TABLE
 -- stream_spread() as one value, a map from run_id || chr(0) || model (a scalar subquery
 -- is computed once; a join on the two keys made DuckDB hash the score rows, not the spreads).
 CREATE OR REPLACE MACRO spreads(run) AS (
-    SELECT map(list(d.run_id || chr(0) || d.model), list({'mid': d.mid, 'spread': d.spread}))
+    SELECT map(list(d.run_id || chr(0) || d.model),
+               list({'mid': d.mid, 'spread': d.spread, 'tail': d.tail}))
     FROM stream_spread(run := run) AS d);
 
 -- run_z: how unusual a score is for its stream in its run, (mid - psnr) / spread
 -- (stream_spread; high = worse than the stream usually is).
 CREATE OR REPLACE MACRO run_z(psnr, usual) AS (usual.mid - psnr) / greatest(usual.spread, 1e-9);
 
+-- run_tail: the share of its run's rows that score as low as psnr, rounded up to a level
+-- of tail_levels() (1.0 above the last): the smallest level whose PSNR lies strictly above
+-- psnr. Strictly, so a value that many rows share (presence at its floor) sits in the tail
+-- of all of them, not in the rarest level. A CASE over the four levels, not a lambda over
+-- the list: it runs for every row of every fused stream.
+CREATE OR REPLACE MACRO run_tail(psnr, usual) AS
+    CASE WHEN psnr < usual.tail[1] THEN tail_levels()[1]
+         WHEN psnr < usual.tail[2] THEN tail_levels()[2]
+         WHEN psnr < usual.tail[3] THEN tail_levels()[3]
+         WHEN psnr < usual.tail[4] THEN tail_levels()[4]
+         WHEN usual.tail IS NULL THEN NULL
+         ELSE 1.0::DOUBLE END;
+
 -- The arg_max key that picks a fused frame's box among its streams' rows (fused_unfiltered,
--- below): the highest run_z, then the stream whose name sorts last. A stream with no
--- ungated row in its run has no spread; its NULL run_z counts as -infinity (a NULL in
--- arg_max's key would rank first).
-CREATE OR REPLACE MACRO box_rank(row_psnr, row_run, row_model, run) AS
-    {'z': coalesce(run_z(row_psnr, spreads(run)[row_run || chr(0) || row_model]),
-                   '-infinity'::DOUBLE),
+-- below), given the row's stream_spread() as usual: a stream of box_last_streams() only
+-- when no other stream of the fusion is there, then the rarest run_tail, then the highest
+-- run_z, then the stream whose name sorts last. A stream with no ungated row in its run has
+-- no spread; it counts as the least unusual (a NULL in arg_max's key would rank first).
+-- usual must be a column, not the spreads() lookup itself: a macro repeats its argument
+-- wherever it is used, and every repeat would look the map up again for every row.
+CREATE OR REPLACE MACRO box_key(row_psnr, row_model, usual) AS
+    {'boxes': NOT list_contains(box_last_streams(), row_model),
+     'tail': -coalesce(run_tail(row_psnr, usual), 2.0),
+     'z': coalesce(run_z(row_psnr, usual), '-infinity'::DOUBLE),
      'm': row_model};
+
+-- smoothed() rows of a run with their stream's stream_spread(), looked up once per row.
+CREATE OR REPLACE MACRO smoothed_usual(sigma, run, normalise) AS TABLE
+    SELECT s.*, spreads(run)[s.run_id || chr(0) || s.model] AS usual
+    FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s;
 
 -- fused() before its roi/exclude filter, with the tiles column that filter reads. A fused
 -- frame of several streams carries the region of the stream most unusual there for its run
--- (highest run_z, before smoothing; on a tie the stream whose name sorts last). Not the
--- highest normalised anomaly: a per-video min-max stretches every stream's noise to reach 1
--- in every video, so a stream that sees nothing of an anomaly still tops some of its
--- frames and would take their box (docs/evaluation.md, "Which stream's box"). A gated
--- row's psnr is its stream's trivial score of a still frame, above the stream's usual
--- level, so its run_z is below that of any stream that is below its own (box_rank).
+-- (box_key: the rarest tail level of its run, then the highest run_z, before smoothing),
+-- FR's only when the fusion has no other stream. Not the highest normalised anomaly: a
+-- per-video min-max stretches every stream's noise to reach 1 in every video, so a stream
+-- that sees nothing of an anomaly still tops some of its frames and would take their box;
+-- not run_z first: a stream that often sits at one value (presence at its floor) has a
+-- narrow spread and a high z there on normal frames (docs/evaluation.md, "Which stream's
+-- box"). A gated row's psnr is its stream's trivial score of a still frame, above the
+-- stream's usual level, so it is in no tail (box_key).
 CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, normalise) AS TABLE
     SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
            s.timestamp_s, s.score, s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1,
@@ -172,8 +198,8 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                END AS score,
                arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
                                  s.patch_y0, s.patch_x1, s.patch_y1),
-                       box_rank(s.psnr, s.run_id, s.model, run)) AS r
-        FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
+                       box_key(s.psnr, s.model, s.usual)) AS r
+        FROM smoothed_usual(sigma, run, normalise) AS s
         -- fusion_name() here too (a constant, folded when planned): a query that projects
         -- only the score must still refuse an alpha outside [0, 1] or a bad list of streams.
         WHERE fusion IN ('weighted', 'max') AND fusion_name(fusion, alpha, streams) IS NOT NULL
@@ -196,8 +222,8 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                END AS score,
                arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
                                  s.patch_y0, s.patch_x1, s.patch_y1),
-                       box_rank(s.psnr, s.run_id, s.model, run)) AS r
-        FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
+                       box_key(s.psnr, s.model, s.usual)) AS r
+        FROM smoothed_usual(sigma, run, normalise) AS s
         JOIN auto_fusion(alpha := alpha, run := run) AS a
             ON a.run_id = s.run_id AND (s.model = a.s1 OR s.model = a.s2)
         WHERE fusion = 'auto'

@@ -98,28 +98,63 @@ def test_events_carry_the_peak_frames_box_and_patch(con):
     ]
 
 
-def test_fused_box_is_the_most_unusual_streams(con):
+def test_fused_box_is_never_frs_beside_another_stream(con):
     q = ("SELECT frame, box_x0, box_y0, patch_x0 FROM fused(fusion := 'weighted', sigma := 0) "
          "WHERE video_id = 'cam1' AND frame IN (12, 27) ORDER BY frame")
-    # Frame 12: fp is anomalous, fr normal. Frame 27: both dip; fr 4.1 and fp 3.2 of their
-    # run's spread below their median (run_z: 0.6745 x stddev, both streams' MAD being 0).
+    # Frame 12: fp is anomalous, fr normal. Frame 27: both dip and fr is the more unusual
+    # for its run (4.1 against 3.2 spreads below the median), but FR's box lies where the
+    # flow is largest, not where the anomaly is (box_last_streams()): fp's box.
     assert [tuple(r.values()) for r in run_sql(con, q).to_pylist()] == [
-        (12, A[0], A[1], PA[0]), (27, D[0], D[1], PD[0])]
+        (12, A[0], A[1], PA[0]), (27, B[0], B[1], PB[0])]
     ev = run_sql(con, "SELECT start_frame, box_x0 FROM events(fusion := 'max', sigma := 0, "
                       "threshold := 0.5, min_frames := 1) WHERE video_id = 'cam1' "
                       "ORDER BY start_frame").to_pylist()
-    # Frame 0 is fr's own worst frame (psnr 9): max fusion flags it, in fr's box there.
-    assert [(e["start_frame"], e["box_x0"]) for e in ev] == [(0, C[0]), (10, A[0]), (25, D[0])]
+    # Frame 0 is fr's own worst frame (psnr 9): max fusion flags it, in fp's box there.
+    assert [(e["start_frame"], e["box_x0"]) for e in ev] == [(0, C[0]), (10, A[0]), (25, B[0])]
+    # FR alone, or fused with nothing that boxes, still has its box.
+    alone = run_sql(con, "SELECT frame, box_x0 FROM fused(fusion := 'max', streams := ['fr'], "
+                         "sigma := 0) WHERE video_id = 'cam1' AND frame = 27").to_pylist()
+    assert [(r["frame"], r["box_x0"]) for r in alone] == [(27, D[0])]
+
+
+def test_a_stream_often_at_its_floor_does_not_take_a_rarer_streams_box(tmp_path):
+    """presence sits at its floor on a third of the rows: its spread is narrow and its z at
+    the floor high, but a third of the run scores as low. fp's dip is in its run's 5% tail:
+    the box is fp's (run_tail before run_z; before this rule, run_z alone gave presence
+    the box of such frames and missed 1 of the 12 validation events of the street bench)."""
+    st = Store(tmp_path / "store")
+    n = 60
+    fp = [30.0 + 0.1 * (f % 7) for f in range(n)]
+    fp[40] = fp[41] = 26.0  # 2 of 60 rows: the 5% tail
+    pr = [-33.0 if f % 3 == 0 else -20.0 + 0.1 * (f % 5) for f in range(n)]
+    pr[39] = pr[40] = pr[41] = pr[42] = -33.0
+    st.write_table("scores", "r1", "cam-fp", stream_rows("cam", "fp", fp, [B] * n, [PB] * n))
+    st.write_table("scores", "r1", "cam-presence",
+                   stream_rows("cam", "presence", pr, [C] * n, [PC] * n))
+    c = connect(st)
+    got = run_sql(c, "SELECT frame, box_x0 FROM fused(fusion := 'weighted', streams := "
+                     "['fp', 'presence'], sigma := 0) WHERE frame IN (39, 40) ORDER BY frame")
+    ranks = run_sql(c, "SELECT s.model, run_z(s.psnr, d) AS z, run_tail(s.psnr, d) AS tail "
+                       "FROM scores s JOIN stream_spread() d USING (run_id, model) "
+                       "WHERE s.frame = 40 ORDER BY s.model").to_pylist()
+    c.close()
+    fp_rank, pr_rank = ranks
+    assert pr_rank["z"] > fp_rank["z"]  # what run_z alone would have boxed
+    assert (fp_rank["tail"], pr_rank["tail"]) == (0.05, 0.5)
+    # Frame 39: fp is usual (in no tail of its run), presence at its floor is in the lower
+    # half of its run: presence's box.
+    assert [tuple(r.values()) for r in got.to_pylist()] == [(39, C[0]), (40, B[0])]
 
 
 def test_a_noise_stream_does_not_take_a_real_dips_box(tmp_path):
     """Min-max per video stretches a stream that sees nothing to anomaly 1 at its own
-    noisiest frame; the box goes by how unusual each stream is for its run (run_z of
-    stream_spread)."""
+    noisiest frame; the box goes by how unusual each stream is for its run. Both are in
+    their run's 5% tail (run_tail's rarest level, alike): the deeper dip in units of its
+    spread (run_z) takes the box."""
     import math
 
     st = Store(tmp_path / "store")
-    n = 60
+    n = 300
     fp = [30.0 + 0.2 * math.sin(f) for f in range(n)]
     for f in range(20, 30):
         fp[f] = 22.0
@@ -133,14 +168,15 @@ def test_a_noise_stream_does_not_take_a_real_dips_box(tmp_path):
                    stream_rows("cam", "presence", pr, [C] * n, [PC] * n))
     c = connect(st)
     q = ("SELECT frame, box_x0, patch_x0 FROM fused(fusion := 'weighted', "
-         "streams := ['fp', 'presence'], sigma := 0) WHERE frame IN (5, 22, 25) ORDER BY frame")
+         "streams := ['fp', 'presence'], sigma := 0) WHERE frame IN (22, 25) ORDER BY frame")
     got = [tuple(r.values()) for r in run_sql(c, q).to_pylist()]
-    run_z = run_sql(c, "SELECT s.model, run_z(s.psnr, d) AS run_z FROM scores s "
-                       "JOIN stream_spread() d USING (run_id, model) WHERE s.frame = 22 "
-                       "ORDER BY s.model").to_pylist()
+    ranks = run_sql(c, "SELECT s.model, run_z(s.psnr, d) AS z, run_tail(s.psnr, d) AS tail "
+                       "FROM scores s JOIN stream_spread() d USING (run_id, model) "
+                       "WHERE s.frame = 22 ORDER BY s.model").to_pylist()
     c.close()
-    assert got[1:] == [(22, B[0], PB[0]), (25, B[0], PB[0])]
-    assert run_z[0]["run_z"] > 30 and 2 < run_z[1]["run_z"] < 10
+    assert got == [(22, B[0], PB[0]), (25, B[0], PB[0])]
+    assert ranks[0]["tail"] == ranks[1]["tail"] == 0.05
+    assert ranks[0]["z"] > 30 and 2 < ranks[1]["z"] < 10
 
 
 def test_a_stream_gated_throughout_does_not_take_the_box(tmp_path):

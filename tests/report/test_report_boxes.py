@@ -63,15 +63,14 @@ def test_strip_frames_are_even_and_unique():
     assert strip_frames(0, 100, 0) == []
 
 
-def test_a_frames_box_is_the_most_unusual_streams(tmp_path, scanned_store, write_region_run):
+def test_a_frames_box_is_the_fused_frames(tmp_path, scanned_store, write_region_run):
     _, videos, _ = scanned_store
     st = Store(tmp_path / "store")
     vid = videos.column("video_id")[0].as_py()
     fr_patch = (0, 0, 8, 8)
     write_region_run(st, videos.slice(0, 1), {(vid, "fp"): (TILE, PATCH),
                                               (vid, "fr"): (TILE, fr_patch)})
-    # fp and fr dip alike, but fr far deeper at frame 30 and fp 3 dB deeper at frame 27:
-    # frame 30's box is fr's, frame 27's fp's (the stream furthest below its run's median).
+    # fp and fr dip alike, but fr far deeper at frame 30 and fp 3 dB deeper at frame 27.
     for model, frame, delta in (("fr", 30, -20.0), ("fp", 30, 5.0), ("fp", 27, -3.0)):
         t = st.read_table("scores", "r1").filter(pc.equal(pc.field("model"), model))
         psnr = t.column("psnr").to_numpy().copy()
@@ -80,9 +79,13 @@ def test_a_frames_box_is_the_most_unusual_streams(tmp_path, scanned_store, write
         st.write_table("scores", "r1", f"{vid}-{model}", t)
     con = connect(st)
     got = frame_regions(con, ARGS, [(vid, 27), (vid, 30), (vid, 20)])
+    alone = frame_regions(con, {**ARGS, "fusion": "max", "streams": ["fr"]}, [(vid, 30)])
     con.close()
-    assert got[(vid, 27)]["patch_x1"] == PATCH[2]  # fp's
-    assert got[(vid, 30)]["patch_x1"] == fr_patch[2]  # fr's
+    # The report draws SQL fused()'s box: fp's beside fr, however deep fr dips (FR's box
+    # only where nothing else boxes, docs/evaluation.md "Which stream's box"); fr's alone.
+    assert got[(vid, 27)]["patch_x1"] == PATCH[2]
+    assert got[(vid, 30)]["patch_x1"] == PATCH[2]
+    assert alone[(vid, 30)]["patch_x1"] == fr_patch[2]
     assert got[(vid, 20)]["patch_x0"] is None  # outside the dip: no box stored
 
 
@@ -168,9 +171,9 @@ def test_the_events_rows_own_peak_frame_and_box_win(tmp_path, scanned_store, wri
     assert regions[(vid, 31)] == own  # as SQL reported it, not looked up again
     assert bare["peak_frame"] == 27 and bare["strip"] == [25, 28, 32]  # the curve's maximum
     assert regions[(vid, 27)]["patch_x0"] == PATCH[0]
-    # fp and fr differ by a constant: equally anomalous everywhere, and on a tie the stream
-    # whose name sorts last gives the box (as SQL fused() does).
-    assert regions[(vid, 27)]["patch_x1"] == fr_patch[2]
+    # fp and fr differ by a constant, equally anomalous everywhere: fp gives the box, as
+    # SQL fused() does (FR's box only where no other stream of the fusion has one).
+    assert regions[(vid, 27)]["patch_x1"] == PATCH[2]
 
 
 def test_the_reports_boxes_are_fused_boxes(tmp_path, scanned_store, write_region_run):
@@ -200,7 +203,7 @@ def test_the_reports_boxes_are_fused_boxes(tmp_path, scanned_store, write_region
     con.close()
     assert (vids[0], 28) not in fused
     assert {k: data["regions"][k] for k in shown} == {k: fused[k] for k in shown}
-    assert fr_patch[2] in {r["patch_x1"] for r in data["regions"].values()}  # boxes, not NULLs
+    assert PATCH[2] in {r["patch_x1"] for r in data["regions"].values()}  # boxes, not NULLs
 
 
 def test_a_store_written_by_v1_shows_thumbnails_without_boxes(tmp_path, pixels):
