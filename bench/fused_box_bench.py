@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from events_bench import export_baseline
-    from machine_info import machine
+    from machine_info import save_results
 
     store = generate(Path(args.dir) / f"store_{args.frames}", args.frames)
     tmp = Path(tempfile.mkdtemp(prefix="fused-box-baseline-"))
@@ -147,11 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             a, b = (statistics.median(r["query_s"] for r in rs) for rs in by_side.values())
             print(f"{q:8s} {'ratio (this / base)':20s} {a / b:8.2f}")
             rows.append({"query": q, "ratio_this_over_baseline": round(a / b, 3)})
-    doc = {"machine": machine(), "command": " ".join(shlex.quote(a) for a in sys.argv),
-           "frames": args.frames, "baseline_commit": commit, "rows": rows}
-    out = ROOT / "bench" / "results" / f"{args.name}.json"
-    out.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"\nwrote {out}")
+    print()
+    save_results(args.name, {"frames": args.frames, "baseline_commit": commit, "rows": rows})
     return 0
 
 

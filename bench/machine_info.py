@@ -67,3 +67,18 @@ def machine(**extra: Any) -> dict[str, Any]:
     except ImportError:
         info["torch"] = None
     return {**info, **extra}
+
+
+def save_results(name: str, doc: dict[str, Any], argv: list[str] | None = None) -> Path:
+    """Write ``bench/results/<name>.json``: ``doc`` after the machine and the command that
+    made it (``argv``, default ``sys.argv``); print and return its path."""
+    import json
+    import shlex
+    import sys
+
+    args = sys.argv if argv is None else argv
+    out = ROOT / "bench" / "results" / f"{name}.json"
+    full = {"machine": machine(), "command": " ".join(shlex.quote(a) for a in args), **doc}
+    out.write_text(json.dumps(full, indent=1, default=str) + "\n")
+    print(f"wrote {out}")
+    return out

@@ -22,8 +22,6 @@ Printed and written to ``bench/results/<name>.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import pyarrow as pa
     import pyarrow.compute as pc
-    from machine_info import machine
+    from machine_info import save_results
     from tile_rules import write_run
 
     from raystack.archive import list_archive
@@ -142,11 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(f"{variant:5s} {res.fusion:30s} micro {row['micro_auc']:.4f}  localised "
                   f"{row['localised']}/{row['events']}  {row['by_kind']}", flush=True)
-    doc = {"machine": machine(), "command": " ".join(shlex.quote(a) for a in sys.argv),
-           "rows": rows}
-    out = ROOT / "bench" / "results" / f"{args.name}.json"
-    out.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {out}")
+    save_results(args.name, {"rows": rows})
     return 0
 
 

@@ -23,20 +23,21 @@ The rules apply to the streams of ``--streams`` (default the models' and the tri
 ``diff`` and ``motion``, so the baselines are judged under the same rule); the others keep
 their scan rows (``presence`` is already a per-cell normal tail).
 
-    .venv/bin/python bench/tile_rules.py --store /tmp/loc12/store \
-        --run scratch_s5-tiled-small --archive /tmp/loc12/archive-test-s5/test \
-        --labels /tmp/loc12/archive-test-s5/labels.json \
-        --checkpoints /tmp/loc12/runs/.../fp.pt,/tmp/loc12/runs/.../fr.pt --tile-scale 4 \
-        --fusion weighted:0.75:fp,fr,presence --name tile_rules_val
+    .venv/bin/python bench/tile_rules.py --store /tmp/loc12/rules-store --run s5 \
+        --archive /tmp/loc12/archive-test-s5/test --labels /tmp/loc12/archive-test-s5/labels.json \
+        --checkpoints /tmp/loc12/runs/<fp run>/fp.pt,/tmp/loc12/runs/<fr run>/fr.pt \
+        --tile-scale 4 --reference-archive /tmp/loc12/archive-train/train --name tile_rules_val
 
-Printed and written to ``bench/results/<name>.json``; the per-tile scores are cached in
-``<store>/../tile_rules-<run>.npz`` so a second call only re-evaluates.
+The scan is replayed with the run's checkpoints and scan settings (``UnitScorer``, no Ray)
+and written as ``<run>-<rule>`` per rule (``<run>-worst`` is the scan's own rows). Printed
+and written to ``bench/results/<name>.json``; the per-tile scores are cached in
+``<store>/../tile_rules-<run>.pkl`` (and ``-reference.pkl``), so a second call only
+re-evaluates.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import pickle
 
-    from machine_info import machine
+    from machine_info import save_results
 
     from raystack.eval import evaluate
 
@@ -260,12 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{rule:14s} {res.fusion:32s} micro {res.micro_auc:.4f}  "
                   f"localised {row['localised']}/{row['events']}  "
                   f"baselines {row['baselines']}", flush=True)
-    import shlex
-    doc = {"machine": machine(), "command": " ".join(shlex.quote(a) for a in sys.argv),
-           "rows": rows}
-    out = ROOT / "bench" / "results" / f"{args.name}.json"
-    out.write_text(json.dumps(doc, indent=1, default=str))
-    print(f"wrote {out}")
+    save_results(args.name, {"rows": rows})
     return 0
 
 
