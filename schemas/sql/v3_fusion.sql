@@ -36,8 +36,9 @@ CREATE OR REPLACE MACRO tail_levels() AS [0.05, 0.1, 0.2, 0.5]::DOUBLE[];
 
 -- Streams whose box a fused frame takes only when the fusion has no other stream: FR's
 -- error is a flow reconstruction's, worst where the flow is largest (the people nearest
--- the camera), and its box hit the anomaly at 3 to 5 of 12 peak frames where FP's hit 6
--- to 10 (bench/box_rules.py, docs/evaluation.md "Which stream's box").
+-- the camera). On the street benchmark's runs its own box hit the anomaly in 0.27 to 0.44
+-- of the event frames, FP's in 0.58 to 0.67 (bench/box_rules.py, docs/evaluation.md
+-- "Which stream's box").
 CREATE OR REPLACE MACRO box_last_streams() AS ['fr'];
 
 -- The streams 'auto' chooses among: a run's streams less the baselines, or all of them

@@ -138,8 +138,7 @@ CREATE OR REPLACE MACRO run_z(psnr, usual) AS (usual.mid - psnr) / greatest(usua
 -- run_tail: the share of its run's rows that score as low as psnr, rounded up to a level
 -- of tail_levels() (1.0 above the last): the smallest level whose PSNR lies strictly above
 -- psnr. Strictly, so a value that many rows share (presence at its floor) sits in the tail
--- of all of them, not in the rarest level. A CASE over the four levels, not a lambda over
--- the list: it runs for every row of every fused stream.
+-- of all of them, not in the rarest level. One WHEN per level of tail_levels().
 CREATE OR REPLACE MACRO run_tail(psnr, usual) AS
     CASE WHEN psnr < usual.tail[1] THEN tail_levels()[1]
          WHEN psnr < usual.tail[2] THEN tail_levels()[2]
