@@ -104,6 +104,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the modes trained, scanned and evaluated: whole,tiled (default), or "
                         "one of them (e.g. tiled at another --tile-scale, whole-frame results "
                         "being independent of the tile scale)")
+    p.add_argument("--train-seed", type=int, default=0,
+                   help="training's seed (model init, clip order): another seed is another "
+                        "training of the same recipe, to see how much the figures move")
     p.add_argument("--quick", action="store_true",
                    help=f"end-to-end check at a tiny size: {QUICK}")
     args = p.parse_args(argv)
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         trained[mode] = train_runs(
             args.model, archive=archives["train"] / "train", work=work, name=train_name,
             clips_per_epoch=args.clips_per_epoch, preset=args.preset, epochs=args.epochs,
-            tiles=mode == "tiled", tile_scale=args.tile_scale)
+            tiles=mode == "tiled", tile_scale=args.tile_scale, seed=args.train_seed)
         train_s[mode] = trained[mode]["seconds"]
         scan_s[mode], gated[mode] = scan_run(args, mode, archives[test_split] / "test",
                                 trained[mode]["checkpoints"], store, name)
