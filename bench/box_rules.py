@@ -19,8 +19,8 @@ with ``--fusion`` and ``--sigma`` inside the event. Rules:
   stream whose floor is common (``presence`` saturates at 1 / (training frames + 1));
 - ``run_tail``: ``run_rank`` with the share rounded up to a level of TAIL_LEVELS (1-2-5
   steps); ties go to ``run_z``;
-- ``run_tail5``: the same at COARSE_LEVELS, where the run's lowest 5% is one level: SQL
-  ``fused()``'s rule (``tail_levels()``), with ``--box-streams`` less ``fr``;
+- ``run_tail5``: the same at SQL ``tail_levels()`` (read from the query layer), where the
+  run's lowest 5% is one level: ``fused()``'s rule, with ``--box-streams`` less ``fr``;
 - ``stream:NAME``: always that stream's box.
 
 With ``--window-sigmas S,...`` two temporal rules per S take the box from the frames around
@@ -89,13 +89,24 @@ def tail_share(psnr: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 TAIL_LEVELS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
-COARSE_LEVELS = (0.05, 0.1, 0.2, 0.5)
+
+
+def sql_tail_levels() -> tuple[float, ...]:
+    """The levels SQL ``fused()`` ranks boxes by (``tail_levels()`` of v3_fusion.sql)."""
+    from raystack.query.connection import connect_scores
+    from raystack.store import table_schema
+
+    con = connect_scores(table_schema("scores").empty_table())
+    try:
+        return tuple(con.sql("SELECT tail_levels()").fetchall()[0][0])
+    finally:
+        con.close()
 
 
 def tail_level(psnr: np.ndarray, ref: np.ndarray, levels=TAIL_LEVELS) -> np.ndarray:
-    """The smallest level of TAIL_LEVELS whose quantile of ``ref`` lies above each of
-    ``psnr`` (1.0 where none does): the run's tail the score lies in, at 1-2-5 resolution.
-    Strictly above: a value many rows share (a floor) is in the tail of all of them."""
+    """The smallest of ``levels`` whose quantile of ``ref`` lies above each of ``psnr``
+    (1.0 where none does): the run's tail the score lies in, at that resolution. Strictly
+    above: a value many rows share (a floor) is in the tail of all of them."""
     q = np.quantile(np.asarray(ref, float), levels, method="inverted_cdf")
     out = np.ones(len(psnr))
     for level, v in zip(levels[::-1], q[::-1], strict=True):
@@ -201,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
             msg = f"--box-streams {unknown} are not streams of the fusion {args.fusion}"
             raise SystemExit(msg)
     fused_by_video = fused_scores(args.store, args.run, fusion, args.sigma)
+    coarse = sql_tail_levels()
     rules = {
         "anomaly": lambda v, i: max(streams, key=lambda m: (v[m]["anomaly"][i], m)),
         "weighted_anomaly": lambda v, i: max(streams,
@@ -231,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
                       "video_z": robust_z(p, p), "run_z": robust_z(p, whole[m]),
                       "run_tail": tail_share(p, whole[m]),
                       "tail_level": tail_level(p, whole[m]),
-                      "tail_coarse": tail_level(p, whole[m], COARSE_LEVELS)}
+                      "tail_coarse": tail_level(p, whole[m], coarse)}
         frames = per[streams[0]]["frames"]
         if any(len(per[m]["frames"]) != len(frames) or (per[m]["frames"] != frames).any()
                for m in streams):

@@ -30,8 +30,7 @@ CREATE OR REPLACE MACRO auto_baselines() AS ['diff', 'motion', 'presence'];
 -- The levels of a run's low tail that a fused frame's box is ranked by (run_tail of
 -- v3_query.sql). Coarse on purpose: every score in a run's lowest 5% is "rare" alike, and
 -- among rare scores the deeper dip in units of its stream's spread (run_z) wins, so one
--- stream's lone noisy frame does not outrank another's long, deep dip. Four levels:
--- run_tail() tests each by its index.
+-- stream's lone noisy frame does not outrank another's long, deep dip.
 CREATE OR REPLACE MACRO tail_levels() AS [0.05, 0.1, 0.2, 0.5]::DOUBLE[];
 
 -- Streams whose box a fused frame takes only when the fusion has no other stream: FR's

@@ -138,14 +138,10 @@ CREATE OR REPLACE MACRO run_z(psnr, usual) AS (usual.mid - psnr) / greatest(usua
 -- run_tail: the share of its run's rows that score as low as psnr, rounded up to a level
 -- of tail_levels() (1.0 above the last): the smallest level whose PSNR lies strictly above
 -- psnr. Strictly, so a value that many rows share (presence at its floor) sits in the tail
--- of all of them, not in the rarest level. One WHEN per level of tail_levels().
+-- of all of them, not in the rarest level.
 CREATE OR REPLACE MACRO run_tail(psnr, usual) AS
-    CASE WHEN psnr < usual.tail[1] THEN tail_levels()[1]
-         WHEN psnr < usual.tail[2] THEN tail_levels()[2]
-         WHEN psnr < usual.tail[3] THEN tail_levels()[3]
-         WHEN psnr < usual.tail[4] THEN tail_levels()[4]
-         WHEN usual.tail IS NULL THEN NULL
-         ELSE 1.0::DOUBLE END;
+    coalesce(tail_levels()[list_position(list_transform(usual.tail, lambda q: psnr < q), true)],
+             CASE WHEN usual.tail IS NOT NULL THEN 1.0::DOUBLE END);
 
 -- The arg_max key that picks a fused frame's box among its streams' rows (fused_unfiltered,
 -- below), given the row's stream_spread() as usual: a stream of box_last_streams() only
