@@ -44,15 +44,46 @@ def pooled(exceed: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def presence_rows(rows, frames: np.ndarray, prior, grid):
-    """The stored ``presence`` rows of one video with psnr, boxes and patches recomputed."""
+def refit_persist(prior, clips: list[np.ndarray], k: int):
+    """``prior`` with its normal tail refitted on ``clips`` at a persistence of ``k`` frames
+    (the background and noise kept)."""
+    from raystack.scene_prior import LEVELS, clip_shares, persistent
+
+    levels = np.asarray(LEVELS, np.float32)
+    exceed = np.zeros(prior.exceed.shape, np.float64)
+    total = 0
+    for c in clips:
+        held = persistent(clip_shares(c, prior.background, prior.noise, prior.cell), k)
+        exceed += (held[..., None] >= levels).sum(axis=0)
+        total += len(c)
+    return replace(prior, exceed=(exceed / total).astype(np.float32), persist=k)
+
+
+def tail_at(frames: np.ndarray, prior, k: int) -> np.ndarray:
+    """presence_tail with a persistence of ``k`` frames read from the video's start (fewer
+    before frame k - 1): row j is frame j."""
+    from raystack.scene_prior import LEVELS, clip_shares, persistent
+
+    held = persistent(clip_shares(frames, prior.background, prior.noise, prior.cell), k)
+    idx = np.searchsorted(np.asarray(LEVELS, np.float32), held, side="right") - 1
+    p = np.take_along_axis(prior.exceed[None].repeat(len(held), 0),
+                           np.clip(idx, 0, None)[..., None], axis=-1)[..., 0]
+    p = np.where(idx < 0, 1.0, p)
+    return np.maximum(p, 1.0 / (prior.frames + 1)).astype(np.float32)
+
+
+def presence_rows(rows, frames: np.ndarray, prior, grid, k: int | None = None):
+    """The stored ``presence`` rows of one video with psnr, boxes and patches recomputed
+    (at a persistence of ``k`` frames when given)."""
     import pyarrow as pa
 
-    from raystack.scene_prior import PERSIST, presence_scores, presence_tail
+    from raystack.scene_prior import presence_scores, presence_tail
     from raystack.store.schema import BOX_COLUMNS, PATCH_COLUMNS
 
-    psnr, box = presence_scores(presence_tail(frames, prior), prior, grid.boxes)
-    idx = rows["frame"].to_numpy() - (PERSIST - 1)  # tail row j is frame j + PERSIST - 1
+    tail = presence_tail(frames, prior) if k is None else tail_at(frames, prior, k)
+    psnr, box = presence_scores(tail, prior, grid.boxes)
+    # presence_tail's row j is frame j + persist - 1; tail_at's is frame j
+    idx = rows["frame"].to_numpy() - (prior.persist - 1 if k is None else 0)
     ps, bx = psnr[idx], box[idx]
     worst = ps.argmin(axis=1)
     n = np.arange(len(idx))
@@ -66,6 +97,19 @@ def presence_rows(rows, frames: np.ndarray, prior, grid):
     return rows
 
 
+def prior_clips(archive: str, img_size: tuple[int, int], scale: float) -> list[np.ndarray]:
+    """The training frames the run's prior was fitted on (scene_calibration's selection)."""
+    from raystack.train import TrainConfig
+    from raystack.train.data import decode_frames
+    from raystack.train.listing import list_training_videos
+    from raystack.train.scene_calibration import MAX_FRAMES
+
+    sources = list_training_videos(archive)
+    per_video = max(8, MAX_FRAMES // max(1, len(sources)))
+    frac = TrainConfig.__dataclass_fields__["val_fraction"].default
+    return [decode_frames(s, img_size, scale=scale, head=(frac, per_video)) for s in sources]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", required=True)
@@ -74,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", required=True)
     ap.add_argument("--checkpoints", required=True, help="the run's checkpoints, comma-separated")
     ap.add_argument("--tile-scale", type=float, required=True)
-    ap.add_argument("--variants", default="same,nb1,nb2")
+    ap.add_argument("--variants", default="same,nb1,nb2",
+                    help="same, nbR (R cells pooled) or persistK (K frames of persistence)")
+    ap.add_argument("--train-archive", help="the normal footage the prior was fitted on "
+                    "(persistK variants refit its tail)")
     ap.add_argument("--fusion", default="weighted:0.75:fp,fr,presence")
     ap.add_argument("--sigma", type=float, default=10.0)
     ap.add_argument("--name", required=True)
@@ -106,19 +153,28 @@ def main(argv: list[str] | None = None) -> int:
         decoded[v["video_id"]] = (decode_frames(src, tuple(scorer.img_size), scale=args.tile_scale),
                                   TileGrid.for_frame((v["height"], v["width"]),
                                                      tuple(scorer.img_size), args.tile_scale))
-    rows = []
+    rows, train_clips = [], None
     for variant in args.variants.split(","):
-        prior = scorer.scene_prior
+        prior, k = scorer.scene_prior, None
         if variant.startswith("nb"):
             prior = replace(prior, exceed=pooled(prior.exceed, int(variant[2:])))
+        elif variant.startswith("persist"):
+            if not args.train_archive:
+                msg = "persistK variants refit the prior: give --train-archive"
+                raise SystemExit(msg)
+            if train_clips is None:
+                train_clips = prior_clips(args.train_archive, tuple(scorer.img_size),
+                                          args.tile_scale)
+            k = int(variant[len("persist"):])
+            prior = refit_persist(prior, train_clips, k)
         elif variant != "same":
-            msg = f"unknown variant {variant!r}: same or nbR"
+            msg = f"unknown variant {variant!r}: same, nbR or persistK"
             raise SystemExit(msg)
         tables, drift = {}, 0.0
         for vid, (frames, grid) in decoded.items():
             mine = scores.filter(pc.equal(scores["video_id"], vid))
             old = mine.filter(pc.equal(mine["model"], "presence"))
-            new = presence_rows(old, frames, prior, grid)
+            new = presence_rows(old, frames, prior, grid, k)
             if variant == "same":
                 drift = max(drift, float(np.abs(new["psnr"].to_numpy()
                                                 - old["psnr"].to_numpy()).max()))

@@ -9,8 +9,9 @@ windows of each model's ``context + 1`` frames, runs them under ``torch.inferenc
 the same target frames. PSNR is the protocol's (docs/evaluation.md,
 :func:`raystack.scoring.psnr`), on frames and on model-range flow alike.
 
-Alignment: with ``context`` the largest context of the models (at least PERSIST - 1 = 7
-with the ``presence`` stream, which reads how long foreground persists), the scored frames
+Alignment: with ``context`` the largest context of the models (at least the scene prior's
+``persist - 1``, 23 for a new prior, with the ``presence`` stream, which reads how long
+foreground persists), the scored frames
 are ``context .. T-1``. A model of context c scores frame i from frames i-c .. i (and flows
 i-c .. i-1, ``flows[j]`` being the flow from frame j to j+1): FP from its ``t`` frames
 before i, FR from ``flows[i-1]``.
@@ -39,7 +40,7 @@ import torch.nn as nn
 from raystack.models.baselines import Baselines
 from raystack.models.contract import ScoringModel, StreamScores
 from raystack.precision import autocast, autocast_dtype
-from raystack.scene_prior import PERSIST, PRESENCE_STREAM, ScenePrior
+from raystack.scene_prior import PRESENCE_STREAM, ScenePrior
 from raystack.scoring import BASELINE_STREAMS, REGIONS
 
 # Frames (tiles) per model call when none is given. On the CPU a batch of 4 already runs
@@ -141,9 +142,9 @@ class FrameScorer:
         if len(set(self.streams)) != len(self.streams):
             msg = f"FrameScorer: two models write the same stream ({self.streams})"
             raise ValueError(msg)
-        # presence looks at how long foreground persists: PERSIST - 1 frames before a target
+        # presence looks at how long foreground persists: persist - 1 frames before a target
         self.context: int = max([m.context for m in self._scorers]
-                                + ([PERSIST - 1] if scene_prior is not None else []))
+                                + ([scene_prior.persist - 1] if scene_prior is not None else []))
         self.needs_flow: bool = any(m.needs_flow for m in self._scorers)
         self.checkpoints: dict[str, dict[str, Any]] = {}
 
@@ -341,9 +342,9 @@ class FrameScorer:
             for s, w in windows.items():
                 psnr[s], box[s] = self._calibrated(w, refs[s])
             windows = {}
-        if self.scene_prior is not None:  # from the target's PERSIST frames up to it
+        if self.scene_prior is not None:  # from the target's persist frames up to it
             psnr[PRESENCE_STREAM], found = self._presence(
-                frames[self.context - PERSIST + 1:], boxes, keep)
+                frames[self.context - self.scene_prior.persist + 1:], boxes, keep)
             if self.region != "frame":
                 box[PRESENCE_STREAM] = found
         return {s: StreamScores(psnr[s], aux.get(s), box.get(s), windows.get(s))
@@ -352,7 +353,7 @@ class FrameScorer:
     def _presence(self, frames: np.ndarray, boxes: np.ndarray, keep: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
         """The ``presence`` scores (n, N) and boxes (n, N, 4) in tiles ``boxes`` of the n
-        targets at the end of ``frames`` (model range; PERSIST - 1 more before them); NaN
+        targets at the end of ``frames`` (model range; persist - 1 more before them); NaN
         (box zeros) where a tile is skipped."""
         from raystack.scene_prior import presence_scores, presence_tail
 

@@ -11,8 +11,9 @@ at a door nobody uses. A fixed camera's normal footage says where people go, so
   flowers in the wind), the largest over the channels;
 - ``exceed``: per cell of ``cell`` x ``cell`` pixels and per share level of :data:`LEVELS`,
   the fraction of normal frames in which the cell's foreground share stayed at or above
-  that level for the last :data:`PERSIST` frames (its *persistent* share: the smallest over
-  those frames). ``occupancy`` (the mean share) is kept for reading, not for scoring.
+  that level for the last ``persist`` frames (its *persistent* share: the smallest over
+  those frames; :data:`PERSIST` for a new prior, the record's own for a recorded one).
+  ``occupancy`` (the mean share) is kept for reading, not for scoring.
 
 A pixel is foreground when it differs from the background by more than
 ``THRESHOLD + NOISE_K * noise`` grey levels after a per-frame, per-channel gain (lighting
@@ -21,15 +22,15 @@ persistent share reaches (1 below the first level; at least ``1 / (frames + 1)``
 stream's score is ``10 log10 p`` of the worst cell in each tile: 0 dB where normal footage
 does the same, down to ``-10 log10(frames + 1)`` for someone standing where nobody ever
 stands (high = normal, in dB like every other stream). Its box is that cell. A walker
-crossing a cell nobody else crosses holds it for a few frames and is not persistent; a car
-parked on the road is, when the road is usually empty.
+crossing a cell nobody else crosses holds it for well under a second and is not
+persistent; a car parked on the road is, when the road is usually empty.
 
 It is learned from normal footage but is not a deep model, and it sees nothing that moves
 where people normally move: it is reported beside the ``diff`` and ``motion`` baselines, and
 the learned streams are fused with it, never replaced (docs/models.md, "The scene prior").
 
     prior = fit_scene_prior([clip_a, clip_b])           # uint8 (T, H, W, 3) normal clips
-    tail = presence_tail(frames_u8, prior)              # (T - PERSIST + 1, gh, gw): p
+    tail = presence_tail(frames_u8, prior)              # (T - prior.persist + 1, gh, gw): p
     psnr, box = presence_scores(tail, prior, boxes)     # (.., N), (.., N, 4) in tile pixels
 """
 
@@ -52,8 +53,12 @@ RECORD_VERSION = 1
 # Grey levels above the background a pixel must differ by, on top of NOISE_K x its noise.
 THRESHOLD = 20.0
 NOISE_K = 4.0
-# Frames a cell's foreground must persist: about a third of a second at 25 fps.
-PERSIST = 8
+# Frames a cell's foreground must persist in a new prior: about a second at 25 fps. A
+# walker holds a distant cell (a person's width) for a third of a second or more, so 8
+# frames, the first priors' persistence, took walkers a little off the usual paths for
+# people standing there; 24 was chosen on the validation archive (docs/models.md, "How
+# long foreground must stay"). A recorded prior keeps the persistence it was fitted with.
+PERSIST = 24
 # Share levels the normal tail fractions are kept at.
 LEVELS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8)
 # Cells per working-frame width: 20 gives 16 px cells at a 320-px working width, about a
@@ -79,6 +84,7 @@ class ScenePrior:
     exceed: np.ndarray  # (gh, gw, len(LEVELS)) float32: normal tail fractions
     cell: int
     frames: int = 0  # normal frames the fractions are over
+    persist: int = PERSIST  # frames a share must hold to count (the fractions' own)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -94,7 +100,7 @@ class ScenePrior:
         return {"version": RECORD_VERSION, "size": list(self.size), "cell": int(self.cell),
                 "tiles": bool(tiles),
                 "frames": int(self.frames), "threshold": THRESHOLD, "noise_k": NOISE_K,
-                "persist": PERSIST, "levels": list(LEVELS),
+                "persist": int(self.persist), "levels": list(LEVELS),
                 "background": torch.from_numpy(np.ascontiguousarray(self.background)),
                 "noise": torch.from_numpy(np.ascontiguousarray(self.noise, np.float32)),
                 "occupancy": torch.from_numpy(np.ascontiguousarray(self.occupancy, np.float32)),
@@ -109,7 +115,7 @@ class ScenePrior:
         """
         if (int(record.get("version", -1)) != RECORD_VERSION
                 or tuple(record.get("levels", ())) != LEVELS
-                or int(record.get("persist", -1)) != PERSIST):
+                or int(record.get("persist", -1)) < 1):
             msg = (f"{where}: scene prior record version {record.get('version')!r}; this "
                    f"raystack reads version {RECORD_VERSION} (retrain, or scan with --no-presence)")
             raise ValueError(msg)
@@ -117,7 +123,7 @@ class ScenePrior:
         prior = cls(bg, np.asarray(record["noise"], np.float32),
                     np.asarray(record["occupancy"], np.float32),
                     np.asarray(record["exceed"], np.float32), int(record["cell"]),
-                    int(record.get("frames", 0)))
+                    int(record.get("frames", 0)), int(record["persist"]))
         grid = grid_shape(prior.size, prior.cell)
         if (bg.ndim != 3 or bg.shape[2] != 3 or prior.noise.shape != bg.shape[:2]
                 or prior.occupancy.shape != grid
@@ -165,7 +171,8 @@ def cell_shares(mask: np.ndarray, cell: int) -> np.ndarray:
 
 
 def fit_scene_prior(clips: Sequence[np.ndarray], *, cell: int | None = None,
-                    background_frames: int = BACKGROUND_FRAMES) -> ScenePrior:
+                    background_frames: int = BACKGROUND_FRAMES,
+                    persist: int = PERSIST) -> ScenePrior:
     """The prior of normal ``clips`` (uint8 (T, H, W, 3), one working size).
 
     Raises:
@@ -194,10 +201,10 @@ def fit_scene_prior(clips: Sequence[np.ndarray], *, cell: int | None = None,
     for c in clips:
         shares = clip_shares(c, background, noise, cell)
         occ += shares.sum(axis=0)
-        held = persistent(shares)
+        held = persistent(shares, persist)
         exceed += (held[..., None] >= levels).sum(axis=0)
     return ScenePrior(background, noise.astype(np.float32), (occ / total).astype(np.float32),
-                      (exceed / total).astype(np.float32), cell, total)
+                      (exceed / total).astype(np.float32), cell, total, int(persist))
 
 
 def clip_shares(frames: np.ndarray, background: np.ndarray, noise: np.ndarray, cell: int
@@ -219,13 +226,13 @@ def persistent(shares: np.ndarray, k: int = PERSIST) -> np.ndarray:
 
 
 def presence_tail(frames: np.ndarray, prior: ScenePrior) -> np.ndarray:
-    """(T - PERSIST + 1, gh, gw): for every frame of uint8 ``frames`` (T, H, W, 3) at the
-    prior's working size that has PERSIST - 1 frames before it, each cell's normal tail
-    fraction ``p`` of its persistent share (module doc).
+    """(T - persist + 1, gh, gw): for every frame of uint8 ``frames`` (T, H, W, 3) at the
+    prior's working size that has ``prior.persist - 1`` frames before it, each cell's normal
+    tail fraction ``p`` of its persistent share (module doc).
 
     Raises:
         ValueError: frames of another size than the prior's (both named), or fewer than
-            PERSIST frames.
+            ``prior.persist`` frames.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or tuple(frames.shape[1:3]) != prior.size:
@@ -233,11 +240,12 @@ def presence_tail(frames: np.ndarray, prior: ScenePrior) -> np.ndarray:
                f"{'x'.join(map(str, frames.shape[2:0:-1])) if frames.ndim == 4 else frames.shape}"
                " (scan at the training run's size and tiling, or with --no-presence)")
         raise ValueError(msg)
-    if len(frames) < PERSIST:
-        msg = f"presence_tail: needs at least {PERSIST} frames (the persistence); got {len(frames)}"
+    k = int(prior.persist)
+    if len(frames) < k:
+        msg = f"presence_tail: needs at least {k} frames (the persistence); got {len(frames)}"
         raise ValueError(msg)
-    held = persistent(clip_shares(frames, prior.background, prior.noise, prior.cell))
-    held = held[PERSIST - 1:]
+    held = persistent(clip_shares(frames, prior.background, prior.noise, prior.cell), k)
+    held = held[k - 1:]
     k = np.searchsorted(np.asarray(LEVELS, np.float32), held, side="right") - 1
     p = np.take_along_axis(prior.exceed[None].repeat(len(held), 0),
                            np.clip(k, 0, None)[..., None], axis=-1)[..., 0]

@@ -98,6 +98,51 @@ def test_a_passer_by_is_not_persistent():
     assert p[0, 0] == 0.0
 
 
+def _slow_walker(n: int) -> np.ndarray:
+    """The empty scene with a person crossing the bottom band at 1 px a frame, where the
+    normal footage of ``_scene`` never has anyone."""
+    frames = _scene(n, 7, walkers=False)
+    for t in range(n):
+        frames[t, 30:46, 2 + t:8 + t] = (200, 40, 40)
+    return frames
+
+
+def test_a_slow_walker_off_the_paths_is_not_persistent_for_a_second():
+    clips = [_scene(120, s) for s in range(3)]
+    box = np.array([[0, 0, W, H]])
+    # an 8-px cell holds a 6-px-wide walker at 1 px a frame for ~13 frames: persistent
+    # over a third of a second, not over a second
+    for persist, rare in ((8, True), (24, False)):
+        prior = fit_scene_prior(clips, cell=CELL, persist=persist)
+        assert prior.persist == persist
+        p, _ = presence_scores(presence_tail(_slow_walker(40), prior), prior, box)
+        assert bool(p.min() < -10) is rare, (persist, p.min())
+    standing = _still(PERSIST, slice(30, 46), slice(30, 36))
+    prior = fit_scene_prior(clips, cell=CELL)
+    p, _ = presence_scores(presence_tail(standing, prior), prior, box)
+    assert p[-1, 0] == pytest.approx(-10 * np.log10(361), rel=1e-5)  # still found at 24
+
+
+def test_a_recorded_prior_keeps_its_own_persistence():
+    old = fit_scene_prior([_scene(60)], persist=8)  # the first priors' persistence
+    back = ScenePrior.from_record(old.to_record())
+    assert back.persist == 8
+    np.testing.assert_array_equal(back.exceed, old.exceed)
+    assert presence_tail(_scene(10, 1), back).shape[0] == 10 - 7
+    from raystack.inference import FrameScorer
+    from raystack.models import create_model
+
+    model = create_model("vqmau_fp.tiny", in_frames=2)
+    scene = np.repeat(_scene(30), 2, axis=1)[:, :64]
+    assert FrameScorer({"fp": model}, scene_prior=fit_scene_prior([scene], persist=8)
+                       ).context == 7
+    assert FrameScorer({"fp": model}, scene_prior=fit_scene_prior([scene])).context == PERSIST - 1
+    record = old.to_record()
+    record["persist"] = 0
+    with pytest.raises(ValueError, match="scene prior record"):
+        ScenePrior.from_record(record)
+
+
 def test_tiles_take_the_worst_cell_inside_them_with_a_box_in_tile_pixels():
     prior = fit_scene_prior([_scene(60)], cell=CELL)
     frames = _still(PERSIST, slice(34, 42), slice(50, 58))
@@ -157,17 +202,18 @@ def test_frame_scorer_adds_presence_per_tile_and_skips_it_where_tiles_are_skippe
     assert scorer.streams == ("fp", "diff", "motion", PRESENCE_STREAM)
     assert scorer.learned_streams == ("fp",)
     assert scorer.context == PERSIST - 1  # presence reads PERSIST frames up to the target
-    frames = np.repeat(_scene(12, 1), 2, axis=1)[:, :64].astype(np.float32) / 127.5 - 1
-    flows = np.zeros((11, 2, 64, 64), np.float32)
+    t = PERSIST + 4
+    frames = np.repeat(_scene(t, 1), 2, axis=1)[:, :64].astype(np.float32) / 127.5 - 1
+    flows = np.zeros((t - 1, 2, 64, 64), np.float32)
     out = scorer.score(frames, flows)
-    n = 12 - (PERSIST - 1)
+    n = t - (PERSIST - 1)
     assert out[PRESENCE_STREAM].psnr.shape == (n,) and out[PRESENCE_STREAM].box.shape == (n, 4)
     u8 = np.clip(np.rint((frames + 1) * 127.5), 0, 255).astype(np.uint8)
     want, _ = presence_scores(presence_tail(u8, prior), prior, np.array([[0, 0, 64, 64]]))
     np.testing.assert_allclose(out[PRESENCE_STREAM].psnr, want[:, 0])
     big = np.concatenate([frames, frames], axis=2)  # 64x128: presence needs its own size
     with pytest.raises(ValueError, match="scene prior fitted on 64x64"):
-        scorer.score_tiles(big, np.zeros((11, 2, 64, 128), np.float32),
+        scorer.score_tiles(big, np.zeros((t - 1, 2, 64, 128), np.float32),
                            np.array([[0, 0, 64, 64], [64, 0, 128, 64]]))
     skip = np.zeros((n, 1), bool)
     skip[1] = True
