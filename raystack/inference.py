@@ -142,8 +142,10 @@ class FrameScorer:
         if len(set(self.streams)) != len(self.streams):
             msg = f"FrameScorer: two models write the same stream ({self.streams})"
             raise ValueError(msg)
-        # presence looks at how long foreground persists: persist - 1 frames before a target
-        self.context: int = max([m.context for m in self._scorers]
+        # the models' own history, and presence's: how long foreground persists, persist - 1
+        # frames before a target
+        self.models_context: int = max([m.context for m in self._scorers], default=0)
+        self.context: int = max([self.models_context]
                                 + ([scene_prior.persist - 1] if scene_prior is not None else []))
         self.needs_flow: bool = any(m.needs_flow for m in self._scorers)
         self.checkpoints: dict[str, dict[str, Any]] = {}

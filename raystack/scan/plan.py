@@ -131,10 +131,11 @@ def segment_ranges(n: int, *, context: int, segment_frames: int) -> list[tuple[i
     return [(s, min(s + segment_frames, n)) for s in range(context, n, segment_frames)]
 
 
-def too_short_reason(frames: int, context: int) -> str:
-    """Why a video has nothing to score: ``"12 frames; the models need at least 17 ..."``."""
+def too_short_reason(frames: int, context: int, note: str | None = None) -> str:
+    """Why a video has nothing to score: ``"12 frames; the models need at least 17 ..."``,
+    with ``note`` (what sets the context, and how to need less) after it."""
     return (f"too short to score: {frames} frames; the models need at least {context + 1} "
-            f"(context {context} + 1 frame to score)")
+            f"(context {context} + 1 frame to score)" + (f"; {note}" if note else ""))
 
 
 def _rows(videos: pa.Table | Sequence[dict]) -> list[dict]:
@@ -147,6 +148,7 @@ def plan_units(
     context: int,
     segment_frames: int,
     sources: Iterable[Any] = (),
+    short_note: str | None = None,
 ) -> Plan:
     """Plan the work units of probed videos.
 
@@ -157,6 +159,7 @@ def plan_units(
         segment_frames: frames scored per unit.
         sources: the listed ``VideoSource`` objects, attached to units by ``video_id`` so
             workers can open them.
+        short_note: added to a too-short video's reason (what sets ``context``).
 
     Returns:
         A :class:`Plan`, units in the order of ``videos``.
@@ -176,7 +179,7 @@ def plan_units(
         ranges = segment_ranges(int(n), context=context, segment_frames=segment_frames)
         if not ranges:
             outcomes.append(Outcome(f"{vid}-{SHORT_SUFFIX}", vid, uri, "skipped", int(n),
-                                    too_short_reason(int(n), context)))
+                                    too_short_reason(int(n), context, short_note)))
             continue
         fps = row.get("fps")
         fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else 0.0

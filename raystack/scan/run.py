@@ -78,7 +78,11 @@ def _model_info(cfg: ScanConfig) -> dict[str, Any]:
              for s, i in fs.checkpoints.items()}
     # Units decode the models' context at the stride: context x stride source frames.
     gate_floor = resolve_gate_floor(cfg, fs.checkpoints)
+    own = fs.models_context * cfg.stride
     info = {"context": int(fs.context) * cfg.stride, "streams": list(fs.streams),
+            "short_note": None if fs.scene_prior is None or fs.context * cfg.stride <= own else (
+                f"presence reads {fs.scene_prior.persist} frames up to each one it scores; "
+                f"with --no-presence the models need {own + 1}"),
             "checkpoints": ckpts, "gate_floor": gate_floor,
             "gate_diff_floor": resolve_diff_floor(cfg, fs.checkpoints, gate_floor),
             "calibrated": _check_calibrated(cfg, fs.checkpoints),
@@ -173,7 +177,7 @@ def scan(cfg: ScanConfig | None = None, **overrides: Any) -> ScanResult:
                                    highlight=False)
     sources, videos = _probe(cfg)
     plan = plan_units(videos, context=info["context"], segment_frames=cfg.segment_frames,
-                      sources=sources)
+                      sources=sources, short_note=info.get("short_note"))
     if cfg.dry_run:
         s = ScanSummary(run_id=run_id, pending=len(plan.units) + len(plan.outcomes))
         return ScanResult(run_id, plan, s, time.perf_counter() - t_start, dry_run=True)

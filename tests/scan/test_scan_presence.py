@@ -79,3 +79,26 @@ def test_scan_config_and_cli_know_presence():
     assert load_scan_config(presence=False).presence is False
     out = CliRunner().invoke(app, ["scan", "--help"], env={"COLUMNS": "200"})
     assert "--no-presence" in out.output
+
+
+def test_a_video_too_short_for_presence_says_what_would_score_it(prior_ckpt):
+    import dataclasses
+
+    from raystack.scan.config import ScanConfig
+    from raystack.scan.plan import plan_units
+    from raystack.scan.run import _model_info
+    from raystack.scene_prior import PERSIST
+
+    _, path = prior_ckpt
+    cfg = ScanConfig(archive="archive", store="store", checkpoints=(path,), progress=False)
+    info = _model_info(cfg)
+    off = _model_info(dataclasses.replace(cfg, presence=False))
+    assert info["context"] == PERSIST - 1 and off["context"] < PERSIST - 1
+    assert off["short_note"] is None
+    video = {"video_id": "v", "uri": "clips/short.mp4", "frames": 12, "fps": 25.0}
+    plan = plan_units([video], context=info["context"], segment_frames=8,
+                      short_note=info["short_note"])
+    assert plan.outcomes[0].error == (
+        f"too short to score: 12 frames; the models need at least {PERSIST} (context "
+        f"{PERSIST - 1} + 1 frame to score); presence reads {PERSIST} frames up to each one "
+        f"it scores; with --no-presence the models need {off['context'] + 1}")
