@@ -10,8 +10,8 @@ the same target frames. PSNR is the protocol's (docs/evaluation.md,
 :func:`raystack.scoring.psnr`), on frames and on model-range flow alike.
 
 Alignment: with ``context`` the largest context of the models (at least the scene prior's
-``persist - 1``, 23 for a new prior, with the ``presence`` stream, which reads how long
-foreground persists), the scored frames
+``persist - 1`` with the ``presence`` stream, which reads how long foreground persists: 23
+for a new tiled prior, 7 for whole frames), the scored frames
 are ``context .. T-1``. A model of context c scores frame i from frames i-c .. i (and flows
 i-c .. i-1, ``flows[j]`` being the flow from frame j to j+1): FP from its ``t`` frames
 before i, FR from ``flows[i-1]``.

@@ -53,12 +53,15 @@ RECORD_VERSION = 1
 # Grey levels above the background a pixel must differ by, on top of NOISE_K x its noise.
 THRESHOLD = 20.0
 NOISE_K = 4.0
-# Frames a cell's foreground must persist in a new prior: about a second at 25 fps. A
-# walker holds a distant cell (a person's width) for a third of a second or more, so 8
-# frames, the first priors' persistence, took walkers a little off the usual paths for
-# people standing there; 24 was chosen on the validation archive (docs/models.md, "How
-# long foreground must stay"). A recorded prior keeps the persistence it was fitted with.
+# Frames a cell's foreground must persist in a new prior of a tiled scan's working frame:
+# about a second at 25 fps. There a walker holds a distant cell (a person's width) for a
+# third of a second or more, so 8 frames took walkers a little off the usual paths for
+# people standing there; 24 was chosen on the tiled validation archive. Whole frames at
+# the model's input size keep 8, which their validation archive preferred (docs/models.md,
+# "How long foreground must stay"). A recorded prior keeps the persistence it was fitted
+# with.
 PERSIST = 24
+WHOLE_FRAME_PERSIST = 8
 # Share levels the normal tail fractions are kept at.
 LEVELS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8)
 # Cells per working-frame width: 20 gives 16 px cells at a 320-px working width, about a

@@ -80,8 +80,9 @@ def scan_cmd(
         None, "--presence/--no-presence", show_default="presence",
         help="Also score `presence`, foreground that stays where normal footage has none (a "
              "person standing where nobody stands), when the checkpoints record a scene prior. "
-             "It reads a second of frames before each one it scores, so a scan with it starts "
-             "at frame 23: --no-presence scores short clips from the models' own context."),
+             "It reads the frames before each one it scores (24 tiled, 8 whole), so a tiled scan "
+             "with it starts at frame 23: --no-presence scores short clips from the models' "
+             "own context."),
     dry_run: bool = typer.Option(None, "--dry-run/--no-dry-run", show_default="no-dry-run",
                                  help="List, probe and plan only."),
     address: str = typer.Option(None, show_default="RAY_ADDRESS, else a private local Ray",

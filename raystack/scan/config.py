@@ -111,7 +111,8 @@ class ScanConfig:
     # Also write the `presence` stream when the checkpoints record a scene prior (`raystack
     # train` fits one: where normal footage has foreground at all; raystack/scene_prior.py):
     # it finds a person standing where nobody stands, which no frame predictor sees. It
-    # reads the prior's persistence (24 frames) before each target: scans start at frame 23.
+    # reads the prior's persistence before each target (24 frames tiled, 8 whole): a tiled
+    # scan with it starts at frame 23.
     presence: bool = True
     # Model batch size (frames per forward); None keeps the FrameScorer's default for the
     # actor's device (raystack.inference.default_batch_size: 8 on CPU, 64 on CUDA).

@@ -4,7 +4,8 @@ frames and record it in every exported checkpoint (``extra["scene_prior"]``), fo
 
 The frames are the training part of every video (before the held-out ``val_fraction``),
 decoded as the scan decodes them: at the model's input size, or with ``tiles`` at the tiled
-scan's working size, since the prior is a map of one camera's working frame. At most
+scan's working size, since the prior is a map of one camera's working frame. Its
+persistence is that kind of frame's (``PERSIST`` tiled, ``WHOLE_FRAME_PERSIST`` whole). At most
 :data:`MAX_FRAMES` frames in all are read, spread evenly over the videos from their starts.
 
     record = fit_scene_record(cfg, sources, img_size=(128, 128))
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from raystack.scene_prior import fit_scene_prior
+from raystack.scene_prior import PERSIST, WHOLE_FRAME_PERSIST, fit_scene_prior
 
 MAX_FRAMES = 2400
 
@@ -47,4 +48,5 @@ def fit_scene_record(cfg: Any, sources: list[Any], *, img_size: tuple[int, int],
         msg = (f"{cfg.archive}: training videos decode to several working sizes {sizes}; a "
                "scene prior needs one camera size")
         raise ValueError(msg)
-    return fit_scene_prior(clips).to_record(tiles=bool(cfg.tiles))
+    persist = PERSIST if cfg.tiles else WHOLE_FRAME_PERSIST
+    return fit_scene_prior(clips, persist=persist).to_record(tiles=bool(cfg.tiles))

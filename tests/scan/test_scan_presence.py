@@ -42,7 +42,7 @@ def _unit_rows(sources, path, **kw):
 
 
 def test_a_scan_writes_presence_as_training_fitted_it(prior_ckpt):
-    from raystack.scene_prior import PERSIST, ScenePrior, presence_scores, presence_tail
+    from raystack.scene_prior import ScenePrior, presence_scores, presence_tail
     from raystack.train.data import decode_frames
 
     sources, path = prior_ckpt
@@ -54,7 +54,8 @@ def test_a_scan_writes_presence_as_training_fitted_it(prior_ckpt):
     prior = ScenePrior.from_record(scorer.scorer.checkpoints["fp"]["extra"]["scene_prior"])
     clip = decode_frames(sources[0], (64, 64))
     frames = np.asarray(got["frame"].to_numpy())
-    history = np.stack([clip[f - PERSIST + 1:f + 1] for f in frames])  # (n, PERSIST, ...)
+    k = prior.persist  # whole frames: WHOLE_FRAME_PERSIST
+    history = np.stack([clip[f - k + 1:f + 1] for f in frames])  # (n, k, ...)
     want = np.concatenate([presence_scores(presence_tail(h, prior), prior,
                                            np.array([[0, 0, 64, 64]]))[0] for h in history])
     np.testing.assert_allclose(got["psnr"].to_numpy(), want[:, 0], rtol=1e-5)
@@ -87,18 +88,31 @@ def test_a_video_too_short_for_presence_says_what_would_score_it(prior_ckpt):
     from raystack.scan.config import ScanConfig
     from raystack.scan.plan import plan_units
     from raystack.scan.run import _model_info
-    from raystack.scene_prior import PERSIST
+    from raystack.scene_prior import WHOLE_FRAME_PERSIST as PERSIST
 
-    _, path = prior_ckpt
+    _, path = prior_ckpt  # whole frames: PERSIST frames of history
     cfg = ScanConfig(archive="archive", store="store", checkpoints=(path,), progress=False)
     info = _model_info(cfg)
     off = _model_info(dataclasses.replace(cfg, presence=False))
     assert info["context"] == PERSIST - 1 and off["context"] < PERSIST - 1
     assert off["short_note"] is None
-    video = {"video_id": "v", "uri": "clips/short.mp4", "frames": 12, "fps": 25.0}
+    video = {"video_id": "v", "uri": "clips/short.mp4", "frames": 6, "fps": 25.0}
     plan = plan_units([video], context=info["context"], segment_frames=8,
                       short_note=info["short_note"])
     assert plan.outcomes[0].error == (
-        f"too short to score: 12 frames; the models need at least {PERSIST} (context "
+        f"too short to score: 6 frames; the models need at least {PERSIST} (context "
         f"{PERSIST - 1} + 1 frame to score); presence reads {PERSIST} frames up to each one "
         f"it scores; with --no-presence the models need {off['context'] + 1}")
+
+
+def test_a_tiled_prior_asks_foreground_to_stay_longer_than_a_whole_frame_one(half_static):
+    from raystack.archive import list_archive
+    from raystack.scene_prior import PERSIST, WHOLE_FRAME_PERSIST
+    from raystack.train.scene_calibration import fit_scene_record
+
+    sources = list_archive(half_static)
+    records = {tiles: fit_scene_record(
+        SimpleNamespace(archive=str(half_static), tiles=tiles, tile_scale=1.0, val_fraction=0.5),
+        sources, img_size=(32, 32)) for tiles in (False, True)}
+    assert records[True]["tiles"] and records[True]["persist"] == PERSIST == 24
+    assert not records[False]["tiles"] and records[False]["persist"] == WHOLE_FRAME_PERSIST == 8

@@ -318,8 +318,7 @@ def test_m2s2l_trains_scans_and_evaluates_through_the_same_paths(ray_local, tmp_
     from raystack.cli import app
     from raystack.synth import synthesize
 
-    # 64 frames: presence scores from frame PERSIST - 1 = 23, and the anomalies come after it
-    synthesize(tmp_path / "a", seed=3, n_train=2, n_test=2, frames=64, size=SIZE)
+    synthesize(tmp_path / "a", seed=3, n_train=2, n_test=2, frames=40, size=SIZE)
     runner = CliRunner()
     r = runner.invoke(app, ["train", str(tmp_path / "a" / "train"), "--model", "m2s2l",
                             "--preset", "tiny", "--epochs", "1", "--batch-size", "4",
@@ -330,18 +329,19 @@ def test_m2s2l_trains_scans_and_evaluates_through_the_same_paths(ray_local, tmp_
     ckpt = tmp_path / "runs" / "m2" / "m2s2l.pt"
     assert ckpt.is_file(), r.output
 
-    from raystack.scene_prior import PERSIST
+    from raystack.scene_prior import WHOLE_FRAME_PERSIST
 
     result = scan(_cfg(tmp_path / "a" / "test", tmp_path / "store", [str(ckpt)], run_id="m2",
                        segment_frames=16))
     assert result.ok
     st = Store(tmp_path / "store")
     t = st.read_table("scores", "m2")
-    context = PERSIST - 1  # m2s2l.tiny's 5 (longest window 4 + 1), but presence reads more
+    # m2s2l.tiny's 5 (longest window 4 + 1), but presence reads 8 whole frames
+    context = WHOLE_FRAME_PERSIST - 1
     # ... and the scene prior `raystack train` fitted into the checkpoint adds presence
     assert set(t["model"].to_pylist()) == {"m2s2l_app", "m2s2l_mot", "diff", "motion",
                                            "presence"}
-    assert t.num_rows == 2 * 5 * (64 - context)
+    assert t.num_rows == 2 * 5 * (40 - context)
     assert pc.min(t["frame"]).as_py() == context
     m2 = t.filter(pc.starts_with(t["model"], "m2s2l"))
     assert m2.filter(pc.is_null(m2["aux"])).num_rows == 0  # memory distance as aux

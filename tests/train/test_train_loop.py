@@ -146,15 +146,15 @@ def test_train_writes_checkpoints_that_scan_loads(tiny_cfg):
     assert refs["fp"].shape == (1, *window_geometry((32, 32))[2])
     # ... and the camera's scene prior, fitted on the training frames at the input size: a
     # scan adds the presence stream (raystack/scene_prior.py).
-    from raystack.scene_prior import PERSIST, PRESENCE_STREAM, SCENE_KEY
+    from raystack.scene_prior import PRESENCE_STREAM, SCENE_KEY, WHOLE_FRAME_PERSIST
 
     scene = FrameScorer.from_checkpoints(list(result.checkpoints.values()),
                                          region="calibrated", presence=True)
-    assert scene.streams[-1] == PRESENCE_STREAM and scene.context == PERSIST - 1
+    # whole frames: foreground must stay WHOLE_FRAME_PERSIST frames
+    assert scene.streams[-1] == PRESENCE_STREAM and scene.context == WHOLE_FRAME_PERSIST - 1
     assert scene.score(frames, flows, normal=refs)[PRESENCE_STREAM].psnr.shape == (0,)
-    frames = np.random.default_rng(1).uniform(-1, 1, (PERSIST + 2, 32, 32, 3)).astype(
-        np.float32)
-    out = scene.score(frames, np.zeros((PERSIST + 1, 2, 32, 32), np.float32), normal=refs)
+    frames = np.random.default_rng(1).uniform(-1, 1, (10, 32, 32, 3)).astype(np.float32)
+    out = scene.score(frames, np.zeros((9, 2, 32, 32), np.float32), normal=refs)
     assert PRESENCE_STREAM not in FrameScorer.from_checkpoints(
         list(result.checkpoints.values()), presence=True, tiles=True).streams
     for task in ("fp", "fr"):
