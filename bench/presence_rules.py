@@ -45,31 +45,24 @@ def pooled(exceed: np.ndarray, r: int) -> np.ndarray:
 
 
 def refit_persist(prior, clips: list[np.ndarray], k: int):
-    """``prior`` with its normal tail refitted on ``clips`` at a persistence of ``k`` frames
-    (the background and noise kept)."""
-    from raystack.scene_prior import LEVELS, clip_shares, persistent
+    """The prior fitted again on its own training ``clips`` at a persistence of ``k`` frames
+    (the same frames give the same background and noise, which is checked)."""
+    from raystack.scene_prior import fit_scene_prior
 
-    levels = np.asarray(LEVELS, np.float32)
-    exceed = np.zeros(prior.exceed.shape, np.float64)
-    total = 0
-    for c in clips:
-        held = persistent(clip_shares(c, prior.background, prior.noise, prior.cell), k)
-        exceed += (held[..., None] >= levels).sum(axis=0)
-        total += len(c)
-    return replace(prior, exceed=(exceed / total).astype(np.float32), persist=k)
+    new = fit_scene_prior(clips, cell=prior.cell, persist=k)
+    if not np.array_equal(new.background, prior.background):
+        msg = "the training frames given do not reproduce the run's scene prior background"
+        raise SystemExit(msg)
+    return new
 
 
 def tail_at(frames: np.ndarray, prior, k: int) -> np.ndarray:
     """presence_tail with a persistence of ``k`` frames read from the video's start (fewer
     before frame k - 1): row j is frame j."""
-    from raystack.scene_prior import LEVELS, clip_shares, persistent
+    from raystack.scene_prior import clip_shares, normal_tail, persistent
 
     held = persistent(clip_shares(frames, prior.background, prior.noise, prior.cell), k)
-    idx = np.searchsorted(np.asarray(LEVELS, np.float32), held, side="right") - 1
-    p = np.take_along_axis(prior.exceed[None].repeat(len(held), 0),
-                           np.clip(idx, 0, None)[..., None], axis=-1)[..., 0]
-    p = np.where(idx < 0, 1.0, p)
-    return np.maximum(p, 1.0 / (prior.frames + 1)).astype(np.float32)
+    return normal_tail(held, prior)
 
 
 def presence_rows(rows, frames: np.ndarray, prior, grid, k: int | None = None):

@@ -117,10 +117,13 @@ class ScenePrior:
             ValueError: a record of another version or inconsistent shapes (names ``where``).
         """
         if (int(record.get("version", -1)) != RECORD_VERSION
-                or tuple(record.get("levels", ())) != LEVELS
-                or int(record.get("persist", -1)) < 1):
+                or tuple(record.get("levels", ())) != LEVELS):
             msg = (f"{where}: scene prior record version {record.get('version')!r}; this "
                    f"raystack reads version {RECORD_VERSION} (retrain, or scan with --no-presence)")
+            raise ValueError(msg)
+        if int(record.get("persist", -1)) < 1:
+            msg = (f"{where}: scene prior record has persistence {record.get('persist')!r}; "
+                   "it must be at least 1 frame (retrain, or scan with --no-presence)")
             raise ValueError(msg)
         bg = np.asarray(record["background"], np.uint8)
         prior = cls(bg, np.asarray(record["noise"], np.float32),
@@ -248,10 +251,14 @@ def presence_tail(frames: np.ndarray, prior: ScenePrior) -> np.ndarray:
         msg = f"presence_tail: needs at least {k} frames (the persistence); got {len(frames)}"
         raise ValueError(msg)
     held = persistent(clip_shares(frames, prior.background, prior.noise, prior.cell), k)
-    held = held[k - 1:]
+    return normal_tail(held[k - 1:], prior)
+
+
+def normal_tail(held: np.ndarray, prior: ScenePrior) -> np.ndarray:
+    """(T, gh, gw): the normal tail fraction ``p`` of persistent shares ``held`` (T, gh, gw):
+    at the largest level each reaches, 1 below the first, at least ``1 / (frames + 1)``."""
     k = np.searchsorted(np.asarray(LEVELS, np.float32), held, side="right") - 1
-    p = np.take_along_axis(prior.exceed[None].repeat(len(held), 0),
-                           np.clip(k, 0, None)[..., None], axis=-1)[..., 0]
+    p = np.take_along_axis(prior.exceed[None], np.clip(k, 0, None)[..., None], axis=-1)[..., 0]
     p = np.where(k < 0, 1.0, p)
     return np.maximum(p, 1.0 / (prior.frames + 1)).astype(np.float32)
 
