@@ -7,8 +7,9 @@ docs/evaluation.md: IoU > 0.1 or the labelled centre inside), and the share of A
 event's frames whose box hits, a steadier figure than one peak frame per event. Per stream
 it also reports that share for the stream's own box, whatever the fusion picks.
 
-The peak frame is the one ``raystack eval`` picks: the highest score of SQL ``fused()``
-with ``--fusion`` and ``--sigma`` inside the event. Rules:
+The peak frame is the one ``raystack eval`` and SQL ``events()`` pick: the highest
+``raw_score`` of SQL ``fused()`` (the fusion before smoothing) inside the event; with
+``--peak smoothed``, the highest smoothed ``score`` (``--sigma``), the rule before. Rules:
 
 - ``anomaly``: the stream with the highest normalised anomaly (the rule before run_z);
 - ``weighted_anomaly``: the same times the stream's fusion weight;
@@ -59,15 +60,17 @@ def stream_weights(fusion) -> dict[str, float]:
     return {s: fusion.alpha / len(head) for s in head} | {fusion.streams[-1]: 1 - fusion.alpha}
 
 
-def fused_scores(store: str, run: str, fusion, sigma: float) -> dict[str, tuple]:
-    """Per video_id, (frames, scores) of SQL ``fused()``: the score eval's peak is taken on."""
+def fused_scores(store: str, run: str, fusion, sigma: float, column: str = "raw_score"
+                 ) -> dict[str, tuple]:
+    """Per video_id, (frames, scores) of SQL ``fused()``'s ``column``: ``raw_score`` (what
+    eval's peak is taken on) or the smoothed ``score``."""
     from raystack.query import connect, run_sql
     from raystack.store import Store
 
     con = connect(Store(store))
     try:
-        t = run_sql(con, "SELECT video_id, frame, score FROM fused(fusion := ?, alpha := ?, "
-                         "streams := ?, sigma := ?, run := ?) ORDER BY video_id, frame",
+        t = run_sql(con, f"SELECT video_id, frame, {column} AS score FROM fused(fusion := ?, "
+                         "alpha := ?, streams := ?, sigma := ?, run := ?) ORDER BY video_id, frame",
                     [*fusion.macro_args().values(), sigma, run]).to_pandas()
     finally:
         con.close()
@@ -186,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--labels", required=True, help="the synth archive's labels.json")
     ap.add_argument("--fusion", default="weighted:0.75:fp,fr,presence")
     ap.add_argument("--sigma", type=float, default=10.0)
+    ap.add_argument("--peak", choices=("raw", "smoothed"), default="raw",
+                    help="the fused score that picks an event's peak frame: before smoothing "
+                         "(eval's and events()' rule) or smoothed with --sigma")
     ap.add_argument("--window-sigmas", default="",
                     help="comma-separated S: add the temporal rules contrib:S and vote:S")
     ap.add_argument("--box-streams",
@@ -211,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             msg = f"--box-streams {unknown} are not streams of the fusion {args.fusion}"
             raise SystemExit(msg)
-    fused_by_video = fused_scores(args.store, args.run, fusion, args.sigma)
+    fused_by_video = fused_scores(args.store, args.run, fusion, args.sigma,
+                                  "raw_score" if args.peak == "raw" else "score")
     coarse = sql_tail_levels()
     rules = {
         "anomaly": lambda v, i: max(streams, key=lambda m: (v[m]["anomaly"][i], m)),
@@ -279,7 +286,8 @@ def main(argv: list[str] | None = None) -> None:
     summary = {r: {"peak_hits": t["peak_hits"], "events": n,
                    "mean_frame_share": round(t["frame_share_sum"] / n, 3) if n else None}
                for r, t in totals.items()}
-    print(f"run {args.run}, fusion {args.fusion}, sigma {args.sigma}: {n} labelled events\n")
+    print(f"run {args.run}, fusion {args.fusion}, peak {args.peak}, sigma {args.sigma}: "
+          f"{n} labelled events\n")
     print("| rule | peak box hits | mean share of event frames hit |\n|---|---|---|")
     for r, s in summary.items():
         print(f"| {r} | {s['peak_hits']}/{n} | {s['mean_frame_share']} |")
@@ -293,7 +301,8 @@ def main(argv: list[str] | None = None) -> None:
     out = ROOT / "bench" / "results" / f"{args.name}.json"
     out.write_text(json.dumps({
         "machine": machine(), "command": " ".join(sys.argv), "store": args.store,
-        "run": args.run, "labels": args.labels, "fusion": args.fusion, "sigma": args.sigma,
+        "run": args.run, "labels": args.labels, "fusion": args.fusion, "peak": args.peak,
+        "sigma": args.sigma,
         "summary": summary, "events": detail}, indent=2, default=float) + "\n")
     print(f"\nwrote {out}")
 

@@ -9,7 +9,7 @@ its columns is the predicted box, and why a whole-frame row has none, is
 
     sel.table = with_regions(sel.table, scores)         # the evaluated rows, with regions
     fused, rows = sql_fused(con, sel, fusion, sigma=10)  # raystack.eval.frames
-    loc = localise_run("labels.json", sel, fused, fused_boxes(rows, sel))
+    loc = localise_run("labels.json", sel, peak_scores(rows, sel), fused_boxes(rows, sel))
     loc["share"], loc["by_kind"]["loiterer"]["share"]
 """
 
@@ -89,13 +89,35 @@ def fused_boxes(rows: pa.Table, sel: Any) -> list[np.ndarray]:
             for v, f in zip(sel.videos, sel.frames, strict=True)]
 
 
-def localise_run(labels: str | Path, sel: Any, fused: Sequence[np.ndarray],
+def peak_scores(rows: pa.Table, sel: Any) -> list[np.ndarray]:
+    """Per video of ``sel.videos``, the fused score before smoothing (``raw_score`` of the
+    fused ``rows``) at ``sel.frames``, NaN where none: what an event's peak frame is
+    chosen by, in SQL ``events()`` as here."""
+    vid = rows["video_id"].to_numpy(zero_copy_only=False)
+    frames = rows["frame"].to_numpy().astype(np.int64)
+    raw = rows["raw_score"].to_numpy(zero_copy_only=False).astype(np.float64)
+    out = []
+    for v, want in zip(sel.videos, sel.frames, strict=True):
+        mine = vid == v["video_id"]
+        order = np.argsort(frames[mine], kind="stable")
+        have, vals = frames[mine][order], raw[mine][order]
+        got = np.full(len(want), np.nan)
+        if len(have):
+            pos = np.clip(np.searchsorted(have, want), 0, len(have) - 1)
+            ok = have[pos] == want
+            got[ok] = vals[pos[ok]]
+        out.append(got)
+    return out
+
+
+def localise_run(labels: str | Path, sel: Any, peaks: Sequence[np.ndarray],
                  boxes: Sequence[np.ndarray]) -> dict[str, Any] | None:
     """The localisation report of an evaluation, or None when the labels carry no boxes.
 
     Args:
         sel: the evaluation's :class:`~raystack.eval.frames.Selection`.
-        fused: per video of ``sel.videos``, the evaluated score at ``sel.frames``.
+        peaks: per video of ``sel.videos``, the score at ``sel.frames`` that picks an
+            event's peak frame (:func:`peak_scores`: the fused score before smoothing).
         boxes: per video, (len(frames), 4) the predicted box there (:func:`fused_boxes`).
 
     Returns:
@@ -114,7 +136,7 @@ def localise_run(labels: str | Path, sel: Any, fused: Sequence[np.ndarray],
     results = []
     for i, v in enumerate(sel.videos):
         mine = [e for e in events if same_video(e.video, v["relpath"])]
-        results += [localise_event(e, sel.frames[i], fused[i], boxes[i]) for e in mine]
+        results += [localise_event(e, sel.frames[i], peaks[i], boxes[i]) for e in mine]
     summary = localisation_summary(results)
     if summary["judged"] == 0:
         return {"available": False, "events": summary["events"],

@@ -6,10 +6,12 @@ Pure functions over arrays; :mod:`raystack.eval.boxes` gathers a run's boxes: th
 A labelled event is one anomalous ``[start, stop)`` range of a test video in ``raystack
 synth``'s ``labels.json`` (a maximal run of anomalous frames; every synthetic test video
 holds one anomaly kind), with the labelled pixel boxes of its frames. The event is
-LOCALISED when, at its peak-score frame (the evaluated score's highest frame inside the
-range), the predicted box hits a labelled box of that frame: IoU > 0.1, or the labelled
-box's centre inside the predicted box (the issue's definition; the centre rule credits a
-tile that holds a small object whose IoU with it is tiny).
+LOCALISED when, at its peak frame, the predicted box hits a labelled box of that frame: IoU >
+0.1, or the labelled box's centre inside the predicted box (the issue's definition; the
+centre rule credits a tile that holds a small object whose IoU with it is tiny). The peak
+frame is the highest frame inside the range of the score the caller passes: ``raystack
+eval`` passes the fused score before smoothing, the frame SQL ``events()`` boxes
+(:func:`raystack.eval.boxes.peak_scores`; why: docs/evaluation.md, "Peak frame").
 
 The predicted box of a frame is its ``patch_*`` box when the stream has one, else its
 worst-tile ``box_*`` when the frame was scored in tiles. A whole-frame row without a patch
@@ -30,6 +32,8 @@ from typing import Any
 import numpy as np
 
 IOU_MIN = 0.1
+RULE = ("peak-frame box hits a labelled box: IoU > 0.1 or labelled centre inside; peak frame: "
+        "the highest fused score before smoothing inside the event")
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in source pixels, x1/y1 exclusive
 
 
@@ -109,15 +113,18 @@ def localise_event(
     Args:
         event: the labelled event.
         frames: (n,) int frame indices of the video that were evaluated.
-        scores: (n,) anomaly scores at those frames (higher = more anomalous).
+        scores: (n,) the scores that pick the peak frame (higher = more anomalous; NaN =
+            none there).
         boxes: (n, 4) float predicted boxes at those frames, NaN rows = no box.
     """
     out = EventLocalisation(event.video, event.kind, event.subtle, event.start, event.stop)
-    inside = np.flatnonzero((frames >= event.start) & (frames < event.stop))
+    scores = np.asarray(scores, np.float64)
+    inside = np.flatnonzero((frames >= event.start) & (frames < event.stop)
+                            & np.isfinite(scores))
     if len(inside) == 0:
         out.why = "unscored"
         return out
-    k = int(inside[np.argmax(np.asarray(scores)[inside])])
+    k = int(inside[np.argmax(scores[inside])])
     out.peak_frame = int(frames[k])
     box = np.asarray(boxes[k], np.float64)
     if not np.all(np.isfinite(box)):
@@ -151,7 +158,7 @@ def localisation_summary(results: Iterable[EventLocalisation]) -> dict[str, Any]
     return {
         **_share(rows),
         "iou_min": IOU_MIN,
-        "rule": "peak-frame box hits a labelled box: IoU > 0.1 or labelled centre inside",
+        "rule": RULE,
         "by_kind": {k: _share([r for r in rows if r.kind == k]) for k in kinds},
         "subtle": _share([r for r in rows if r.subtle]),
         "gross": _share([r for r in rows if not r.subtle]),

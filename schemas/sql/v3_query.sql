@@ -33,6 +33,7 @@
 --                                      'weighted': alpha * streams[1] + (1 - alpha) * streams[2];
 --                                      'max': the largest of the streams. Multi-stream fusion
 --                                      keeps only frames every stream scored (an inner join).
+--                                      raw_score: the same fusion before smoothing.
 --                                      The one definition of fusion: `raystack eval` runs
 --                                      fused() too, over the frames it evaluates.
 --          -> flags(threshold | adaptive_k | threshold_name, ...)
@@ -44,7 +45,9 @@
 --                                      most merge_gap frames between them (not flagged or not
 --                                      scored) merge; events spanning fewer than min_frames
 --                                      frames (end - start + 1) are then dropped; each event
---                                      carries its peak frame's box and patch.
+--                                      carries its peak frame's box and patch: the frame of
+--                                      its highest raw_score (peak_score is the highest
+--                                      smoothed score, what the threshold met).
 --   fused() and what reads it take roi := [[x0, y0, x1, y1], ...] and exclude := [[...]];
 --   top_boxes(video, k, bucket_s, ...) ranks a video's boxes per time bucket.
 --
@@ -173,12 +176,13 @@ CREATE OR REPLACE MACRO smoothed_usual(sigma, run, normalise) AS TABLE
 -- stream's usual level, so it is in no tail (box_key).
 CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, normalise) AS TABLE
     SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
-           s.timestamp_s, s.score, s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1,
+           s.timestamp_s, s.score, s.anomaly AS raw_score, s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1,
            s.patch_x0, s.patch_y0, s.patch_x1, s.patch_y1
     FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
     WHERE fusion NOT IN ('weighted', 'max', 'auto') AND s.model = fusion
     UNION ALL
-    SELECT m.run_id, m.video_id, m.fusion, m.frame, m.timestamp_s, m.score, m.r.tiles,
+    SELECT m.run_id, m.video_id, m.fusion, m.frame, m.timestamp_s, m.score, m.raw_score,
+           m.r.tiles,
            m.r.box_x0, m.r.box_y0, m.r.box_x1, m.r.box_y1,
            m.r.patch_x0, m.r.patch_y0, m.r.patch_x1, m.r.patch_y1
     FROM (
@@ -191,6 +195,11 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                          + (1 - alpha) * max(s.score) FILTER (WHERE s.model = streams[len(streams)])
                     ELSE max(s.score)
                END AS score,
+               CASE WHEN fusion = 'weighted'
+                    THEN alpha * avg(s.anomaly) FILTER (WHERE s.model <> streams[len(streams)])
+                         + (1 - alpha) * max(s.anomaly) FILTER (WHERE s.model = streams[len(streams)])
+                    ELSE max(s.anomaly)
+               END AS raw_score,
                arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
                                  s.patch_y0, s.patch_x1, s.patch_y1),
                        box_key(s.psnr, s.model, s.usual)) AS r
@@ -204,7 +213,8 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
     ) AS m
     UNION ALL
     -- 'auto': each run's own choice (a stream, or a weighted pair), as a join on the run.
-    SELECT m.run_id, m.video_id, m.fusion, m.frame, m.timestamp_s, m.score, m.r.tiles,
+    SELECT m.run_id, m.video_id, m.fusion, m.frame, m.timestamp_s, m.score, m.raw_score,
+           m.r.tiles,
            m.r.box_x0, m.r.box_y0, m.r.box_x1, m.r.box_y1,
            m.r.patch_x0, m.r.patch_y0, m.r.patch_x1, m.r.patch_y1
     FROM (
@@ -215,6 +225,11 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                          + (1 - alpha) * max(s.score) FILTER (WHERE s.model = a.s2)
                     ELSE max(s.score)
                END AS score,
+               CASE WHEN a.kind = 'weighted'
+                    THEN alpha * max(s.anomaly) FILTER (WHERE s.model = a.s1)
+                         + (1 - alpha) * max(s.anomaly) FILTER (WHERE s.model = a.s2)
+                    ELSE max(s.anomaly)
+               END AS raw_score,
                arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
                                  s.patch_y0, s.patch_x1, s.patch_y1),
                        box_key(s.psnr, s.model, s.usual)) AS r
@@ -232,7 +247,7 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
     SELECT CASE WHEN g.ok THEN NULL ELSE '' END, CASE WHEN g.ok THEN NULL ELSE '' END,
            CASE WHEN g.ok THEN NULL ELSE '' END, CASE WHEN g.ok THEN NULL ELSE 0 END::BIGINT,
            CASE WHEN g.ok THEN NULL ELSE 0 END::DOUBLE, CASE WHEN g.ok THEN NULL ELSE 0 END::DOUBLE,
-           NULL::SMALLINT, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER,
+           NULL::DOUBLE, NULL::SMALLINT, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER,
            NULL::INTEGER, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER
     FROM (SELECT check_fusion(fusion, streams, run) AS ok) AS g
     WHERE NOT g.ok;
@@ -263,7 +278,7 @@ CREATE OR REPLACE MACRO fused(fusion := 'auto', alpha := 0.5, streams := ['fp', 
 CREATE OR REPLACE MACRO flags(threshold := 0.7, adaptive_k := NULL, threshold_name := NULL,
                               fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
                               sigma := 10, run := NULL, roi := NULL, exclude := NULL) AS TABLE
-    SELECT x.run_id, x.video_id, x.fusion, x.frame, x.timestamp_s, x.score,
+    SELECT x.run_id, x.video_id, x.fusion, x.frame, x.timestamp_s, x.score, x.raw_score,
            x.thr AS threshold, x.score > x.thr AS flagged,
            x.box_x0, x.box_y0, x.box_x1, x.box_y1, x.patch_x0, x.patch_y0, x.patch_x1, x.patch_y1
     FROM (
@@ -303,14 +318,18 @@ CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3
         SELECT i.run_id, i.video_id, i.fusion, min(i.frame) AS s, max(i.frame) AS e,
                min(i.timestamp_s) AS s_s, max(i.timestamp_s) AS e_s, count(*) AS n,
                max(i.score) AS peak, sum(i.score) AS total, any_value(i.thr) AS thr,
-               -- The peak frame (the first, on a tie) and where in the frame it points.
-               arg_max({'frame': i.frame, 'box_x0': i.box_x0, 'box_y0': i.box_y0,
-                        'box_x1': i.box_x1, 'box_y1': i.box_y1, 'patch_x0': i.patch_x0,
-                        'patch_y0': i.patch_y0, 'patch_x1': i.patch_x1, 'patch_y1': i.patch_y1},
-                       {'s': i.score, 'f': -i.frame}) AS pk
+               -- The peak frame (the first, on a tie) and where in the frame it points:
+               -- the highest score BEFORE smoothing. Smoothing says when; the smoothed
+               -- maximum is the middle of the densest stretch, whose own box is often
+               -- that of whatever else moves then (docs/evaluation.md, "Peak frame").
+               arg_max({'frame': i.frame, 'raw': i.raw_score, 'box_x0': i.box_x0,
+                        'box_y0': i.box_y0, 'box_x1': i.box_x1, 'box_y1': i.box_y1,
+                        'patch_x0': i.patch_x0, 'patch_y0': i.patch_y0,
+                        'patch_x1': i.patch_x1, 'patch_y1': i.patch_y1},
+                       {'s': i.raw_score, 'f': -i.frame}) AS pk
         FROM (
             SELECT g.run_id, g.video_id, g.fusion, g.frame, g.timestamp_s, g.score,
-                   g.threshold AS thr, g.box_x0, g.box_y0, g.box_x1, g.box_y1,
+                   g.raw_score, g.threshold AS thr, g.box_x0, g.box_y0, g.box_x1, g.box_y1,
                    g.patch_x0, g.patch_y0, g.patch_x1, g.patch_y1,
                    g.frame - row_number() OVER (PARTITION BY g.run_id, g.video_id, g.fusion
                                                 ORDER BY g.frame) AS island
@@ -337,7 +356,7 @@ CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3
         SELECT k.run_id, k.video_id, k.fusion, min(k.s) AS start_frame, max(k.e) AS end_frame,
                min(k.s_s) AS start_s, max(k.e_s) AS end_s, sum(k.n)::BIGINT AS flagged_frames,
                max(k.peak) AS peak_score, sum(k.total) / sum(k.n) AS mean_score,
-               any_value(k.thr) AS thr, arg_max(k.pk, {'s': k.peak, 'f': -k.pk.frame}) AS pk
+               any_value(k.thr) AS thr, arg_max(k.pk, {'s': k.pk.raw, 'f': -k.pk.frame}) AS pk
         FROM marked AS k
         GROUP BY k.run_id, k.video_id, k.fusion, k.ev
         HAVING max(k.e) - min(k.s) + 1 >= min_frames

@@ -245,3 +245,43 @@ def test_eval_reports_the_share_of_a_tiled_run(tmp_path):
     npy = tmp_path / "flat.npy"
     np.save(npy, np.r_[np.zeros(10), np.ones(10), np.zeros(15), np.ones(3), np.zeros(22)])
     assert evaluate(st, npy, "r", fusion="fp", sigma=0).localisation is None  # no boxes
+
+
+def test_an_event_is_boxed_at_its_highest_raw_frame_in_eval_and_sql(tmp_path):
+    """Smoothing says when, the frame before smoothing says where: fp dips sharply at frame
+    11 in the tile holding the loiterer and broadly over 13-19 in another tile. The smoothed
+    score peaks inside the broad dip, whose box misses; eval and SQL events() both box the
+    event at frame 11. Failed before: both took the smoothed maximum's frame."""
+    from raystack.eval import evaluate
+    from raystack.query.connection import connect
+    from raystack.store import table_schema
+
+    st, vids = _two_videos(tmp_path)
+    f = np.arange(30)
+    psnr = np.full(30, 30.0, np.float32)
+    psnr[11], psnr[13:20] = 18.0, 23.0
+    near, away, rest = (64, 0, 192, 128), (200, 0, 320, 128), (0, 128, 128, 240)
+    where = [near if i == 11 else away if 13 <= i < 20 else rest for i in f]
+    schema = table_schema("scores")
+    for v in vids:
+        cols = {"run_id": ["r"] * 30, "video_id": [v["video_id"]] * 30, "frame": f,
+                "timestamp_s": f / 25.0, "model": ["fp"] * 30, "psnr": psnr, "tiles": [6] * 30,
+                **{c: [b[i] for b in where]
+                   for i, c in enumerate(("box_x0", "box_y0", "box_x1", "box_y1"))}}
+        st.write_table("scores", "r", v["video_id"], pa.table(
+            {n: cols.get(n, [None] * 30) for n in schema.names}, schema=schema))
+    (tmp_path / "labels.json").write_text(json.dumps(_doc()))
+    con = connect(st)
+    smoothed = con.sql("SELECT frame, score FROM fused(fusion := 'fp', sigma := 3, run := 'r') "
+                       "WHERE video_id = 'v1' AND frame BETWEEN 10 AND 19 "
+                       "ORDER BY score DESC LIMIT 1").fetchall()
+    assert 13 <= smoothed[0][0] < 20  # where the rule before boxed it: a miss
+    ev = con.sql("SELECT start_frame, end_frame, peak_frame, peak_score, box_x0 FROM "
+                 "events(fusion := 'fp', sigma := 3, threshold := 0.2, min_frames := 1, "
+                 "run := 'r') WHERE video_id = 'v1'").fetchall()
+    con.close()
+    assert len(ev) == 1 and ev[0][0] <= 11 and ev[0][1] >= 19
+    assert ev[0][2:] == (11, smoothed[0][1], near[0])  # peak_score stays the smoothed maximum
+    loc = evaluate(st, tmp_path / "labels.json", "r", fusion="fp", sigma=3).localisation
+    event = loc["events_detail"][0]
+    assert event["peak_frame"] == 11 and event["box"] == list(map(float, near)) and event["hit"]
