@@ -7,9 +7,11 @@ docs/evaluation.md: IoU > 0.1 or the labelled centre inside), and the share of A
 event's frames whose box hits, a steadier figure than one peak frame per event. Per stream
 it also reports that share for the stream's own box, whatever the fusion picks.
 
-The peak frame is the one ``raystack eval`` and SQL ``events()`` pick: the highest
-``raw_score`` of SQL ``fused()`` (the fusion before smoothing) inside the event; with
-``--peak smoothed``, the highest smoothed ``score`` (``--sigma``), the rule before. Rules:
+The peak frame (``--peak``): ``major`` (the default, what ``raystack eval`` and SQL
+``events()`` pick, :func:`raystack.eval.localisation.event_peak`): of the stream whose box
+the rule gives most of the event's frames, the frame with the highest ``raw_score`` of SQL
+``fused()`` (the fusion before smoothing); ``raw``: the highest ``raw_score`` of the event;
+``smoothed``: the highest smoothed ``score`` (``--sigma``), the first rule. Rules:
 
 - ``anomaly``: the stream with the highest normalised anomaly (the rule before run_z);
 - ``weighted_anomaly``: the same times the stream's fusion weight;
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     from machine_info import machine
 
     from raystack.eval.labels import same_video
-    from raystack.eval.localisation import box_hits, labelled_events
+    from raystack.eval.localisation import box_hits, event_peak, labelled_events
     from raystack.query.fusion import parse_fusion
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -189,9 +191,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--labels", required=True, help="the synth archive's labels.json")
     ap.add_argument("--fusion", default="weighted:0.75:fp,fr,presence")
     ap.add_argument("--sigma", type=float, default=10.0)
-    ap.add_argument("--peak", choices=("raw", "smoothed"), default="raw",
-                    help="the fused score that picks an event's peak frame: before smoothing "
-                         "(eval's and events()' rule) or smoothed with --sigma")
+    ap.add_argument("--peak", choices=("major", "raw", "smoothed"), default="major",
+                    help="how an event's peak frame is picked: major (eval's and events()' "
+                         "rule), raw (the highest fused score before smoothing) or smoothed "
+                         "(with --sigma)")
     ap.add_argument("--window-sigmas", default="",
                     help="comma-separated S: add the temporal rules contrib:S and vote:S")
     ap.add_argument("--box-streams",
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
             msg = f"--box-streams {unknown} are not streams of the fusion {args.fusion}"
             raise SystemExit(msg)
     fused_by_video = fused_scores(args.store, args.run, fusion, args.sigma,
-                                  "raw_score" if args.peak == "raw" else "score")
+                                  "score" if args.peak == "smoothed" else "raw_score")
     coarse = sql_tail_levels()
     rules = {
         "anomaly": lambda v, i: max(streams, key=lambda m: (v[m]["anomaly"][i], m)),
@@ -273,12 +276,17 @@ def main(argv: list[str] | None = None) -> None:
         row = {"video": e.video, "kind": e.kind, "start": e.start, "stop": e.stop,
                "peak_frame": int(frames[peak]), "rules": {}}
         for name, rule in rules.items():
-            choice = rule(per, peak)
-            peak_hit = hit(peak, choice)
-            share = float(np.mean([hit(i, rule(per, i)) for i in inside]))
+            choices = {int(i): rule(per, i) for i in inside}
+            at = peak
+            if args.peak == "major":  # the frame event_peak() picks among the rule's boxes
+                named = [c[0] if isinstance(c, tuple) else c for c in choices.values()]
+                at = int(inside[event_peak(fused[inside], named)])
+            choice = choices[at]
+            peak_hit = hit(at, choice)
+            share = float(np.mean([hit(i, c) for i, c in choices.items()]))
             stream = choice[0] if isinstance(choice, tuple) else choice
-            row["rules"][name] = {"peak_stream": stream, "peak_hit": peak_hit,
-                                  "frame_share": round(share, 3)}
+            row["rules"][name] = {"peak_stream": stream, "peak_frame": int(frames[at]),
+                                  "peak_hit": peak_hit, "frame_share": round(share, 3)}
             totals[name]["peak_hits"] += int(peak_hit)
             totals[name]["frame_share_sum"] += share
         detail.append(row)

@@ -9,7 +9,7 @@ its columns is the predicted box, and why a whole-frame row has none, is
 
     sel.table = with_regions(sel.table, scores)         # the evaluated rows, with regions
     fused, rows = sql_fused(con, sel, fusion, sigma=10)  # raystack.eval.frames
-    loc = localise_run("labels.json", sel, peak_scores(rows, sel), fused_boxes(rows, sel))
+    loc = localise_run("labels.json", sel, peak_inputs(rows, sel), fused_boxes(rows, sel))
     loc["share"], loc["by_kind"]["loiterer"]["share"]
 """
 
@@ -89,35 +89,37 @@ def fused_boxes(rows: pa.Table, sel: Any) -> list[np.ndarray]:
             for v, f in zip(sel.videos, sel.frames, strict=True)]
 
 
-def peak_scores(rows: pa.Table, sel: Any) -> list[np.ndarray]:
-    """Per video of ``sel.videos``, the fused score before smoothing (``raw_score`` of the
-    fused ``rows``) at ``sel.frames``, NaN where none: what an event's peak frame is
-    chosen by, in SQL ``events()`` as here."""
+def peak_inputs(rows: pa.Table, sel: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per video of ``sel.videos``, at ``sel.frames``, what picks an event's peak frame in
+    SQL ``events()`` as here (:func:`raystack.eval.localisation.event_peak`): the fused
+    score before smoothing (``raw_score`` of the fused ``rows``, NaN where none) and the
+    stream whose box each frame carries (``box_model``, None where none)."""
     vid = rows["video_id"].to_numpy(zero_copy_only=False)
     frames = rows["frame"].to_numpy().astype(np.int64)
     raw = rows["raw_score"].to_numpy(zero_copy_only=False).astype(np.float64)
+    model = np.asarray(rows["box_model"].to_pylist(), dtype=object)
     out = []
     for v, want in zip(sel.videos, sel.frames, strict=True):
-        mine = vid == v["video_id"]
-        order = np.argsort(frames[mine], kind="stable")
-        have, vals = frames[mine][order], raw[mine][order]
-        got = np.full(len(want), np.nan)
+        mine = np.flatnonzero(vid == v["video_id"])
+        mine = mine[np.argsort(frames[mine], kind="stable")]
+        have = frames[mine]
+        scores, streams = np.full(len(want), np.nan), np.full(len(want), None, dtype=object)
         if len(have):
             pos = np.clip(np.searchsorted(have, want), 0, len(have) - 1)
             ok = have[pos] == want
-            got[ok] = vals[pos[ok]]
-        out.append(got)
+            scores[ok], streams[ok] = raw[mine[pos[ok]]], model[mine[pos[ok]]]
+        out.append((scores, streams))
     return out
 
 
-def localise_run(labels: str | Path, sel: Any, peaks: Sequence[np.ndarray],
+def localise_run(labels: str | Path, sel: Any, peaks: Sequence[tuple[np.ndarray, np.ndarray]],
                  boxes: Sequence[np.ndarray]) -> dict[str, Any] | None:
     """The localisation report of an evaluation, or None when the labels carry no boxes.
 
     Args:
         sel: the evaluation's :class:`~raystack.eval.frames.Selection`.
-        peaks: per video of ``sel.videos``, the score at ``sel.frames`` that picks an
-            event's peak frame (:func:`peak_scores`: the fused score before smoothing).
+        peaks: per video of ``sel.videos``, (scores, streams) at ``sel.frames`` that pick an
+            event's peak frame (:func:`peak_inputs`).
         boxes: per video, (len(frames), 4) the predicted box there (:func:`fused_boxes`).
 
     Returns:
@@ -136,7 +138,8 @@ def localise_run(labels: str | Path, sel: Any, peaks: Sequence[np.ndarray],
     results = []
     for i, v in enumerate(sel.videos):
         mine = [e for e in events if same_video(e.video, v["relpath"])]
-        results += [localise_event(e, sel.frames[i], peaks[i], boxes[i]) for e in mine]
+        results += [localise_event(e, sel.frames[i], peaks[i][0], boxes[i], peaks[i][1])
+                    for e in mine]
     summary = localisation_summary(results)
     if summary["judged"] == 0:
         return {"available": False, "events": summary["events"],

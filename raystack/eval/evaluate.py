@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from raystack.eval.boxes import COLUMNS as BOX_READ
-from raystack.eval.boxes import fused_boxes, localise_run, peak_scores, with_regions
+from raystack.eval.boxes import fused_boxes, localise_run, peak_inputs, with_regions
 from raystack.eval.frames import group_psnr, select_frames, sql_fused, sql_scores
 from raystack.eval.labels import labels_for_videos, run_videos
 from raystack.eval.localisation import summary_line
@@ -146,11 +146,11 @@ def evaluate(
             fused = [per_stream[c][0][i] for i, c in enumerate(choice)]
             per_boxes = [fused_boxes(rows, sel) for _, rows in per_stream]
             boxes = [per_boxes[c][i] for i, c in enumerate(choice)]  # the chosen stream's
-            per_peaks = [peak_scores(rows, sel) for _, rows in per_stream]
+            per_peaks = [peak_inputs(rows, sel) for _, rows in per_stream]
             peaks = [per_peaks[c][i] for i, c in enumerate(choice)]
         else:
             fused, rows = sql_fused(con, sel, fz, sigma=sigma, normalise=normalise)
-            boxes, peaks = fused_boxes(rows, sel), peak_scores(rows, sel)
+            boxes, peaks = fused_boxes(rows, sel), peak_inputs(rows, sel)
         # Micro AUC of each trivial stream on the SAME frames: what the fusion must beat.
         baselines = {b: micro_auc(scores(Fusion("stream", (b,))), lab_list)
                      for b in sel.baselines}

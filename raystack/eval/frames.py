@@ -32,8 +32,9 @@ from raystack.store.schema import BOX_COLUMNS, PATCH_COLUMNS
 REGION_COLUMNS = ("tiles", *BOX_COLUMNS, *PATCH_COLUMNS)
 # fused() before its roi filter (none here): the same scores, and each fused frame's region
 # with the tiles column that tells a tiled row's worst tile from a whole frame.
-FUSED_SQL = (f"SELECT video_id, frame, score, raw_score, {', '.join(REGION_COLUMNS)} FROM "
-             "fused_unfiltered(?, ?, ?, ?, NULL, ?) ORDER BY video_id, frame")
+FUSED_SQL = ("SELECT video_id, frame, score, raw_score, box_model, "
+             f"{', '.join(REGION_COLUMNS)} FROM fused_unfiltered(?, ?, ?, ?, NULL, ?) "
+             "ORDER BY video_id, frame")
 
 
 @dataclass

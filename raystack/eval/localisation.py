@@ -9,9 +9,9 @@ holds one anomaly kind), with the labelled pixel boxes of its frames. The event 
 LOCALISED when, at its peak frame, the predicted box hits a labelled box of that frame: IoU >
 0.1, or the labelled box's centre inside the predicted box (the issue's definition; the
 centre rule credits a tile that holds a small object whose IoU with it is tiny). The peak
-frame is the highest frame inside the range of the score the caller passes: ``raystack
-eval`` passes the fused score before smoothing, the frame SQL ``events()`` boxes
-(:func:`raystack.eval.boxes.peak_scores`; why: docs/evaluation.md, "Peak frame").
+frame is the one SQL ``events()`` boxes (:func:`event_peak`; why: docs/evaluation.md, "Peak
+frame"): of the stream whose box most of the event's frames carry, the frame with the
+highest fused score before smoothing (:func:`raystack.eval.boxes.peak_inputs`).
 
 The predicted box of a frame is its ``patch_*`` box when the stream has one, else its
 worst-tile ``box_*`` when the frame was scored in tiles. A whole-frame row without a patch
@@ -33,7 +33,8 @@ import numpy as np
 
 IOU_MIN = 0.1
 RULE = ("peak-frame box hits a labelled box: IoU > 0.1 or labelled centre inside; peak frame: "
-        "the highest fused score before smoothing inside the event")
+        "of the stream whose box most of the event's frames carry, the highest fused score "
+        "before smoothing")
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in source pixels, x1/y1 exclusive
 
 
@@ -104,9 +105,33 @@ def box_hits(pred: Sequence[float], truth: Sequence[float], iou_min: float = IOU
     return iou(pred, truth) > iou_min or centre_inside(truth, pred)
 
 
+def event_peak(scores: np.ndarray, streams: Sequence[str | None] | None = None) -> int:
+    """The index of an event's peak frame among its frames (SQL ``events()``' rule).
+
+    Args:
+        scores: (n,) the frames' fused scores before smoothing, finite.
+        streams: (n,) the stream whose box each frame carries (``box_model``), or None.
+
+    Returns:
+        Of the stream whose box the most frames carry (ties: the one with the higher best
+        score, then the later name), the frame with the highest score (the first, on a
+        tie); without ``streams``, the highest score's.
+    """
+    scores = np.asarray(scores, np.float64)
+    if streams is None:
+        return int(np.argmax(scores))
+    names = ["" if m is None else str(m) for m in streams]  # SQL groups NULL alike
+    best: dict[str, tuple[int, float, int]] = {}
+    for i, m in enumerate(names):
+        n, top, at = best.get(m, (0, -np.inf, -1))
+        best[m] = (n + 1, *((scores[i], i) if scores[i] > top else (top, at)))
+    chosen = max(best, key=lambda m: (best[m][0], best[m][1], m))
+    return best[chosen][2]
+
+
 def localise_event(
     event: LabelledEvent, frames: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
-    *, iou_min: float = IOU_MIN,
+    streams: Sequence[str | None] | None = None, *, iou_min: float = IOU_MIN,
 ) -> EventLocalisation:
     """Judge one event from its video's evaluated frames.
 
@@ -116,6 +141,7 @@ def localise_event(
         scores: (n,) the scores that pick the peak frame (higher = more anomalous; NaN =
             none there).
         boxes: (n, 4) float predicted boxes at those frames, NaN rows = no box.
+        streams: (n,) the stream whose box each frame carries, or None: :func:`event_peak`.
     """
     out = EventLocalisation(event.video, event.kind, event.subtle, event.start, event.stop)
     scores = np.asarray(scores, np.float64)
@@ -124,7 +150,8 @@ def localise_event(
     if len(inside) == 0:
         out.why = "unscored"
         return out
-    k = int(inside[np.argmax(scores[inside])])
+    k = int(inside[event_peak(scores[inside],
+                              None if streams is None else [streams[i] for i in inside])])
     out.peak_frame = int(frames[k])
     box = np.asarray(boxes[k], np.float64)
     if not np.all(np.isfinite(box)):

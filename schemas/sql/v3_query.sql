@@ -33,7 +33,8 @@
 --                                      'weighted': alpha * streams[1] + (1 - alpha) * streams[2];
 --                                      'max': the largest of the streams. Multi-stream fusion
 --                                      keeps only frames every stream scored (an inner join).
---                                      raw_score: the same fusion before smoothing.
+--                                      raw_score: the same fusion before smoothing;
+--                                      box_model: the stream whose box the frame carries.
 --                                      The one definition of fusion: `raystack eval` runs
 --                                      fused() too, over the frames it evaluates.
 --          -> flags(threshold | adaptive_k | threshold_name, ...)
@@ -45,9 +46,10 @@
 --                                      most merge_gap frames between them (not flagged or not
 --                                      scored) merge; events spanning fewer than min_frames
 --                                      frames (end - start + 1) are then dropped; each event
---                                      carries its peak frame's box and patch: the frame of
---                                      its highest raw_score (peak_score is the highest
---                                      smoothed score, what the threshold met).
+--                                      carries its peak frame's box and patch: of the stream
+--                                      whose box most of its frames carry, the frame with the
+--                                      highest raw_score (peak_score is the highest smoothed
+--                                      score, what the threshold met).
 --   fused() and what reads it take roi := [[x0, y0, x1, y1], ...] and exclude := [[...]];
 --   top_boxes(video, k, bucket_s, ...) ranks a video's boxes per time bucket.
 --
@@ -176,13 +178,14 @@ CREATE OR REPLACE MACRO smoothed_usual(sigma, run, normalise) AS TABLE
 -- stream's usual level, so it is in no tail (box_key).
 CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, normalise) AS TABLE
     SELECT s.run_id, s.video_id, fusion_name(fusion, alpha, streams) AS fusion, s.frame,
-           s.timestamp_s, s.score, s.anomaly AS raw_score, s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1,
+           s.timestamp_s, s.score, s.anomaly AS raw_score, s.model AS box_model,
+           s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1,
            s.patch_x0, s.patch_y0, s.patch_x1, s.patch_y1
     FROM smoothed(sigma := sigma, run := run, normalise := normalise) AS s
     WHERE fusion NOT IN ('weighted', 'max', 'auto') AND s.model = fusion
     UNION ALL
     SELECT m.run_id, m.video_id, m.fusion, m.frame, m.timestamp_s, m.score, m.raw_score,
-           m.r.tiles,
+           m.box_model, m.r.tiles,
            m.r.box_x0, m.r.box_y0, m.r.box_x1, m.r.box_y1,
            m.r.patch_x0, m.r.patch_y0, m.r.patch_x1, m.r.patch_y1
     FROM (
@@ -202,7 +205,9 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                END AS raw_score,
                arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
                                  s.patch_y0, s.patch_x1, s.patch_y1),
-                       box_key(s.psnr, s.model, s.usual)) AS r
+                       box_key(s.psnr, s.model, s.usual)) AS r,
+               -- the same key (unique per frame: it ends in the stream's name), the same row
+               arg_max(s.model, box_key(s.psnr, s.model, s.usual)) AS box_model
         FROM smoothed_usual(sigma, run, normalise) AS s
         -- fusion_name() here too (a constant, folded when planned): a query that projects
         -- only the score must still refuse an alpha outside [0, 1] or a bad list of streams.
@@ -214,7 +219,7 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
     UNION ALL
     -- 'auto': each run's own choice (a stream, or a weighted pair), as a join on the run.
     SELECT m.run_id, m.video_id, m.fusion, m.frame, m.timestamp_s, m.score, m.raw_score,
-           m.r.tiles,
+           m.box_model, m.r.tiles,
            m.r.box_x0, m.r.box_y0, m.r.box_x1, m.r.box_y1,
            m.r.patch_x0, m.r.patch_y0, m.r.patch_x1, m.r.patch_y1
     FROM (
@@ -232,7 +237,9 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                END AS raw_score,
                arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
                                  s.patch_y0, s.patch_x1, s.patch_y1),
-                       box_key(s.psnr, s.model, s.usual)) AS r
+                       box_key(s.psnr, s.model, s.usual)) AS r,
+               -- the same key (unique per frame: it ends in the stream's name), the same row
+               arg_max(s.model, box_key(s.psnr, s.model, s.usual)) AS box_model
         FROM smoothed_usual(sigma, run, normalise) AS s
         JOIN auto_fusion(alpha := alpha, run := run) AS a
             ON a.run_id = s.run_id AND (s.model = a.s1 OR s.model = a.s2)
@@ -247,7 +254,7 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
     SELECT CASE WHEN g.ok THEN NULL ELSE '' END, CASE WHEN g.ok THEN NULL ELSE '' END,
            CASE WHEN g.ok THEN NULL ELSE '' END, CASE WHEN g.ok THEN NULL ELSE 0 END::BIGINT,
            CASE WHEN g.ok THEN NULL ELSE 0 END::DOUBLE, CASE WHEN g.ok THEN NULL ELSE 0 END::DOUBLE,
-           NULL::DOUBLE, NULL::SMALLINT, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER,
+           NULL::DOUBLE, NULL::VARCHAR, NULL::SMALLINT, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER,
            NULL::INTEGER, NULL::INTEGER, NULL::INTEGER, NULL::INTEGER
     FROM (SELECT check_fusion(fusion, streams, run) AS ok) AS g
     WHERE NOT g.ok;
@@ -279,7 +286,7 @@ CREATE OR REPLACE MACRO flags(threshold := 0.7, adaptive_k := NULL, threshold_na
                               fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
                               sigma := 10, run := NULL, roi := NULL, exclude := NULL) AS TABLE
     SELECT x.run_id, x.video_id, x.fusion, x.frame, x.timestamp_s, x.score, x.raw_score,
-           x.thr AS threshold, x.score > x.thr AS flagged,
+           x.box_model, x.thr AS threshold, x.score > x.thr AS flagged,
            x.box_x0, x.box_y0, x.box_x1, x.box_y1, x.patch_x0, x.patch_y0, x.patch_x1, x.patch_y1
     FROM (
         SELECT f.*,
@@ -314,31 +321,23 @@ CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3
                                adaptive_k := NULL, threshold_name := NULL,
                                fusion := 'auto', alpha := 0.5, streams := ['fp', 'fr'],
                                sigma := 10, run := NULL, roi := NULL, exclude := NULL) AS TABLE
-    WITH islands AS (
-        SELECT i.run_id, i.video_id, i.fusion, min(i.frame) AS s, max(i.frame) AS e,
+    WITH flagged AS (
+        SELECT g.run_id, g.video_id, g.fusion, g.frame, g.timestamp_s, g.score, g.raw_score,
+               g.box_model, g.threshold AS thr, g.box_x0, g.box_y0, g.box_x1, g.box_y1,
+               g.patch_x0, g.patch_y0, g.patch_x1, g.patch_y1,
+               g.frame - row_number() OVER (PARTITION BY g.run_id, g.video_id, g.fusion
+                                            ORDER BY g.frame) AS island
+        FROM flags(threshold := threshold, adaptive_k := adaptive_k,
+                   threshold_name := threshold_name, fusion := fusion, alpha := alpha,
+                   streams := streams, sigma := sigma, run := run, roi := roi,
+                   exclude := exclude) AS g
+        WHERE g.flagged
+    ),
+    islands AS (
+        SELECT i.run_id, i.video_id, i.fusion, i.island, min(i.frame) AS s, max(i.frame) AS e,
                min(i.timestamp_s) AS s_s, max(i.timestamp_s) AS e_s, count(*) AS n,
-               max(i.score) AS peak, sum(i.score) AS total, any_value(i.thr) AS thr,
-               -- The peak frame (the first, on a tie) and where in the frame it points:
-               -- the highest score BEFORE smoothing. Smoothing says when; the smoothed
-               -- maximum is the middle of the densest stretch, whose own box is often
-               -- that of whatever else moves then (docs/evaluation.md, "Peak frame").
-               arg_max({'frame': i.frame, 'raw': i.raw_score, 'box_x0': i.box_x0,
-                        'box_y0': i.box_y0, 'box_x1': i.box_x1, 'box_y1': i.box_y1,
-                        'patch_x0': i.patch_x0, 'patch_y0': i.patch_y0,
-                        'patch_x1': i.patch_x1, 'patch_y1': i.patch_y1},
-                       {'s': i.raw_score, 'f': -i.frame}) AS pk
-        FROM (
-            SELECT g.run_id, g.video_id, g.fusion, g.frame, g.timestamp_s, g.score,
-                   g.raw_score, g.threshold AS thr, g.box_x0, g.box_y0, g.box_x1, g.box_y1,
-                   g.patch_x0, g.patch_y0, g.patch_x1, g.patch_y1,
-                   g.frame - row_number() OVER (PARTITION BY g.run_id, g.video_id, g.fusion
-                                                ORDER BY g.frame) AS island
-            FROM flags(threshold := threshold, adaptive_k := adaptive_k,
-                       threshold_name := threshold_name, fusion := fusion, alpha := alpha,
-                       streams := streams, sigma := sigma, run := run, roi := roi,
-                       exclude := exclude) AS g
-            WHERE g.flagged
-        ) AS i
+               max(i.score) AS peak, sum(i.score) AS total, any_value(i.thr) AS thr
+        FROM flagged AS i
         GROUP BY i.run_id, i.video_id, i.fusion, i.island
     ),
     marked AS (
@@ -352,11 +351,38 @@ CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3
             FROM islands AS isl
         ) AS m
     ),
+    -- Per event and box stream: how many of its flagged frames carry that stream's box
+    -- (box_model), and of those the frame with the highest score before smoothing (the
+    -- first, on a tie) and where it points.
+    witnesses AS (
+        SELECT k.run_id, k.video_id, k.fusion, k.ev, f.box_model, count(*) AS carried,
+               arg_max({'frame': f.frame, 'raw': f.raw_score, 'box_x0': f.box_x0,
+                        'box_y0': f.box_y0, 'box_x1': f.box_x1, 'box_y1': f.box_y1,
+                        'patch_x0': f.patch_x0, 'patch_y0': f.patch_y0,
+                        'patch_x1': f.patch_x1, 'patch_y1': f.patch_y1},
+                       {'s': f.raw_score, 'f': -f.frame}) AS pk
+        FROM flagged AS f
+        JOIN marked AS k ON k.run_id = f.run_id AND k.video_id = f.video_id
+                        AND k.fusion = f.fusion AND k.island = f.island
+        GROUP BY k.run_id, k.video_id, k.fusion, k.ev, f.box_model
+    ),
+    -- The event's peak frame: that frame of the stream whose box most of its frames carry
+    -- (ties: the higher such frame, then the later name). Smoothing says when; the smoothed
+    -- maximum is the middle of the densest stretch, whose own box is often on whatever else
+    -- moves then; the single highest frame is often a passer-by's spike in a loiterer's
+    -- event, while presence boxes the loiterer in most of its frames
+    -- (docs/evaluation.md, "Peak frame").
+    peaks AS (
+        SELECT w.run_id, w.video_id, w.fusion, w.ev,
+               arg_max(w.pk, {'n': w.carried, 's': w.pk.raw, 'm': w.box_model}) AS pk
+        FROM witnesses AS w
+        GROUP BY w.run_id, w.video_id, w.fusion, w.ev
+    ),
     merged AS (
-        SELECT k.run_id, k.video_id, k.fusion, min(k.s) AS start_frame, max(k.e) AS end_frame,
-               min(k.s_s) AS start_s, max(k.e_s) AS end_s, sum(k.n)::BIGINT AS flagged_frames,
-               max(k.peak) AS peak_score, sum(k.total) / sum(k.n) AS mean_score,
-               any_value(k.thr) AS thr, arg_max(k.pk, {'s': k.pk.raw, 'f': -k.pk.frame}) AS pk
+        SELECT k.run_id, k.video_id, k.fusion, k.ev, min(k.s) AS start_frame,
+               max(k.e) AS end_frame, min(k.s_s) AS start_s, max(k.e_s) AS end_s,
+               sum(k.n)::BIGINT AS flagged_frames, max(k.peak) AS peak_score,
+               sum(k.total) / sum(k.n) AS mean_score, any_value(k.thr) AS thr
         FROM marked AS k
         GROUP BY k.run_id, k.video_id, k.fusion, k.ev
         HAVING max(k.e) - min(k.s) + 1 >= min_frames
@@ -366,11 +392,13 @@ CREATE OR REPLACE MACRO events(threshold := 0.7, min_frames := 5, merge_gap := 3
                               ORDER BY d.start_frame) AS event_id,
            d.start_frame, d.end_frame, d.start_s, d.end_s,
            d.end_frame - d.start_frame + 1 AS frames, d.flagged_frames,
-           d.peak_score, d.mean_score, d.thr AS threshold, d.pk.frame AS peak_frame,
-           d.pk.box_x0 AS box_x0, d.pk.box_y0 AS box_y0, d.pk.box_x1 AS box_x1,
-           d.pk.box_y1 AS box_y1, d.pk.patch_x0 AS patch_x0, d.pk.patch_y0 AS patch_y0,
-           d.pk.patch_x1 AS patch_x1, d.pk.patch_y1 AS patch_y1
+           d.peak_score, d.mean_score, d.thr AS threshold, p.pk.frame AS peak_frame,
+           p.pk.box_x0 AS box_x0, p.pk.box_y0 AS box_y0, p.pk.box_x1 AS box_x1,
+           p.pk.box_y1 AS box_y1, p.pk.patch_x0 AS patch_x0, p.pk.patch_y0 AS patch_y0,
+           p.pk.patch_x1 AS patch_x1, p.pk.patch_y1 AS patch_y1
     FROM merged AS d
+    JOIN peaks AS p ON p.run_id = d.run_id AND p.video_id = d.video_id
+                   AND p.fusion = d.fusion AND p.ev = d.ev
     ORDER BY d.run_id, d.video_id, d.fusion, d.start_frame;
 
 -- where in the frame, over time -------------------------------------------------------------

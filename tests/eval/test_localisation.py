@@ -13,6 +13,7 @@ from raystack.eval.boxes import aligned, localise_run, predicted_boxes
 from raystack.eval.localisation import (
     LabelledEvent,
     box_hits,
+    event_peak,
     iou,
     labelled_events,
     localisation_summary,
@@ -127,7 +128,7 @@ def test_localise_run_judges_each_video_at_its_boxes(tmp_path):
     sel = SimpleNamespace(videos=[{"video_id": "v1", "relpath": "test_001.mp4"},
                                   {"video_id": "v2", "relpath": "test_002.mp4"}],
                           frames=[np.arange(30), np.arange(30)])
-    fused = [np.linspace(0, 1, 30), np.linspace(1, 0, 30)]
+    fused = [(np.linspace(0, 1, 30), None), (np.linspace(1, 0, 30), None)]
     tile = np.tile([64.0, 0, 192, 128], (30, 1))
     loc = localise_run(tmp_path / "labels.json", sel, fused, [tile, np.full((30, 4), np.nan)])
     assert loc["available"] and loc["events"] == 2 and loc["judged"] == 1
@@ -285,3 +286,58 @@ def test_an_event_is_boxed_at_its_highest_raw_frame_in_eval_and_sql(tmp_path):
     loc = evaluate(st, tmp_path / "labels.json", "r", fusion="fp", sigma=3).localisation
     event = loc["events_detail"][0]
     assert event["peak_frame"] == 11 and event["box"] == list(map(float, near)) and event["hit"]
+
+
+def test_event_peak_takes_the_stream_most_frames_carry():
+    scores = np.array([0.9, 0.5, 0.6, 0.3, 0.4])
+    assert event_peak(scores) == 0
+    assert event_peak(scores, ["fp", "presence", "presence", "fp", "presence"]) == 2
+    assert event_peak(np.array([0.5, 0.7]), ["fp", "presence"]) == 1  # a tie: the higher best
+    assert event_peak(np.array([0.7, 0.7]), ["fp", "presence"]) == 1  # then the later name
+    assert event_peak(np.array([0.2, 0.8, 0.8]), ["fp", "fp", None]) == 1
+
+
+def test_a_loiterers_event_is_boxed_by_the_stream_that_boxes_most_of_it(tmp_path):
+    """presence boxes the loiterer in 9 of the event's 10 frames; at frame 12 a passer-by's
+    fp spike is the highest fused frame and takes fp's box, away from the loiterer. SQL
+    events() and eval both box the event at presence's best frame. Failed before: both
+    boxed the single highest frame, a miss."""
+    from raystack.eval import evaluate
+    from raystack.query.connection import connect
+    from raystack.store import table_schema
+
+    st, vids = _two_videos(tmp_path)
+    f = np.arange(30)
+    near, away = (64, 0, 192, 128), (200, 128, 320, 240)  # the loiterer is at (100..120, 50..90)
+    schema = table_schema("scores")
+    for v in vids:
+        fp = (30.0 + 0.3 * np.sin(f + (0 if v["video_id"] == "v1" else 1))).astype(np.float32)
+        presence = np.full(30, 30.0, np.float32)
+        if v["video_id"] == "v1":
+            fp[10:20], fp[12] = 30.2, 15.0  # fp usual there, but for the spike
+            presence[10:20] = 20.0
+        for model, psnr, box in (("fp", fp, away), ("presence", presence, near)):
+            cols = {"run_id": ["r"] * 30, "video_id": [v["video_id"]] * 30, "frame": f,
+                    "timestamp_s": f / 25.0, "model": [model] * 30, "psnr": psnr,
+                    "tiles": [6] * 30, **{c: [b] * 30 for c, b in zip(
+                        ("box_x0", "box_y0", "box_x1", "box_y1"), box, strict=True)}}
+            st.write_table("scores", "r", f"{v['video_id']}-{model}", pa.table(
+                {n: cols.get(n, [None] * 30) for n in schema.names}, schema=schema))
+    (tmp_path / "labels.json").write_text(json.dumps(_doc()))
+    fusion = "fusion := 'weighted', alpha := 0.75, streams := ['fp', 'presence'], sigma := 0"
+    con = connect(st)
+    carried = dict(con.sql(f"SELECT frame, box_model FROM fused({fusion}) WHERE video_id = 'v1' "
+                           "AND frame BETWEEN 10 AND 19").fetchall())
+    top = con.sql(f"SELECT frame FROM fused({fusion}) WHERE video_id = 'v1' "
+                  "ORDER BY raw_score DESC LIMIT 1").fetchall()
+    ev = con.sql(f"SELECT start_frame, end_frame, peak_frame, box_x0 FROM events({fusion}, "
+                 "threshold := 0.2, min_frames := 1) WHERE video_id = 'v1'").fetchall()
+    con.close()
+    assert top == [(12,)] and carried.pop(12) == "fp" and set(carried.values()) == {"presence"}
+    assert len(ev) == 1 and ev[0][:2] == (10, 19)
+    assert ev[0][2] != 12 and ev[0][3] == near[0]
+    loc = evaluate(st, tmp_path / "labels.json", "r", fusion="weighted:0.75:fp,presence",
+                   sigma=0).localisation
+    event = loc["events_detail"][0]
+    assert event["peak_frame"] == ev[0][2] and event["box"] == list(map(float, near))
+    assert event["hit"]
