@@ -97,8 +97,8 @@ def events_cmd(
     """List anomaly events: runs of frames whose fused score is above the threshold.
 
     The defaults are those of the SQL events() macro (raystack report uses the same).
-    Each event names its peak frame (its highest fused score before smoothing) and where
-    in the frame it points (box_*: the worst tile, patch_*: the worst patch; empty for
+    Each event names its peak frame (of the stream whose box most of its frames carry, the
+    highest fused score before smoothing) and where in the frame it points (box_*: the worst tile, patch_*: the worst patch; empty for
     stores scanned before schema v2). --roi and
     --exclude test a frame by its patch's centre, else its tile's; frames scored whole,
     without a location, are always kept.
