@@ -98,10 +98,10 @@ def events_cmd(
 
     The defaults are those of the SQL events() macro (raystack report uses the same).
     Each event names its peak frame (of the stream whose box most of its frames carry, the
-    highest fused score before smoothing) and where in the frame it points (box_*: the worst tile, patch_*: the worst patch; empty for
-    stores scanned before schema v2). --roi and
-    --exclude test a frame by its patch's centre, else its tile's; frames scored whole,
-    without a location, are always kept.
+    highest fused score before smoothing) and where in the frame it points (box_*: the
+    worst tile, patch_*: the worst patch; empty for stores scanned before schema v2).
+    --roi and --exclude test a frame by its patch's centre, else its tile's; frames scored
+    whole, without a location, are always kept.
 
     Example: raystack events /tmp/store --run-id night1 --threshold 0.7 --min-frames 10
     --merge-gap 5 --fusion weighted:0.5 --roi 800,200,1100,700 --exclude 0,600,1920,1080
