@@ -60,9 +60,12 @@ def predicted_boxes(table: pa.Table) -> dict[tuple[str, str], tuple[np.ndarray, 
             for s, e in zip(bounds[:-1], bounds[1:], strict=True)}
 
 
-def aligned(found: tuple[np.ndarray, np.ndarray] | None, frames: np.ndarray) -> np.ndarray:
-    """(len(frames), 4) boxes of ``found`` at ``frames``; NaN where it has no row."""
-    out = np.full((len(frames), 4), np.nan)
+def aligned(found: tuple[np.ndarray, np.ndarray] | None, frames: np.ndarray,
+            fill: Any = np.nan, width: int | None = 4) -> np.ndarray:
+    """``found``'s values (frames ascending, values) at ``frames``: (len(frames), width),
+    or (len(frames),) with ``width`` None; ``fill`` where it has no row."""
+    shape = (len(frames),) if width is None else (len(frames), width)
+    out = np.full(shape, fill, dtype=object if fill is None else np.float64)
     if found is None or len(found[0]) == 0:
         return out
     have, boxes = found
@@ -94,21 +97,23 @@ def peak_inputs(rows: pa.Table, sel: Any) -> list[tuple[np.ndarray, np.ndarray]]
     SQL ``events()`` as here (:func:`raystack.eval.localisation.event_peak`): the fused
     score before smoothing (``raw_score`` of the fused ``rows``, NaN where none) and the
     stream whose box each frame carries (``box_model``, None where none)."""
-    vid = rows["video_id"].to_numpy(zero_copy_only=False)
+    vid = rows["video_id"].to_numpy(zero_copy_only=False).astype(str)
     frames = rows["frame"].to_numpy().astype(np.int64)
     raw = rows["raw_score"].to_numpy(zero_copy_only=False).astype(np.float64)
     model = np.asarray(rows["box_model"].to_pylist(), dtype=object)
+    order = np.lexsort((frames, vid))  # one sort, then a slice per video
+    vid, frames, raw, model = vid[order], frames[order], raw[order], model[order]
+    cut = np.flatnonzero(vid[1:] != vid[:-1]) + 1
+    bounds = zip(np.r_[0, cut], np.r_[cut, len(vid)], strict=True)
+    by_video = {vid[a]: slice(a, b) for a, b in bounds if b > a}
     out = []
     for v, want in zip(sel.videos, sel.frames, strict=True):
-        mine = np.flatnonzero(vid == v["video_id"])
-        mine = mine[np.argsort(frames[mine], kind="stable")]
-        have = frames[mine]
-        scores, streams = np.full(len(want), np.nan), np.full(len(want), None, dtype=object)
-        if len(have):
-            pos = np.clip(np.searchsorted(have, want), 0, len(have) - 1)
-            ok = have[pos] == want
-            scores[ok], streams[ok] = raw[mine[pos[ok]]], model[mine[pos[ok]]]
-        out.append((scores, streams))
+        part = by_video.get(v["video_id"])
+        if part is None:
+            out.append((aligned(None, want, width=None), aligned(None, want, None, None)))
+            continue
+        out.append((aligned((frames[part], raw[part]), want, width=None),
+                    aligned((frames[part], model[part]), want, None, None)))
     return out
 
 

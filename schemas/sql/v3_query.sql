@@ -185,7 +185,7 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
     WHERE fusion NOT IN ('weighted', 'max', 'auto') AND s.model = fusion
     UNION ALL
     SELECT m.run_id, m.video_id, m.fusion, m.frame, m.timestamp_s, m.score, m.raw_score,
-           m.box_model, m.r.tiles,
+           m.r.model AS box_model, m.r.tiles,
            m.r.box_x0, m.r.box_y0, m.r.box_x1, m.r.box_y1,
            m.r.patch_x0, m.r.patch_y0, m.r.patch_x1, m.r.patch_y1
     FROM (
@@ -203,11 +203,11 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                          + (1 - alpha) * max(s.anomaly) FILTER (WHERE s.model = streams[len(streams)])
                     ELSE max(s.anomaly)
                END AS raw_score,
-               arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
-                                 s.patch_y0, s.patch_x1, s.patch_y1),
-                       box_key(s.psnr, s.model, s.usual)) AS r,
-               -- the same key (unique per frame: it ends in the stream's name), the same row
-               arg_max(s.model, box_key(s.psnr, s.model, s.usual)) AS box_model
+               -- the region and the stream it comes from, in one arg_max
+               arg_max(struct_insert(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1,
+                                               s.patch_x0, s.patch_y0, s.patch_x1, s.patch_y1),
+                                     model := s.model),
+                       box_key(s.psnr, s.model, s.usual)) AS r
         FROM smoothed_usual(sigma, run, normalise) AS s
         -- fusion_name() here too (a constant, folded when planned): a query that projects
         -- only the score must still refuse an alpha outside [0, 1] or a bad list of streams.
@@ -219,7 +219,7 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
     UNION ALL
     -- 'auto': each run's own choice (a stream, or a weighted pair), as a join on the run.
     SELECT m.run_id, m.video_id, m.fusion, m.frame, m.timestamp_s, m.score, m.raw_score,
-           m.box_model, m.r.tiles,
+           m.r.model AS box_model, m.r.tiles,
            m.r.box_x0, m.r.box_y0, m.r.box_x1, m.r.box_y1,
            m.r.patch_x0, m.r.patch_y0, m.r.patch_x1, m.r.patch_y1
     FROM (
@@ -235,11 +235,11 @@ CREATE OR REPLACE MACRO fused_unfiltered(fusion, alpha, streams, sigma, run, nor
                          + (1 - alpha) * max(s.anomaly) FILTER (WHERE s.model = a.s2)
                     ELSE max(s.anomaly)
                END AS raw_score,
-               arg_max(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1, s.patch_x0,
-                                 s.patch_y0, s.patch_x1, s.patch_y1),
-                       box_key(s.psnr, s.model, s.usual)) AS r,
-               -- the same key (unique per frame: it ends in the stream's name), the same row
-               arg_max(s.model, box_key(s.psnr, s.model, s.usual)) AS box_model
+               -- the region and the stream it comes from, in one arg_max
+               arg_max(struct_insert(region_of(s.tiles, s.box_x0, s.box_y0, s.box_x1, s.box_y1,
+                                               s.patch_x0, s.patch_y0, s.patch_x1, s.patch_y1),
+                                     model := s.model),
+                       box_key(s.psnr, s.model, s.usual)) AS r
         FROM smoothed_usual(sigma, run, normalise) AS s
         JOIN auto_fusion(alpha := alpha, run := run) AS a
             ON a.run_id = s.run_id AND (s.model = a.s1 OR s.model = a.s2)
